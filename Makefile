@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint format bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[torch,dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/mindface-au demo --out runs/demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q tests
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m black --check mindface_au tools tests
+	$(PY) -m isort --check-only mindface_au tools tests
+	$(PY) -m flake8 mindface_au tools tests
+
+format: $(VENV)/.installed-dev
+	$(PY) -m black mindface_au tools tests
+	$(PY) -m isort mindface_au tools tests
+
+bench: $(VENV)/.installed-dev
+	$(VENV)/bin/mindface-au bench --quick
+
+clean:
+	rm -rf runs build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from mindface_au.cli import main
+
+sys.exit(main())

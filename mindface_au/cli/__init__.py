@@ -1,0 +1,67 @@
+"""`mindface-au` command line: one thin module per subcommand under mindface_au/cli/.
+
+Each subcommand module defines `add_arguments(parser)` and `run(args) -> int` and calls one package
+function that Python users can call too. Modules are imported lazily so `--help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from mindface_au.errors import UserError
+
+# name -> (module under mindface_au.cli, one-line help)
+COMMANDS = {
+    "convert": ("convert", "convert a PyTorch Glint360K IResNet checkpoint to MindSpore"),
+    "synth": ("synth", "generate the SynthAU procedural dataset in Aff-Wild2 layout"),
+    "check-data": ("check_data", "validate an Aff-Wild2-layout dataset and print a summary"),
+    "folds": ("folds", "write the 4-fold cross-validation video lists"),
+    "train": ("train", "train an AU model (GRAPH mode, Model + callbacks)"),
+    "cv": ("cv", "train the official split and the 4 folds, print per-AU F1 per split"),
+    "eval": ("evaluate", "evaluate a checkpoint on validation data, with smoothing"),
+    "predict": ("predict", "write ABAW challenge-format predictions, voting over checkpoints"),
+    "score": ("score", "score a prediction folder against annotation files"),
+    "detect": ("detect", "detect AUs on an image, a folder or a video into a CSV"),
+    "export": ("export", "export a trained model to MindIR"),
+    "bench": ("bench", "benchmark models, data pipeline and post-processing"),
+    "demo": ("demo", "end-to-end demo on SynthAU: generate, train, evaluate, predict, plot"),
+    "models": ("models", "list the registered models"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mindface-au", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser = build_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.print_usage(sys.stderr)
+            print(f"mindface-au: error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        parser.print_help()
+        return 0
+    name = argv[0]
+    module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
+    parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except UserError as exc:
+        print(f"mindface-au {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mindface-au {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Typed run configuration: YAML files under configs/ plus `--set section.key=value` overrides.
+
+Every section is a dataclass; an unknown key or a value of the wrong type is a UserError that names the key
+and lists the valid ones, so a typo never silently falls back to a default.
+"""
+
+import argparse
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from mindface_au.errors import UserError
+
+AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+RARE_AUS = ["AU2", "AU15", "AU23", "AU24", "AU26"]
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture (see mindface_au.models)."""
+
+    name: str = "aunet_iresnet100"  # registry name
+    num_classes: int = 12
+    input_size: int = 112
+    widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512])  # IResNet stage widths
+    layers: List[int] = field(default_factory=list)  # blocks per stage; empty = the depth's default
+    embedding_size: int = 512
+    backbone_checkpoint: str = ""  # converted Glint360K IResNet checkpoint (mindface-au convert)
+    head_dim: int = 512  # width of the backbone token and of the AU node features
+    lrp: bool = True  # Local Region Perception (LANets)
+    lrp_num: int = 4  # number of LANets
+    lrp_reduction: int = 16  # channel compression rate r of each LANet
+    arl: bool = True  # AU Relationship Learning (graph)
+    arl_k: int = 4  # neighbours kept per AU node
+    fusion: str = "transformer"  # none | fixed | transformer
+    fusion_weight: float = 0.5  # AU-logit weight for fixed fusion
+    fusion_layers: int = 2
+    fusion_heads: int = 8
+    dropout: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """BCE + multi-label circle loss (paper eq. 1-3)."""
+
+    bce: bool = True
+    circle: bool = True
+    bce_weight: float = 1.0
+    circle_weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """Aff-Wild2 / SynthAU data, sampling and augmentation."""
+
+    root: str = "data/synthau"
+    split: str = "official"  # official | fold1 .. fold4
+    folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
+    image_size: int = 112
+    sample_rate: float = 0.1  # fraction of frames kept per video per epoch
+    rare_rate: float = 0.2  # fraction kept for frames showing a rare AU
+    rare_aus: List[str] = field(default_factory=lambda: list(RARE_AUS))
+    hflip: bool = True
+    color_jitter: float = 0.4  # brightness/contrast/saturation strength; 0 disables
+    batch_size: int = 256
+    eval_batch_size: int = 256
+    num_workers: int = 2
+    val_max_frames: int = 0  # 0 = all validation frames
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule and run bookkeeping."""
+
+    epochs: int = 15
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: List[int] = field(default_factory=lambda: [4, 6, 8])  # lr / 10 at these epochs
+    lr_gamma: float = 0.1
+    amp_level: str = "O0"
+    seed: int = 0
+    out_dir: str = "runs/default"
+    keep_last: int = 2
+    steps_per_epoch: int = 0  # 0 = one pass over the sampled frames
+    sink_mode: bool = False
+    device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    """Thresholding and the paper's temporal post-processing."""
+
+    threshold: float = 0.5
+    prob_k: int = 8
+    label_k: int = 6
+
+
+@dataclass
+class Config:
+    """A whole run: one section per concern."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _field_types(cls) -> Dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _check_value(key: str, value: Any, expected: Any) -> Any:
+    """Return `value` converted to `expected` (int -> float allowed) or raise naming the key."""
+    origin = typing.get_origin(expected)
+    if origin in (list, List):
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {key}: got {value!r}, expected a list of {item_type.__name__}")
+        return [_check_value(f"{key}[{i}]", item, item_type) for i, item in enumerate(value)]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # YAML reads e.g. out_dir=2024 as a number
+    if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
+        raise UserError(f"config key {key}: got {value!r} ({type(value).__name__}), expected {expected.__name__}")
+    return value
+
+
+def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
+    types = _field_types(type(section_obj))
+    for key, value in values.items():
+        if key not in types:
+            raise UserError(f"unknown config key {section}.{key}; valid keys: {', '.join(sorted(types))}")
+        setattr(section_obj, key, _check_value(f"{section}.{key}", value, types[key]))
+
+
+def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    sections = _field_types(Config)
+    for section, values in data.items():
+        if section not in sections:
+            raise UserError(f"{source}: unknown config section {section!r}; valid sections: {', '.join(sections)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: section {section!r} must be a mapping, got {type(values).__name__}")
+        _apply(getattr(cfg, section), section, values)
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+    """Turn 'section.key=value' (value in YAML syntax) into {'section': {'key': value}}."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise UserError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=2")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from exc
+    return {section: {key: value}}
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults, then the YAML file at `path`, then each `section.key=value` override in order."""
+    cfg = Config()
+    if path:
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: config file not found")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
+        _merge(cfg, data, path)
+    for text in overrides:
+        _merge(cfg, parse_override(text), f"--set {text}")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that types alone cannot express."""
+    if cfg.model.fusion not in ("none", "fixed", "transformer"):
+        raise UserError(f"config key model.fusion: got {cfg.model.fusion!r}, expected none, fixed or transformer")
+    if not 0.0 <= cfg.model.fusion_weight <= 1.0:
+        raise UserError(f"config key model.fusion_weight: got {cfg.model.fusion_weight}, expected 0 <= w <= 1")
+    if len(cfg.model.widths) != 4:
+        raise UserError(f"config key model.widths: got {cfg.model.widths}, expected 4 stage widths")
+    if cfg.model.layers and len(cfg.model.layers) != 4:
+        raise UserError(f"config key model.layers: got {cfg.model.layers}, expected 4 block counts or []")
+    unknown = [au for au in cfg.data.rare_aus if au not in AU_NAMES]
+    if unknown:
+        raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
+    if cfg.data.split != "official" and cfg.data.split not in ("fold1", "fold2", "fold3", "fold4"):
+        raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold4")
+    if not cfg.loss.bce and not cfg.loss.circle:
+        raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
+
+
+def config_to_dict(cfg: Config) -> Dict[str, Any]:
+    """Plain nested dict of the config (what gets printed and saved)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Config, path: str) -> None:
+    """Write the resolved config beside a run's outputs (atomically)."""
+    from mindface_au.utils.io import atomic_write
+
+    with atomic_write(path) as handle:
+        handle.write(dump_config(cfg))
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """Add --config FILE and repeated --set section.key=value to a command's parser."""
+    parser.add_argument("--config", default=None, help="YAML config file (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value; repeatable",
+    )
+
+
+def config_from_args(args: argparse.Namespace, echo: bool = True) -> Config:
+    """Load the config named by --config/--set and print the resolved values."""
+    cfg = load_config(args.config, args.overrides)
+    if echo:
+        print("# resolved config\n" + dump_config(cfg), flush=True)
+    return cfg

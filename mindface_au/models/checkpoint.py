@@ -1,0 +1,83 @@
+"""Strict checkpoint I/O: every parameter loaded with the right shape, or an error naming the ones that were not."""
+
+import hashlib
+import os
+from typing import Dict, Optional
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+from mindface_au.errors import UserError
+from mindface_au.utils.io import atomic_path
+
+
+def _names(names, limit: int = 8) -> str:
+    names = sorted(names)
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str) -> Dict[str, ms.Parameter]:
+    """Read a MindSpore .ckpt into {name: Parameter}, with a one-line error for a missing or broken file."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        return ms.load_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError for corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable MindSpore checkpoint ({first})") from exc
+
+
+def load_params_strict(
+    net: nn.Cell, params: Dict[str, ms.Parameter], source: str, prefix: str = "", ignore_extra: bool = False
+) -> None:
+    """Load `params` into `net` (names under `prefix`), failing on any missing, unexpected or mis-shaped one."""
+    own = {name: p for name, p in net.parameters_and_names() if name.startswith(prefix)}
+    wanted = {prefix + k: v for k, v in params.items() if not k.startswith(("global_step", "learning_rate"))}
+    wanted = {k: v for k, v in wanted.items() if not k.startswith(prefix + "moments.")}  # optimiser state
+    missing = set(own) - set(wanted)
+    unexpected = set() if ignore_extra else set(wanted) - set(own)
+    mismatched = [
+        f"{name} {tuple(wanted[name].shape)} vs model {tuple(own[name].shape)}"
+        for name in sorted(set(own) & set(wanted))
+        if tuple(wanted[name].shape) != tuple(own[name].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {_names(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatch {len(mismatched)}: {'; '.join(mismatched[:8])}")
+    if problems:
+        raise UserError(f"{source}: checkpoint does not fit the model ({' | '.join(problems)})")
+    to_load = {k: wanted[k] for k in own}
+    not_loaded, _ = ms.load_param_into_net(net, to_load, strict_load=True)
+    if not_loaded:
+        raise UserError(f"{source}: parameters not loaded: {_names(not_loaded)}")
+
+
+def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> None:
+    """Load a .ckpt file into `net` strictly; check its sha256 when one is given."""
+    if sha256 is not None and os.path.isfile(path):
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise UserError(f"{path}: sha256 {actual} does not match the expected {sha256}")
+    load_params_strict(net, read_checkpoint(path), path, prefix=prefix)
+
+
+def save_checkpoint_atomic(params, path: str) -> None:
+    """Save a Cell or a list of {'name', 'data'} to `path` via a temporary file and rename."""
+    if isinstance(params, dict):
+        params = [{"name": k, "data": ms.Tensor(np.asarray(v))} for k, v in params.items()]
+    with atomic_path(path) as tmp:
+        ms.save_checkpoint(params, tmp)

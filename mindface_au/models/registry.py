@@ -1,0 +1,44 @@
+"""Model registry in the mindcv/timm style: factories register by name, `create_model` builds by name."""
+
+import fnmatch
+from typing import Callable, Dict, List
+
+from mindface_au.errors import UserError
+
+_MODELS: Dict[str, Callable] = {}
+_DEFAULT_CFGS: Dict[str, dict] = {}
+
+
+def register_model(fn: Callable = None, *, name: str = None, default_cfg: dict = None):
+    """Register a model factory under its function name (or `name`), with an optional default config."""
+
+    def wrap(factory: Callable) -> Callable:
+        key = name or factory.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is registered twice")
+        _MODELS[key] = factory
+        _DEFAULT_CFGS[key] = dict(default_cfg or {})
+        return factory
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Registered model names matching a shell-style pattern, sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    return name in _MODELS
+
+
+def get_model_factory(name: str) -> Callable:
+    if name not in _MODELS:
+        raise UserError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def get_default_cfg(name: str) -> dict:
+    """The model's default config (input size, normalisation, checkpoint file name and hash, ...)."""
+    get_model_factory(name)
+    return dict(_DEFAULT_CFGS[name])

