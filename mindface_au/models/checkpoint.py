@@ -1,6 +1,7 @@
 """Strict checkpoint I/O: every parameter loaded with the right shape, or an error naming the ones that were not."""
 
 import hashlib
+import json
 import os
 from typing import Dict, Optional
 
@@ -10,6 +11,8 @@ from mindspore import nn
 
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_path
+
+MODEL_CONFIG_KEY = "mindface_au_model_config"  # JSON of the ModelConfig, stored inside training checkpoints
 
 
 def _names(names, limit: int = 8) -> str:
@@ -42,7 +45,11 @@ def load_params_strict(
 ) -> None:
     """Load `params` into `net` (names under `prefix`), failing on any missing, unexpected or mis-shaped one."""
     own = {name: p for name, p in net.parameters_and_names() if name.startswith(prefix)}
-    wanted = {prefix + k: v for k, v in params.items() if not k.startswith(("global_step", "learning_rate"))}
+    wanted = {
+        prefix + k: v
+        for k, v in params.items()
+        if isinstance(v, ms.Parameter) and not k.startswith(("global_step", "learning_rate", "epoch_num", "step_num"))
+    }
     wanted = {k: v for k, v in wanted.items() if not k.startswith(prefix + "moments.")}  # optimiser state
     missing = set(own) - set(wanted)
     unexpected = set() if ignore_extra else set(wanted) - set(own)
@@ -75,9 +82,22 @@ def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Op
     load_params_strict(net, read_checkpoint(path), path, prefix=prefix)
 
 
-def save_checkpoint_atomic(params, path: str) -> None:
-    """Save a Cell or a list of {'name', 'data'} to `path` via a temporary file and rename."""
+def save_checkpoint_atomic(params, path: str, model_config: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+    """Save a Cell, or {name: array}, to `path` via a temporary file and rename.
+
+    `model_config` (a ModelConfig as dict) is embedded so a checkpoint alone rebuilds its network;
+    `extra` holds scalars such as epoch numbers.
+    """
     if isinstance(params, dict):
         params = [{"name": k, "data": ms.Tensor(np.asarray(v))} for k, v in params.items()]
+    append = dict(extra or {})
+    if model_config is not None:
+        append[MODEL_CONFIG_KEY] = json.dumps(model_config)
     with atomic_path(path) as tmp:
-        ms.save_checkpoint(params, tmp)
+        ms.save_checkpoint(params, tmp, append_dict=append or None)
+
+
+def read_model_config(path: str) -> Optional[dict]:
+    """The ModelConfig dict embedded by `save_checkpoint_atomic`, or None for a plain checkpoint."""
+    value = read_checkpoint(path).get(MODEL_CONFIG_KEY)
+    return json.loads(value) if isinstance(value, str) else None
