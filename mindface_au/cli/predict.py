@@ -1,0 +1,28 @@
+"""`mindface-au predict`: ABAW challenge txt files for a split, voting over one or more checkpoints."""
+
+import argparse
+
+from mindface_au.config import add_config_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_args(parser)
+    parser.add_argument("--ckpt", nargs="+", required=True, help="one or more checkpoints; several vote")
+    parser.add_argument("--split", default="test", choices=["test", "val", "train", "val-fold"],
+                        help="videos to predict (val-fold: the validation videos of data.split)")
+    parser.add_argument("--out", required=True, help="output folder, one <video>.txt per video")
+    parser.add_argument("--vote", default="majority", choices=["majority", "mean"],
+                        help="majority of the 0/1 labels, or mean of the probabilities")
+    parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
+    parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
+    parser.add_argument("--device", default="auto", help="CPU, GPU, Ascend or auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mindface_au.config import load_config
+    from mindface_au.engine.predict import predict
+
+    cfg = load_config(args.config, args.overrides)
+    result = predict(cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device)
+    print(f"wrote {result['videos']} videos ({result['frames']} frames) to {result['out_dir']}")
+    return 0

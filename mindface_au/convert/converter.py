@@ -1,0 +1,172 @@
+"""`convert_checkpoint`: Glint360K (insightface arcface_torch) IResNet .pth -> strict MindSpore .ckpt."""
+
+import contextlib
+import dataclasses
+import os
+import resource
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from mindface_au.convert.mapping import check_against_model, guess_iresnet_layers, torch_to_mindspore
+from mindface_au.convert.torch_reader import read_torch_state_dict, unwrap_state_dict
+from mindface_au.errors import UserError
+
+__all__ = ["convert_checkpoint", "verify_conversion", "peak_rss_mb", "VERIFY_RTOL"]
+
+VERIFY_RTOL = 1e-4  # max |torch - mindspore| allowed, relative to max |torch embedding|
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _arch_hint(torch_names, arch: str, layers: Sequence[int]) -> str:
+    from mindface_au.models.iresnet import IRESNET_LAYERS
+
+    found = guess_iresnet_layers(torch_names)
+    if tuple(found) == tuple(layers):
+        return ""
+    names = [name for name, blocks in IRESNET_LAYERS.items() if blocks == found]
+    guess = f"{names[0]}, " if names else ""
+    return f"; the file has {guess}blocks per stage {list(found)}, --arch {arch} expects {list(layers)}"
+
+
+def _build_iresnet(arch: str, widths, layers, embedding_size: int, input_size: int):
+    from mindface_au.models.iresnet import IRESNET_LAYERS, create_iresnet
+
+    if arch not in IRESNET_LAYERS:
+        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_LAYERS)}")
+    try:
+        return create_iresnet(arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size)
+    except ValueError as exc:
+        raise UserError(f"--arch {arch}: {exc}") from exc
+
+
+def _parameter_shapes(arch: str, widths, layers, embedding_size: int, input_size: int) -> Dict[str, tuple]:
+    """{name: shape} of the MindSpore IResNet, built without allocating its weights where MindSpore allows."""
+    try:
+        from mindspore.nn.utils import no_init_parameters
+    except ImportError:  # older MindSpore: build normally
+        no_init_parameters = contextlib.nullcontext
+    with no_init_parameters():
+        net = _build_iresnet(arch, widths, layers, embedding_size, input_size)
+    return {name: tuple(p.shape) for name, p in net.parameters_and_names()}
+
+
+def verify_conversion(
+    src: str,
+    ckpt: str,
+    arch: str,
+    widths: Sequence[int] = (64, 128, 256, 512),
+    layers: Sequence[int] = (),
+    embedding_size: int = 512,
+    input_size: int = 112,
+    batch: int = 2,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """Run the PyTorch reference on `src` and the MindSpore IResNet on `ckpt` (eval mode, same random batch).
+
+    Returns max_abs_diff, scale (max |torch embedding|) and tolerance; raises UserError above the tolerance.
+    """
+    from mindface_au.reference import require_torch
+
+    torch = require_torch("--verify")
+    import mindspore as ms
+
+    from mindface_au.models.checkpoint import load_checkpoint_strict
+    from mindface_au.reference.torch_iresnet import iresnet
+
+    ref = iresnet(arch, widths=widths, layers=layers, num_features=embedding_size, input_size=input_size)
+    state = unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True), src)
+    ref.load_state_dict(state, strict=True)
+    ref.eval()
+    x = np.random.RandomState(seed).uniform(-1.0, 1.0, (batch, 3, input_size, input_size)).astype(np.float32)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    if not np.isfinite(expected).all():
+        raise UserError(f"{src}: --verify: the PyTorch reference gives non-finite embeddings for these weights")
+    net = _build_iresnet(arch, widths, layers, embedding_size, input_size)
+    load_checkpoint_strict(net, ckpt)
+    net.set_train(False)
+    got = net(ms.Tensor(x)).asnumpy()
+    diff = float(np.abs(expected.astype(np.float64) - got).max())
+    scale = float(np.abs(expected).max())
+    result = {"max_abs_diff": diff, "scale": scale, "tolerance": VERIFY_RTOL * scale, "batch": batch}
+    if not diff <= result["tolerance"]:
+        raise UserError(
+            f"{src}: --verify failed: max |torch - mindspore| = {diff:.3g} exceeds {VERIFY_RTOL:g} x {scale:.3g}"
+        )
+    return result
+
+
+def convert_checkpoint(
+    src: str,
+    arch: str,
+    out: str,
+    widths: Optional[Sequence[int]] = None,
+    layers: Optional[Sequence[int]] = None,
+    verify: bool = False,
+    *,
+    embedding_size: int = 512,
+    input_size: int = 112,
+) -> Dict[str, Any]:
+    """Convert the torch IResNet checkpoint `src` to a MindSpore checkpoint `out` for `create_iresnet(arch)`.
+
+    Reads `src` without PyTorch (restricted unpickler), renames parameters, checks every name and shape both
+    ways against the MindSpore network, and writes `out` atomically with the backbone's ModelConfig embedded.
+    With `verify`, PyTorch and MindSpore embeddings of one random batch must agree before `out` appears.
+    `widths`/`layers` override the stage widths and block counts (tiny networks in tests).
+    Returns a summary dict (tensors, values, dropped names, seconds, peak_rss_mb, verify result).
+    """
+    import mindspore as ms
+
+    from mindface_au.config import ModelConfig, config_to_dict
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+    from mindface_au.models.iresnet import IRESNET_LAYERS
+    from mindface_au.utils.io import atomic_path
+
+    start = time.perf_counter()
+    if arch not in IRESNET_LAYERS:
+        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_LAYERS)}")
+    widths = list(widths or (64, 128, 256, 512))
+    layers = list(layers or IRESNET_LAYERS[arch])
+    if os.path.isdir(out):
+        raise UserError(f"{out}: is a folder, expected a .ckpt file name")
+    if not out.endswith(".ckpt"):
+        raise UserError(f"{out}: MindSpore checkpoints must end with .ckpt")
+    state = read_torch_state_dict(src)
+    converted, origin, dropped = torch_to_mindspore(state)
+    del state
+    expected = _parameter_shapes(arch, widths, layers, embedding_size, input_size)
+    target = f"{arch} (widths {widths}, layers {layers}, embedding {embedding_size})"
+    check_against_model(converted, origin, expected, src, target, hint=_arch_hint(origin.values(), arch, layers))
+
+    model_cfg = dataclasses.replace(
+        ModelConfig(), name=arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size
+    )
+    # the network's own parameter order; Tensor.from_numpy shares memory (no second copy of a 65 M model)
+    ordered = [{"name": name, "data": ms.Tensor.from_numpy(np.array(converted[name], order="C", copy=False))} for name in expected]
+    values = int(sum(converted[name].size for name in expected))
+    verify_result = None
+    with atomic_path(out) as tmp:
+        extra = {"source": os.path.basename(src)}
+        save_checkpoint_atomic(ordered, tmp, model_config=config_to_dict(model_cfg), extra=extra)
+        del ordered, converted
+        if verify:
+            verify_result = verify_conversion(src, tmp, arch, widths, layers, embedding_size, input_size)
+    return {
+        "src": src,
+        "out": out,
+        "arch": arch,
+        "tensors": len(expected),
+        "values": values,
+        "dropped": dropped,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": peak_rss_mb(),
+        "verify": verify_result,
+    }

@@ -1,0 +1,172 @@
+"""Training callbacks for `mindspore.train.Model`: progress, per-epoch validation + checkpoints, NaN guard."""
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+from mindspore.train import Callback
+
+from mindface_au.metrics import format_f1
+
+__all__ = ["ProgressLogger", "EpochValidator"]
+
+
+def _loss_value(outputs) -> float:
+    """The loss from a train step's outputs (a tensor, or (loss, overflow, scale) with loss scaling)."""
+    if isinstance(outputs, (tuple, list)):
+        outputs = outputs[0]
+    return float(np.asarray(outputs.asnumpy() if hasattr(outputs, "asnumpy") else outputs).reshape(-1)[0])
+
+
+class ProgressLogger(Callback):
+    """Loss, lr and images/s: a tqdm bar on a terminal, else a log line every `log_every` steps.
+
+    Also the NaN/Inf guard: a non-finite loss records where it happened and stops training at once.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        lrs: List[float],
+        steps_per_epoch: int,
+        images_per_step: int,
+        log_every: int = 0,
+        bar: Optional[bool] = None,
+        start_step: int = 0,
+    ) -> None:
+        super().__init__()
+        self.logger = logger
+        self.lrs = lrs
+        self.steps_per_epoch = steps_per_epoch
+        self.images_per_step = images_per_step
+        self.log_every = log_every or max(1, steps_per_epoch // 5)
+        self.bar = sys.stderr.isatty() if bar is None else bar
+        self.diverged: Optional[Dict] = None
+        self.epoch_losses: List[float] = []
+        self._pbar = None
+        self.global_step = start_step
+
+    def on_train_epoch_begin(self, run_context) -> None:
+        self.epoch_losses = []
+        self._t0 = time.time()
+        if self.bar:
+            from tqdm import tqdm
+
+            epoch = run_context.original_args().cur_epoch_num
+            self._pbar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
+
+    def on_train_step_end(self, run_context) -> None:
+        params = run_context.original_args()
+        loss = _loss_value(params.net_outputs)
+        self.global_step += 1
+        step = self.global_step  # 1-based over the whole run, resumed runs included
+        epoch = params.cur_epoch_num
+        in_epoch = len(self.epoch_losses) + 1
+        if not math.isfinite(loss):
+            self.diverged = {"epoch": epoch, "step": in_epoch, "loss": loss}
+            self.logger.error(f"epoch {epoch} step {in_epoch}: loss is {loss}; stopping the run")
+            run_context.request_stop()
+            return
+        self.epoch_losses.append(loss)
+        lr = self.lrs[min(step - 1, len(self.lrs) - 1)]
+        speed = self.images_per_step * len(self.epoch_losses) / max(time.time() - self._t0, 1e-9)
+        if self._pbar is not None:
+            self._pbar.update(1)
+            self._pbar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
+        elif in_epoch % self.log_every == 0 or in_epoch == self.steps_per_epoch:
+            self.logger.info(
+                f"epoch {epoch} step {in_epoch}/{self.steps_per_epoch} loss {loss:.4f} lr {lr:.2e} {speed:.1f} img/s"
+            )
+
+    def on_train_epoch_end(self, run_context) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def epoch_summary(self) -> Dict:
+        elapsed = max(time.time() - self._t0, 1e-9)
+        return {
+            "loss": float(np.mean(self.epoch_losses)) if self.epoch_losses else float("nan"),
+            "images_per_s": self.images_per_step * len(self.epoch_losses) / elapsed,
+            "train_time_s": elapsed,
+        }
+
+
+class EpochValidator(Callback):
+    """After each epoch: validation F1 (rank 0), metrics.json, last-N and best-F1 checkpoints, resume state.
+
+    `evaluate_fn()` returns the evaluate_probs dict; `save_fn(kind, epoch)` writes checkpoints. Nothing is
+    written for an epoch in which the loss went non-finite, so the last good checkpoint stays.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        progress: ProgressLogger,
+        evaluate_fn: Optional[Callable[[], Dict]],
+        save_fn: Optional[Callable[[str, int], str]],
+        metrics_path: Optional[str],
+        history: List[Dict],
+        lrs: List[float],
+        steps_per_epoch: int,
+        keep_last: int = 2,
+        best: Optional[Dict] = None,
+    ) -> None:
+        super().__init__()
+        self.logger = logger
+        self.progress = progress
+        self.evaluate_fn = evaluate_fn
+        self.save_fn = save_fn
+        self.metrics_path = metrics_path
+        self.history = history
+        self.lrs = lrs
+        self.steps_per_epoch = steps_per_epoch
+        self.keep_last = keep_last
+        self.best = dict(best or {"epoch": 0, "mean_f1": -1.0})
+        self.last_good: Optional[str] = None
+
+    def on_train_epoch_end(self, run_context) -> None:
+        if self.progress.diverged is not None:
+            return
+        params = run_context.original_args()
+        epoch = params.cur_epoch_num
+        record = {"epoch": epoch, "lr": self.lrs[min(epoch * self.steps_per_epoch, len(self.lrs)) - 1]}
+        record.update(self.progress.epoch_summary())
+        if self.evaluate_fn is not None:
+            t0 = time.time()
+            result = self.evaluate_fn()
+            record.update(
+                val_mean_f1=result["mean_f1"],
+                val_per_au=result["per_au"],
+                val_mean_f1_smoothed=result["mean_f1_smoothed"],
+                val_time_s=time.time() - t0,
+            )
+            self.logger.info(f"epoch {epoch} validation\n" + format_f1(list(result["per_au"].values()), label="val"))
+        self.logger.info(
+            f"epoch {epoch}: loss {record['loss']:.4f}, {record['images_per_s']:.1f} img/s"
+            + (f", val mean F1 {100 * record['val_mean_f1']:.2f}" if "val_mean_f1" in record else "")
+        )
+        self.history.append(record)
+        if self.save_fn is None:
+            return
+        self.last_good = self.save_fn("epoch", epoch)
+        score = record.get("val_mean_f1", -record["loss"])
+        if score > self.best["mean_f1"]:
+            self.best = {"epoch": epoch, "mean_f1": score}
+            self.save_fn("best", epoch)
+            self.logger.info(f"epoch {epoch}: new best checkpoint (mean F1 {100 * score:.2f})")
+        for old in range(1, epoch - self.keep_last + 1):
+            path = self.save_fn("path", old)
+            if os.path.exists(path):
+                os.remove(path)
+        if self.metrics_path:
+            from mindface_au.utils.io import atomic_write
+
+            with atomic_write(self.metrics_path) as handle:
+                json.dump({"epochs": self.history, "best": self.best}, handle, indent=2)
+        self.save_fn("resume", epoch)  # last: a resumed run re-reads metrics.json up to this epoch

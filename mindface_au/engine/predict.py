@@ -1,0 +1,85 @@
+"""Challenge predictions: one ABAW txt per video, one row per frame of its frame list, voting over checkpoints.
+
+Each checkpoint predicts the frames that have an image; frames without one take the nearest predicted frame;
+each video is then post-processed (probability smoothing, threshold, label smoothing). Several checkpoints vote:
+"majority" of their 0/1 labels (a tie goes to the mean probability), or "mean" of their probabilities
+before post-processing.
+"""
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mindface_au.config import Config
+from mindface_au.errors import UserError
+from mindface_au.postprocess import binarize, postprocess_video
+
+__all__ = ["vote", "predict"]
+
+VOTES = ("majority", "mean")
+
+
+def vote(
+    probs: Sequence[np.ndarray], method: str = "majority", prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
+) -> np.ndarray:
+    """Combine the (T, 12) probabilities of several models for one video into post-processed 0/1 labels."""
+    if method not in VOTES:
+        raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
+    stacked = np.stack([np.asarray(p, np.float32) for p in probs])
+    mean = stacked.mean(axis=0)
+    if method == "mean" or len(probs) == 1:
+        return postprocess_video(mean, prob_k, label_k, threshold)
+    labels = np.stack([postprocess_video(p, prob_k, label_k, threshold) for p in stacked]).astype(np.int32)
+    ones = labels.sum(axis=0)
+    n = len(probs)
+    tie_break = binarize(mean, threshold)
+    return np.where(2 * ones > n, 1, np.where(2 * ones < n, 0, tie_break)).astype(np.int8)
+
+
+def predict(
+    cfg: Config,
+    ckpts: Sequence[str],
+    out_dir: str,
+    split: str = "test",
+    method: str = "majority",
+    prob_k: Optional[int] = None,
+    label_k: Optional[int] = None,
+    device: str = "auto",
+    save_probs: bool = False,
+) -> Dict:
+    """Write <out_dir>/<video>.txt for every video of `split` ("test", "val", "train" or "val-fold" for the
+    validation videos of cfg.data.split). Returns {"videos", "frames", "out_dir", "probs": {video: (T, 12)}}."""
+    from mindface_au.data import get_split, load_split
+    from mindface_au.engine.evaluator import ProbNet, frame_probs, load_model, predict_videos
+    from mindface_au.submission import write_prediction
+    from mindface_au.utils.device import init_context
+
+    if not ckpts:
+        raise UserError("--ckpt: give at least one checkpoint")
+    if method not in VOTES:
+        raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
+    for ckpt in ckpts:
+        if not os.path.isfile(ckpt):
+            raise UserError(f"{ckpt}: checkpoint not found")
+    init_context(device)
+    prob_k = cfg.eval.prob_k if prob_k is None else prob_k
+    label_k = cfg.eval.label_k if label_k is None else label_k
+    videos = get_split(cfg.data)[1] if split == "val-fold" else load_split(cfg.data.root, split)
+    if not videos:
+        raise UserError(f"split {split!r} of {cfg.data.root} has no videos")
+    per_model: List[List[np.ndarray]] = []
+    for ckpt in ckpts:
+        net, _ = load_model(ckpt, cfg.model)
+        predictions = predict_videos(ProbNet(net), videos, cfg.data)
+        per_model.append([frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)])
+    frames = 0
+    probs_out = {}
+    for i, video in enumerate(videos):
+        probs = [model_probs[i] for model_probs in per_model]
+        labels = vote(probs, method, prob_k, label_k, cfg.eval.threshold)
+        write_prediction(os.path.join(out_dir, video.name + ".txt"), labels)
+        frames += labels.shape[0]
+        if save_probs:
+            probs_out[video.name] = np.mean(probs, axis=0)
+    return {"videos": len(videos), "frames": frames, "out_dir": out_dir, "probs": probs_out}

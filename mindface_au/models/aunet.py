@@ -1,0 +1,283 @@
+"""AUNet: the paper's AU detector, IResNet backbone + LRP + graph ARL + feature fusion.
+
+Yu et al., "Local Region Perception and Relationship Learning Combined with Feature Fusion for Facial Action
+Unit Detection", CVPRW 2023 (ABAW5). Data flow, with the attribute that holds each part:
+
+    image -> backbone.forward_features -> map (B, C, h, w)
+      AU branch (model.arl):       lrp(map) -> node_features -> graph -> au_head -> AU logits (B, 12)
+      backbone branch:             backbone.forward_head(map) -> backbone token (B, E) -> backbone_head -> logits
+      fusion (model.fusion):       w = fusion(backbone token, AU tokens); logits = w * AU + (1 - w) * backbone
+
+What each switch combination means (the rows of the paper's Table 3 and the fixed-fusion variant):
+
+- arl off, fusion none: the baseline "IResNet100 + classifier head": backbone embedding -> FC -> 12 logits.
+- arl on, fusion none: AU logits only; the backbone branch is not built and the IResNet's own embedding layers
+  (bn2, fc, features) are frozen because nothing reads them (they stay so a Glint360K checkpoint loads strictly).
+- lrp on, arl on: the attention map gates the map that feeds the AU branch only; the backbone branch keeps the
+  raw map (paper Fig. 1: the backbone output goes to two branches, LRP sits on the AU branch).
+- lrp on, arl off: there is no AU branch, so the attention gates the map that feeds the backbone head, the only
+  branch left (the LANets then learn a spatial attention for the whole-face classifier). No Table 3 row uses it.
+- fusion fixed / transformer: both branches are built; fusion needs the AU branch, so arl off with fusion on is
+  a configuration error.
+
+`return_all=True` makes construct return (logits, backbone_logits, au_logits, fusion_weight (B, 12),
+attention (B, 1, h, w)) so the parts can be inspected and plotted; a branch that is not built reports zeros
+(its fusion weight says it was not used: 1 = AU logits only, 0 = backbone logits only) and attention is all ones
+without LRP, so logits == w * au_logits + (1 - w) * backbone_logits holds in every configuration.
+"""
+
+import dataclasses
+from typing import Dict, List, Sequence
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from mindface_au.config import AU_NAMES, ModelConfig
+from mindface_au.errors import UserError
+from mindface_au.models.checkpoint import load_checkpoint_strict
+from mindface_au.models.factory import create_model
+from mindface_au.models.fusion import FixedFusion, TransformerFusion
+from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
+from mindface_au.models.iresnet import IRESNET_LAYERS, IResNet, create_iresnet
+from mindface_au.models.lrp import LocalRegionPerception
+from mindface_au.models.registry import is_model, list_models, register_model
+
+__all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet", "create_model_from_config", "check_model_config"]
+
+FUSIONS = ("none", "fixed", "transformer")
+PARAM_GROUPS = ("backbone", "lrp", "node_features", "graph", "au_head", "backbone_head", "fusion")
+
+
+class AUNet(nn.Cell):
+    """IResNet backbone + optional LRP, ARL and fusion; (B, 3, S, S) normalised RGB -> (B, num_classes) logits.
+
+    Args:
+        backbone: an IResNet (any depth); its `forward_features` map feeds the heads.
+        num_classes: number of AUs (12 for ABAW).
+        head_dim: size D of the AU node features (and of the fusion tokens).
+        lrp, lrp_num, lrp_reduction: Local Region Perception switch, number of LANets, channel compression rate.
+        arl, arl_k: AU Relationship Learning switch and neighbours per node in the graph.
+        fusion: "none", "fixed" or "transformer".
+        fusion_weight: AU-logit weight w of the fixed fusion.
+        fusion_layers, fusion_heads: encoder layers and attention heads of the transformer fusion.
+        return_all: return (logits, backbone_logits, au_logits, fusion_weight, attention) instead of logits.
+    """
+
+    def __init__(
+        self,
+        backbone: IResNet,
+        num_classes: int = 12,
+        head_dim: int = 512,
+        lrp: bool = True,
+        lrp_num: int = 4,
+        lrp_reduction: int = 16,
+        arl: bool = True,
+        arl_k: int = 4,
+        fusion: str = "transformer",
+        fusion_weight: float = 0.5,
+        fusion_layers: int = 2,
+        fusion_heads: int = 8,
+        return_all: bool = False,
+    ) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"AUNet fusion must be one of {FUSIONS}, got {fusion!r}")
+        if fusion != "none" and not arl:
+            raise ValueError(f"AUNet fusion {fusion!r} needs the AU branch (arl=True)")
+        channels = backbone.num_features
+        embedding_size = backbone.fc.out_channels
+        self.num_classes = num_classes
+        self.use_lrp = bool(lrp)
+        self.use_arl = bool(arl)
+        self.use_backbone_branch = (not arl) or fusion != "none"
+        self.fusion_mode = fusion
+        self.return_all = return_all
+        self.feature_size = backbone.feature_size
+
+        self.backbone = backbone
+        self.lrp = LocalRegionPerception(channels, lrp_num, lrp_reduction) if self.use_lrp else None
+        self.node_features = AUNodeFeatures(channels, num_classes, head_dim) if self.use_arl else None
+        self.graph = AURelationGraph(head_dim, num_classes, arl_k) if self.use_arl else None
+        self.au_head = AUClassifier(head_dim, num_classes) if self.use_arl else None
+        self.backbone_head = nn.Dense(embedding_size, num_classes) if self.use_backbone_branch else None
+        self.token_proj = None
+        if fusion == "transformer":
+            self.fusion = TransformerFusion(head_dim, num_classes, fusion_layers, fusion_heads)
+            if embedding_size != head_dim:
+                self.token_proj = nn.Dense(embedding_size, head_dim)
+        elif fusion == "fixed":
+            self.fusion = FixedFusion(fusion_weight, num_classes)
+        else:
+            self.fusion = None
+        if not self.use_backbone_branch:
+            for cell in (backbone.bn2, backbone.fc, backbone.features):
+                for param in cell.get_parameters():
+                    param.requires_grad = False
+
+    def param_groups(self) -> Dict[str, List[ms.Parameter]]:
+        """Trainable parameters by module: backbone, lrp, node_features, graph, au_head, backbone_head, fusion."""
+        groups = {}
+        for name in PARAM_GROUPS:
+            cell = getattr(self, name)
+            groups[name] = list(cell.trainable_params()) if cell is not None else []
+        if self.token_proj is not None:
+            groups["fusion"] += list(self.token_proj.trainable_params())
+        return groups
+
+    def construct(self, x: ms.Tensor):
+        feats = self.backbone.forward_features(x)
+        batch = feats.shape[0]
+        zeros = ops.zeros((batch, self.num_classes), ms.float32)
+        if self.use_lrp:
+            attended, attention = self.lrp(feats)
+        else:
+            attended = feats
+            attention = ops.ones((batch, 1, feats.shape[2], feats.shape[3]), ms.float32)
+
+        au_logits = zeros
+        nodes = None
+        if self.use_arl:
+            nodes = self.graph(self.node_features(attended))
+            au_logits = self.au_head(nodes)
+
+        backbone_logits = zeros
+        token = None
+        if self.use_backbone_branch:
+            token = self.backbone.forward_head(feats if self.use_arl else attended)
+            backbone_logits = self.backbone_head(token)
+
+        if self.fusion_mode == "transformer":
+            if self.token_proj is not None:
+                token = self.token_proj(token)
+            weight = self.fusion(token, nodes)
+            logits = weight * au_logits + (1.0 - weight) * backbone_logits
+        elif self.fusion_mode == "fixed":
+            weight = self.fusion(token, nodes)
+            logits = weight * au_logits + (1.0 - weight) * backbone_logits
+        elif self.use_arl:
+            weight = ops.ones((batch, self.num_classes), ms.float32)
+            logits = au_logits
+        else:
+            weight = zeros
+            logits = backbone_logits
+        if self.return_all:
+            return logits, backbone_logits, au_logits, weight, attention
+        return logits
+
+
+def create_aunet(
+    arch: str = "iresnet100",
+    num_classes: int = 12,
+    input_size: int = 112,
+    widths: Sequence[int] = (64, 128, 256, 512),
+    layers: Sequence[int] = (),
+    embedding_size: int = 512,
+    dropout: float = 0.0,
+    head_dim: int = 512,
+    lrp: bool = True,
+    lrp_num: int = 4,
+    lrp_reduction: int = 16,
+    arl: bool = True,
+    arl_k: int = 4,
+    fusion: str = "transformer",
+    fusion_weight: float = 0.5,
+    fusion_layers: int = 2,
+    fusion_heads: int = 8,
+    return_all: bool = False,
+    backbone_checkpoint: str = "",
+) -> AUNet:
+    """Build an AUNet on IResNet depth `arch` (`layers`/`widths` override it, e.g. tiny nets for tests).
+
+    `backbone_checkpoint`: a converted Glint360K IResNet checkpoint, loaded strictly into the backbone before the
+    heads are attached (so its parameter names need no prefix).
+    """
+    backbone = create_iresnet(
+        arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size, dropout=dropout
+    )
+    if backbone_checkpoint:
+        load_checkpoint_strict(backbone, backbone_checkpoint)
+    return AUNet(
+        backbone,
+        num_classes=num_classes,
+        head_dim=head_dim,
+        lrp=lrp,
+        lrp_num=lrp_num,
+        lrp_reduction=lrp_reduction,
+        arl=arl,
+        arl_k=arl_k,
+        fusion=fusion,
+        fusion_weight=fusion_weight,
+        fusion_layers=fusion_layers,
+        fusion_heads=fusion_heads,
+        return_all=return_all,
+    )
+
+
+def _register_depths() -> None:
+    """aunet_iresnet18 ... aunet_iresnet200: one factory per backbone depth, from one table."""
+    for arch in IRESNET_LAYERS:
+
+        def factory(_arch=arch, **kwargs) -> AUNet:
+            return create_aunet(_arch, **kwargs)
+
+        name = f"aunet_{arch}"
+        factory.__name__ = name
+        factory.__doc__ = f"{name}: AUNet (LRP + graph ARL + fusion) on an {arch} backbone."
+        register_model(
+            factory,
+            default_cfg={
+                "input_size": (3, 112, 112),
+                "mean": (0.5, 0.5, 0.5),
+                "std": (0.5, 0.5, 0.5),
+                "au_names": AU_NAMES,
+                "backbone": arch,
+                "backbone_checkpoint": f"glint360k_{arch.replace('iresnet', 'r')}.ckpt",
+                "checkpoint": f"{name}_affwild2.ckpt",
+                "sha256": None,
+            },
+        )
+
+
+_register_depths()
+
+_BUILD_KEYS = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
+
+
+def check_model_config(model_cfg: ModelConfig) -> None:
+    """Raise a one-line UserError for a model section that cannot build an AUNet, naming the key at fault."""
+    name = model_cfg.name
+    if not name.startswith("aunet_") or not is_model(name):
+        raise UserError(f"config key model.name: got {name!r}, expected one of {', '.join(list_models('aunet_*'))}")
+    if model_cfg.fusion not in FUSIONS:
+        raise UserError(f"config key model.fusion: got {model_cfg.fusion!r}, expected none, fixed or transformer")
+    if model_cfg.fusion != "none" and not model_cfg.arl:
+        raise UserError(
+            f"config key model.fusion: {model_cfg.fusion!r} fuses AU-graph and backbone logits and needs "
+            "model.arl true; set model.fusion none for the backbone-only baseline"
+        )
+    if model_cfg.num_classes != len(AU_NAMES):
+        raise UserError(f"config key model.num_classes: got {model_cfg.num_classes}, expected {len(AU_NAMES)}")
+    if not 1 <= model_cfg.arl_k <= model_cfg.num_classes:
+        raise UserError(f"config key model.arl_k: got {model_cfg.arl_k}, expected 1 <= k <= {model_cfg.num_classes}")
+    if model_cfg.input_size < 16 or model_cfg.input_size % 16:
+        raise UserError(f"config key model.input_size: got {model_cfg.input_size}, expected a multiple of 16")
+    positive = ("head_dim", "lrp_num", "lrp_reduction", "fusion_layers", "fusion_heads", "embedding_size")
+    for key in positive:
+        if getattr(model_cfg, key) < 1:
+            raise UserError(f"config key model.{key}: got {getattr(model_cfg, key)}, expected a positive integer")
+    if any(w < 1 for w in model_cfg.widths) or any(n < 1 for n in model_cfg.layers):
+        raise UserError(f"config keys model.widths/layers: got {model_cfg.widths}/{model_cfg.layers}, expected >= 1")
+    if model_cfg.fusion == "transformer" and model_cfg.head_dim % model_cfg.fusion_heads:
+        raise UserError(
+            f"config key model.fusion_heads: {model_cfg.fusion_heads} does not divide model.head_dim "
+            f"{model_cfg.head_dim}"
+        )
+    if not 0.0 <= model_cfg.dropout < 1.0:
+        raise UserError(f"config key model.dropout: got {model_cfg.dropout}, expected 0 <= p < 1")
+
+
+def create_model_from_config(model_cfg: ModelConfig, return_all: bool = False) -> AUNet:
+    """Build the AUNet a ModelConfig describes and load `backbone_checkpoint` (strictly) into its backbone."""
+    check_model_config(model_cfg)
+    kwargs = {key: getattr(model_cfg, key) for key in _BUILD_KEYS}
+    return create_model(model_cfg.name, return_all=return_all, **kwargs)

@@ -1,0 +1,127 @@
+"""Plots for AU results: a per-video time line, a per-AU bar chart and per-image bars (PNG, written atomically).
+
+matplotlib runs on the non-interactive Agg backend so plotting works on servers without a display.
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from mindface_au.config import AU_NAMES
+from mindface_au.errors import UserError
+from mindface_au.utils.io import atomic_path
+
+__all__ = ["plot_au_timeline", "plot_au_bars", "plot_image_bars"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_2d(values, name: str, columns: int = len(AU_NAMES)) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != columns:
+        raise UserError(f"{name}: expected shape (N, {columns}), got {arr.shape}")
+    return arr
+
+
+def _save(fig, out_png: str) -> None:
+    plt = _pyplot()
+    try:
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def plot_au_timeline(
+    probs,
+    out_png: str,
+    truth=None,
+    times: Optional[Sequence[float]] = None,
+    title: str = "",
+) -> None:
+    """One small panel per AU: probability over time, with the 0/1 truth shaded when given.
+
+    Args:
+        probs: (T, 12) probabilities; NaN rows (frames without a face) leave gaps.
+        out_png: output PNG path.
+        truth: optional (T, 12) 0/1 labels drawn as a shaded band.
+        times: optional (T,) x values (seconds); frame indices otherwise.
+        title: figure title.
+    """
+    probs = _as_2d(probs, "probs")
+    t = probs.shape[0]
+    x = np.arange(t) if times is None else np.asarray(times, dtype=np.float64)
+    if x.shape != (t,):
+        raise UserError(f"times: expected {t} values, got shape {x.shape}")
+    if truth is not None:
+        truth = _as_2d(truth, "truth")
+        if truth.shape[0] != t:
+            raise UserError(f"truth: expected {t} rows like probs, got {truth.shape[0]}")
+    plt = _pyplot()
+    n = len(AU_NAMES)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 0.75 * n + 1), sharex=True, squeeze=False)
+    for i, (ax, au) in enumerate(zip(axes[:, 0], AU_NAMES)):
+        if truth is not None:
+            ax.fill_between(x, 0, truth[:, i], step="mid", color="tab:green", alpha=0.25, linewidth=0)
+        ax.plot(x, probs[:, i], color="tab:blue", linewidth=1.0)
+        ax.axhline(0.5, color="grey", linewidth=0.5, linestyle="--")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_yticks([])
+        ax.set_ylabel(au, rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)" if times is not None else "frame")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out_png)
+
+
+def plot_au_bars(values, out_png: str, title: str = "", ylabel: str = "F1") -> None:
+    """Bar chart of one value per AU (e.g. per-AU F1), with the mean as a dashed line."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.shape != (len(AU_NAMES),):
+        raise UserError(f"values: expected {len(AU_NAMES)} values (one per AU), got {arr.size}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(np.arange(arr.size), arr, color="tab:blue")
+    ax.axhline(float(np.nanmean(arr)), color="tab:red", linestyle="--", linewidth=1, label="mean")
+    ax.set_xticks(np.arange(arr.size))
+    ax.set_xticklabels(AU_NAMES, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, out_png)
+
+
+def plot_image_bars(probs, names: Sequence[str], out_png: str, title: str = "") -> None:
+    """Grouped bars: for each image, its 12 AU probabilities (one group per image)."""
+    probs = _as_2d(probs, "probs")
+    names = [str(n) for n in names]
+    if len(names) != probs.shape[0]:
+        raise UserError(f"names: expected {probs.shape[0]} names (one per image), got {len(names)}")
+    plt = _pyplot()
+    n_img = max(probs.shape[0], 1)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(AU_NAMES) * min(n_img, 12) / 3 + 4), 4))
+    width = 0.8 / n_img
+    base = np.arange(len(AU_NAMES))
+    for j, name in enumerate(names):
+        ax.bar(base + (j - (n_img - 1) / 2) * width, probs[j], width=width, label=name)
+    ax.axhline(0.5, color="grey", linewidth=0.5, linestyle="--")
+    ax.set_xticks(base)
+    ax.set_xticklabels(AU_NAMES, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    if names and len(names) <= 20:
+        ax.legend(fontsize=7, ncol=min(4, len(names)), loc="upper right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, out_png)

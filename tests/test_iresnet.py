@@ -1,0 +1,106 @@
+"""IResNet family: parameter counts of every depth (IResNet100 = 65.2 M), output shapes, torch reference parity."""
+
+import mindspore as ms
+import numpy as np
+import pytest
+from conftest import TINY_LAYERS, TINY_WIDTHS
+
+from mindface_au.models import create_model, list_models
+from mindface_au.models.iresnet import IRESNET_LAYERS, create_iresnet
+
+DEPTHS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3)}
+DEPTHS.update({"iresnet100": (3, 13, 30, 3), "iresnet200": (6, 26, 60, 6)})
+
+
+def expected_parameter_count(layers, widths=(64, 128, 256, 512), embedding=512, input_size=112) -> int:
+    """Learnable + frozen parameters (no running statistics), counted by hand from the insightface layout."""
+    bn = 2  # weight + bias per channel
+    total = 3 * 9 * widths[0] + bn * widths[0] + widths[0]  # conv1, bn1, prelu
+    in_ch = widths[0]
+    for blocks, ch in zip(layers, widths):
+        for i in range(blocks):
+            total += bn * in_ch + in_ch * ch * 9 + bn * ch + ch + ch * ch * 9 + bn * ch  # bn1 conv1 bn2 prelu conv2 bn3
+            if i == 0:
+                total += in_ch * ch + bn * ch  # downsample: 1x1 conv + BN
+            in_ch = ch
+    side = input_size // 16
+    total += bn * widths[3] + widths[3] * side * side * embedding + embedding + bn * embedding  # bn2, fc, features
+    return total
+
+
+def _count(net) -> int:
+    return sum(int(np.prod(p.shape)) for name, p in net.parameters_and_names() if ".moving_" not in name)
+
+
+def _shapes_only(arch, **kwargs):
+    from mindspore.nn.utils import no_init_parameters
+
+    with no_init_parameters():  # shapes without allocating 65 M+ weights
+        return create_iresnet(arch, **kwargs)
+
+
+def test_every_depth_is_registered():
+    assert DEPTHS == IRESNET_LAYERS
+    assert set(DEPTHS) <= set(list_models("iresnet*"))
+
+
+@pytest.mark.parametrize("arch", list(DEPTHS))
+def test_parameter_count(arch):
+    net = _shapes_only(arch)
+    assert _count(net) == expected_parameter_count(DEPTHS[arch])
+    names = [name for name, _ in net.parameters_and_names()]
+    blocks = {name.split(".")[0] + "." + name.split(".")[1] for name in names if name.startswith("layer")}
+    assert len(blocks) == sum(DEPTHS[arch])
+    fc = dict(net.parameters_and_names())["fc.weight"]
+    assert tuple(fc.shape) == (512, 512 * 7 * 7)
+
+
+def test_iresnet100_is_65_2_million():
+    count = _count(_shapes_only("iresnet100"))
+    assert count == 65_156_160 and round(count / 1e6, 1) == 65.2
+
+
+@pytest.mark.parametrize("arch", list(DEPTHS))
+def test_parameter_count_matches_torch_reference(arch):
+    pytest.importorskip("torch")
+    from mindface_au.reference.torch_iresnet import iresnet
+
+    ref = iresnet(arch, widths=TINY_WIDTHS, num_features=16)
+    net = _shapes_only(arch, widths=TINY_WIDTHS, embedding_size=16)
+    assert _count(net) == sum(p.numel() for p in ref.parameters())
+    assert _count(net) == expected_parameter_count(DEPTHS[arch], TINY_WIDTHS, 16)
+
+
+def test_shapes_full_width_iresnet18():
+    """The real widths: (N, 512, 7, 7) map and (N, 512) embedding."""
+    net = create_model("iresnet18")
+    net.set_train(False)
+    x = ms.Tensor(np.random.RandomState(0).uniform(-1, 1, (2, 3, 112, 112)).astype(np.float32))
+    assert net.forward_features(x).shape == (2, 512, 7, 7)
+    assert net(x).shape == (2, 512)
+
+
+@pytest.mark.parametrize("arch", ["iresnet34", "iresnet50"])
+def test_shapes_tiny_width_every_block(arch):
+    net = create_iresnet(arch, widths=TINY_WIDTHS, embedding_size=16)
+    net.set_train(False)
+    x = ms.Tensor(np.zeros((1, 3, 112, 112), np.float32))
+    assert net.forward_features(x).shape == (1, TINY_WIDTHS[-1], 7, 7)
+    assert net(x).shape == (1, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["iresnet100", "iresnet200"])
+def test_shapes_deep(arch):
+    net = create_iresnet(arch, widths=TINY_WIDTHS, embedding_size=16)
+    net.set_train(False)
+    out = net(ms.Tensor(np.zeros((1, 3, 112, 112), np.float32)))
+    assert out.shape == (1, 16)
+
+
+def test_input_size_changes_map_side():
+    net = create_iresnet("iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS, embedding_size=8, input_size=64)
+    net.set_train(False)
+    x = ms.Tensor(np.zeros((1, 3, 64, 64), np.float32))
+    assert net.forward_features(x).shape == (1, TINY_WIDTHS[-1], 4, 4)
+    assert net(x).shape == (1, 8)
