@@ -10,7 +10,9 @@ from mindface_au.config import add_config_args, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--src", required=True, help="PyTorch checkpoint written by torch.save (e.g. glint360k_r100.pth)")
+    parser.add_argument(
+        "--src", required=True, help="PyTorch checkpoint written by torch.save (e.g. glint360k_r100.pth)"
+    )
     parser.add_argument("--arch", required=True, help="iresnet18, iresnet34, iresnet50, iresnet100 or iresnet200")
     parser.add_argument("--out", required=True, help="MindSpore checkpoint to write (.ckpt)")
     parser.add_argument(
@@ -22,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.convert import convert_checkpoint
-    from mindface_au.utils.device import init_context
 
     cfg = config_from_args(args, echo=False).model
     print(
@@ -30,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
         f"embedding_size={cfg.embedding_size} input_size={cfg.input_size}",
         flush=True,
     )
-    init_context(args.device, "graph")
     summary = convert_checkpoint(
         args.src,
         args.arch,
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         verify=args.verify,
         embedding_size=cfg.embedding_size,
         input_size=cfg.input_size,
+        device=args.device,
     )
     print(
         f"converted {summary['tensors']} tensors ({summary['values'] / 1e6:.2f} M values, "

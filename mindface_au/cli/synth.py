@@ -18,8 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mindface_au.data.synthau import generate
 
-    summary = generate(args.out, videos=args.videos, frames=args.frames, seed=args.seed,
-                       test_videos=args.test_videos, workers=args.workers, overwrite=args.overwrite)
+    summary = generate(
+        args.out,
+        videos=args.videos,
+        frames=args.frames,
+        seed=args.seed,
+        test_videos=args.test_videos,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.convert.mapping import check_against_model, guess_iresnet_layers, torch_to_mindspore
+from mindface_au.convert.mapping import IRESNET_ARCHS, check_against_model, guess_iresnet_layers, torch_to_mindspore
 from mindface_au.convert.torch_reader import read_torch_state_dict, unwrap_state_dict
 from mindface_au.errors import UserError
 
@@ -26,12 +26,10 @@ def peak_rss_mb() -> float:
 
 
 def _arch_hint(torch_names, arch: str, layers: Sequence[int]) -> str:
-    from mindface_au.models.iresnet import IRESNET_LAYERS
-
     found = guess_iresnet_layers(torch_names)
     if tuple(found) == tuple(layers):
         return ""
-    names = [name for name, blocks in IRESNET_LAYERS.items() if blocks == found]
+    names = [name for name, blocks in IRESNET_ARCHS.items() if blocks == found]
     guess = f"{names[0]}, " if names else ""
     return f"; the file has {guess}blocks per stage {list(found)}, --arch {arch} expects {list(layers)}"
 
@@ -114,27 +112,25 @@ def convert_checkpoint(
     *,
     embedding_size: int = 512,
     input_size: int = 112,
+    device: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Convert the torch IResNet checkpoint `src` to a MindSpore checkpoint `out` for `create_iresnet(arch)`.
 
     Reads `src` without PyTorch (restricted unpickler), renames parameters, checks every name and shape both
     ways against the MindSpore network, and writes `out` atomically with the backbone's ModelConfig embedded.
     With `verify`, PyTorch and MindSpore embeddings of one random batch must agree before `out` appears.
-    `widths`/`layers` override the stage widths and block counts (tiny networks in tests).
+    `widths`/`layers` override the stage widths and block counts (tiny networks in tests). `device`, when
+    given, sets up the MindSpore context (`init_context`) once the file has been read, so bad input fails fast.
     Returns a summary dict (tensors, values, dropped names, seconds, peak_rss_mb, verify result).
     """
-    import mindspore as ms
-
     from mindface_au.config import ModelConfig, config_to_dict
-    from mindface_au.models.checkpoint import save_checkpoint_atomic
-    from mindface_au.models.iresnet import IRESNET_LAYERS
     from mindface_au.utils.io import atomic_path
 
     start = time.perf_counter()
-    if arch not in IRESNET_LAYERS:
-        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_LAYERS)}")
+    if arch not in IRESNET_ARCHS:
+        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_ARCHS)}")
     widths = list(widths or (64, 128, 256, 512))
-    layers = list(layers or IRESNET_LAYERS[arch])
+    layers = list(layers or IRESNET_ARCHS[arch])
     if os.path.isdir(out):
         raise UserError(f"{out}: is a folder, expected a .ckpt file name")
     if not out.endswith(".ckpt"):
@@ -142,15 +138,26 @@ def convert_checkpoint(
     state = read_torch_state_dict(src)
     converted, origin, dropped = torch_to_mindspore(state)
     del state
+    if device is not None:
+        from mindface_au.utils.device import init_context
+
+        init_context(device, "graph")
     expected = _parameter_shapes(arch, widths, layers, embedding_size, input_size)
     target = f"{arch} (widths {widths}, layers {layers}, embedding {embedding_size})"
     check_against_model(converted, origin, expected, src, target, hint=_arch_hint(origin.values(), arch, layers))
+
+    import mindspore as ms
+
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
 
     model_cfg = dataclasses.replace(
         ModelConfig(), name=arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size
     )
     # the network's own parameter order; Tensor.from_numpy shares memory (no second copy of a 65 M model)
-    ordered = [{"name": name, "data": ms.Tensor.from_numpy(np.array(converted[name], order="C", copy=False))} for name in expected]
+    ordered = [
+        {"name": name, "data": ms.Tensor.from_numpy(np.array(converted[name], order="C", copy=False))}
+        for name in expected
+    ]
     values = int(sum(converted[name].size for name in expected))
     verify_result = None
     with atomic_path(out) as tmp:

@@ -12,8 +12,23 @@ import numpy as np
 
 from mindface_au.errors import UserError
 
-__all__ = ["torch_to_mindspore", "mindspore_to_torch_name", "check_against_model", "guess_iresnet_layers"]
+__all__ = [
+    "IRESNET_ARCHS",
+    "torch_to_mindspore",
+    "mindspore_to_torch_name",
+    "check_against_model",
+    "guess_iresnet_layers",
+]
 
+# blocks per stage of each depth; the same table as models.iresnet.IRESNET_LAYERS (a test keeps them equal),
+# repeated here so that bad command lines fail before MindSpore is imported
+IRESNET_ARCHS = {
+    "iresnet18": (2, 2, 2, 2),
+    "iresnet34": (3, 4, 6, 3),
+    "iresnet50": (3, 4, 14, 3),
+    "iresnet100": (3, 13, 30, 3),
+    "iresnet200": (6, 26, 60, 6),
+}
 _BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _BN_BACK = {v: k for k, v in _BN_RENAMES.items()}
 

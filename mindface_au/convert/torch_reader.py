@@ -79,9 +79,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self._allowed[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name, _STORAGE_DTYPES[name])
-        raise UserError(
-            f"{self._source}: refusing to unpickle {module}.{name} (only tensors and dicts are allowed)"
-        )
+        raise UserError(f"{self._source}: refusing to unpickle {module}.{name} (only tensors and dicts are allowed)")
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):

@@ -134,6 +134,8 @@ class FrameSource:
             self._open_video()
 
     def _open_video(self) -> None:
+        # FFmpeg's own log lines would break the one-line error contract; set OPENCV_FFMPEG_LOGLEVEL to see them
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         cap = cv2.VideoCapture(self.path)
         if not cap.isOpened():
             raise UserError(f"{self.path}: cannot open as a video (unreadable or unsupported format)")

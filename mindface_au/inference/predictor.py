@@ -200,15 +200,15 @@ class Predictor:
             out[where] = self.predict_faces(crops)
         return out
 
-    def predict_video(self, path: str, **options) -> List[dict]:
-        """Rows (the `detect` CSV columns as a dict) for every frame and face of a video, image or folder.
+    def predict_video(self, path: str, threshold: float = 0.5, **options) -> List[dict]:
+        """Rows ({column: value}, the `detect` CSV columns) for every frame and face of a video, image or folder.
 
-        `options` are those of `mindface_au.inference.detect.iter_detections` (aligned, detector, all_faces,
-        threshold). Every row is kept in memory: for long videos write a CSV with `mindface_au.inference.detect`.
+        `options` go to `mindface_au.inference.detect.iter_detections` (aligned, detector, all_faces,
+        min_face_size). Every row is kept in memory: for long videos stream to a CSV with `detect`.
         """
         from mindface_au.inference.detect import iter_detections
 
-        return list(iter_detections(path, self, **options))
+        return [row.as_dict(threshold) for row in iter_detections(path, self, **options)]
 
     def describe(self) -> str:
         name = self.model_config.name if self.model_config is not None else "model"

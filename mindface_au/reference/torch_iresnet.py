@@ -11,7 +11,15 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["IBasicBlock", "IResNet", "TORCH_IRESNET_LAYERS", "iresnet", "randomize_", "calibrate_", "save_random_checkpoint"]
+__all__ = [
+    "IBasicBlock",
+    "IResNet",
+    "TORCH_IRESNET_LAYERS",
+    "iresnet",
+    "randomize_",
+    "calibrate_",
+    "save_random_checkpoint",
+]
 
 TORCH_IRESNET_LAYERS = {
     "iresnet18": (2, 2, 2, 2),
@@ -59,7 +67,7 @@ class IBasicBlock(nn.Module):
 
 
 class IResNet(nn.Module):
-    """insightface IResNet: conv1/bn1/prelu, four stages of IBasicBlocks, bn2 -> flatten -> dropout -> fc -> features."""
+    """insightface IResNet: conv1/bn1/prelu, four IBasicBlock stages, bn2 -> flatten -> dropout -> fc -> features."""
 
     def __init__(
         self,

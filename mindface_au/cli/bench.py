@@ -1,0 +1,90 @@
+"""`mindface-au bench`: matmul limit, IResNet/AUNet forward and train step vs PyTorch, pipeline, post-processing."""
+
+import argparse
+from typing import List
+
+from mindface_au.errors import UserError
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="batch 8 only, fewer repeats, smaller matmul")
+    parser.add_argument("--json", metavar="FILE", default=None, help="also write the full results as JSON")
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="model to measure; repeatable (default: iresnet100 and aunet_iresnet100)",
+    )
+    parser.add_argument("--batch", dest="batches", action="append", type=int, default=None, help="repeatable")
+    parser.add_argument("--widths", type=_int_list, default=None, help="4 stage widths, e.g. 8,16,16,32 (tests)")
+    parser.add_argument("--layers", type=_int_list, default=None, help="4 block counts, e.g. 1,1,1,1 (tests)")
+    parser.add_argument("--input-size", type=int, default=112)
+    parser.add_argument("--threads", type=int, default=0, help="threads for numpy, MindSpore and PyTorch (0: all)")
+    parser.add_argument("--device", default="CPU", help="MindSpore device: CPU, GPU, Ascend or auto")
+    parser.add_argument("--repeats", type=int, default=0, help="timed repeats per measurement (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (the first one compiles)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-train", action="store_true", help="forward only")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the data pipeline measurement")
+    parser.add_argument("--jit-level", default="", choices=["", "O0", "O1"], help="MindSpore JIT level")
+    parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs for the forward pass")
+    parser.add_argument("--matmul-size", type=int, default=0, help="square matmul side (default 4096; quick 1024)")
+    parser.add_argument("--post-frames", type=int, default=1_000_000, help="frames for the post-processing test")
+    parser.add_argument("--data-root", default="", help="dataset for the pipeline test (default: temporary SynthAU)")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per measurement")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from mindface_au.bench import BenchOptions, format_table, run_bench
+    from mindface_au.utils.io import atomic_write
+
+    if args.threads < 0 or args.repeats < 0 or args.warmup < 1 or args.post_frames < 1 or args.matmul_size < 0:
+        raise UserError("--threads/--repeats must be >= 0 and --warmup/--post-frames >= 1")
+    opts = BenchOptions(
+        quick=args.quick,
+        input_size=args.input_size,
+        threads=args.threads,
+        device=args.device,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        torch=not args.no_torch,
+        train=not args.no_train,
+        pipeline=not args.no_pipeline,
+        jit_level=args.jit_level,
+        fuse_bn=args.fuse_bn,
+        matmul_size=args.matmul_size,
+        post_frames=args.post_frames,
+        data_root=args.data_root,
+        timeout=args.timeout,
+    )
+    if args.models:
+        opts.models = args.models
+    if args.batches:
+        opts.batches = args.batches
+    if args.widths is not None:
+        opts.widths = args.widths
+    if args.layers is not None:
+        opts.layers = args.layers
+    if args.json:  # fail on an unwritable path before measuring for minutes, without creating the file
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UserError(f"--json {args.json}: folder {folder} does not exist or is not writable")
+    report = run_bench(opts, log=lambda msg: print(msg, flush=True))
+    print(format_table(report))
+    if args.json:
+        with atomic_write(args.json) as handle:
+            json.dump(report, handle, indent=2)
+        print(f"wrote {args.json}")
+    return 1 if report["failed"] else 0

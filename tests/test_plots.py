@@ -1,0 +1,76 @@
+"""Plots: each writes a decodable PNG atomically, draws the data it is given and rejects wrong shapes."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from mindface_au.config import AU_NAMES
+from mindface_au.errors import UserError
+from mindface_au.plots import plot_au_bars, plot_au_timeline, plot_image_bars
+
+
+def _png(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    assert image is not None, f"{path} is not a decodable PNG"
+    with open(path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    return image
+
+
+def _no_temp_files(folder) -> None:
+    assert [n for n in os.listdir(folder) if ".tmp" in n] == []
+
+
+def test_timeline_draws_probabilities_truth_and_gaps(tmp_path):
+    t = 200
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(size=(t, len(AU_NAMES)))
+    probs[50:60] = np.nan  # frames without a face leave gaps
+    truth = (rng.uniform(size=(t, len(AU_NAMES))) > 0.7).astype(np.int8)
+    out = tmp_path / "timeline.png"
+    plot_au_timeline(probs, str(out), truth=truth, times=np.arange(t) / 25.0, title="video")
+    image = _png(str(out))
+    assert image.shape[0] > 300 and image.shape[1] > 300
+    flat = tmp_path / "flat.png"
+    plot_au_timeline(np.zeros((t, len(AU_NAMES))), str(flat))
+    # the data shows up in the picture: random probabilities + truth bands differ from an all-zero plot
+    assert cv2.imread(str(flat)).shape != image.shape or np.abs(cv2.imread(str(flat)).astype(int) - image).sum() > 0
+    _no_temp_files(tmp_path)
+
+
+def test_bars_heights_follow_values(tmp_path):
+    low, high = tmp_path / "low.png", tmp_path / "high.png"
+    plot_au_bars(np.full(len(AU_NAMES), 0.1), str(low), title="F1")
+    plot_au_bars(np.full(len(AU_NAMES), 0.9), str(high), title="F1")
+    a, b = _png(str(low)), _png(str(high))
+    assert a.shape == b.shape
+    # taller bars cover more of the (blue) bar colour
+    blue = lambda img: int(((img[:, :, 0] > 150) & (img[:, :, 2] < 100)).sum())  # noqa: E731
+    assert blue(b) > blue(a) > 0
+
+
+def test_image_bars(tmp_path):
+    out = tmp_path / "images.png"
+    probs = np.linspace(0, 1, 3 * len(AU_NAMES)).reshape(3, len(AU_NAMES))
+    plot_image_bars(probs, ["a.jpg", "b.jpg", "c.jpg"], str(out))
+    _png(str(out))
+    _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: plot_au_timeline(np.zeros((10, 11)), p),
+        lambda p: plot_au_timeline(np.zeros((10, 12)), p, truth=np.zeros((9, 12))),
+        lambda p: plot_au_timeline(np.zeros((10, 12)), p, times=np.arange(9)),
+        lambda p: plot_au_bars(np.zeros(11), p),
+        lambda p: plot_image_bars(np.zeros((2, 12)), ["only-one"], p),
+    ],
+)
+def test_wrong_shapes_raise_and_write_nothing(tmp_path, call):
+    out = tmp_path / "bad.png"
+    with pytest.raises(UserError):
+        call(str(out))
+    assert os.listdir(tmp_path) == []
