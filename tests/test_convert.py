@@ -226,6 +226,25 @@ def test_refuses_to_run_pickled_code(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("builtins", "eval"),
+        ("os", "system"),
+        ("subprocess", "Popen"),
+        ("torch", "load"),
+        ("torch.storage", "_load_from_bytes"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("collections", "defaultdict"),
+    ],
+)
+def test_only_tensor_globals_are_allowed(tmp_path, module, name):
+    payload = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b")R."  # GLOBAL module.name; call it with ()
+    path = write_torch_zip(str(tmp_path / "g.pth"), None, {}, pickled=payload)
+    with pytest.raises(UserError, match=f"refusing to unpickle {module}.{name} "):
+        read_torch_file(path)
+
+
 def test_rejects_out_of_bounds_view(tmp_path):
     storages = {}
     state = {"w": tensor(storages, np.zeros(4, np.float32), offset=1, size=(2, 2), stride=(2, 1))}

@@ -107,6 +107,23 @@ def test_same_batch_count_every_epoch_and_fresh_frames(root):
     assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
 
 
+def test_epochs_follow_seed_and_start_epoch(root):
+    """The frames of the first epoch served are exactly sample_epoch(seed, start_epoch), in that order."""
+    from mindface_au.data.sampling import sample_epoch
+
+    videos, _ = _paths(root)
+    codes = [_code(lab) for v in videos for lab in v.labels]
+    masks = [np.zeros(len(v), bool) for v in videos]
+    cfg = _cfg(sample_rate=0.5, batch_size=2, hflip=False, num_workers=1)
+    dataset = create_train_dataset(videos, cfg, seed=7, start_epoch=2)
+    served = [
+        _code(lab) for _, labels in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True) for lab in labels
+    ]
+    expected = [codes[i] for i in sample_epoch(masks, 0.5, 1.0, seed=7, epoch=2)]
+    keep = [i for i, c in enumerate(expected) if c != 5]  # frame 5 is corrupt and served as frame 6
+    assert [served[i] for i in keep] == [expected[i] for i in keep]
+
+
 def test_shards_are_disjoint(root):
     videos, _ = _paths(root)
     shards = []
@@ -168,3 +185,19 @@ def test_test_split_frames_without_images(tmp_path):
 def test_benchmark_pipeline(root):
     rate = benchmark_pipeline(root, _cfg(batch_size=8, color_jitter=0.4), num_batches=3)
     assert np.isfinite(rate) and rate > 0
+
+
+def test_truncate_videos_keeps_contiguous_prefixes():
+    from mindface_au.data.affwild2 import Video
+    from mindface_au.data.pipeline import truncate_videos
+
+    videos = [
+        Video(n, np.arange(1, k + 1), np.zeros((k, 12), np.int8), [f"{n}{i}" for i in range(k)], k)
+        for n, k in (("a", 100), ("b", 300))
+    ]
+    same, total = truncate_videos(videos, 0)
+    assert total == 400 and same[1] is videos[1]
+    short, total = truncate_videos(videos, 40)
+    assert [len(v) for v in short] == [10, 30] and total == 40
+    assert short[1].frame_ids.tolist() == list(range(1, 31)) and short[1].image_paths[-1] == "b29"
+    assert short[0].num_frames == 100

@@ -81,7 +81,11 @@ def verify_conversion(
 
     ref = iresnet(arch, widths=widths, layers=layers, num_features=embedding_size, input_size=input_size)
     state = unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True), src)
-    ref.load_state_dict(state, strict=True)
+    try:
+        ref.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"{src}: --verify: PyTorch refuses the state_dict ({str(exc).splitlines()[0]})") from exc
+    del state
     ref.eval()
     x = np.random.RandomState(seed).uniform(-1.0, 1.0, (batch, 3, input_size, input_size)).astype(np.float32)
     with torch.no_grad():

@@ -135,7 +135,11 @@ class EpochValidator(Callback):
             return
         params = run_context.original_args()
         epoch = params.cur_epoch_num
-        record = {"epoch": epoch, "lr": self.lrs[min(epoch * self.steps_per_epoch, len(self.lrs)) - 1]}
+        record = {
+            "epoch": epoch,
+            "lr": self.lrs[min(epoch * self.steps_per_epoch, len(self.lrs)) - 1],
+            "steps": self.steps_per_epoch,
+        }
         record.update(self.progress.epoch_summary())
         if self.evaluate_fn is not None:
             t0 = time.time()

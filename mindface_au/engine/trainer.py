@@ -93,6 +93,11 @@ def _scalar(value) -> float:
     return float(np.asarray(value.asnumpy() if hasattr(value, "asnumpy") else value).reshape(-1)[0])
 
 
+def _latest_epoch_checkpoint(ckpt_dir: str) -> Optional[str]:
+    names = sorted(n for n in os.listdir(ckpt_dir) if n.startswith("epoch_") and n.endswith(".ckpt"))
+    return os.path.join(ckpt_dir, names[-1]) if names else None
+
+
 def load_resume_state(run_dir: str, train_network) -> Dict:
     """Load network + optimiser state from RUN_DIR/checkpoints/resume.ckpt; returns its extra fields."""
     import mindspore as ms
@@ -271,7 +276,7 @@ def train(
     )
     if progress.diverged is not None:
         d = progress.diverged
-        kept = validator.last_good or (os.path.join(run_dir, RUN_FILES["resume"]) if resume else "none")
+        kept = validator.last_good or _latest_epoch_checkpoint(ckpt_dir) or "none (no epoch finished)"
         raise TrainingDiverged(
             f"training stopped: loss is {d['loss']} at epoch {d['epoch']} step {d['step']} "
             f"(lower train.lr or use amp_level O0); last good checkpoint: {kept}"

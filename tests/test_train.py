@@ -1,0 +1,162 @@
+"""Training: the lr schedule, a 2-epoch tiny CLI run (files, loss going down, loadable checkpoints), the NaN guard,
+and (slow) kill + --resume matching an uninterrupted run."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import TINY_LAYERS, TINY_WIDTHS
+
+from mindface_au.engine.trainer import piecewise_lr
+
+
+def tiny_config(root, path, **train):
+    """A tiny full network (LRP + ARL + transformer FF) on a tiny SynthAU set, deterministic data."""
+    cfg = {
+        "model": {"name": "aunet_iresnet18", "widths": TINY_WIDTHS, "layers": TINY_LAYERS, "head_dim": 16,
+                  "fusion_heads": 2, "lrp_num": 2, "lrp_reduction": 4},
+        "data": {"root": str(root), "batch_size": 8, "eval_batch_size": 32, "sample_rate": 0.5, "rare_rate": 0.5,
+                 "num_workers": 1, "hflip": False, "color_jitter": 0.0},
+        "train": {"epochs": 2, "lr": 0.05, "milestones": [2], "seed": 0, **train},
+        "eval": {"prob_k": 2, "label_k": 1},
+    }
+    with open(path, "w") as handle:
+        yaml.safe_dump(cfg, handle)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from mindface_au.data.synthau import generate
+
+    root = tmp_path_factory.mktemp("synthau") / "data"
+    generate(str(root), videos=6, frames=60, seed=1, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    from conftest import run_cli
+
+    base = tmp_path_factory.mktemp("run")
+    config = tiny_config(synth, base / "tiny.yaml")
+    proc = run_cli("train", "--config", config, "--out", base / "run", "--device", "CPU")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return base / "run", config, proc
+
+
+def test_piecewise_lr_reading_of_the_paper():
+    lrs = piecewise_lr(0.001, [4, 6, 8], 0.1, 15, 2)
+    per_epoch = lrs[::2]
+    assert len(lrs) == 30
+    np.testing.assert_allclose(per_epoch[:3], [1e-3] * 3)  # epochs 1-3
+    np.testing.assert_allclose(per_epoch[3:5], [1e-4] * 2)  # epochs 4-5
+    np.testing.assert_allclose(per_epoch[5:7], [1e-5] * 2)  # epochs 6-7
+    np.testing.assert_allclose(per_epoch[7:], [1e-6] * 8)  # epochs 8-15
+
+
+def test_two_epoch_run_writes_everything_and_learns(trained):
+    run, _, proc = trained
+    files = sorted(os.listdir(run))
+    assert files == ["checkpoints", "config.yaml", "metrics.json", "train.log"]
+    ckpts = sorted(os.listdir(run / "checkpoints"))
+    assert ckpts == ["best.ckpt", "epoch_001.ckpt", "epoch_002.ckpt", "resume.ckpt"]  # nothing half-written
+    metrics = json.load(open(run / "metrics.json"))
+    epochs = metrics["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert epochs[1]["loss"] < epochs[0]["loss"]
+    assert epochs[0]["lr"] == pytest.approx(0.05) and epochs[1]["lr"] == pytest.approx(0.005)
+    for e in epochs:
+        assert set(e["val_per_au"]) == {"AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24",
+                                        "AU25", "AU26"}
+        assert e["val_mean_f1"] == pytest.approx(np.mean(list(e["val_per_au"].values())))
+        assert e["images_per_s"] > 0
+    best = max(epochs, key=lambda e: e["val_mean_f1"])
+    assert metrics["best"] == {"epoch": best["epoch"], "mean_f1": pytest.approx(best["val_mean_f1"])}
+    log = open(run / "train.log").read()
+    assert "loss" in log and "img/s" in log and "val mean F1" in log
+    assert yaml.safe_load(open(run / "config.yaml"))["train"]["out_dir"] == str(run)
+
+
+def test_checkpoints_rebuild_their_network(trained):
+    from mindface_au.engine.evaluator import load_model
+    from mindface_au.models.checkpoint import read_checkpoint
+
+    run, _, _ = trained
+    net, model_cfg = load_model(str(run / "checkpoints" / "best.ckpt"))
+    assert model_cfg.widths == TINY_WIDTHS and model_cfg.fusion == "transformer"
+    saved = read_checkpoint(str(run / "checkpoints" / "epoch_002.ckpt"))
+    params = dict(net.parameters_and_names())
+    assert params and all(name in saved for name in params)
+    state = read_checkpoint(str(run / "checkpoints" / "resume.ckpt"))
+    assert "global_step" in state and any(k.startswith("accum.") for k in state)  # optimiser state for --resume
+    steps = json.load(open(run / "metrics.json"))["epochs"][0]["steps"]
+    assert steps > 0 and int(state["global_step"].asnumpy()[0]) == 2 * steps
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path, cli):
+    run, _, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = open(copy / "checkpoints" / "best.ckpt", "rb").read()
+    proc = cli("train", "--resume", copy, "--set", "train.epochs=3", "--set", "train.lr=1.0e+30", "--device", "CPU")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("mindface-au train: error: training stopped: loss is")
+    assert "epoch 3" in message and "epoch_002.ckpt" in message
+    assert not (copy / "checkpoints" / "epoch_003.ckpt").exists()
+    assert open(copy / "checkpoints" / "best.ckpt", "rb").read() == before
+    assert [e["epoch"] for e in json.load(open(copy / "metrics.json"))["epochs"]] == [1, 2]
+
+
+def test_train_errors(cli, tmp_path, synth):
+    config = tiny_config(synth, tmp_path / "c.yaml")
+    proc = cli("train", "--config", config, "--set", "train.optimizer=adam", "--out", tmp_path / "r")
+    assert proc.returncode == 2 and "train.optimizer" in proc.stderr
+    proc = cli("train", "--resume", tmp_path / "nowhere")
+    assert proc.returncode == 2 and "nowhere" in proc.stderr and "not a run directory" in proc.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
+    config = tiny_config(synth, tmp_path / "c.yaml", epochs=3, milestones=[3])
+    full = cli("train", "--config", config, "--out", tmp_path / "full", "--device", "CPU")
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    env = dict(os.environ, GLOG_v="3")
+    cmd = [sys.executable, "-m", "mindface_au", "train", "--config", config, "--out", str(tmp_path / "cut")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "cut" / "checkpoints" / "resume.ckpt"
+    deadline = time.time() + 600
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert state.exists(), "the first epoch never finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.load(open(tmp_path / "cut" / "metrics.json"))["epochs"]
+    assert len(done) < 3, "run finished before it could be killed"
+
+    resumed = cli("train", "--resume", tmp_path / "cut", "--device", "CPU")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.load(open(tmp_path / "full" / "metrics.json"))["epochs"]
+    b = json.load(open(tmp_path / "cut" / "metrics.json"))["epochs"]
+    assert [e["epoch"] for e in b] == [1, 2, 3]
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-3, abs=1e-4)
+        assert y["val_mean_f1"] == pytest.approx(x["val_mean_f1"], abs=0.02)
+        assert y["lr"] == pytest.approx(x["lr"])
+    from mindface_au.models.checkpoint import read_checkpoint
+
+    wa = read_checkpoint(str(tmp_path / "full" / "checkpoints" / "epoch_003.ckpt"))
+    wb = read_checkpoint(str(tmp_path / "cut" / "checkpoints" / "epoch_003.ckpt"))
+    for name, value in wa.items():
+        if hasattr(value, "asnumpy") and value.asnumpy().dtype.kind == "f":
+            np.testing.assert_allclose(wb[name].asnumpy(), value.asnumpy(), rtol=1e-3, atol=1e-4, err_msg=name)
