@@ -379,6 +379,17 @@ def test_cli_verify(tmp_path):
     assert "verify: max |torch - mindspore|" in proc.stdout and out.exists()
 
 
+def test_failed_verify_leaves_no_output(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from mindface_au.convert import converter
+
+    monkeypatch.setattr(converter, "VERIFY_RTOL", -1.0)  # a negative tolerance: the check must fail
+    out = tmp_path / "v.ckpt"
+    with pytest.raises(UserError, match="--verify failed: max"):
+        convert_checkpoint(FIXTURE_PTH, "iresnet18", str(out), verify=True, **TINY)
+    assert os.listdir(tmp_path) == []
+
+
 def test_cli_verify_without_torch_fails_cleanly(tmp_path):
     out = tmp_path / "v.ckpt"
     proc = run_cli_without_torch(

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="MindSpore device for --verify: auto, CPU, GPU or Ascend")
     add_config_args(parser)
+    parser.epilog = (
+        "Non-standard networks: --set model.widths=[8,16,16,32] --set model.layers=[1,1,1,1] "
+        "--set model.embedding_size=16 (stage widths, blocks per stage, embedding size)."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -109,11 +109,13 @@ def load_resume_state(run_dir: str, train_network) -> Dict:
         raise UserError(f"--resume {run_dir}: no {RUN_FILES['resume']} (the run did not finish an epoch)")
     data = read_checkpoint(path)
     params = {k: v for k, v in data.items() if isinstance(v, ms.Parameter)}
-    own = {p.name for p in train_network.get_parameters()}
+    # the lr list is rebuilt from the config (it may be extended by --set train.epochs=...); the rest is state
+    own = {p.name for p in train_network.get_parameters() if not p.name.startswith("learning_rate")}
     missing = sorted(own - set(params))
     if missing:
         raise UserError(f"{path}: resume state does not fit the model (missing {', '.join(missing[:5])})")
     not_loaded, _ = ms.load_param_into_net(train_network, {k: params[k] for k in own}, strict_load=True)
+    not_loaded = [n for n in not_loaded if not n.startswith("learning_rate")]
     if not_loaded:
         raise UserError(f"{path}: parameters not loaded: {', '.join(not_loaded[:5])}")
     best = data.get("best")
