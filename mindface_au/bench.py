@@ -138,24 +138,34 @@ def peak_rss_mb() -> float:
 
 
 def _time_repeats(step: Callable[[], Any], warmup: int, repeats: int) -> Dict[str, Any]:
-    """Time `step`: the first call (compile) and `warmup - 1` more are excluded; median of `repeats`."""
+    """Time `step`: the first call (compile) and `warmup - 1` more are excluded; median of `repeats`.
+
+    Also records the process CPU time per call (all threads): on a shared machine it is steadier than wall time.
+    """
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
     for _ in range(max(warmup - 1, 0)):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
-    return {"first_s": round(first, 4), "median_s": float(np.median(times)), "times_s": [round(t, 5) for t in times]}
+        cpu.append(time.process_time() - start_cpu)
+    return {
+        "first_s": round(first, 4),
+        "median_s": float(np.median(times)),
+        "times_s": [round(t, 5) for t in times],
+        "cpu_median_s": round(float(np.median(cpu)), 5),
+    }
 
 
 def configure_mindspore(device: str = "CPU", threads: int = 0, jit_level: str = "") -> str:
     """GRAPH mode on `device`, CPU kernel threads and JIT level; call once per process before building Cells."""
     import mindspore as ms
 
+    from mindface_au.models import iresnet  # noqa: F401  (sets the oneDNN ISA cap before any kernel runs)
     from mindface_au.utils.device import init_context
 
     if jit_level:
@@ -356,7 +366,9 @@ def measure_postprocess(frames: int, prob_k: int = 8, label_k: int = 6, repeats:
     return {"frames": frames, "frames_per_s": round(frames / timing["median_s"], 1), **timing}
 
 
-def measure_pipeline(data_root: str, batch: int, num_batches: int, threads: int) -> Dict[str, Any]:
+def measure_pipeline(
+    data_root: str, batch: int, num_batches: int, threads: int, synth_frames: int = 200
+) -> Dict[str, Any]:
     """Images/s of the training data pipeline alone (decode, sampling, augmentation, batching)."""
     from mindface_au.config import DataConfig
     from mindface_au.data import pipeline
@@ -367,7 +379,7 @@ def measure_pipeline(data_root: str, batch: int, num_batches: int, threads: int)
             from mindface_au.data import synthau
 
             root = os.path.join(tmp, "synthau")
-            synthau.generate(root, videos=4, frames=200, seed=0)
+            synthau.generate(root, videos=4, frames=synth_frames, seed=0)
         cfg = DataConfig(root=root, batch_size=batch, num_workers=threads)
         images_per_s = float(pipeline.benchmark_pipeline(root, cfg, num_batches))
     return {"images_per_s": round(images_per_s, 1), "batch": batch, "num_batches": num_batches}
@@ -382,7 +394,9 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     elif kind == "postprocess":
         result = measure_postprocess(spec["frames"])
     elif kind == "pipeline":
-        result = measure_pipeline(spec["data_root"], spec["batch"], spec["num_batches"], spec["threads"])
+        result = measure_pipeline(
+            spec["data_root"], spec["batch"], spec["num_batches"], spec["threads"], spec.get("synth_frames", 200)
+        )
     else:
         raise ValueError(f"unknown measurement kind {kind!r}")
     result["peak_rss_mb"] = peak_rss_mb()
@@ -396,6 +410,11 @@ def run_worker(spec: Dict[str, Any], timeout: int = 3600) -> Dict[str, Any]:
     if spec.get("threads"):
         for var in THREAD_ENV_VARS:
             env[var] = str(spec["threads"])
+    if spec.get("framework") in ("torch", "numpy"):
+        from mindface_au.models import iresnet
+
+        if iresnet.ONEDNN_ISA_SET_HERE:  # PyTorch's own oneDNN runs with its defaults, as its users run it
+            env.pop(iresnet.ONEDNN_ISA_VAR, None)
     with tempfile.TemporaryDirectory(prefix="mindface-au-bench-") as tmp:
         result_path = os.path.join(tmp, "result.json")
         cmd = [sys.executable, "-m", "mindface_au.bench", "--worker", json.dumps(spec), "--result", result_path]
@@ -517,6 +536,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
             "data_root": opts.data_root,
             "batch": batch,
             "num_batches": opts.pipeline_batches,
+            "synth_frames": 60 if opts.quick else 200,
             **common,
         }
         report["pipeline"] = run_worker(spec, opts.timeout)

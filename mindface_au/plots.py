@@ -109,7 +109,7 @@ def plot_image_bars(probs, names: Sequence[str], out_png: str, title: str = "") 
         raise UserError(f"names: expected {probs.shape[0]} names (one per image), got {len(names)}")
     plt = _pyplot()
     n_img = max(probs.shape[0], 1)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(AU_NAMES) * min(n_img, 12) / 3 + 4), 4))
+    fig, ax = plt.subplots(figsize=(min(24.0, 8.0 + 0.5 * n_img), 4))
     width = 0.8 / n_img
     base = np.arange(len(AU_NAMES))
     for j, name in enumerate(names):

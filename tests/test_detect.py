@@ -354,8 +354,12 @@ def test_resume_continues_an_interrupted_run(media, predictor, tmp_path, monkeyp
     with pytest.raises(UserError, match="other settings"):
         detect(video, out, predictor=predictor, all_faces=False, resume=True, progress=False)
     detect(video, out, predictor=predictor, all_faces=True, resume=True, progress=False)
-    with open(full) as a, open(out) as b:
-        assert a.read() == b.read()
+    header, expected = read_csv(full)
+    _, got = read_csv(out)
+    assert [r[:9] for r in got] == [r[:9] for r in expected]  # same frames, faces, ids and boxes
+    for a, b in zip(got, expected):  # probabilities equal up to float rounding of a different batch layout
+        if a[3] == "1":
+            np.testing.assert_allclose(probs_of(a, header), probs_of(b, header), atol=2e-6)
     assert not os.path.exists(partial) and not os.path.exists(partial + ".json")
 
 
@@ -388,7 +392,11 @@ def test_aligned_reproduces_predict(media, tmp_path):
 
 @pytest.mark.slow
 def test_memory_stays_flat_on_long_videos(media, tmp_path):
-    """Peak RSS of `detect` grows by less than 50 MB from a 300-frame to a 3000-frame video."""
+    """Peak RSS of `detect` grows by less than 50 MB from a 300-frame to a 3000-frame video.
+
+    --aligned keeps it fast (whole 160x120 frames go to the network); decoding, batching, CSV writing and the
+    --prob-k smoothing pass are the parts that could grow with the length.
+    """
     peaks = []
     for frames in (300, 3000):
         video = str(tmp_path / f"v{frames}.avi")
@@ -398,7 +406,7 @@ def test_memory_stays_flat_on_long_videos(media, tmp_path):
             "import resource, sys\nfrom mindface_au.cli import main\nrc = main(sys.argv[1:])\n"
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n"
         )
-        args = ["detect", "--input", video, "--output", out, "--ckpt", media["ckpt"], "--detector", "haar"]
+        args = ["detect", "--input", video, "--output", out, "--ckpt", media["ckpt"], "--aligned"]
         args += ["--prob-k", "8", "--no-progress", "--device", "CPU"]
         proc = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, env=dict(os.environ, GLOG_v="3")
@@ -407,4 +415,5 @@ def test_memory_stays_flat_on_long_videos(media, tmp_path):
         with open(out) as handle:
             assert sum(1 for _ in handle) == frames + 1
         peaks.append(int(proc.stderr.split("MAXRSS_KB")[-1].split()[0]) / 1024.0)
+    print(f"peak RSS: 300 frames {peaks[0]:.1f} MB, 3000 frames {peaks[1]:.1f} MB")
     assert peaks[1] - peaks[0] < 50, f"peak RSS {peaks[0]:.0f} MB -> {peaks[1]:.0f} MB"

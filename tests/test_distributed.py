@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,7 +44,9 @@ def test_msrun_two_cpu_workers(tmp_path):
     env = dict(os.environ, GLOG_v="3")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=str(tmp_path))
     logs = {n: open(tmp_path / "logs" / n).read() for n in os.listdir(tmp_path / "logs") if n.endswith(".log")}
-    assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:] + str({k: v[-1500:] for k, v in logs.items()})
+    assert proc.returncode == 0, (
+        proc.stdout[-1500:] + proc.stderr[-1500:] + str({k: v[-1500:] for k, v in logs.items()})
+    )
     workers = [text for name, text in logs.items() if name.startswith("worker_")]
     assert len(workers) == 2
     assert all("best epoch 1" in text for text in workers), [t[-800:] for t in workers]

@@ -7,13 +7,12 @@ import os
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
+from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 from mindface_au.config import AU_NAMES
 from mindface_au.engine.predict import vote
 from mindface_au.postprocess import postprocess_video
 from mindface_au.submission import read_au_file
-
-from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,8 @@ def test_timeline_draws_probabilities_truth_and_gaps(tmp_path):
     flat = tmp_path / "flat.png"
     plot_au_timeline(np.zeros((t, len(AU_NAMES))), str(flat))
     # the data shows up in the picture: random probabilities + truth bands differ from an all-zero plot
-    assert cv2.imread(str(flat)).shape != image.shape or np.abs(cv2.imread(str(flat)).astype(int) - image).sum() > 0
+    other = cv2.imread(str(flat))
+    assert other.shape == image.shape and np.abs(other.astype(int) - image).sum() > 0
     _no_temp_files(tmp_path)
 
 

@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 import yaml
-
 from conftest import TINY_LAYERS, TINY_WIDTHS
 
 from mindface_au.engine.trainer import piecewise_lr
@@ -21,10 +20,25 @@ from mindface_au.engine.trainer import piecewise_lr
 def tiny_config(root, path, **train):
     """A tiny full network (LRP + ARL + transformer FF) on a tiny SynthAU set, deterministic data."""
     cfg = {
-        "model": {"name": "aunet_iresnet18", "widths": TINY_WIDTHS, "layers": TINY_LAYERS, "head_dim": 16,
-                  "fusion_heads": 2, "lrp_num": 2, "lrp_reduction": 4},
-        "data": {"root": str(root), "batch_size": 8, "eval_batch_size": 32, "sample_rate": 0.5, "rare_rate": 0.5,
-                 "num_workers": 1, "hflip": False, "color_jitter": 0.0},
+        "model": {
+            "name": "aunet_iresnet18",
+            "widths": TINY_WIDTHS,
+            "layers": TINY_LAYERS,
+            "head_dim": 16,
+            "fusion_heads": 2,
+            "lrp_num": 2,
+            "lrp_reduction": 4,
+        },
+        "data": {
+            "root": str(root),
+            "batch_size": 8,
+            "eval_batch_size": 32,
+            "sample_rate": 0.5,
+            "rare_rate": 0.5,
+            "num_workers": 1,
+            "hflip": False,
+            "color_jitter": 0.0,
+        },
         "train": {"epochs": 2, "lr": 0.05, "milestones": [2], "seed": 0, **train},
         "eval": {"prob_k": 2, "label_k": 1},
     }
@@ -75,8 +89,20 @@ def test_two_epoch_run_writes_everything_and_learns(trained):
     assert epochs[1]["loss"] < epochs[0]["loss"]
     assert epochs[0]["lr"] == pytest.approx(0.05) and epochs[1]["lr"] == pytest.approx(0.005)
     for e in epochs:
-        assert set(e["val_per_au"]) == {"AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24",
-                                        "AU25", "AU26"}
+        assert set(e["val_per_au"]) == {
+            "AU1",
+            "AU2",
+            "AU4",
+            "AU6",
+            "AU7",
+            "AU10",
+            "AU12",
+            "AU15",
+            "AU23",
+            "AU24",
+            "AU25",
+            "AU26",
+        }
         assert e["val_mean_f1"] == pytest.approx(np.mean(list(e["val_per_au"].values())))
         assert e["images_per_s"] > 0
     best = max(epochs, key=lambda e: e["val_mean_f1"])

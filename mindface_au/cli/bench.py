@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matmul-size", type=int, default=0, help="square matmul side (default 4096; quick 1024)")
     parser.add_argument("--post-frames", type=int, default=1_000_000, help="frames for the post-processing test")
     parser.add_argument("--data-root", default="", help="dataset for the pipeline test (default: temporary SynthAU)")
+    parser.add_argument("--pipeline-batches", type=int, default=0, help="batches timed in the pipeline test")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per measurement")
 
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.bench import BenchOptions, format_table, run_bench
     from mindface_au.utils.io import atomic_write
 
-    if args.threads < 0 or args.repeats < 0 or args.warmup < 1 or args.post_frames < 1 or args.matmul_size < 0:
+    if args.threads < 0 or args.repeats < 0 or args.warmup < 1 or args.post_frames < 1 or args.matmul_size < 0 or args.pipeline_batches < 0:
         raise UserError("--threads/--repeats must be >= 0 and --warmup/--post-frames >= 1")
     opts = BenchOptions(
         quick=args.quick,
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         matmul_size=args.matmul_size,
         post_frames=args.post_frames,
         data_root=args.data_root,
+        pipeline_batches=args.pipeline_batches,
         timeout=args.timeout,
     )
     if args.models:

@@ -8,8 +8,13 @@ from mindface_au.config import add_config_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument("--out", default=None, help="root folder, one run directory per split (train.out_dir)")
-    parser.add_argument("--splits", nargs="+", default=None, metavar="SPLIT",
-                        help="subset of official fold1 fold2 fold3 fold4 (default: all five)")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        metavar="SPLIT",
+        help="subset of official fold1 fold2 fold3 fold4 (default: all five)",
+    )
     parser.add_argument("--device", default=None, help="CPU, GPU, Ascend or auto (train.device)")
 
 

@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-faces", action="store_true", help="every face with a tracked face_id (default: largest)")
     parser.add_argument("--min-face-size", type=int, default=20, help="smallest face side in pixels (default 20)")
     parser.add_argument("--prob-k", type=int, default=0, help="smooth probabilities over 2k+1 frames per face track")
+    parser.add_argument("--max-gap", type=int, default=30, help="frames a face may vanish and keep its id/track")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the 0/1 columns")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
     parser.add_argument("--plot", default=None, help="PNG: AU time line (video) or per-image bars (images)")
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         plot=args.plot,
         progress=not args.no_progress,
         min_face_size=args.min_face_size,
+        max_gap=args.max_gap,
     )
     print(json.dumps(summary))
     return 0

@@ -8,11 +8,19 @@ from mindface_au.config import add_config_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument("--ckpt", nargs="+", required=True, help="one or more checkpoints; several vote")
-    parser.add_argument("--split", default="test", choices=["test", "val", "train", "val-fold"],
-                        help="videos to predict (val-fold: the validation videos of data.split)")
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "val", "train", "val-fold"],
+        help="videos to predict (val-fold: the validation videos of data.split)",
+    )
     parser.add_argument("--out", required=True, help="output folder, one <video>.txt per video")
-    parser.add_argument("--vote", default="majority", choices=["majority", "mean"],
-                        help="majority of the 0/1 labels, or mean of the probabilities")
+    parser.add_argument(
+        "--vote",
+        default="majority",
+        choices=["majority", "mean"],
+        help="majority of the 0/1 labels, or mean of the probabilities",
+    )
     parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
     parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
     parser.add_argument("--device", default="auto", help="CPU, GPU, Ascend or auto")

@@ -20,12 +20,14 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, load_config
 from mindface_au.errors import UserError
-from mindface_au.metrics import f1_per_au, per_au_dict
+from mindface_au.metrics import f1_per_au
 from mindface_au.utils.io import atomic_write
 
 __all__ = ["DEFAULT_CONFIG", "baselines", "run_demo"]
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "synthau_demo.yaml")
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "synthau_demo.yaml"
+)
 
 
 def baselines(train_videos, val_videos) -> Dict[str, float]:
@@ -53,12 +55,13 @@ def run_demo(
 
     `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set.
     """
-    from mindface_au.data import get_split, load_split
+    from mindface_au.data import get_split
     from mindface_au.data.synthau import generate
     from mindface_au.engine.evaluator import ProbNet, evaluate_probs, format_sweep, load_model, predict_videos, sweep
     from mindface_au.engine.predict import predict
     from mindface_au.engine.trainer import train
     from mindface_au.plots import plot_au_bars, plot_au_timeline
+    from mindface_au.submission import score_folders
     from mindface_au.utils.device import init_context
 
     t_start = time.time()
@@ -72,15 +75,13 @@ def run_demo(
     init_context(device)
     videos = videos or DEMO_DATA["videos"]
     frames = frames or DEMO_DATA["frames"]
-    marker = os.path.join(data_root, "synthau.json")
-    wanted = {"videos": videos, "frames": frames, "seed": cfg.train.seed}
-    if os.path.isfile(marker) and json.load(open(marker, encoding="utf-8")).get("demo_request") == wanted:
+    summary_path = os.path.join(data_root, "synthau.json")  # written by the generator
+    existing = json.load(open(summary_path, encoding="utf-8")) if os.path.isfile(summary_path) else {}
+    if all(existing.get(k) == v for k, v in (("videos", videos), ("frames", frames), ("seed", cfg.train.seed))):
         log(f"[1/5] SynthAU already in {data_root}")
     else:
         log(f"[1/5] generating SynthAU ({videos} videos x {frames} frames) in {data_root}")
-        summary = generate(data_root, videos=videos, frames=frames, seed=cfg.train.seed)
-        with atomic_write(marker) as handle:
-            json.dump({"demo_request": wanted, "summary": summary}, handle, indent=2, default=str)
+        generate(data_root, videos=videos, frames=frames, seed=cfg.train.seed, overwrite=True)
     t_data = time.time()
 
     log(f"[2/5] training {cfg.model.name} (widths {cfg.model.widths}) for {cfg.train.epochs} epochs")
@@ -98,6 +99,9 @@ def run_demo(
     log("[4/5] predicting the test split")
     pred_dir = os.path.join(out_dir, "predictions")
     written = predict(cfg, [trained["best_ckpt"]], pred_dir, split="test")
+
+    hidden = os.path.join(data_root, "synthau_test_labels")  # SynthAU keeps the test labels aside
+    test_score = score_folders(pred_dir, hidden) if os.path.isdir(hidden) else None
 
     log("[5/5] plotting")
     video = max(val_videos, key=len)
@@ -121,14 +125,26 @@ def run_demo(
         "label_k": cfg.eval.label_k,
         "majority_baseline_f1": base["majority"],
         "all_positive_baseline_f1": base["all_positive"],
+        "test_mean_f1_smoothed": test_score["mean_f1"] if test_score else None,
         "sweep": table,
         "best_epoch": trained["best"]["epoch"],
         "epochs": cfg.train.epochs,
         "model": dataclasses.asdict(cfg.model),
-        "data": {"videos": videos, "frames": frames, "train_videos": len(train_videos), "val_videos": len(val_videos),
-                 "test_videos": written["videos"], "test_frames": written["frames"]},
-        "files": {"run": trained["run_dir"], "best_ckpt": trained["best_ckpt"], "predictions": pred_dir,
-                  "timeline": timeline, "f1_bars": bars},
+        "data": {
+            "videos": videos,
+            "frames": frames,
+            "train_videos": len(train_videos),
+            "val_videos": len(val_videos),
+            "test_videos": written["videos"],
+            "test_frames": written["frames"],
+        },
+        "files": {
+            "run": trained["run_dir"],
+            "best_ckpt": trained["best_ckpt"],
+            "predictions": pred_dir,
+            "timeline": timeline,
+            "f1_bars": bars,
+        },
         "time_s": {"data": t_data - t_start, "train": t_train - t_data, "total": time.time() - t_start},
     }
     with atomic_write(os.path.join(out_dir, "results.json")) as handle:

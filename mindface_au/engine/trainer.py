@@ -137,7 +137,7 @@ def train(
     from mindspore import dataset as ds
     from mindspore.train import FixedLossScaleManager, Model
 
-    from mindface_au.data import create_eval_dataset, create_train_dataset, get_split
+    from mindface_au.data import create_train_dataset, get_split, truncate_videos
     from mindface_au.engine.callbacks import EpochValidator, ProgressLogger
     from mindface_au.engine.distributed import init_distributed
     from mindface_au.engine.evaluator import ProbNet, evaluate_probs, predict_videos
@@ -221,16 +221,19 @@ def train(
     evaluate_fn = None
     if main and val_videos:
         eval_net = ProbNet(net)
+        eval_videos, _ = truncate_videos(val_videos, cfg.data.val_max_frames)
 
-        def evaluate_fn() -> Dict:
+        def run_validation() -> Dict:
             net.set_train(False)
             try:
-                predictions = predict_videos(eval_net, val_videos, cfg.data)
+                predictions = predict_videos(eval_net, eval_videos, cfg.data)
             finally:
                 net.set_train(True)
-            result = evaluate_probs(val_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold)
+            result = evaluate_probs(eval_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold)
             result.pop("full_probs")
             return result
+
+        evaluate_fn = run_validation
 
     model_config = dataclasses.asdict(cfg.model)
     ckpt_dir = os.path.join(run_dir, RUN_FILES["ckpt_dir"])

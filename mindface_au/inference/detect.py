@@ -415,7 +415,17 @@ def _check_output(output: str) -> None:
         raise UserError(f"{output}: output folder is not writable")
 
 
-def _settings(source: FrameSource, model_path: str, aligned: bool, detector: str, all_faces: bool, threshold: float):
+def _settings(
+    source: FrameSource,
+    model_path: str,
+    aligned: bool,
+    detector: str,
+    all_faces: bool,
+    threshold: float,
+    min_face_size: int,
+    max_gap: int,
+) -> dict:
+    """What must not change between an interrupted run and its --resume."""
     return {
         "input": os.path.abspath(source.path),
         "model": os.path.abspath(model_path),
@@ -423,6 +433,8 @@ def _settings(source: FrameSource, model_path: str, aligned: bool, detector: str
         "detector": None if aligned else detector,
         "all_faces": bool(all_faces),
         "threshold": float(threshold),
+        "min_face_size": int(min_face_size),
+        "max_gap": int(max_gap),
     }
 
 
@@ -456,6 +468,10 @@ def detect(
         raise UserError(f"--threshold: got {threshold}, expected 0 <= t <= 1")
     if detector not in ("mtcnn", "haar"):
         raise UserError(f"--detector: got {detector!r}, expected mtcnn or haar")
+    if min_face_size < 12:
+        raise UserError(f"--min-face-size: got {min_face_size}, expected at least 12 pixels")
+    if max_gap < 0:
+        raise UserError(f"--max-gap: got {max_gap}, expected an integer >= 0")
     source = open_source(input_path)
     _check_output(output)
     if predictor is None:
@@ -468,7 +484,7 @@ def detect(
     with_file = source.kind == "images"
     header = _header(with_file)
     partial, meta_path = output + ".partial", output + ".partial.json"
-    settings = _settings(source, model_path, aligned, detector, all_faces, threshold)
+    settings = _settings(source, model_path, aligned, detector, all_faces, threshold, min_face_size, max_gap)
     tracker = IoUTracker(max_age=max_gap)
     start = 1
     if resume and os.path.isfile(partial):
@@ -484,6 +500,11 @@ def detect(
     else:
         if resume:
             print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
+        elif os.path.isfile(partial):
+            print(
+                f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
+                file=sys.stderr,
+            )
         with open(partial, "w", newline="", encoding="utf-8") as handle:
             csv.writer(handle, lineterminator="\n").writerow(header)
         with atomic_write(meta_path) as handle:
