@@ -641,8 +641,10 @@ def format_table(report: Dict[str, Any]) -> str:
     ]
     for row in report["models"]:
         if "error" in row:
-            lines.append(f"| {row['framework']} | {row['model']} | {row['mode']} | {row['batch']} | failed: "
-                         f"{row['error']} | | | | |")
+            lines.append(
+                f"| {row['framework']} | {row['model']} | {row['mode']} | {row['batch']} | failed: "
+                f"{row['error']} | | | | |"
+            )
             continue
         frac = row.get("fraction_of_matmul")
         lines.append(
@@ -651,7 +653,11 @@ def format_table(report: Dict[str, Any]) -> str:
             f"{_fmt(row['peak_rss_mb'])} |"
         )
     if report.get("ratios"):
-        lines += ["", "| model | mode | batch | MindSpore / PyTorch time | MindSpore / PyTorch peak RSS |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model | mode | batch | MindSpore / PyTorch time | MindSpore / PyTorch peak RSS |",
+            "|---|---|---|---|---|",
+        ]
         for r in report["ratios"]:
             lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['ratio']:.2f} | {r['rss_ratio']:.2f} |")
     if report.get("heads"):
@@ -666,8 +672,10 @@ def format_table(report: Dict[str, Any]) -> str:
         else:
             extra = ""
             if "times_train_step" in pipe:
-                extra = (f", {pipe['times_train_step']}x the fastest MindSpore train step "
-                         f"({pipe['fastest_train_step_images_per_s']} images/s)")
+                extra = (
+                    f", {pipe['times_train_step']}x the fastest MindSpore train step "
+                    f"({pipe['fastest_train_step_images_per_s']} images/s)"
+                )
             lines.append(
                 f"Data pipeline (augmented, batch {pipe['batch']}): {pipe['images_per_s']} images/s{extra}; "
                 f"peak RSS {pipe['peak_rss_mb']} MiB"

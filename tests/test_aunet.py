@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_LAYERS, TINY_WIDTHS
 from mindspore import nn
 
-from mindface_au.config import AU_NAMES, ModelConfig, load_config
+from mindface_au.config import AU_NAMES, LossConfig, ModelConfig, load_config
 from mindface_au.errors import UserError
 from mindface_au.losses import create_loss
 from mindface_au.models import create_iresnet, create_model_from_config, get_default_cfg, list_models
@@ -280,6 +280,25 @@ def test_ablation_config_builds_and_trains(path):
         assert "fusion.weight_token" in changed
     if not _switch_groups(tiny.model)["backbone_head"]:
         assert "backbone.fc.weight" not in changed  # frozen: nothing reads the IResNet embedding
+
+
+@pytest.mark.parametrize("amp", ["O2", "O3"])
+def test_full_network_trains_with_mixed_precision(amp):
+    """float16 AMP (as train.amp_level) compiles: adjacency, fusion weights and zeros follow the input dtype."""
+    import mindspore.dataset as ds
+    from mindspore.train import Model
+
+    net = create_model_from_config(tiny_cfg())
+    before = net.fusion.weight_token.asnumpy().copy()
+    data = ds.NumpySlicesDataset(
+        {"image": rand(4, 3, 32, 32), "label": np.eye(12, dtype=np.float32)[:4]}, shuffle=False
+    ).batch(4)
+    optimizer = nn.SGD(net.trainable_params(), 0.1, loss_scale=1024.0)
+    scale = ms.FixedLossScaleManager(1024.0, drop_overflow_update=False)
+    model = Model(net, create_loss(LossConfig()), optimizer=optimizer, amp_level=amp, loss_scale_manager=scale)
+    model.train(1, data, dataset_sink_mode=False)
+    after = net.fusion.weight_token.asnumpy()
+    assert np.all(np.isfinite(after)) and not np.array_equal(before, after)
 
 
 def test_export_mindir_matches_graphcell(tmp_path):

@@ -182,23 +182,61 @@ def test_torch_twin_rejects_unmatched_parameters():
 # ------------------------------------------------------------------------------------------- report arithmetic
 def test_ratios_heads_and_table_from_rows():
     rows = [
-        {"framework": "mindspore", "model": "iresnet18", "mode": "train", "batch": 8, "median_s": 2.0,
-         "peak_rss_mb": 120.0, "images_per_s": 4.0},
-        {"framework": "torch", "model": "iresnet18", "mode": "train", "batch": 8, "median_s": 2.5,
-         "peak_rss_mb": 100.0, "images_per_s": 3.2},
-        {"framework": "mindspore", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "median_s": 2.1,
-         "peak_rss_mb": 130.0, "images_per_s": 3.8},
+        {
+            "framework": "mindspore",
+            "model": "iresnet18",
+            "mode": "train",
+            "batch": 8,
+            "median_s": 2.0,
+            "peak_rss_mb": 120.0,
+            "images_per_s": 4.0,
+        },
+        {
+            "framework": "torch",
+            "model": "iresnet18",
+            "mode": "train",
+            "batch": 8,
+            "median_s": 2.5,
+            "peak_rss_mb": 100.0,
+            "images_per_s": 3.2,
+        },
+        {
+            "framework": "mindspore",
+            "model": "aunet_iresnet18",
+            "mode": "train",
+            "batch": 8,
+            "median_s": 2.1,
+            "peak_rss_mb": 130.0,
+            "images_per_s": 3.8,
+        },
         {"framework": "torch", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "error": "boom"},
     ]
     ratios = bench._ratios(rows)
-    assert ratios == [{"model": "iresnet18", "mode": "train", "batch": 8, "ratio": 0.8, "mindspore_s": 2.0,
-                       "torch_s": 2.5, "rss_ratio": 1.2}]
+    assert ratios == [
+        {
+            "model": "iresnet18",
+            "mode": "train",
+            "batch": 8,
+            "ratio": 0.8,
+            "mindspore_s": 2.0,
+            "torch_s": 2.5,
+            "rss_ratio": 1.2,
+        }
+    ]
     heads = bench._heads_cost(rows)
-    assert heads == [{"framework": "mindspore", "model": "aunet_iresnet18", "mode": "train", "batch": 8,
-                      "heads_cost": 0.05}]
-    report = {"machine": {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p"},
-              "matmul": {"numpy": {"size": 64, "gflops": 10.0, "peak_rss_mb": 50.0}}, "matmul_limit_gflops": 10.0,
-              "matmul_limit_source": "numpy", "models": rows, "ratios": ratios, "heads": heads, "failed": ["x"]}
+    assert heads == [
+        {"framework": "mindspore", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "heads_cost": 0.05}
+    ]
+    report = {
+        "machine": {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p"},
+        "matmul": {"numpy": {"size": 64, "gflops": 10.0, "peak_rss_mb": 50.0}},
+        "matmul_limit_gflops": 10.0,
+        "matmul_limit_source": "numpy",
+        "models": rows,
+        "ratios": ratios,
+        "heads": heads,
+        "failed": ["x"],
+    }
     table = bench.format_table(report)
     assert "| iresnet18 | train | 8 | 0.80 | 1.20 |" in table
     assert "+5.0%" in table and "failed: boom" in table

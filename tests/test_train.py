@@ -186,3 +186,48 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
     for name, value in wa.items():
         if hasattr(value, "asnumpy") and value.asnumpy().dtype.kind == "f":
             np.testing.assert_allclose(wb[name].asnumpy(), value.asnumpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_cv_collects_best_epochs_and_prints_table1(tmp_path):
+    from mindface_au.config import AU_NAMES, Config
+    from mindface_au.engine.cv import SPLITS, format_table1, run_cv
+
+    seen = []
+
+    def fake_train(cfg):
+        seen.append((cfg.data.split, cfg.train.out_dir))
+        i = len(seen)
+        epochs = [
+            {"epoch": 1, "val_per_au": {n: 0.1 * i for n in AU_NAMES}},
+            {"epoch": 2, "val_per_au": {n: 0.05 * i for n in AU_NAMES}},
+        ]
+        return {"epochs": epochs, "best": {"epoch": 1, "mean_f1": 0.1 * i}}
+
+    cfg = Config()
+    summary = run_cv(cfg, str(tmp_path), train_fn=fake_train)
+    assert [s for s, _ in seen] == list(SPLITS)
+    assert [d for _, d in seen] == [str(tmp_path / s) for s in SPLITS]
+    assert summary["mean_f1"] == pytest.approx({s: 0.1 * (i + 1) for i, s in enumerate(SPLITS)})
+    assert json.load(open(tmp_path / "cv.json"))["splits"]["fold4"]["AU26"] == pytest.approx(0.5)
+    table = format_table1(summary["splits"]).splitlines()
+    assert table[0].split() == ["Val", "Set", *AU_NAMES, "F1"]
+    assert table[1].split()[0] == "Official" and table[5].split()[0] == "Fold-4"
+    assert table[2].split()[1:] == ["20.00"] * 13
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_small(tmp_path, cli):
+    out = tmp_path / "demo"
+    proc = cli(
+        "demo", "--out", out, "--videos", "6", "--frames", "60", "--device", "CPU",
+        "--set", f"model.widths={TINY_WIDTHS}", "--set", "model.head_dim=16", "--set", "model.fusion_heads=2",
+        "--set", "train.epochs=1", "--set", "data.batch_size=8", "--set", "data.num_workers=1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.load(open(out / "results.json"))
+    for key in ("val_mean_f1", "val_mean_f1_smoothed", "per_au", "majority_baseline_f1", "test_mean_f1_smoothed"):
+        assert key in results
+    assert results["val_mean_f1"] == pytest.approx(np.mean(list(results["per_au"].values())))
+    for png in ("timeline.png", "f1_bars.png"):
+        assert open(out / png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(os.listdir(out / "predictions")) == results["data"]["test_videos"]

@@ -51,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.bench import BenchOptions, format_table, run_bench
     from mindface_au.utils.io import atomic_write
 
-    if args.threads < 0 or args.repeats < 0 or args.warmup < 1 or args.post_frames < 1 or args.matmul_size < 0 or args.pipeline_batches < 0:
+    if (
+        args.threads < 0
+        or args.repeats < 0
+        or args.warmup < 1
+        or args.post_frames < 1
+        or args.matmul_size < 0
+        or args.pipeline_batches < 0
+    ):
         raise UserError("--threads/--repeats must be >= 0 and --warmup/--post-frames >= 1")
     opts = BenchOptions(
         quick=args.quick,

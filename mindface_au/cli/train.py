@@ -43,5 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print("# resolved config\n" + dump_config(cfg), flush=True)
         result = train(cfg, distributed=args.distributed, device=args.device)
     best = result["best"]
+    if result.get("rank", 0) != 0:
+        return 0
     print(f"best epoch {best['epoch']}: val mean F1 {100 * best['mean_f1']:.2f}; run directory {result['run_dir']}")
     return 0

@@ -16,7 +16,7 @@ def init_distributed() -> Tuple[int, int]:
     import mindspore as ms
     from mindspore.communication import get_group_size, get_rank, init
 
-    if "MS_WORKER_NUM" not in os.environ and "RANK_TABLE_FILE" not in os.environ and "RANK_SIZE" not in os.environ:
+    if not any(os.environ.get(k) for k in ("MS_WORKER_NUM", "RANK_TABLE_FILE", "RANK_SIZE")):
         raise UserError(
             "--distributed needs a launcher: run it as `msrun --worker_num=N --local_worker_num=N "
             "--master_port=PORT --log_dir=DIR --join=True tools/train.py --distributed ...`"

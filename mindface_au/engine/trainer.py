@@ -286,14 +286,18 @@ def train(
             f"training stopped: loss is {d['loss']} at epoch {d['epoch']} step {d['step']} "
             f"(lower train.lr or use amp_level O0); last good checkpoint: {kept}"
         )
-    logger.info(
-        f"done in {time.time() - t0:.1f} s; best epoch {validator.best['epoch']} "
-        f"mean F1 {100 * validator.best['mean_f1']:.2f}"
-    )
+    if main:
+        logger.info(
+            f"done in {time.time() - t0:.1f} s; best epoch {validator.best['epoch']} "
+            f"mean F1 {100 * validator.best['mean_f1']:.2f}"
+        )
+    else:
+        logger.info(f"done in {time.time() - t0:.1f} s (rank 0 validates and writes the run directory)")
     for handler in list(logger.handlers):
         handler.flush()
     return {
         "run_dir": run_dir,
+        "rank": rank,
         "best": validator.best,
         "epochs": history,
         "best_ckpt": os.path.join(run_dir, RUN_FILES["best"]),

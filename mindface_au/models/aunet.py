@@ -127,12 +127,12 @@ class AUNet(nn.Cell):
     def construct(self, x: ms.Tensor):
         feats = self.backbone.forward_features(x)
         batch = feats.shape[0]
-        zeros = ops.zeros((batch, self.num_classes), ms.float32)
+        zeros = ops.zeros((batch, self.num_classes), feats.dtype)
         if self.use_lrp:
             attended, attention = self.lrp(feats)
         else:
             attended = feats
-            attention = ops.ones((batch, 1, feats.shape[2], feats.shape[3]), ms.float32)
+            attention = ops.ones((batch, 1, feats.shape[2], feats.shape[3]), feats.dtype)
 
         au_logits = zeros
         nodes = None
@@ -155,7 +155,7 @@ class AUNet(nn.Cell):
             weight = self.fusion(token, nodes)
             logits = weight * au_logits + (1.0 - weight) * backbone_logits
         elif self.use_arl:
-            weight = ops.ones((batch, self.num_classes), ms.float32)
+            weight = ops.ones((batch, self.num_classes), feats.dtype)
             logits = au_logits
         else:
             weight = zeros

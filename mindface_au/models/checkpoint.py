@@ -82,7 +82,9 @@ def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Op
     load_params_strict(net, read_checkpoint(path), path, prefix=prefix)
 
 
-def save_checkpoint_atomic(params, path: str, model_config: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+def save_checkpoint_atomic(
+    params, path: str, model_config: Optional[dict] = None, extra: Optional[dict] = None
+) -> None:
     """Save a Cell, or {name: array}, to `path` via a temporary file and rename.
 
     `model_config` (a ModelConfig as dict) is embedded so a checkpoint alone rebuilds its network;

@@ -77,7 +77,7 @@ class FixedFusion(nn.Cell):
         self.num_nodes = num_nodes
 
     def construct(self, backbone_token: ms.Tensor, au_tokens: ms.Tensor) -> ms.Tensor:
-        return ops.ones((backbone_token.shape[0], self.num_nodes), ms.float32) * self.weight
+        return ops.ones((backbone_token.shape[0], self.num_nodes), au_tokens.dtype) * self.weight
 
 
 class TransformerFusion(nn.Cell):
@@ -114,7 +114,7 @@ class TransformerFusion(nn.Cell):
 
     def construct(self, backbone_token: ms.Tensor, au_tokens: ms.Tensor) -> ms.Tensor:
         b = au_tokens.shape[0]
-        weight_token = ops.broadcast_to(self.weight_token, (b, 1, self.weight_token.shape[2]))
+        weight_token = ops.broadcast_to(self.weight_token.astype(au_tokens.dtype), (b, 1, self.weight_token.shape[2]))
         tokens = self.concat((weight_token, backbone_token.expand_dims(1), au_tokens))  # (B, n + 2, D)
         encoded = self.encoder(tokens)
         return self.sigmoid(self.head(encoded[:, 0]))

@@ -70,7 +70,7 @@ class AURelationGraph(nn.Cell):
         sim = self.bmm_t(feats, feats)  # (B, n, n)
         values, _ = ops.topk(sim, self.k)
         threshold = values[:, :, self.k - 1 :]  # k-th largest similarity per row, (B, n, 1)
-        adj = (sim >= threshold).astype(ms.float32)
+        adj = (sim >= threshold).astype(x.dtype)  # x.dtype: float16 under AMP
         inv_sqrt_deg = ops.rsqrt(adj.sum(axis=-1))  # every row keeps >= k entries, so the degree is > 0
         return inv_sqrt_deg.expand_dims(2) * adj * inv_sqrt_deg.expand_dims(1)
 
@@ -89,4 +89,4 @@ class AUClassifier(nn.Cell):
         self.bias = ms.Parameter(initializer("zeros", (num_nodes,), ms.float32), name="bias")
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
-        return (x * self.weight).sum(axis=-1) + self.bias
+        return (x * self.weight.astype(x.dtype)).sum(axis=-1) + self.bias.astype(x.dtype)

@@ -9,8 +9,8 @@ import os
 import time
 from typing import Sequence
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import nn, ops
 
 from mindface_au.models.registry import register_model

@@ -201,9 +201,11 @@ def build_torch_model(
     embedding_size: int = 512,
     **kwargs,
 ) -> nn.Module:
-    """The PyTorch twin of registered model `name`: 'iresnetNN' or 'aunet_iresnetNN' (AUNet kwargs as in ModelConfig)."""
+    """PyTorch twin of registered model `name` (iresnetNN or aunet_iresnetNN; AUNet kwargs as in ModelConfig)."""
     arch = name.split("_", 1)[1] if name.startswith("aunet_") else name
-    backbone = iresnet(arch, widths=tuple(widths), layers=tuple(layers), num_features=embedding_size, input_size=input_size)
+    backbone = iresnet(
+        arch, widths=tuple(widths), layers=tuple(layers), num_features=embedding_size, input_size=input_size
+    )
     if not name.startswith("aunet_"):
         return backbone
     return TorchAUNet(backbone, **kwargs)
