@@ -161,6 +161,9 @@ def _time_repeats(step: Callable[[], Any], warmup: int, repeats: int) -> Dict[st
     }
 
 
+_CONFIGURED: Dict[str, int] = {}
+
+
 def configure_mindspore(device: str = "CPU", threads: int = 0, jit_level: str = "") -> str:
     """GRAPH mode on `device`, CPU kernel threads and JIT level; call once per process before building Cells."""
     import mindspore as ms
@@ -173,10 +176,11 @@ def configure_mindspore(device: str = "CPU", threads: int = 0, jit_level: str = 
             raise UserError(f"--jit-level: got {jit_level!r}, expected O0 or O1")
         ms.set_context(jit_config={"jit_level": jit_level})
     target = init_context(device, "graph")
-    if threads and target == "CPU":
+    if threads and target == "CPU" and not _CONFIGURED.get("threads"):
         from mindspore.device_context.cpu import op_tuning
 
-        op_tuning.threads_num(int(threads))
+        op_tuning.threads_num(int(threads))  # MindSpore allows this once per process
+        _CONFIGURED["threads"] = int(threads)
     return target
 
 
@@ -228,7 +232,8 @@ def _build_mindspore(spec: Dict[str, Any]):
     return create_model(name, widths=spec["widths"], layers=spec["layers"], input_size=spec["input_size"])
 
 
-def _measure_mindspore_model(spec: Dict[str, Any]) -> Dict[str, Any]:
+def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
+    """A no-argument callable running one forward or train step of the spec's MindSpore model, and the device."""
     import mindspore as ms
     from mindspore import nn, ops
 
@@ -286,11 +291,11 @@ def _measure_mindspore_model(spec: Dict[str, Any]) -> Dict[str, Any]:
             return train(x, y).asnumpy()
 
     del ops
-    timing = _time_repeats(step, spec["warmup"], spec["repeats"])
-    return {"device": target, **timing}
+    return step, target
 
 
-def _measure_torch_model(spec: Dict[str, Any]) -> Dict[str, Any]:
+def _torch_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
+    """A no-argument callable running one forward or train step of the spec's PyTorch twin, and the device."""
     import torch
 
     from mindface_au.reference.torch_aunet import build_torch_model
@@ -335,21 +340,44 @@ def _measure_torch_model(spec: Dict[str, Any]) -> Dict[str, Any]:
             sync()
             return float(loss)
 
-    timing = _time_repeats(step, spec["warmup"], spec["repeats"])
-    return {"device": "GPU" if use_cuda else "CPU", **timing}
+    return step, "GPU" if use_cuda else "CPU"
 
 
 def measure_model(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One model measurement in this process: spec keys framework, model, mode (forward|train), batch, widths,
     layers, input_size, threads, device, warmup, repeats, jit_level, amp_level, fuse_bn."""
-    if spec["framework"] == "mindspore":
-        result = _measure_mindspore_model(spec)
-    elif spec["framework"] == "torch":
-        result = _measure_torch_model(spec)
-    else:
-        raise ValueError(f"unknown framework {spec['framework']!r}")
+    step, device = _step_for(spec)
+    result = {"device": device, **_time_repeats(step, spec["warmup"], spec["repeats"])}
     result["images_per_s"] = round(spec["batch"] / result["median_s"], 2)
     return result
+
+
+def _step_for(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
+    if spec["framework"] == "mindspore":
+        return _mindspore_step(spec)
+    if spec["framework"] == "torch":
+        return _torch_step(spec)
+    raise ValueError(f"unknown framework {spec['framework']!r}")
+
+
+def measure_heads(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """AUNet vs its backbone alone, built in one process and timed alternately (same machine load for both).
+
+    Returns both medians and heads_cost = AUNet time / backbone time - 1 (issue 4: under 10%).
+    """
+    base_spec = dict(spec, model=backbone_name(spec["model"]))
+    steps = {"aunet": _step_for(spec)[0], "backbone": _step_for(base_spec)[0]}
+    for step in steps.values():
+        for _ in range(max(spec["warmup"], 1)):
+            step()
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for _ in range(spec["repeats"]):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    aunet_s, backbone_s = float(np.median(times["aunet"])), float(np.median(times["backbone"]))
+    return {"aunet_s": aunet_s, "backbone_s": backbone_s, "heads_cost": round(aunet_s / backbone_s - 1.0, 3)}
 
 
 def measure_postprocess(frames: int, prob_k: int = 8, label_k: int = 6, repeats: int = 3) -> Dict[str, Any]:
@@ -391,6 +419,8 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         result = measure_matmul(spec["framework"], spec["size"], spec["repeats"], spec["device"], spec["threads"])
     elif kind == "model":
         result = measure_model(spec)
+    elif kind == "heads":
+        result = measure_heads(spec)
     elif kind == "postprocess":
         result = measure_postprocess(spec["frames"])
     elif kind == "pipeline":
@@ -526,7 +556,30 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
                             row["fraction_of_matmul"] = round(row["gflops"] / report["matmul_limit_gflops"], 3)
                     report["models"].append(row)
     report["ratios"] = _ratios(report["models"])
-    report["heads"] = _heads_cost(report["models"])
+    report["heads"] = []
+    for name in [m for m in opts.models if m.startswith("aunet_")]:
+        batch = min(opts.batches)
+        for mode in modes:
+            for framework in frameworks:
+                log(f"bench: heads cost {framework} {name} vs {backbone_name(name)} {mode} batch {batch} ...")
+                spec = {
+                    "kind": "heads",
+                    "framework": framework,
+                    "model": name,
+                    "mode": mode,
+                    "batch": batch,
+                    "widths": list(opts.widths),
+                    "layers": list(opts.layers),
+                    "input_size": opts.input_size,
+                    "warmup": opts.warmup,
+                    "repeats": opts.repeats,
+                    "jit_level": opts.jit_level,
+                    "fuse_bn": opts.fuse_bn,
+                    **common,
+                }
+                row = {"framework": framework, "model": name, "mode": mode, "batch": batch}
+                row.update(run_worker(spec, opts.timeout))
+                report["heads"].append(row)
 
     if opts.pipeline:
         batch = max(opts.batches)
@@ -575,33 +628,15 @@ def _ratios(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def _heads_cost(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """AUNet time / its backbone's time - 1, per framework, mode and batch (issue 4: should be < 10%)."""
-    index = {(r["framework"], r["model"], r["mode"], r["batch"]): r for r in rows if "median_s" in r}
-    out = []
-    for (framework, model, mode, batch), row in index.items():
-        if not model.startswith("aunet_"):
-            continue
-        base = index.get((framework, backbone_name(model), mode, batch))
-        if base:
-            out.append(
-                {
-                    "framework": framework,
-                    "model": model,
-                    "mode": mode,
-                    "batch": batch,
-                    "heads_cost": round(row["median_s"] / base["median_s"] - 1.0, 3),
-                }
-            )
-    return out
-
-
 def _failures(report: Dict[str, Any]) -> List[str]:
     failed = [f"matmul {k}: {v['error']}" for k, v in report["matmul"].items() if "error" in v]
     failed += [
         f"{r['framework']} {r['model']} {r['mode']} batch {r['batch']}: {r['error']}"
         for r in report["models"]
         if "error" in r
+    ]
+    failed += [
+        f"heads {r['framework']} {r['model']} {r['mode']}: {r['error']}" for r in report["heads"] if "error" in r
     ]
     for key in ("pipeline", "postprocess"):
         if "error" in report.get(key, {}):
@@ -661,9 +696,17 @@ def format_table(report: Dict[str, Any]) -> str:
         for r in report["ratios"]:
             lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['ratio']:.2f} | {r['rss_ratio']:.2f} |")
     if report.get("heads"):
-        lines += ["", "| framework | model | mode | batch | heads cost vs backbone |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| framework | model | mode | batch | AUNet s | backbone s | heads cost (same process, alternating) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in report["heads"]:
-            lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {r['heads_cost']:+.1%} |")
+            if "error" in r:
+                cells = f"failed: {r['error']} | | "
+            else:
+                cells = f"{r['aunet_s']:.4f} | {r['backbone_s']:.4f} | {r['heads_cost']:+.1%}"
+            lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {cells} |")
     pipe = report.get("pipeline")
     if pipe is not None:
         lines.append("")

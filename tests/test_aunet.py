@@ -228,6 +228,24 @@ def test_return_all_parts_are_consistent(switches):
         np.testing.assert_allclose(weight, 0.3)
     else:
         assert np.all((weight > 0) & (weight < 1)) and weight.std() > 0
+    if net.use_backbone_branch:  # documented routing: LRP gates the backbone branch only when there is no AU branch
+        expected = BackboneBranch(net, gated=cfg.lrp and not cfg.arl)(ms.Tensor(rand(2, 3, 32, 32))).asnumpy()
+        np.testing.assert_allclose(backbone_logits, expected, rtol=1e-5, atol=1e-6)
+
+
+class BackboneBranch(nn.Cell):
+    """The backbone branch recomputed from AUNet's parts, on the raw or the LRP-gated map."""
+
+    def __init__(self, net, gated):
+        super().__init__(auto_prefix=False)
+        self.net = net
+        self.gated = gated
+
+    def construct(self, x):
+        feats = self.net.backbone.forward_features(x)
+        if self.gated:
+            feats, _ = self.net.lrp(feats)
+        return self.net.backbone_head(self.net.backbone.forward_head(feats))
 
 
 def _switch_groups(model_cfg: ModelConfig) -> dict:

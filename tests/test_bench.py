@@ -65,13 +65,15 @@ def _prelu_numpy(x, w):
     return np.where(x > 0, x, wb * x), np.where(x > 0, 1.0, wb), (np.minimum(x, 0.0)).sum(axis=(0, 2, 3))
 
 
-@pytest.mark.parametrize("form", ["relu", "native"])
-def test_prelu_forms_match_numpy_values_and_gradients(form):
+@pytest.mark.parametrize("form", ["relu", "native", "auto"])
+@pytest.mark.parametrize("training", [False, True])
+def test_prelu_forms_match_numpy_values_and_gradients(form, training):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
     w = rng.uniform(0.0, 0.5, 5).astype(np.float32)
     cell = PReLU(5, form=form)
     cell.w.set_data(ms.Tensor(w))
+    cell.set_train(training)
     expected, dx_expected, dw_expected = _prelu_numpy(x, w)
     np.testing.assert_allclose(cell(ms.Tensor(x)).asnumpy(), expected, rtol=1e-6, atol=1e-7)
     grads = ms.grad(cell, grad_position=0, weights=cell.trainable_params())(ms.Tensor(x))
@@ -180,7 +182,7 @@ def test_torch_twin_rejects_unmatched_parameters():
 
 
 # ------------------------------------------------------------------------------------------- report arithmetic
-def test_ratios_heads_and_table_from_rows():
+def test_ratios_and_table_from_rows():
     rows = [
         {
             "framework": "mindspore",
@@ -223,10 +225,11 @@ def test_ratios_heads_and_table_from_rows():
             "rss_ratio": 1.2,
         }
     ]
-    heads = bench._heads_cost(rows)
-    assert heads == [
-        {"framework": "mindspore", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "heads_cost": 0.05}
-    ]
+    heads = [
+        {"framework": "mindspore", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "aunet_s": 2.1,
+         "backbone_s": 2.0, "heads_cost": 0.05},
+        {"framework": "torch", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "error": "oops"},
+    ]  # fmt: skip
     report = {
         "machine": {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p"},
         "matmul": {"numpy": {"size": 64, "gflops": 10.0, "peak_rss_mb": 50.0}},
@@ -239,7 +242,7 @@ def test_ratios_heads_and_table_from_rows():
     }
     table = bench.format_table(report)
     assert "| iresnet18 | train | 8 | 0.80 | 1.20 |" in table
-    assert "+5.0%" in table and "failed: boom" in table
+    assert "| 2.1000 | 2.0000 | +5.0% |" in table and "failed: boom" in table and "failed: oops" in table
 
 
 def test_worker_failure_is_reported_not_raised():
@@ -276,7 +279,9 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
     for row in report["models"]:
         assert row["batch"] == 8 and row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert row["images_per_s"] == pytest.approx(8 / row["median_s"], rel=1e-2)
-    assert len(report["heads"]) == 2 * len(frameworks)
+    assert len(report["heads"]) == 2 * len(frameworks)  # forward and train per framework
+    for row in report["heads"]:
+        assert row["heads_cost"] == pytest.approx(row["aunet_s"] / row["backbone_s"] - 1.0, abs=1e-3)
     assert len(report["ratios"]) == (4 if has_torch else 0)
     assert report["pipeline"]["images_per_s"] > 0 and report["postprocess"]["frames"] == 2000
     assert "| framework | model | mode | batch | images/s" in proc.stdout

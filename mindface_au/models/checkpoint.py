@@ -69,6 +69,7 @@ def load_params_strict(
         raise UserError(f"{source}: checkpoint does not fit the model ({' | '.join(problems)})")
     to_load = {k: wanted[k] for k in own}
     not_loaded, _ = ms.load_param_into_net(net, to_load, strict_load=True)
+    not_loaded = [name for name in not_loaded if name.startswith(prefix)]  # only the prefixed part was asked for
     if not_loaded:
         raise UserError(f"{source}: parameters not loaded: {_names(not_loaded)}")
 
