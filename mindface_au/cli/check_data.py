@@ -3,20 +3,20 @@
 import argparse
 import json
 
-from mindface_au.config import AU_NAMES
+from mindface_au.config import AU_NAMES, add_config_args, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--root", required=True, help="dataset root (holds AU_Detection_Challenge/ and cropped_aligned/)"
-    )
+    add_config_args(parser)
+    parser.add_argument("--root", default=None, help="dataset root in Aff-Wild2 layout (default: data.root)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
+    root = args.root or load_config(args.config, args.overrides).data.root
     from mindface_au.data.affwild2 import check_data
 
-    report = check_data(args.root)
+    report = check_data(root)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0

@@ -2,17 +2,21 @@
 
 import argparse
 
+from mindface_au.config import add_config_args, load_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, help="dataset root in Aff-Wild2 layout")
+    add_config_args(parser)
+    parser.add_argument("--root", default=None, help="dataset root in Aff-Wild2 layout (default: data.root)")
     parser.add_argument("--out", required=True, help="output JSON file (use it as data.folds_file)")
     parser.add_argument("--num-folds", type=int, default=4, help="number of folds (the paper uses 4)")
 
 
 def run(args: argparse.Namespace) -> int:
+    root = args.root or load_config(args.config, args.overrides).data.root
     from mindface_au.data.folds import write_folds
 
-    data = write_folds(args.root, args.out, args.num_folds)
+    data = write_folds(root, args.out, args.num_folds)
     for i, (fold, frames) in enumerate(zip(data["folds"], data["frames"]), start=1):
         print(f"fold{i}: {len(fold)} videos, {frames} labelled frames")
     print(f"wrote {args.out}")

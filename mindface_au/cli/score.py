@@ -2,11 +2,17 @@
 
 import argparse
 import json
+import os
+
+from mindface_au.config import add_config_args, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True, help="folder of <video>.txt predictions")
-    parser.add_argument("--gt", required=True, help="folder of <video>.txt annotations (e.g. .../Validation_Set)")
+    add_config_args(parser)
+    parser.add_argument(
+        "--gt", default=None, help="folder of <video>.txt annotations (default: the config's Validation_Set)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -15,7 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.metrics import format_f1
     from mindface_au.submission import score_folders
 
-    result = score_folders(args.pred, args.gt)
+    gt = args.gt or os.path.join(
+        load_config(args.config, args.overrides).data.root, "AU_Detection_Challenge", "Validation_Set"
+    )
+    result = score_folders(args.pred, gt)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

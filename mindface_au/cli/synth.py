@@ -3,9 +3,12 @@
 import argparse
 import json
 
+from mindface_au.config import add_config_args, load_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (created; must not exist unless --overwrite)")
+    add_config_args(parser)
+    parser.add_argument("--out", default=None, help="output folder, created (default: data.root of the config)")
     parser.add_argument("--videos", type=int, default=24, help="labelled videos (train + val annotation files)")
     parser.add_argument("--frames", type=int, default=300, help="mean frames per video")
     parser.add_argument("--test-videos", type=int, default=None, help="unlabelled test videos (default videos // 6)")
@@ -18,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mindface_au.data.synthau import generate
 
+    out = args.out or load_config(args.config, args.overrides).data.root
     summary = generate(
-        args.out,
+        out,
         videos=args.videos,
         frames=args.frames,
         seed=args.seed,
@@ -30,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
-    print(f"SynthAU written to {args.out} in {summary['seconds']:.1f} s (seed {args.seed})")
+    print(f"SynthAU written to {out} in {summary['seconds']:.1f} s (seed {args.seed})")
     for split, info in summary["splits"].items():
         rates = " ".join(f"{au}={rate:.3f}" for au, rate in info["positive_rate"].items())
         print(f"  {split:5s} {len(info['videos']):3d} videos {info['frames']:6d} frames  positive rate: {rates}")
