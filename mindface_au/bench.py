@@ -235,7 +235,7 @@ def _build_mindspore(spec: Dict[str, Any]):
 def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
     """A no-argument callable running one forward or train step of the spec's MindSpore model, and the device."""
     import mindspore as ms
-    from mindspore import nn, ops
+    from mindspore import nn
 
     target = configure_mindspore(spec["device"], spec["threads"], spec.get("jit_level", ""))
     ms.set_seed(0)
@@ -290,7 +290,6 @@ def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
         def step():
             return train(x, y).asnumpy()
 
-    del ops
     return step, target
 
 

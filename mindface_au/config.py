@@ -127,6 +127,11 @@ def _check_value(key: str, value: Any, expected: Any) -> Any:
         return [_check_value(f"{key}[{i}]", item, item_type) for i, item in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads e.g. 1e-3 (no dot) as a string
+            return expected(value)
+        except ValueError:
+            pass
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # YAML reads e.g. out_dir=2024 as a number
     if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):

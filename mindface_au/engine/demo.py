@@ -106,11 +106,10 @@ def run_demo(
     log("[5/5] plotting")
     video = max(val_videos, key=len)
     full = result["full_probs"][val_videos.index(video)]
-    rows = np.asarray(video.frame_ids) - 1
+    truth = np.full(full.shape, np.nan)  # unlabelled frames and frames without a face leave gaps in the truth
+    truth[np.asarray(video.frame_ids) - 1] = video.labels
     timeline = os.path.join(out_dir, "timeline.png")
-    plot_au_timeline(
-        full[rows], timeline, truth=video.labels, times=np.asarray(video.frame_ids), title=f"{video.name} (val)"
-    )
+    plot_au_timeline(full, timeline, truth=truth, title=f"{video.name} (val): prediction vs labels (shaded)")
     bars = os.path.join(out_dir, "f1_bars.png")
     smoothed = [result["per_au_smoothed"][n] for n in AU_NAMES]
     plot_au_bars(np.asarray(smoothed), bars, title=f"val F1 per AU (smoothed), mean {100 * np.mean(smoothed):.1f}")
