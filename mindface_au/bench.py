@@ -359,6 +359,43 @@ def _step_for(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
     raise ValueError(f"unknown framework {spec['framework']!r}")
 
 
+def _alternate(steps: Dict[str, Callable[[], Any]], warmup: int, repeats: int) -> Dict[str, float]:
+    """Warm every step up, then time them in turns; median seconds per step name."""
+    for step in steps.values():
+        for _ in range(max(warmup, 1)):
+            step()
+    times: Dict[str, List[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def measure_alternating(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """MindSpore and PyTorch on the same model in one process, timed in turns: a load-independent time ratio.
+
+    PyTorch runs its first step before the oneDNN ISA cap for MindSpore is set (each library's oneDNN reads the
+    variable at its first kernel), so both run with their own best settings. Peak RSS is not per framework here;
+    the separate-process rows give that.
+    """
+    from mindface_au.models import iresnet
+
+    saved = os.environ.pop(iresnet.ONEDNN_ISA_VAR, None) if iresnet.ONEDNN_ISA_SET_HERE else None
+    torch_step = _step_for(dict(spec, framework="torch"))[0]
+    torch_step()
+    if saved is not None:
+        os.environ[iresnet.ONEDNN_ISA_VAR] = saved
+    steps = {"mindspore": _step_for(dict(spec, framework="mindspore"))[0], "torch": torch_step}
+    medians = _alternate(steps, spec["warmup"], spec["repeats"])
+    return {
+        "mindspore_s": medians["mindspore"],
+        "torch_s": medians["torch"],
+        "ratio": round(medians["mindspore"] / medians["torch"], 3),
+    }
+
+
 def measure_heads(spec: Dict[str, Any]) -> Dict[str, Any]:
     """AUNet vs its backbone alone, built in one process and timed alternately (same machine load for both).
 
@@ -366,16 +403,8 @@ def measure_heads(spec: Dict[str, Any]) -> Dict[str, Any]:
     """
     base_spec = dict(spec, model=backbone_name(spec["model"]))
     steps = {"aunet": _step_for(spec)[0], "backbone": _step_for(base_spec)[0]}
-    for step in steps.values():
-        for _ in range(max(spec["warmup"], 1)):
-            step()
-    times: Dict[str, List[float]] = {name: [] for name in steps}
-    for _ in range(spec["repeats"]):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    aunet_s, backbone_s = float(np.median(times["aunet"])), float(np.median(times["backbone"]))
+    medians = _alternate(steps, spec["warmup"], spec["repeats"])
+    aunet_s, backbone_s = medians["aunet"], medians["backbone"]
     return {"aunet_s": aunet_s, "backbone_s": backbone_s, "heads_cost": round(aunet_s / backbone_s - 1.0, 3)}
 
 
@@ -418,6 +447,8 @@ def _worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         result = measure_matmul(spec["framework"], spec["size"], spec["repeats"], spec["device"], spec["threads"])
     elif kind == "model":
         result = measure_model(spec)
+    elif kind == "alternating":
+        result = measure_alternating(spec)
     elif kind == "heads":
         result = measure_heads(spec)
     elif kind == "postprocess":
@@ -439,7 +470,7 @@ def run_worker(spec: Dict[str, Any], timeout: int = 3600) -> Dict[str, Any]:
     if spec.get("threads"):
         for var in THREAD_ENV_VARS:
             env[var] = str(spec["threads"])
-    if spec.get("framework") in ("torch", "numpy"):
+    if spec.get("framework") in ("torch", "numpy") or spec.get("kind") == "alternating":
         from mindface_au.models import iresnet
 
         if iresnet.ONEDNN_ISA_SET_HERE:  # PyTorch's own oneDNN runs with its defaults, as its users run it

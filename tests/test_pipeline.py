@@ -201,3 +201,35 @@ def test_truncate_videos_keeps_contiguous_prefixes():
     assert [len(v) for v in short] == [10, 30] and total == 40
     assert short[1].frame_ids.tolist() == list(range(1, 31)) and short[1].image_paths[-1] == "b29"
     assert short[0].num_frames == 100
+
+
+def test_augmentation_is_keyed_by_epoch_so_resume_sees_the_same_images(root):
+    """Epoch 1 of a run started at epoch 0 equals epoch 1 of a run resumed at epoch 1; epochs differ."""
+    videos, _ = _paths(root)
+    cfg = _cfg(hflip=True, color_jitter=0.4, sample_rate=0.5, batch_size=4)
+
+    def epochs(start_epoch, count):
+        dataset = create_train_dataset(videos, cfg, seed=5, start_epoch=start_epoch)
+        iterator = dataset.create_tuple_iterator(num_epochs=count, output_numpy=True)
+        return [np.concatenate([image for image, _ in iterator]) for _ in range(count)]
+
+    first, second = epochs(0, 2)
+    (resumed,) = epochs(1, 1)
+    np.testing.assert_array_equal(second, resumed)
+    assert first.shape == second.shape and not np.array_equal(first, second)
+
+
+def test_augment_flips_and_jitters_like_numpy():
+    from mindface_au.data.pipeline import augment
+
+    image = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    flipped = augment(image, np.random.default_rng(0), hflip=True, jitter=0.0, flip_prob=1.0)
+    np.testing.assert_array_equal(flipped, image[:, ::-1])
+    brightness, contrast, saturation = np.random.default_rng(0).uniform(0.5, 1.5, 3)
+    out = image.astype(np.float64) * brightness
+    weights = np.array([0.299, 0.587, 0.114])
+    out = (out - (out @ weights).mean()) * contrast + (out @ weights).mean()
+    gray = (out @ weights)[..., None]
+    expected = np.clip((out - gray) * saturation + gray + 0.5, 0, 255).astype(np.uint8)
+    got = augment(image, np.random.default_rng(0), hflip=False, jitter=0.5)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1

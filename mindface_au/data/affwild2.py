@@ -1,0 +1,276 @@
+"""Aff-Wild2 / ABAW AU-detection reader: annotation files, image folders and the test-set frame lists.
+
+Layout under a dataset root (the real Aff-Wild2 release and SynthAU share it)::
+
+    AU_Detection_Challenge/Train_Set/<video>.txt       header + one row of 12 values (-1, 0, 1) per frame
+    AU_Detection_Challenge/Validation_Set/<video>.txt
+    AU_Detection_Challenge/Test_Set/names.txt          one test video per line: "<video>" or "<video>,<num_frames>"
+    cropped_aligned/<video>/00001.jpg                  112x112 aligned face of frame 1, ...
+
+Row j (1-based, after the header) of an annotation labels image ``cropped_aligned/<video>/<j:05d>.jpg``.
+Rows containing -1 are unlabelled and skipped; labelled rows whose image is missing (no face found) are skipped
+too; both are counted. Images without a row are ignored. Videos with two people are split into
+``<name>_left`` / ``<name>_right``.
+
+The challenge gives the test set as a list of video names; the number of frames of each test video comes from
+the video itself. ``names.txt`` holds that list, with the frame count after a comma; when the count is left out
+it is taken as the highest image number found in ``cropped_aligned/<video>/``. Predictions need one row for
+every frame, so a test `Video` lists all frames, with ``None`` as the image path of frames that have no face.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mindface_au.config import AU_NAMES
+from mindface_au.errors import UserError
+
+ANNOTATION_DIR = "AU_Detection_Challenge"
+IMAGE_DIR = "cropped_aligned"
+SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set", "test": "Test_Set"}
+TEST_LIST = "names.txt"
+HEADER = ",".join(AU_NAMES)
+IMAGE_EXT = ".jpg"
+
+__all__ = [
+    "Video",
+    "load_split",
+    "read_split",
+    "parse_annotation",
+    "read_test_list",
+    "image_name",
+    "split_summary",
+    "check_data",
+    "pair_key",
+]
+
+
+@dataclass
+class Video:
+    """One video of a split.
+
+    frame_ids: 1-based frame numbers of the usable frames (labelled with an image; for test: every frame).
+    labels: int8 (T, 12) 0/1 labels of those frames, None for the test split.
+    image_paths: image of each frame; None for a test frame without an image.
+    num_frames: rows of the annotation file (test: length of the frame list).
+    invalid_rows / missing_images: rows skipped for -1 / labelled rows whose image is missing.
+    """
+
+    name: str
+    frame_ids: np.ndarray
+    labels: Optional[np.ndarray]
+    image_paths: List[Optional[str]]
+    num_frames: int
+    invalid_rows: int = 0
+    missing_images: int = 0
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+
+def image_name(frame_id: int) -> str:
+    """File name of a frame's aligned crop: 1 -> '00001.jpg'."""
+    return f"{int(frame_id):05d}{IMAGE_EXT}"
+
+
+def pair_key(name: str) -> str:
+    """Video name without a `_left` / `_right` suffix: both halves of a two-person video share it."""
+    for suffix in ("_left", "_right"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+_VALID_VALUES = {"-1": -1, "0": 0, "1": 1}
+
+
+def _parse_row(text: str, path: str, line_no: int) -> Tuple[int, ...]:
+    values = text.split(",")
+    if len(values) != len(AU_NAMES):
+        raise UserError(f"{path}:{line_no}: expected {len(AU_NAMES)} comma-separated values, got {len(values)}")
+    row = []
+    for value in values:
+        parsed = _VALID_VALUES.get(value.strip())
+        if parsed is None:
+            raise UserError(f"{path}:{line_no}: value {value.strip()!r} is not one of -1, 0, 1")
+        row.append(parsed)
+    return tuple(row)
+
+
+def parse_annotation(path: str) -> np.ndarray:
+    """Read one annotation file into an int8 (num_rows, 12) array of -1/0/1.
+
+    The header must name the 12 challenge AUs in order. CRLF line ends and trailing blank lines are accepted;
+    any other deviation is a UserError naming the file and the 1-based line.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read annotation ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text file") from exc
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise UserError(f"{path}:1: empty file, expected the header {HEADER}")
+    header = lines[0].strip().replace(" ", "")
+    if header != HEADER:
+        raise UserError(f"{path}:1: header {lines[0].strip()!r} does not match the expected {HEADER}")
+    cache: Dict[str, Tuple[int, ...]] = {}  # real files repeat few distinct rows: parse each once
+    rows = np.empty((len(lines) - 1, len(AU_NAMES)), dtype=np.int8)
+    for i, line in enumerate(lines[1:]):
+        row = cache.get(line)
+        if row is None:
+            if not line.strip():
+                raise UserError(f"{path}:{i + 2}: blank line inside the annotation")
+            row = _parse_row(line, path, i + 2)
+            cache[line] = row
+        rows[i] = row
+    return rows
+
+
+def _list_images(folder: str) -> set:
+    try:
+        return {entry.name for entry in os.scandir(folder) if entry.name.endswith(IMAGE_EXT)}
+    except FileNotFoundError:
+        return set()
+    except NotADirectoryError:
+        return set()
+
+
+def _annotation_dir(root: str, split: str) -> str:
+    if split not in SPLIT_DIRS:
+        raise UserError(f"split {split!r}: expected one of {', '.join(SPLIT_DIRS)}")
+    if not os.path.isdir(root):
+        raise UserError(f"{root}: dataset root not found")
+    return os.path.join(root, ANNOTATION_DIR, SPLIT_DIRS[split])
+
+
+def _load_labelled_video(root: str, path: str) -> Video:
+    name = os.path.splitext(os.path.basename(path))[0]
+    rows = parse_annotation(path)
+    folder = os.path.join(root, IMAGE_DIR, name)
+    images = _list_images(folder)
+    valid = ~(rows == -1).any(axis=1)
+    frame_ids = np.arange(1, len(rows) + 1, dtype=np.int64)
+    has_image = np.array([image_name(f) in images for f in frame_ids], dtype=bool)
+    keep = valid & has_image
+    kept = frame_ids[keep]
+    return Video(
+        name=name,
+        frame_ids=kept,
+        labels=rows[keep].astype(np.int8),
+        image_paths=[os.path.join(folder, image_name(f)) for f in kept],
+        num_frames=len(rows),
+        invalid_rows=int((~valid).sum()),
+        missing_images=int((valid & ~has_image).sum()),
+    )
+
+
+def read_test_list(root: str) -> List[Tuple[str, int]]:
+    """(video name, frame count) of each test video from Test_Set/names.txt (see the module docstring)."""
+    path = os.path.join(_annotation_dir(root, "test"), TEST_LIST)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: test-set video list not found")
+    with open(path, encoding="utf-8-sig") as handle:
+        lines = handle.read().replace("\r\n", "\n").split("\n")
+    entries: List[Tuple[str, int]] = []
+    seen = set()
+    for line_no, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = [p.strip() for p in text.split(",")]
+        name = parts[0]
+        if len(parts) > 2 or not name or os.sep in name or "/" in name:
+            raise UserError(f"{path}:{line_no}: expected '<video>' or '<video>,<num_frames>', got {text!r}")
+        if name in seen:
+            raise UserError(f"{path}:{line_no}: video {name!r} listed twice")
+        seen.add(name)
+        if len(parts) == 2:
+            if not parts[1].isdigit() or int(parts[1]) <= 0:
+                raise UserError(f"{path}:{line_no}: frame count {parts[1]!r} is not a positive integer")
+            count = int(parts[1])
+        else:
+            numbers = [
+                int(n[: -len(IMAGE_EXT)])
+                for n in _list_images(os.path.join(root, IMAGE_DIR, name))
+                if n[: -len(IMAGE_EXT)].isdigit()
+            ]
+            if not numbers:
+                raise UserError(f"{path}:{line_no}: no frame count given and no images found for {name!r}")
+            count = max(numbers)
+        entries.append((name, count))
+    return entries
+
+
+def _load_test_video(root: str, name: str, num_frames: int) -> Video:
+    folder = os.path.join(root, IMAGE_DIR, name)
+    images = _list_images(folder)
+    frame_ids = np.arange(1, num_frames + 1, dtype=np.int64)
+    paths: List[Optional[str]] = [
+        os.path.join(folder, image_name(f)) if image_name(f) in images else None for f in frame_ids
+    ]
+    missing = sum(p is None for p in paths)
+    return Video(name, frame_ids, None, paths, num_frames, invalid_rows=0, missing_images=missing)
+
+
+def load_split(root: str, split: str) -> List[Video]:
+    """All videos of `split` ("train", "val" or "test") under `root`, sorted by name."""
+    folder = _annotation_dir(root, split)
+    if not os.path.isdir(folder):
+        raise UserError(f"{folder}: annotation folder for split {split!r} not found")
+    if split == "test":
+        return [_load_test_video(root, name, count) for name, count in read_test_list(root)]
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".txt"))
+    if not files:
+        raise UserError(f"{folder}: no annotation files (*.txt) for split {split!r}")
+    return [_load_labelled_video(root, os.path.join(folder, f)) for f in files]
+
+
+def read_split(root: str, split: str) -> Tuple[List[Video], Dict]:
+    """`load_split` plus its summary (see `split_summary`)."""
+    videos = load_split(root, split)
+    return videos, split_summary(videos)
+
+
+def split_summary(videos: List[Video]) -> Dict:
+    """Counts of one split: videos, labelled frames, skipped rows, per-AU positive rate (labelled splits)."""
+    summary: Dict = {
+        "videos": len(videos),
+        "frames": int(sum(v.num_frames for v in videos)),
+        "labeled_frames": int(sum(len(v) for v in videos if v.labels is not None)),
+        "invalid_rows": int(sum(v.invalid_rows for v in videos)),
+        "missing_images": int(sum(v.missing_images for v in videos)),
+    }
+    labelled = [v.labels for v in videos if v.labels is not None and len(v)]
+    if labelled:
+        rates = np.concatenate(labelled).astype(np.float64).mean(axis=0)
+        summary["positive_rate"] = {au: round(float(r), 6) for au, r in zip(AU_NAMES, rates)}
+    else:
+        summary["positive_rate"] = {au: 0.0 for au in AU_NAMES}
+    return summary
+
+
+def check_data(root: str, splits: Tuple[str, ...] = ("train", "val", "test")) -> Dict:
+    """Validate every annotation under `root` and summarise each split; train and val must exist.
+
+    The test split is summarised only when Test_Set/names.txt exists.
+    """
+    report: Dict = {}
+    for split in splits:
+        if split == "test" and not os.path.isfile(os.path.join(_annotation_dir(root, "test"), TEST_LIST)):
+            continue
+        videos = load_split(root, split)
+        report[split] = split_summary(videos)
+        if split == "test":
+            report[split].pop("positive_rate", None)
+            report[split].pop("labeled_frames", None)
+            report[split].pop("invalid_rows", None)
+    return report

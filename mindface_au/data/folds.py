@@ -1,0 +1,128 @@
+"""Official split and the paper's 4-fold cross-validation over train+val, split by video.
+
+Both halves of a two-person video (`<name>_left`, `<name>_right`) always land in the same fold, so no face is
+seen in training and validation of one fold. Folds are balanced by labelled frame count with a greedy
+largest-first assignment (each group of videos goes to the fold with the fewest frames so far; ties go to the
+lower fold, groups of equal size are ordered by name), which is deterministic. `mindface-au folds` writes the
+result as JSON so that runs can be repeated even if the data folder changes; `get_split` reads that file when
+`data.folds_file` is set and computes the folds otherwise.
+"""
+
+import json
+import os
+from collections import OrderedDict
+from typing import Dict, List, Sequence, Tuple
+
+from mindface_au.data.affwild2 import Video, load_split, pair_key
+from mindface_au.errors import UserError
+from mindface_au.utils.io import atomic_write
+
+NUM_FOLDS = 4
+FOLDS_FORMAT = "mindface-au-folds/1"
+
+__all__ = ["compute_folds", "write_folds", "read_folds", "make_folds", "get_split", "NUM_FOLDS"]
+
+
+def compute_folds(frame_counts: Dict[str, int], num_folds: int = NUM_FOLDS) -> List[List[str]]:
+    """Assign videos (name -> labelled frames) to `num_folds` folds; returns sorted video names per fold."""
+    if num_folds < 2:
+        raise UserError(f"number of folds: got {num_folds}, expected at least 2")
+    groups: Dict[str, List[str]] = OrderedDict()
+    for name in sorted(frame_counts):
+        groups.setdefault(pair_key(name), []).append(name)
+    if len(groups) < num_folds:
+        raise UserError(f"{len(groups)} video groups cannot make {num_folds} folds; need at least {num_folds}")
+    order = sorted(groups, key=lambda key: (-sum(frame_counts[n] for n in groups[key]), key))
+    folds: List[List[str]] = [[] for _ in range(num_folds)]
+    totals = [0] * num_folds
+    for key in order:
+        target = min(range(num_folds), key=lambda i: (totals[i], i))
+        folds[target].extend(groups[key])
+        totals[target] += sum(frame_counts[n] for n in groups[key])
+    return [sorted(fold) for fold in folds]
+
+
+def make_folds(root: str, num_folds: int = NUM_FOLDS) -> Dict:
+    """Folds over train+val of the dataset at `root`, with frame totals, as written by `write_folds`."""
+    videos = load_split(root, "train") + load_split(root, "val")
+    counts = {v.name: len(v) for v in videos}
+    if len(counts) != len(videos):
+        raise UserError(f"{root}: a video name appears in both Train_Set and Validation_Set")
+    folds = compute_folds(counts, num_folds)
+    return {
+        "format": FOLDS_FORMAT,
+        "num_folds": num_folds,
+        "folds": folds,
+        "frames": [int(sum(counts[n] for n in fold)) for fold in folds],
+    }
+
+
+def write_folds(root: str, out_path: str, num_folds: int = NUM_FOLDS) -> Dict:
+    """Compute the folds of `root` and write them as JSON to `out_path` (atomically); returns the object."""
+    data = make_folds(root, num_folds)
+    with atomic_write(out_path) as handle:
+        json.dump(data, handle, indent=1)
+        handle.write("\n")
+    return data
+
+
+def read_folds(path: str) -> List[List[str]]:
+    """Video names per fold from a file written by `write_folds`; malformed content is a UserError."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: folds file not found (write one with `mindface-au folds`)")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a JSON folds file ({exc})") from exc
+    folds = data.get("folds") if isinstance(data, dict) else None
+    if (
+        not isinstance(folds, list)
+        or not folds
+        or not all(isinstance(f, list) and all(isinstance(n, str) for n in f) for f in folds)
+    ):
+        raise UserError(f"{path}: key 'folds' must be a list of lists of video names")
+    seen: Dict[str, int] = {}
+    for i, fold in enumerate(folds):
+        for name in fold:
+            if name in seen:
+                raise UserError(f"{path}: video {name!r} is in fold {seen[name] + 1} and fold {i + 1}")
+            seen[name] = i
+    return folds
+
+
+def _fold_number(split: str, num_folds: int) -> int:
+    if split.startswith("fold") and split[4:].isdigit() and 1 <= int(split[4:]) <= num_folds:
+        return int(split[4:])
+    raise UserError(f"config key data.split: got {split!r}, expected official or fold1..fold{num_folds}")
+
+
+def split_by_folds(
+    videos: Sequence[Video], folds: List[List[str]], fold: int, source: str = "folds"
+) -> Tuple[List[Video], List[Video]]:
+    """(train, val) for 1-based `fold`: val = that fold's videos, train = all the other folds."""
+    by_name = {v.name: v for v in videos}
+    listed = {name for f in folds for name in f}
+    for name in sorted(listed - set(by_name)):
+        raise UserError(f"{source}: video {name!r} is not in the dataset's train or val split")
+    for name in sorted(set(by_name) - listed):
+        raise UserError(f"{source}: dataset video {name!r} is in no fold; rewrite the folds file")
+    val_names = set(folds[fold - 1])
+    train = [v for v in videos if v.name not in val_names]
+    val = [v for v in videos if v.name in val_names]
+    return train, val
+
+
+def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
+    """(train_videos, val_videos) for `data_cfg.split`: "official" or "fold1".."fold4" (see module docstring)."""
+    root = data_cfg.root
+    if data_cfg.split == "official":
+        return load_split(root, "train"), load_split(root, "val")
+    videos = load_split(root, "train") + load_split(root, "val")
+    if data_cfg.folds_file:
+        folds, source = read_folds(data_cfg.folds_file), data_cfg.folds_file
+    else:
+        folds = compute_folds({v.name: len(v) for v in videos}, NUM_FOLDS)
+        source = f"{root} (computed folds)"
+    fold = _fold_number(data_cfg.split, len(folds))
+    return split_by_folds(videos, folds, fold, source)

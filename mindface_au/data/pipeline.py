@@ -1,0 +1,324 @@
+"""mindspore.dataset pipelines for training and evaluation.
+
+Train: a random-access source over every labelled frame (decode with OpenCV, BGR -> RGB, resize to
+`data.image_size` when needed), an `EpochSampler` choosing the paper's per-epoch subset (see
+`mindface_au.data.sampling`) and this rank's shard of it, the augmentation (horizontal flip, colour jitter) in
+the source with a random generator keyed by (seed, epoch, frame), then C++ map ops (normalise (x/255 - 0.5)/0.5,
+HWC -> CHW) and `batch(drop_remainder=True)`. Every epoch has the same number of batches, as `Model.train`
+needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted run sees.
+
+Eval: all frames with an image in video/frame order, no augmentation; columns image, label, video_index (index
+into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
+carry the label -1.
+
+An unreadable image is logged once with its path and never stops an epoch: in training the source serves the
+next readable frame of the table instead, in evaluation the frame is dropped. The number of skipped images is
+kept on the source; `SkippedImagesCallback` prints it at the end of each epoch.
+"""
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from typing import List, Optional, Sequence, Tuple
+
+import cv2
+import mindspore.dataset as ds
+import mindspore.dataset.vision as vision
+import numpy as np
+from mindspore.train import Callback
+
+from mindface_au.data.affwild2 import Video
+from mindface_au.data.sampling import epoch_size, rare_mask, sample_epoch
+from mindface_au.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FrameSource",
+    "EpochSampler",
+    "create_train_dataset",
+    "create_eval_dataset",
+    "build_image_ops",
+    "skipped_images",
+    "SkippedImagesCallback",
+    "benchmark_pipeline",
+    "read_image",
+    "truncate_videos",
+]
+
+MEAN = [127.5, 127.5, 127.5]
+STD = [127.5, 127.5, 127.5]
+
+
+def read_image(path: str, size: int) -> Optional[np.ndarray]:
+    """RGB uint8 (size, size, 3) image, or None if the file cannot be read or decoded."""
+    if path is None:
+        return None
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None or image.ndim != 3 or image.size == 0:
+        return None
+    if image.shape[0] != size or image.shape[1] != size:
+        shrink = image.shape[0] > size or image.shape[1] > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: float, flip_prob: float = 0.5):
+    """Horizontal flip and colour jitter (brightness, contrast, saturation in [1 - jitter, 1 + jitter]) of RGB uint8."""
+    if hflip and rng.random() < flip_prob:
+        image = image[:, ::-1]
+    if jitter > 0:
+        low, high = max(0.0, 1 - jitter), 1 + jitter
+        brightness, contrast, saturation = rng.uniform(low, high, 3)
+        out = image.astype(np.float32) * brightness
+        gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = (out - gray.mean()) * contrast + gray.mean()
+        gray = (out @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        out = (out - gray) * saturation + gray
+        image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+class FrameSource:
+    """Random-access table of frames (videos concatenated in order) yielding decoded images and labels.
+
+    mode "train": (image, label) and an unreadable image is replaced by the next readable frame; the index is
+    `epoch * len(self) + frame` (see EpochSampler) and the frame is augmented with a generator keyed by
+    (seed, epoch, frame), so augmentation is reproducible whatever the worker count or a resume;
+    mode "eval": (image, label, video_index, frame_index, ok) with ok = False for an unreadable image.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[Video],
+        image_size: int,
+        mode: str = "train",
+        hflip: bool = False,
+        jitter: float = 0.0,
+        seed: int = 0,
+        flip_prob: float = 0.5,
+    ) -> None:
+        self.image_size = int(image_size)
+        self.mode = mode
+        self.hflip, self.jitter, self.seed, self.flip_prob = bool(hflip), float(jitter), int(seed), float(flip_prob)
+        self.paths: List[Optional[str]] = []
+        labels, vid, pos = [], [], []
+        for v_index, video in enumerate(videos):
+            keep = [i for i, p in enumerate(video.image_paths) if p is not None]
+            self.paths.extend(video.image_paths[i] for i in keep)
+            if video.labels is None:
+                labels.append(np.full((len(keep), 12), -1, np.float32))
+            else:
+                labels.append(np.asarray(video.labels, np.float32)[keep])
+            vid.append(np.full(len(keep), v_index, np.int32))
+            pos.append(np.asarray(keep, np.int32))
+        self.labels = np.concatenate(labels) if labels else np.zeros((0, 12), np.float32)
+        self.video_index = np.concatenate(vid) if vid else np.zeros(0, np.int32)
+        self.frame_index = np.concatenate(pos) if pos else np.zeros(0, np.int32)
+        self._lock = threading.Lock()
+        self._bad: set = set()
+        self.skipped = 0  # unreadable images met so far (every occurrence)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _note_bad(self, index: int) -> None:
+        path = self.paths[index]
+        with self._lock:
+            self.skipped += 1
+            first = path not in self._bad
+            self._bad.add(path)
+        if first:
+            logger.warning("unreadable image skipped: %s", path)
+
+    def __getitem__(self, index: int):
+        epoch, index = divmod(int(index), len(self.paths))
+        image = read_image(self.paths[index], self.image_size)
+        if self.mode == "eval":
+            ok = image is not None
+            if not ok:
+                self._note_bad(index)
+                image = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+            return image, self.labels[index], self.video_index[index], self.frame_index[index], np.bool_(ok)
+        tries, current = 0, index
+        while image is None:
+            self._note_bad(current)
+            tries += 1
+            current = (current + 1) % len(self.paths)
+            if tries >= min(64, len(self.paths)):
+                image = np.full((self.image_size, self.image_size, 3), 127, np.uint8)
+                break
+            image = read_image(self.paths[current], self.image_size)
+        rng = np.random.default_rng((self.seed, epoch, index))
+        return augment(image, rng, self.hflip, self.jitter, self.flip_prob), self.labels[current]
+
+
+class EpochSampler(ds.Sampler):
+    """Per-epoch frame subset (see mindface_au.data.sampling), shuffled, this rank's equal share of it.
+
+    The dataset calls `__iter__` once per epoch (the pipeline may call it for the next epoch while the current
+    one is still being consumed); the epoch counter advances each time, starting at `start_epoch` (resume).
+    It yields `epoch * num_frames + frame` so the source can key its augmentation by epoch.
+    """
+
+    def __init__(self, rare_masks, sample_rate, rare_rate, seed=0, start_epoch=0, rank=0, world_size=1) -> None:
+        self.rare_masks = list(rare_masks)
+        self.num_frames = int(sum(len(m) for m in self.rare_masks))
+        self.sample_rate, self.rare_rate = float(sample_rate), float(rare_rate)
+        self.seed, self.epoch = int(seed), int(start_epoch)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.per_rank = epoch_size(self.rare_masks, self.sample_rate, self.rare_rate) // self.world_size
+        super().__init__(num_samples=self.per_rank)
+
+    def indices(self, epoch: int) -> np.ndarray:
+        """Flat frame indices this rank reads in `epoch`."""
+        picked = sample_epoch(self.rare_masks, self.sample_rate, self.rare_rate, self.seed, epoch)
+        return picked[self.rank :: self.world_size][: self.per_rank]
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        return iter((self.indices(epoch) + epoch * self.num_frames).tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+def _workers(data_cfg) -> int:
+    return max(1, min(int(data_cfg.num_workers), os.cpu_count() or 1))
+
+
+def build_image_ops() -> list:
+    """Map ops on the HWC uint8 RGB image: normalise (x/255 - 0.5)/0.5 and HWC -> CHW."""
+    return [vision.Normalize(mean=MEAN, std=STD, is_hwc=True), vision.HWC2CHW()]
+
+
+def create_train_dataset(
+    videos: Sequence[Video],
+    data_cfg,
+    seed: int = 0,
+    start_epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    flip_prob: float = 0.5,
+):
+    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,12)); same batch count every epoch."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise UserError(f"data parallel rank {rank} of world size {world_size}: expected 0 <= rank < world size")
+    videos = [v for v in videos if len(v)]
+    if not videos:
+        raise UserError("no labelled frames with images to train on")
+    if any(v.labels is None for v in videos):
+        raise UserError(f"video {next(v.name for v in videos if v.labels is None)!r} has no labels; cannot train")
+    source = FrameSource(
+        videos, data_cfg.image_size, "train", data_cfg.hflip, data_cfg.color_jitter, seed, flip_prob=flip_prob
+    )
+    masks = [rare_mask(v.labels, data_cfg.rare_aus) for v in videos]
+    sampler = EpochSampler(masks, data_cfg.sample_rate, data_cfg.rare_rate, seed, start_epoch, rank, world_size)
+    assert sampler.num_frames == len(source), "sampler and source must index the same frame table"
+    if len(sampler) < data_cfg.batch_size:
+        raise UserError(
+            f"config key data.batch_size: {data_cfg.batch_size} is larger than the {len(sampler)} frames sampled "
+            f"per epoch{' per rank' if world_size > 1 else ''}; lower it or raise data.sample_rate"
+        )
+    workers = _workers(data_cfg)
+    dataset = ds.GeneratorDataset(
+        source, ["image", "label"], sampler=sampler, num_parallel_workers=workers, python_multiprocessing=False
+    )
+    dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
+    dataset.frame_source = source
+    return dataset
+
+
+def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[int] = None):
+    """Evaluation batches of every frame with an image, in video/frame order (see the module docstring)."""
+    source = FrameSource(videos, data_cfg.image_size, "eval")
+    if not len(source):
+        raise UserError("no frames with images to evaluate")
+    workers = _workers(data_cfg)
+    columns = ["image", "label", "video_index", "frame_index", "ok"]
+    dataset = ds.GeneratorDataset(
+        source, columns, shuffle=False, num_parallel_workers=workers, python_multiprocessing=False
+    )
+    dataset = dataset.filter(predicate=lambda ok: bool(ok), input_columns=["ok"])
+    dataset = dataset.project(columns[:4])
+    dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.batch(batch_size or data_cfg.eval_batch_size, drop_remainder=False)
+    dataset.frame_source = source
+    return dataset
+
+
+def skipped_images(dataset) -> int:
+    """Unreadable images met so far by a dataset made here (0 for other datasets)."""
+    source = getattr(dataset, "frame_source", None)
+    return int(source.skipped) if source is not None else 0
+
+
+class SkippedImagesCallback(Callback):
+    """MindSpore Callback printing how many unreadable images were skipped during each training epoch."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+        self._last = 0
+
+    def on_train_epoch_end(self, run_context) -> None:
+        total = skipped_images(self.dataset)
+        if total > self._last:
+            epoch = run_context.original_args().cur_epoch_num
+            print(f"epoch {epoch}: {total - self._last} unreadable images skipped (see warnings for paths)", flush=True)
+        self._last = total
+
+
+def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
+    """Images/s of the training pipeline alone (decode, augment, batch) on the train split of `root`.
+
+    Samples every frame (sample_rate 1) so that epoch boundaries do not distort the rate of a small dataset.
+    """
+    from mindface_au.data.affwild2 import load_split
+
+    cfg = dataclasses.replace(data_cfg, sample_rate=1.0, rare_rate=1.0)
+    dataset = create_train_dataset(load_split(root, "train"), cfg)
+    per_epoch = dataset.get_dataset_size()
+    epochs = -(-(num_batches + 1) // per_epoch)
+    iterator = dataset.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
+    done, start = -1, 0.0
+    for _ in range(epochs):
+        for _batch in iterator:
+            done += 1
+            if done == 0:
+                start = time.perf_counter()  # the first batch includes start-up; not timed
+            if done >= num_batches:
+                break
+        if done >= num_batches:
+            break
+    elapsed = time.perf_counter() - start
+    return done * data_cfg.batch_size / max(elapsed, 1e-9)
+
+
+def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Video], int]:
+    """Keep a contiguous prefix of each video so that at most ~`max_frames` frames remain (0 = keep all).
+
+    For quick validation runs (`data.val_max_frames`): prefixes keep the temporal smoothing meaningful.
+    Returns the new videos and the number of frames kept.
+    """
+    total = sum(len(v) for v in videos)
+    if max_frames <= 0 or total <= max_frames:
+        return list(videos), total
+    out = []
+    for v in videos:
+        n = max(1, int(len(v) * max_frames / total))
+        out.append(
+            Video(
+                v.name,
+                v.frame_ids[:n],
+                None if v.labels is None else v.labels[:n],
+                v.image_paths[:n],
+                v.num_frames,
+                v.invalid_rows,
+                v.missing_images,
+            )
+        )
+    return out, sum(len(v) for v in out)
