@@ -241,7 +241,9 @@ def test_ratios_and_table_from_rows():
         "failed": ["x"],
     }
     table = bench.format_table(report)
-    assert "| iresnet18 | train | 8 | 0.80 | 1.20 |" in table
+    assert "| iresnet18 | train | 8 | 0.80 | - | 1.20 |" in table
+    ratios[0]["alternating"] = 0.75
+    assert "| iresnet18 | train | 8 | 0.80 | 0.75 | 1.20 |" in bench.format_table(report)
     assert "| 2.1000 | 2.0000 | +5.0% |" in table and "failed: boom" in table and "failed: oops" in table
 
 
@@ -283,6 +285,9 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
     for row in report["heads"]:
         assert row["heads_cost"] == pytest.approx(row["aunet_s"] / row["backbone_s"] - 1.0, abs=1e-3)
     assert len(report["ratios"]) == (4 if has_torch else 0)
+    for ratio in report["ratios"]:
+        assert ratio["ratio"] == pytest.approx(ratio["mindspore_s"] / ratio["torch_s"], rel=1e-2)
+        assert isinstance(ratio["alternating"], float) and ratio["alternating"] > 0
     assert report["pipeline"]["images_per_s"] > 0 and report["postprocess"]["frames"] == 2000
     assert "| framework | model | mode | batch | images/s" in proc.stdout
 
