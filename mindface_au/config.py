@@ -17,6 +17,15 @@ from mindface_au.errors import UserError
 
 AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 RARE_AUS = ["AU2", "AU15", "AU23", "AU24", "AU26"]
+# Blocks per stage of each IResNet depth (insightface). One table for the MindSpore model, the converter and the
+# PyTorch reference; it lives here because this module imports without MindSpore or PyTorch.
+IRESNET_LAYERS = {
+    "iresnet18": (2, 2, 2, 2),
+    "iresnet34": (3, 4, 6, 3),
+    "iresnet50": (3, 4, 14, 3),
+    "iresnet100": (3, 13, 30, 3),
+    "iresnet200": (6, 26, 60, 6),
+}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from mindface_au.config import IRESNET_LAYERS as IRESNET_ARCHS
 from mindface_au.errors import UserError
 
 __all__ = [
@@ -20,15 +21,6 @@ __all__ = [
     "guess_iresnet_layers",
 ]
 
-# blocks per stage of each depth; the same table as models.iresnet.IRESNET_LAYERS (a test keeps them equal),
-# repeated here so that bad command lines fail before MindSpore is imported
-IRESNET_ARCHS = {
-    "iresnet18": (2, 2, 2, 2),
-    "iresnet34": (3, 4, 6, 3),
-    "iresnet50": (3, 4, 14, 3),
-    "iresnet100": (3, 13, 30, 3),
-    "iresnet200": (6, 26, 60, 6),
-}
 _BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _BN_BACK = {v: k for k, v in _BN_RENAMES.items()}
 

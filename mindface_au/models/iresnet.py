@@ -13,17 +13,11 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from mindface_au.config import IRESNET_LAYERS
 from mindface_au.models.registry import register_model
 
 __all__ = ["IResNet", "IBasicBlock", "IRESNET_LAYERS", "PReLU", "create_iresnet", "fuse_for_inference"]
 
-IRESNET_LAYERS = {
-    "iresnet18": (2, 2, 2, 2),
-    "iresnet34": (3, 4, 6, 3),
-    "iresnet50": (3, 4, 14, 3),
-    "iresnet100": (3, 13, 30, 3),
-    "iresnet200": (6, 26, 60, 6),
-}
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
 
 

@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from mindface_au.config import IRESNET_LAYERS as TORCH_IRESNET_LAYERS
+
 __all__ = [
     "IBasicBlock",
     "IResNet",
@@ -20,14 +22,6 @@ __all__ = [
     "calibrate_",
     "save_random_checkpoint",
 ]
-
-TORCH_IRESNET_LAYERS = {
-    "iresnet18": (2, 2, 2, 2),
-    "iresnet34": (3, 4, 6, 3),
-    "iresnet50": (3, 4, 14, 3),
-    "iresnet100": (3, 13, 30, 3),
-    "iresnet200": (6, 26, 60, 6),
-}
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
