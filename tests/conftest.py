@@ -14,6 +14,18 @@ init_context("CPU", "graph")
 
 TINY_WIDTHS = [8, 16, 16, 32]
 TINY_LAYERS = [1, 1, 1, 1]
+# ModelConfig values of a tiny full AU network (LRP + ARL + transformer fusion) for fast tests
+TINY_AUNET = dict(
+    name="aunet_iresnet18",
+    widths=TINY_WIDTHS,
+    layers=TINY_LAYERS,
+    input_size=32,
+    embedding_size=16,
+    head_dim=16,
+    fusion_heads=4,
+    lrp_reduction=4,
+    backbone_checkpoint="",
+)
 
 
 def run_cli(*args, check=False, timeout=900, env=None):

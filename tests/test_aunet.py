@@ -6,7 +6,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS
+from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
 from mindspore import nn
 
 from mindface_au.config import AU_NAMES, LossConfig, ModelConfig, load_config
@@ -20,17 +20,8 @@ from mindface_au.models.lrp import LANet, LocalRegionPerception
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "affwild2")
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yaml")))
-TINY = dict(
-    name="aunet_iresnet18",
-    widths=TINY_WIDTHS,
-    layers=TINY_LAYERS,
-    input_size=32,
-    embedding_size=16,
-    head_dim=16,
-    fusion_heads=4,
-    lrp_reduction=4,
-)
-TINY_OVERRIDES = [f"model.{k}={v}" for k, v in TINY.items()] + ["model.backbone_checkpoint="]
+TINY = TINY_AUNET
+TINY_OVERRIDES = [f"model.{k}={v}" for k, v in TINY.items()]
 EPS = 1e-5
 
 

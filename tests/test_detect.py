@@ -13,7 +13,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS, run_cli
+from conftest import TINY_AUNET, run_cli
 from matplotlib import cbook
 
 from mindface_au.config import AU_NAMES, ModelConfig, load_config
@@ -23,17 +23,7 @@ from mindface_au.inference.detect import COLUMNS, detect, smooth_csv
 from mindface_au.inference.faces import iou
 from mindface_au.postprocess import smooth_probs
 
-TINY = dict(
-    name="aunet_iresnet18",
-    widths=TINY_WIDTHS,
-    layers=TINY_LAYERS,
-    input_size=32,
-    embedding_size=16,
-    head_dim=16,
-    fusion_heads=4,
-    lrp_reduction=4,
-    backbone_checkpoint="",
-)
+TINY = TINY_AUNET
 FPS = 25.0
 FACE_SIZE = (70, 78)  # pasted face w, h
 BLANK = {4, 14, 24}  # 1-based frames without a face

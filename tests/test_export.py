@@ -9,22 +9,12 @@ import cv2
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS, run_cli
+from conftest import TINY_AUNET, run_cli
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
 
-TINY = dict(
-    name="aunet_iresnet18",
-    widths=TINY_WIDTHS,
-    layers=TINY_LAYERS,
-    input_size=32,
-    embedding_size=16,
-    head_dim=16,
-    fusion_heads=4,
-    lrp_reduction=4,
-    backbone_checkpoint="",
-)
+TINY = TINY_AUNET
 
 
 @pytest.fixture(scope="module")
