@@ -146,12 +146,9 @@ class AUNet(nn.Cell):
             token = self.backbone.forward_head(feats if self.use_arl else attended)
             backbone_logits = self.backbone_head(token)
 
-        if self.fusion_mode == "transformer":
+        if self.fusion is not None:
             if self.token_proj is not None:
                 token = self.token_proj(token)
-            weight = self.fusion(token, nodes)
-            logits = weight * au_logits + (1.0 - weight) * backbone_logits
-        elif self.fusion_mode == "fixed":
             weight = self.fusion(token, nodes)
             logits = weight * au_logits + (1.0 - weight) * backbone_logits
         elif self.use_arl:
@@ -167,50 +164,25 @@ class AUNet(nn.Cell):
 
 def create_aunet(
     arch: str = "iresnet100",
-    num_classes: int = 12,
     input_size: int = 112,
     widths: Sequence[int] = (64, 128, 256, 512),
     layers: Sequence[int] = (),
     embedding_size: int = 512,
     dropout: float = 0.0,
-    head_dim: int = 512,
-    lrp: bool = True,
-    lrp_num: int = 4,
-    lrp_reduction: int = 16,
-    arl: bool = True,
-    arl_k: int = 4,
-    fusion: str = "transformer",
-    fusion_weight: float = 0.5,
-    fusion_layers: int = 2,
-    fusion_heads: int = 8,
-    return_all: bool = False,
     backbone_checkpoint: str = "",
+    **head_kwargs,
 ) -> AUNet:
     """Build an AUNet on IResNet depth `arch` (`layers`/`widths` override it, e.g. tiny nets for tests).
 
     `backbone_checkpoint`: a converted Glint360K IResNet checkpoint, loaded strictly into the backbone before the
-    heads are attached (so its parameter names need no prefix).
+    heads are attached (so its parameter names need no prefix). `head_kwargs` are AUNet's arguments.
     """
     backbone = create_iresnet(
         arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size, dropout=dropout
     )
     if backbone_checkpoint:
         load_checkpoint_strict(backbone, backbone_checkpoint)
-    return AUNet(
-        backbone,
-        num_classes=num_classes,
-        head_dim=head_dim,
-        lrp=lrp,
-        lrp_num=lrp_num,
-        lrp_reduction=lrp_reduction,
-        arl=arl,
-        arl_k=arl_k,
-        fusion=fusion,
-        fusion_weight=fusion_weight,
-        fusion_layers=fusion_layers,
-        fusion_heads=fusion_heads,
-        return_all=return_all,
-    )
+    return AUNet(backbone, **head_kwargs)
 
 
 def _register_depths() -> None:
