@@ -6,6 +6,7 @@ function that Python users can call too. Modules are imported lazily so `--help`
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -49,6 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     name = argv[0]
+    # MindSpore logs every missing device plugin as a warning; keep the user's terminal to our own messages
+    # unless they asked for MindSpore's log level themselves. Must be set before MindSpore is imported.
+    os.environ.setdefault("GLOG_v", "3")
     module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
     parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
