@@ -23,6 +23,9 @@ def init_context(device: str = "auto", mode: str = "graph") -> str:
     """Set MindSpore's execution mode and device once, before any Cell is built; returns the device used."""
     import mindspore as ms
 
+    from mindface_au.models.iresnet import prefer_gemm_convolutions
+
+    prefer_gemm_convolutions()  # before any CPU kernel runs; see that function
     if _state["device"] is not None:
         return _state["device"]
     mode_key = mode.lower()
