@@ -3,6 +3,7 @@
 import argparse
 from typing import List
 
+from mindface_au.config import add_config_args, load_config
 from mindface_au.errors import UserError
 
 
@@ -39,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs for the forward pass")
     parser.add_argument("--matmul-size", type=int, default=0, help="square matmul side (default 4096; quick 1024)")
     parser.add_argument("--post-frames", type=int, default=1_000_000, help="frames for the post-processing test")
-    parser.add_argument("--data-root", default="", help="dataset for the pipeline test (default: temporary SynthAU)")
+    parser.add_argument(
+        "--data-root",
+        default="",
+        help="dataset for the pipeline test (default: data.root of --config, else temporary SynthAU)",
+    )
+    add_config_args(parser)
     parser.add_argument("--pipeline-batches", type=int, default=0, help="batches timed in the pipeline test")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per measurement")
 
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         fuse_bn=args.fuse_bn,
         matmul_size=args.matmul_size,
         post_frames=args.post_frames,
-        data_root=args.data_root,
+        data_root=args.data_root or (load_config(args.config, args.overrides).data.root if args.config else ""),
         pipeline_batches=args.pipeline_batches,
         timeout=args.timeout,
     )
