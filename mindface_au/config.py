@@ -251,9 +251,14 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def echo_config(cfg: Config) -> None:
+    """Print the resolved config at the start of a command (stderr stays for the one-line errors)."""
+    print("# resolved config\n" + dump_config(cfg), flush=True)
+
+
 def config_from_args(args: argparse.Namespace, echo: bool = True) -> Config:
     """Load the config named by --config/--set and print the resolved values."""
     cfg = load_config(args.config, args.overrides)
     if echo:
-        print("# resolved config\n" + dump_config(cfg), flush=True)
+        echo_config(cfg)
     return cfg

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import load_config
+    from mindface_au.config import echo_config, load_config
     from mindface_au.engine.cv import SPLITS, format_table1, run_cv
     from mindface_au.errors import UserError
 
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--splits: unknown split {unknown[0]!r}; valid: {', '.join(SPLITS)}")
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     cfg = load_config(args.config, overrides)
+    echo_config(cfg)
     summary = run_cv(cfg, args.out, splits)
     print(format_table1(summary["splits"]))
     print("vote on the test set with: mindface-au predict --config CONFIG --ckpt " + " ".join(summary["best_ckpts"]))

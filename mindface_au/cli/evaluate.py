@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import AU_NAMES, load_config
+    from mindface_au.config import AU_NAMES, echo_config, load_config
     from mindface_au.engine.evaluator import evaluate, format_sweep
     from mindface_au.errors import UserError
     from mindface_au.metrics import format_f1
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')}: got {value}, expected an integer >= 0")
     overrides = list(args.overrides) + ([f"data.split=fold{args.fold}"] if args.fold else [])
     cfg = load_config(args.config, overrides)
+    if not args.json:  # --json keeps stdout to one JSON object
+        echo_config(cfg)
     result = evaluate(cfg, args.ckpt, args.prob_k, args.label_k, do_sweep=args.sweep, device=args.device)
     if args.json:
         print(json.dumps(result, indent=2))

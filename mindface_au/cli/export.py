@@ -16,10 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import load_config
+    from mindface_au.config import echo_config, load_config
     from mindface_au.inference.export import export_mindir
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
+    if config is not None:
+        echo_config(config)
     info = export_mindir(args.ckpt, args.out, config=config, batch_size=args.batch_size, device=args.device)
     print(json.dumps({"out": args.out, "batch_size": info["batch_size"], "input_size": info["input_size"]}))
     return 0

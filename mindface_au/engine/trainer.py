@@ -138,6 +138,7 @@ def train(
     from mindspore.train import FixedLossScaleManager, Model
 
     from mindface_au.data import create_train_dataset, get_split, truncate_videos
+    from mindface_au.data.pipeline import SkippedImagesCallback
     from mindface_au.engine.callbacks import EpochValidator, ProgressLogger
     from mindface_au.engine.distributed import init_distributed
     from mindface_au.engine.evaluator import ProbNet, evaluate_probs, predict_videos
@@ -275,7 +276,7 @@ def train(
     model.train(
         cfg.train.epochs,
         dataset,
-        callbacks=[progress, validator],
+        callbacks=[progress, validator, SkippedImagesCallback(dataset)],
         dataset_sink_mode=cfg.train.sink_mode,
         initial_epoch=start_epoch,
     )
