@@ -1,23 +1,39 @@
-"""`mindface-au models`: list registered models; `--table` adds parameters and GFLOPs at 112x112."""
+"""`mindface-au models`: list registered models; `--table` adds parameters and GFLOPs at 112x112.
+
+With `--config`, the table describes the config's model section (its widths, heads and input size).
+"""
 
 import argparse
+
+from mindface_au.config import add_config_args, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'aunet_*'")
     parser.add_argument("--table", action="store_true", help="print a Markdown table with params and GFLOPs (slower)")
+    add_config_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.models import list_models
 
-    names = list_models(args.pattern)
+    model_cfg = load_config(args.config, args.overrides).model if (args.config or args.overrides) else None
+    names = [model_cfg.name] if model_cfg is not None else list_models(args.pattern)
     if not args.table:
         print("\n".join(names))
         return 0
-    from mindface_au.models.zoo import format_model_table, model_table
+    from mindface_au.models.zoo import format_model_table, model_stats, model_table
     from mindface_au.utils.device import init_context
 
     init_context("CPU", "graph")
-    print(format_model_table(model_table(names)))
+    if model_cfg is None:
+        print(format_model_table(model_table(names)))
+        return 0
+    from mindface_au.models.aunet import check_model_config
+
+    check_model_config(model_cfg)
+    kwargs = {
+        k: getattr(model_cfg, k) for k in ("widths", "layers", "head_dim", "lrp", "arl", "fusion", "fusion_heads")
+    }
+    print(format_model_table([model_stats(model_cfg.name, model_cfg.input_size, **kwargs)]))
     return 0
