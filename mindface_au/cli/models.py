@@ -4,6 +4,7 @@ With `--config`, the table describes the config's model section (its widths, hea
 """
 
 import argparse
+import dataclasses
 
 from mindface_au.config import add_config_args, load_config
 
@@ -32,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.models.aunet import check_model_config
 
     check_model_config(model_cfg)
-    kwargs = {
-        k: getattr(model_cfg, k) for k in ("widths", "layers", "head_dim", "lrp", "arl", "fusion", "fusion_heads")
-    }
+    skip = ("name", "input_size", "backbone_checkpoint")  # the table never loads weights
+    kwargs = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in skip}
     print(format_model_table([model_stats(model_cfg.name, model_cfg.input_size, **kwargs)]))
     return 0
