@@ -35,7 +35,7 @@ import numpy as np
 from mindface_au.config import AU_NAMES
 from mindface_au.errors import UserError
 from mindface_au.inference.faces import Face, IoUTracker, create_detector
-from mindface_au.utils.io import atomic_write
+from mindface_au.utils.io import atomic_write, ensure_output_folder
 
 __all__ = [
     "COLUMNS",
@@ -403,18 +403,6 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
 
 
 # ------------------------------------------------------------------------------------------------ detect
-def _check_output(output: str) -> None:
-    if os.path.isdir(output):
-        raise UserError(f"{output}: output is a folder; give a CSV file name")
-    folder = os.path.dirname(os.path.abspath(output))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{output}: cannot create the output folder ({exc.strerror})") from exc
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{output}: output folder is not writable")
-
-
 def _settings(
     source: FrameSource,
     model_path: str,
@@ -473,7 +461,7 @@ def detect(
     if max_gap < 0:
         raise UserError(f"--max-gap: got {max_gap}, expected an integer >= 0")
     source = open_source(input_path)
-    _check_output(output)
+    ensure_output_folder(output)
     if predictor is None:
         if not ckpt:
             raise UserError("--ckpt: a .ckpt or .mindir model file is required")

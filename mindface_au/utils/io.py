@@ -8,17 +8,25 @@ from typing import IO, Iterator
 from mindface_au.errors import UserError
 
 
+def ensure_output_folder(path: str) -> str:
+    """Create the folder that will hold output file `path` and check it is writable; returns the folder."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: output is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the output folder ({exc.strerror})") from exc
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{path}: output folder is not writable")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path (same folder, same suffix) that replaces `path` only if the block succeeds."""
     path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create output folder ({exc.strerror})") from exc
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{path}: output folder is not writable")
+    folder = ensure_output_folder(path)
     base = os.path.basename(path)
     stem, suffix = os.path.splitext(base)
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=folder)
