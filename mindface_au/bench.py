@@ -542,6 +542,16 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
         "models": [],
     }
     common = {"threads": opts.threads, "device": opts.device}
+    model_common = {  # what every network measurement shares
+        "widths": list(opts.widths),
+        "layers": list(opts.layers),
+        "input_size": opts.input_size,
+        "warmup": opts.warmup,
+        "repeats": opts.repeats,
+        "jit_level": opts.jit_level,
+        "fuse_bn": opts.fuse_bn,
+        **common,
+    }
 
     for framework in ("numpy", "mindspore"):
         log(f"bench: matmul {framework} {opts.matmul_size}x{opts.matmul_size} ...")
@@ -566,14 +576,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
                         "model": name,
                         "mode": mode,
                         "batch": batch,
-                        "widths": list(opts.widths),
-                        "layers": list(opts.layers),
-                        "input_size": opts.input_size,
-                        "warmup": opts.warmup,
-                        "repeats": opts.repeats,
-                        "jit_level": opts.jit_level,
-                        "fuse_bn": opts.fuse_bn,
-                        **common,
+                        **model_common,
                     }
                     log(f"bench: {framework} {name} {mode} batch {batch} ...")
                     result = run_worker(spec, opts.timeout)
@@ -594,14 +597,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
                 "model": ratio["model"],
                 "mode": ratio["mode"],
                 "batch": ratio["batch"],
-                "widths": list(opts.widths),
-                "layers": list(opts.layers),
-                "input_size": opts.input_size,
-                "warmup": opts.warmup,
-                "repeats": opts.repeats,
-                "jit_level": opts.jit_level,
-                "fuse_bn": opts.fuse_bn,
-                **common,
+                **model_common,
             }
             result = run_worker(spec, opts.timeout)
             ratio["alternating"] = result.get("ratio", result.get("error"))
@@ -617,14 +613,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Dict
                     "model": name,
                     "mode": mode,
                     "batch": batch,
-                    "widths": list(opts.widths),
-                    "layers": list(opts.layers),
-                    "input_size": opts.input_size,
-                    "warmup": opts.warmup,
-                    "repeats": opts.repeats,
-                    "jit_level": opts.jit_level,
-                    "fuse_bn": opts.fuse_bn,
-                    **common,
+                    **model_common,
                 }
                 row = {"framework": framework, "model": name, "mode": mode, "batch": batch}
                 row.update(run_worker(spec, opts.timeout))
