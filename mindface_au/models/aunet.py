@@ -38,7 +38,13 @@ from mindface_au.models.checkpoint import load_checkpoint_strict
 from mindface_au.models.factory import create_model
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
-from mindface_au.models.iresnet import IRESNET_LAYERS, IResNet, create_iresnet
+from mindface_au.models.iresnet import (
+    FACE_INPUT_CFG,
+    IRESNET_LAYERS,
+    IResNet,
+    create_iresnet,
+    glint360k_checkpoint_name,
+)
 from mindface_au.models.lrp import LocalRegionPerception
 from mindface_au.models.registry import is_model, list_models, register_model
 
@@ -198,12 +204,10 @@ def _register_depths() -> None:
         register_model(
             factory,
             default_cfg={
-                "input_size": (3, 112, 112),
-                "mean": (0.5, 0.5, 0.5),
-                "std": (0.5, 0.5, 0.5),
+                **FACE_INPUT_CFG,
                 "au_names": AU_NAMES,
                 "backbone": arch,
-                "backbone_checkpoint": f"glint360k_{arch.replace('iresnet', 'r')}.ckpt",
+                "backbone_checkpoint": glint360k_checkpoint_name(arch),
                 "checkpoint": f"{name}_affwild2.ckpt",
                 "sha256": None,
             },

@@ -274,6 +274,15 @@ def fuse_for_inference(net: nn.Cell) -> nn.Cell:
     return net
 
 
+# Input every model here expects: 112x112 RGB aligned faces normalised as (x / 255 - 0.5) / 0.5.
+FACE_INPUT_CFG = {"input_size": (3, 112, 112), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+
+
+def glint360k_checkpoint_name(arch: str) -> str:
+    """File name of the converted Glint360K checkpoint of an IResNet depth (iresnet100 -> glint360k_r100.ckpt)."""
+    return f"glint360k_{arch.replace('iresnet', 'r')}.ckpt"
+
+
 def _register_depths() -> None:
     """One table of depths, one registered factory per depth (iresnet18 ... iresnet200)."""
     for arch in IRESNET_LAYERS:
@@ -285,13 +294,7 @@ def _register_depths() -> None:
         factory.__doc__ = f"{arch}: IResNet with stages {IRESNET_LAYERS[arch]} (insightface/Glint360K layout)."
         register_model(
             factory,
-            default_cfg={
-                "input_size": (3, 112, 112),
-                "mean": (0.5, 0.5, 0.5),
-                "std": (0.5, 0.5, 0.5),
-                "checkpoint": f"glint360k_{arch.replace('iresnet', 'r')}.ckpt",
-                "sha256": None,
-            },
+            default_cfg={**FACE_INPUT_CFG, "checkpoint": glint360k_checkpoint_name(arch), "sha256": None},
         )
 
 
