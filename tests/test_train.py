@@ -185,9 +185,13 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
     wb = read_checkpoint(str(tmp_path / "cut" / "checkpoints" / "epoch_003.ckpt"))
     for name, value in wa.items():
         if hasattr(value, "asnumpy") and value.asnumpy().dtype.kind == "f":
-            # Two uninterrupted runs with the same seed already differ this much: MindSpore's CPU kernels are not
-            # bit-deterministic (measured: BN running variances up to 0.6% apart after 27 steps, weights ~1e-4).
-            np.testing.assert_allclose(wb[name].asnumpy(), value.asnumpy(), rtol=2e-2, atol=1e-3, err_msg=name)
+            # Two uninterrupted runs with the same seed already drift apart: MindSpore's CPU kernels are not
+            # bit-deterministic (measured: BN running statistics up to 0.6% of their scale apart after 27 steps,
+            # near-zero entries of a running mean 2e-3 apart). So compare each tensor relative to its own scale; a
+            # resume that lost state (weights, optimiser moments, lr, epoch) is off by far more, and the per-epoch
+            # losses above already match to 1e-3.
+            a, b = value.asnumpy(), wb[name].asnumpy()
+            assert np.abs(b - a).max() <= 2e-2 * np.abs(a).max() + 1e-3, name
 
 
 def test_cv_collects_best_epochs_and_prints_table1(tmp_path):
