@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from mindface_au.config import IRESNET_LAYERS as IRESNET_ARCHS
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, fit_problems
 
 __all__ = [
     "IRESNET_ARCHS",
@@ -79,11 +79,6 @@ def guess_iresnet_layers(torch_names) -> Tuple[int, ...]:
     return tuple(counts)
 
 
-def _listing(names: List[str], limit: int = 6) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def check_against_model(
     converted: Dict[str, np.ndarray],
     origin: Dict[str, str],
@@ -100,12 +95,6 @@ def check_against_model(
         for n in sorted(converted)
         if n in expected and tuple(converted[n].shape) != tuple(expected[n])
     ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch {len(mismatched)}: {_listing(mismatched, 4)}")
+    problems = fit_problems(missing, unexpected, mismatched, limit=6, mismatch_limit=4)
     if problems:
-        raise UserError(f"{source}: does not fit {target} ({' | '.join(problems)}){hint}")
+        raise UserError(f"{source}: does not fit {target} ({problems}){hint}")

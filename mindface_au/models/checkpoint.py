@@ -9,16 +9,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, fit_problems, listing
 from mindface_au.utils.io import atomic_path
 
 MODEL_CONFIG_KEY = "mindface_au_model_config"  # JSON of the ModelConfig, stored inside training checkpoints
-
-
-def _names(names, limit: int = 8) -> str:
-    names = sorted(names)
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
 
 
 def sha256_file(path: str) -> str:
@@ -58,20 +52,14 @@ def load_params_strict(
         for name in sorted(set(own) & set(wanted))
         if tuple(wanted[name].shape) != tuple(own[name].shape)
     ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {_names(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch {len(mismatched)}: {'; '.join(mismatched[:8])}")
+    problems = fit_problems(missing, unexpected, mismatched)
     if problems:
-        raise UserError(f"{source}: checkpoint does not fit the model ({' | '.join(problems)})")
+        raise UserError(f"{source}: checkpoint does not fit the model ({problems})")
     to_load = {k: wanted[k] for k in own}
     not_loaded, _ = ms.load_param_into_net(net, to_load, strict_load=True)
     not_loaded = [name for name in not_loaded if name.startswith(prefix)]  # only the prefixed part was asked for
     if not_loaded:
-        raise UserError(f"{source}: parameters not loaded: {_names(not_loaded)}")
+        raise UserError(f"{source}: parameters not loaded: {listing(not_loaded)}")
 
 
 def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> None:
