@@ -277,7 +277,7 @@ def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
             loss_fn = nn.BCEWithLogitsLoss()
             target_np = (rng.uniform(size=(batch, 12)) > 0.7).astype(np.float32)
         y = ms.Tensor(target_np)
-        optimizer = nn.SGD(net.trainable_params(), learning_rate=0.001, momentum=0.9, weight_decay=5e-4)
+        optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.001, momentum=0.9, weight_decay=5e-4)
         amp = spec.get("amp_level", "O0")
         if amp and amp != "O0":
             train = ms.amp.build_train_network(
@@ -436,7 +436,7 @@ def measure_pipeline(
 
             root = os.path.join(tmp, "synthau")
             synthau.generate(root, videos=4, frames=synth_frames, seed=0)
-        cfg = DataConfig(root=root, batch_size=batch, num_workers=threads)
+        cfg = DataConfig(root=root, image_size=112, batch_size=batch, num_workers=threads)
         images_per_s = float(pipeline.benchmark_pipeline(root, cfg, num_batches))
     return {"images_per_s": round(images_per_s, 1), "batch": batch, "num_batches": num_batches}
 

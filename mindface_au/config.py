@@ -69,7 +69,7 @@ class DataConfig:
     root: str = "data/synthau"
     split: str = "official"  # official | fold1 .. fold4
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
-    image_size: int = 112
+    image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
     rare_rate: float = 0.2  # fraction kept for frames showing a rare AU
     rare_aus: List[str] = field(default_factory=lambda: list(RARE_AUS))
@@ -216,6 +216,13 @@ def validate(cfg: Config) -> None:
         raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
     if cfg.data.split != "official" and cfg.data.split not in ("fold1", "fold2", "fold3", "fold4"):
         raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold4")
+    if cfg.data.image_size == 0:
+        cfg.data.image_size = cfg.model.input_size
+    elif cfg.data.image_size != cfg.model.input_size:
+        raise UserError(
+            f"config keys data.image_size ({cfg.data.image_size}) and model.input_size ({cfg.model.input_size}) differ;"
+            " the network reads the images at data.image_size, so set both to the same value"
+        )
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
 

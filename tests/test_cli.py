@@ -24,3 +24,20 @@ def test_models_lists_registry_and_rejects_bad_config_key():
     bad = run_cli("models", "--set", "model.widht=[8,8,8,8]")
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and "model.widht" in lines[0] and "widths" in lines[0]
+
+
+def test_image_size_follows_model_input_size_and_rejects_a_mismatch(tmp_path):
+    from mindface_au.config import load_config
+    from mindface_au.errors import UserError
+
+    assert load_config(None, ["model.input_size=64"]).data.image_size == 64
+    assert load_config(None, ["model.input_size=64", "data.image_size=64"]).data.image_size == 64
+    try:
+        load_config(None, ["model.input_size=64", "data.image_size=112"])
+    except UserError as err:
+        assert "data.image_size (112)" in str(err) and "model.input_size (64)" in str(err)
+    else:
+        raise AssertionError("a data.image_size that differs from model.input_size was accepted")
+    bad = run_cli("check-data", "--root", tmp_path, "--set", "data.image_size=96")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "data.image_size (96)" in lines[0], bad.stderr

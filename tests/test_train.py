@@ -123,7 +123,7 @@ def test_checkpoints_rebuild_their_network(trained):
     params = dict(net.parameters_and_names())
     assert params and all(name in saved for name in params)
     state = read_checkpoint(str(run / "checkpoints" / "resume.ckpt"))
-    assert "global_step" in state and any(k.startswith("accum.") for k in state)  # optimiser state for --resume
+    assert "global_step" in state and any(k.startswith("moments.") for k in state)  # optimiser state for --resume
     steps = json.load(open(run / "metrics.json"))["epochs"][0]["steps"]
     assert steps > 0 and int(state["global_step"].asnumpy()[0]) == 2 * steps
 

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = args.root or load_config(args.config, args.overrides).data.root
+    cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported even with --root
+    root = args.root or cfg.data.root
     from mindface_au.data.affwild2 import check_data
 
     report = check_data(root)

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = args.root or load_config(args.config, args.overrides).data.root
+    cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
+    root = args.root or cfg.data.root
     from mindface_au.data.folds import write_folds
 
     data = write_folds(root, args.out, args.num_folds)

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mindface_au.data.synthau import generate
 
-    out = args.out or load_config(args.config, args.overrides).data.root
+    cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
+    out = args.out or cfg.data.root
     summary = generate(
         out,
         videos=args.videos,

@@ -100,6 +100,8 @@ class FrameSource:
         seed: int = 0,
         flip_prob: float = 0.5,
     ) -> None:
+        if int(image_size) <= 0:  # a DataConfig built by hand keeps image_size=0 until load_config resolves it
+            raise ValueError(f"image_size must be positive, got {image_size}; set data.image_size or load the config")
         self.image_size = int(image_size)
         self.mode = mode
         self.hflip, self.jitter, self.seed, self.flip_prob = bool(hflip), float(jitter), int(seed), float(flip_prob)

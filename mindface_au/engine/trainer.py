@@ -53,7 +53,11 @@ def piecewise_lr(base_lr: float, milestones: List[int], gamma: float, epochs: in
 
 
 def build_optimizer(net, train_cfg, lrs: List[float], loss_scale: float = 1.0):
-    """SGD with momentum (or AdamW) over the trainable parameters; no weight decay on BN, bias, PReLU."""
+    """SGD with momentum (or AdamW) over the trainable parameters; no weight decay on BN, bias, PReLU.
+
+    "sgd" is nn.Momentum: the same update as nn.SGD without dampening or Nesterov (and as PyTorch's SGD), without
+    the parameter-sized `stat` buffer nn.SGD allocates (250 MB for IResNet100; docs/performance.md).
+    """
     from mindspore import nn
 
     params = net.trainable_params()
@@ -63,7 +67,7 @@ def build_optimizer(net, train_cfg, lrs: List[float], loss_scale: float = 1.0):
     groups = [g for g in groups if g["params"]]
     name = train_cfg.optimizer.lower()
     if name == "sgd":
-        return nn.SGD(groups, learning_rate=lrs, momentum=train_cfg.momentum, loss_scale=loss_scale)
+        return nn.Momentum(groups, learning_rate=lrs, momentum=train_cfg.momentum, loss_scale=loss_scale)
     if name == "adamw":
         if loss_scale != 1.0:
             raise UserError("config key train.optimizer: adamw supports amp_level O0 only here; use sgd for O2/O3")
