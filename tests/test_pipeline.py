@@ -57,7 +57,9 @@ def _expected(path, size=112):
 
 
 def _cfg(**kw):
-    base = dict(image_size=112, batch_size=8, sample_rate=1.0, rare_rate=1.0, rare_aus=[], color_jitter=0.0, num_workers=2)
+    base = dict(
+        image_size=112, batch_size=8, sample_rate=1.0, rare_rate=1.0, rare_aus=[], color_jitter=0.0, num_workers=2
+    )
     base.update(kw)
     return DataConfig(**base)
 

@@ -54,7 +54,7 @@ class PReLU(nn.Cell):
     (relu(x) - w * relu(-x)) or "auto" (relu form in inference, native op in training). The native op is the
     default everywhere. On CPU, MindSpore 2.10 keeps about 4x the tensor's size per broadcasting multiply kernel,
     outside its memory pool. The relu form therefore took IResNet100 inference from 983 to 1701 MiB at batch 8
-    (3983 vs 1170 MiB at batch 32) and was not faster (1.96 vs 1.73 s). In training it doubled the peak.
+    (3983 vs 1170 MiB at batch 32), with no consistent speed difference. In training it doubled the peak.
     See docs/performance.md.
     """
 
