@@ -202,7 +202,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field checks that types alone cannot express."""
+    """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
     if cfg.model.fusion not in ("none", "fixed", "transformer"):
         raise UserError(f"config key model.fusion: got {cfg.model.fusion!r}, expected none, fixed or transformer")
     if not 0.0 <= cfg.model.fusion_weight <= 1.0:

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         or args.pipeline_batches < 0
     ):
         raise UserError("--threads/--repeats must be >= 0 and --warmup/--post-frames >= 1")
+    cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
+    config_root = cfg.data.root if (args.config or args.overrides) else ""  # else: a temporary SynthAU
     opts = BenchOptions(
         quick=args.quick,
         input_size=args.input_size,
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         fuse_bn=args.fuse_bn,
         matmul_size=args.matmul_size,
         post_frames=args.post_frames,
-        data_root=args.data_root or (load_config(args.config, args.overrides).data.root if args.config else ""),
+        data_root=args.data_root or config_root,
         pipeline_batches=args.pipeline_batches,
         timeout=args.timeout,
     )

@@ -31,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.engine.predict import predict
 
     cfg = load_config(args.config, args.overrides)
-
     echo_config(cfg)
     result = predict(cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device)
     print(f"wrote {result['videos']} videos ({result['frames']} frames) to {result['out_dir']}")
