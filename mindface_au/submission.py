@@ -1,7 +1,7 @@
-"""ABAW AU challenge files: write one prediction txt per video, read annotation/prediction txt, score a folder.
+"""ABAW AU challenge files: write one prediction txt per video and score a folder of them against annotations.
 
-Format (both annotations and predictions): the header line "AU1,AU2,...,AU26", then one comma-separated row
-of 12 values per frame. Annotation rows may hold -1 (unlabelled, ignored when scoring); prediction rows are 0/1.
+The txt format (header "AU1,AU2,...,AU26", one row of 12 values per frame) and its reader and writer live in
+`mindface_au.data.au_txt`; annotation rows may hold -1 (unlabelled, ignored when scoring), prediction rows 0/1.
 """
 
 import os
@@ -9,53 +9,24 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES
+from mindface_au.data.au_txt import ANNOTATION_VALUES, HEADER, PREDICTION_VALUES, read_au_file, write_au_file
 from mindface_au.errors import UserError
 from mindface_au.metrics import F1Accumulator, per_au_dict
-from mindface_au.utils.io import atomic_write
 
-__all__ = ["HEADER", "write_prediction", "read_au_file", "score_folders"]
-
-HEADER = ",".join(AU_NAMES)
+__all__ = ["HEADER", "write_prediction", "read_au_file", "score_folders"]  # HEADER, read_au_file: from au_txt
 
 
 def write_prediction(path: str, labels: np.ndarray) -> None:
     """Write a (T, 12) 0/1 array as a challenge txt (header + T rows), atomically."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape[1] != len(AU_NAMES):
-        raise ValueError(f"{path}: expected a (T, {len(AU_NAMES)}) label array, got {labels.shape}")
-    rows = "\n".join(",".join(str(int(v)) for v in row) for row in labels.astype(np.int64))
-    with atomic_write(path) as handle:
-        handle.write(HEADER + "\n" + rows + ("\n" if len(labels) else ""))
+    write_au_file(path, labels, allowed=PREDICTION_VALUES)
 
 
-def read_au_file(path: str, what: str = "annotation", allowed=(-1, 0, 1)) -> np.ndarray:
-    """Read a challenge-format txt into an int8 (T, 12) array; errors name the file, line and what was expected."""
-    name = os.path.splitext(os.path.basename(path))[0]
+def _read(name: str, path: str, what: str, allowed) -> np.ndarray:
+    """`read_au_file` with the video named first: the scorer's errors say which video is wrong."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise UserError(f"video {name}: cannot read {what} file {path} ({exc.strerror})") from exc
-    header = lines[0].strip().replace(" ", "") if lines else ""
-    if header != HEADER:
-        raise UserError(f"video {name}: {what} file {path} has header {header[:80]!r}, expected {HEADER!r}")
-    rows: List[List[int]] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = line.split(",")
-        try:
-            values = [int(float(p)) for p in parts]
-        except ValueError:
-            values = []
-        if len(values) != len(AU_NAMES) or any(v not in allowed for v in values):
-            raise UserError(
-                f"video {name}: {what} file {path} line {lineno}: {line.strip()[:60]!r}, "
-                f"expected {len(AU_NAMES)} comma-separated values in {{{', '.join(map(str, allowed))}}}"
-            )
-        rows.append(values)
-    return np.asarray(rows, dtype=np.int8).reshape(-1, len(AU_NAMES))
+        return read_au_file(path, what, allowed)
+    except UserError as exc:
+        raise UserError(f"video {name}: {exc}") from exc
 
 
 def score_folders(pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None) -> Dict:
@@ -78,8 +49,8 @@ def score_folders(pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None
         pred_path = os.path.join(pred_dir, name + ".txt")
         if not os.path.isfile(pred_path):
             raise UserError(f"video {name}: prediction file missing ({pred_path})")
-        truth = read_au_file(os.path.join(gt_dir, name + ".txt"), "annotation")
-        pred = read_au_file(pred_path, "prediction", allowed=(0, 1))
+        truth = _read(name, os.path.join(gt_dir, name + ".txt"), "annotation", ANNOTATION_VALUES)
+        pred = _read(name, pred_path, "prediction", PREDICTION_VALUES)
         if pred.shape[0] != truth.shape[0]:
             raise UserError(
                 f"video {name}: prediction has {pred.shape[0]} rows, annotation has {truth.shape[0]} ({pred_path})"

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from mindface_au.config import AU_NAMES
-from mindface_au.data.affwild2 import check_data, load_split, parse_annotation, read_test_list
+from mindface_au.data.affwild2 import check_data, load_split, read_test_list
+from mindface_au.data.au_txt import HEADER
 from mindface_au.errors import UserError
-
-HEADER = ",".join(AU_NAMES)
 
 
 def _row(values):
@@ -90,14 +89,6 @@ def test_reader_errors_name_file_and_line(tmp_path, raw, line, needle):
         load_split(root, "train")
     message = str(info.value)
     assert f"{path}:{line}:" in message and needle in message and "\n" not in message
-
-
-def test_parse_annotation_crlf_equals_lf(tmp_path):
-    rows = np.random.default_rng(1).integers(-1, 2, (20, 12))
-    p1 = write_video(str(tmp_path / "x"), "train", "v", rows.tolist(), [], newline="\r\n", trailing="\r\n")
-    p2 = write_video(str(tmp_path / "y"), "train", "v", rows.tolist(), [], newline="\n")
-    np.testing.assert_array_equal(parse_annotation(p1), rows)
-    np.testing.assert_array_equal(parse_annotation(p2), rows)
 
 
 def test_check_data_json_cli(dataset, cli):

@@ -10,7 +10,7 @@ Layout under a dataset root (the real Aff-Wild2 release and SynthAU share it)::
 Row j (1-based, after the header) of an annotation labels image ``cropped_aligned/<video>/<j:05d>.jpg``.
 Rows containing -1 are unlabelled and skipped; labelled rows whose image is missing (no face found) are skipped
 too; both are counted. Images without a row are ignored. Videos with two people are split into
-``<name>_left`` / ``<name>_right``.
+``<name>_left`` / ``<name>_right``. The txt format itself (header, values, errors) is `mindface_au.data.au_txt`.
 
 The challenge gives the test set as a list of video names; the number of frames of each test video comes from
 the video itself. ``names.txt`` holds that list, with the frame count after a comma; when the count is left out
@@ -25,20 +25,18 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from mindface_au.config import AU_NAMES
+from mindface_au.data.au_txt import read_au_file
 from mindface_au.errors import UserError
 
 ANNOTATION_DIR = "AU_Detection_Challenge"
 IMAGE_DIR = "cropped_aligned"
 SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set", "test": "Test_Set"}
 TEST_LIST = "names.txt"
-HEADER = ",".join(AU_NAMES)
 IMAGE_EXT = ".jpg"
 
 __all__ = [
     "Video",
     "load_split",
-    "read_split",
-    "parse_annotation",
     "read_test_list",
     "image_name",
     "split_summary",
@@ -83,58 +81,6 @@ def pair_key(name: str) -> str:
     return name
 
 
-_VALID_VALUES = {"-1": -1, "0": 0, "1": 1}
-
-
-def _parse_row(text: str, path: str, line_no: int) -> Tuple[int, ...]:
-    values = text.split(",")
-    if len(values) != len(AU_NAMES):
-        raise UserError(f"{path}:{line_no}: expected {len(AU_NAMES)} comma-separated values, got {len(values)}")
-    row = []
-    for value in values:
-        parsed = _VALID_VALUES.get(value.strip())
-        if parsed is None:
-            raise UserError(f"{path}:{line_no}: value {value.strip()!r} is not one of -1, 0, 1")
-        row.append(parsed)
-    return tuple(row)
-
-
-def parse_annotation(path: str) -> np.ndarray:
-    """Read one annotation file into an int8 (num_rows, 12) array of -1/0/1.
-
-    The header must name the 12 challenge AUs in order. CRLF line ends and trailing blank lines are accepted;
-    any other deviation is a UserError naming the file and the 1-based line.
-    """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read annotation ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not a UTF-8 text file") from exc
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise UserError(f"{path}:1: empty file, expected the header {HEADER}")
-    header = lines[0].strip().replace(" ", "")
-    if header != HEADER:
-        raise UserError(f"{path}:1: header {lines[0].strip()!r} does not match the expected {HEADER}")
-    cache: Dict[str, Tuple[int, ...]] = {}  # real files repeat few distinct rows: parse each once
-    rows = np.empty((len(lines) - 1, len(AU_NAMES)), dtype=np.int8)
-    for i, line in enumerate(lines[1:]):
-        row = cache.get(line)
-        if row is None:
-            if not line.strip():
-                raise UserError(f"{path}:{i + 2}: blank line inside the annotation")
-            row = _parse_row(line, path, i + 2)
-            cache[line] = row
-        rows[i] = row
-    return rows
-
-
 def _list_images(folder: str) -> set:
     try:
         return {entry.name for entry in os.scandir(folder) if entry.name.endswith(IMAGE_EXT)}
@@ -154,7 +100,7 @@ def _annotation_dir(root: str, split: str) -> str:
 
 def _load_labelled_video(root: str, path: str) -> Video:
     name = os.path.splitext(os.path.basename(path))[0]
-    rows = parse_annotation(path)
+    rows = read_au_file(path, "annotation")
     folder = os.path.join(root, IMAGE_DIR, name)
     images = _list_images(folder)
     valid = ~(rows == -1).any(axis=1)
@@ -232,12 +178,6 @@ def load_split(root: str, split: str) -> List[Video]:
     if not files:
         raise UserError(f"{folder}: no annotation files (*.txt) for split {split!r}")
     return [_load_labelled_video(root, os.path.join(folder, f)) for f in files]
-
-
-def read_split(root: str, split: str) -> Tuple[List[Video], Dict]:
-    """`load_split` plus its summary (see `split_summary`)."""
-    videos = load_split(root, split)
-    return videos, split_summary(videos)
 
 
 def split_summary(videos: List[Video]) -> Dict:

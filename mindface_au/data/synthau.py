@@ -46,7 +46,8 @@ import cv2
 import numpy as np
 
 from mindface_au.config import AU_NAMES
-from mindface_au.data.affwild2 import ANNOTATION_DIR, HEADER, IMAGE_DIR, SPLIT_DIRS, TEST_LIST, image_name
+from mindface_au.data.affwild2 import ANNOTATION_DIR, IMAGE_DIR, SPLIT_DIRS, TEST_LIST, image_name
+from mindface_au.data.au_txt import write_au_file
 from mindface_au.errors import UserError
 
 LABEL_THRESHOLD = 0.3
@@ -536,14 +537,6 @@ def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool 
     }
 
 
-def _write_annotation(path: str, labels: np.ndarray, invalid: np.ndarray) -> None:
-    rows = [HEADER]
-    for row, bad in zip(labels, invalid):
-        rows.append(",".join(["-1"] * 12) if bad else ",".join(str(int(v)) for v in row))
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(rows) + "\n")
-
-
 def _make_job(job: Dict) -> Dict:
     """Render and write one video (runs in a worker process); returns its label statistics."""
     cv2.setNumThreads(1)
@@ -560,7 +553,7 @@ def _make_job(job: Dict) -> Dict:
         path = os.path.join(job["root"], TEST_LABEL_DIR, job["name"] + ".txt")
     else:
         path = os.path.join(job["root"], ANNOTATION_DIR, SPLIT_DIRS[job["split"]], job["name"] + ".txt")
-    _write_annotation(path, labels[:rows], invalid[:rows])
+    write_au_file(path, np.where(invalid[:rows, None], -1, labels[:rows]))  # -1: unlabelled row
     usable = ~invalid[:rows] & ~video["no_face"][:rows]
     return {
         "name": job["name"],
