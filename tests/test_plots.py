@@ -52,11 +52,33 @@ def test_bars_heights_follow_values(tmp_path):
     assert blue(b) > blue(a) > 0
 
 
+# matplotlib's default colour cycle: one colour per image in plot_image_bars (RGB)
+_CYCLE = {"a.jpg": (31, 119, 180), "b.jpg": (255, 127, 14), "c.jpg": (44, 160, 44)}
+
+
+def _colour_pixels(image: np.ndarray, rgb, tol: int = 12) -> int:
+    """Pixels of a BGR image within `tol` of colour `rgb` on every channel."""
+    return int((np.abs(image.astype(int) - np.array(rgb[::-1])).max(axis=2) <= tol).sum())
+
+
 def test_image_bars(tmp_path):
-    out = tmp_path / "images.png"
-    probs = np.linspace(0, 1, 3 * len(AU_NAMES)).reshape(3, len(AU_NAMES))
-    plot_image_bars(probs, ["a.jpg", "b.jpg", "c.jpg"], str(out))
-    _png(str(out))
+    names = list(_CYCLE)
+    probs = np.linspace(0, 1, 3 * len(AU_NAMES)).reshape(3, len(AU_NAMES))  # image c > b > a, rising along AUs
+    paths = {k: str(tmp_path / f"{k}.png") for k in ("data", "zero", "flipped")}
+    plot_image_bars(probs, names, paths["data"])
+    plot_image_bars(np.zeros_like(probs), names, paths["zero"])  # no bars: only the legend's colour patches
+    plot_image_bars(probs[:, ::-1], names, paths["flipped"])
+    image, zero, flipped = (_png(paths[k]) for k in ("data", "zero", "flipped"))
+    assert image.shape == zero.shape == flipped.shape == (400, 950, 3)  # figsize (8 + 0.5 per image, 4), 100 dpi
+    # each image's bars cover pixels of its colour in proportion to the sum of its probabilities (y from 0)
+    area = np.array([_colour_pixels(image, c) - _colour_pixels(zero, c) for c in _CYCLE.values()], float)
+    assert (area > 1000).all()
+    per_unit = area / probs.sum(axis=1)
+    assert per_unit.max() < 1.05 * per_unit.min(), per_unit
+    # ... and each bar sits over its AU: rising probabilities put more colour on the right than the mirror image
+    half = image.shape[1] // 2
+    for colour in _CYCLE.values():
+        assert _colour_pixels(image[:, half:], colour) > _colour_pixels(flipped[:, half:], colour) + 1000
     _no_temp_files(tmp_path)
 
 
