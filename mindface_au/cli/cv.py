@@ -3,6 +3,7 @@
 import argparse
 
 from mindface_au.cli.common import add_config_args
+from mindface_au.config import FOLD_SPLITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         metavar="SPLIT",
-        help="subset of official fold1 .. fold4 (default: all)",
+        help=f"subset of official {' '.join(FOLD_SPLITS)} (default: all)",
     )
     parser.add_argument("--device", default=None, help="CPU, GPU, Ascend or auto (train.device)")
 

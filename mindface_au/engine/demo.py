@@ -50,6 +50,7 @@ def run_demo(
 ) -> Dict:
     """Run the whole demo into `out_dir`; returns the results.json dict.
 
+    `config` is a file path or a packaged config name (default `synthau_demo`, resolved by `load_config`);
     `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set.
     """
     from mindface_au.data import get_split
