@@ -71,17 +71,22 @@ def _cli_in(cwd, *args):
     )
 
 
-def test_config_names_resolve_and_an_existing_file_path_wins(tmp_path):
-    for name in ("table3_6_ff", "affwild2/table3_6_ff", "affwild2/table3_6_ff.yaml", "table3_1_baseline.yaml"):
-        proc = _cli_in(tmp_path, "models", "--config", name)
-        assert proc.returncode == 0 and proc.stdout.split() == ["aunet_iresnet100"], (name, proc.stderr)
-    assert _cli_in(tmp_path, "models", "--config", "synthau_demo").stdout.split() == ["aunet_iresnet18"]
+def test_config_names_resolve_and_an_existing_file_path_wins(tmp_path, monkeypatch):
+    from mindface_au.config import CONFIG_DIR, resolve_config
+
+    full = os.path.join(CONFIG_DIR, "affwild2", "table3_6_ff.yaml")
+    for name in ("table3_6_ff", "affwild2/table3_6_ff", "affwild2/table3_6_ff.yaml", "table3_6_ff.yaml"):
+        assert resolve_config(name) == full, name
+    assert resolve_config("synthau_demo") == os.path.join(CONFIG_DIR, "synthau_demo.yaml")
     (tmp_path / "affwild2").mkdir()
     (tmp_path / "affwild2" / "table3_6_ff.yaml").write_text("model:\n  name: aunet_iresnet34\n")
-    mine = _cli_in(tmp_path, "models", "--config", "affwild2/table3_6_ff.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("affwild2/table3_6_ff.yaml") == "affwild2/table3_6_ff.yaml"
+    assert resolve_config("affwild2/table3_6_ff") == full  # no file of that spelling
+    mine = _cli_in(tmp_path, "models", "--config", "affwild2/table3_6_ff.yaml")  # the same through a command
     assert mine.returncode == 0 and mine.stdout.split() == ["aunet_iresnet34"], mine.stderr
-    packaged = _cli_in(tmp_path, "models", "--config", "affwild2/table3_6_ff")  # no file of that spelling
-    assert packaged.stdout.split() == ["aunet_iresnet100"], packaged.stderr
+    packaged = _cli_in(tmp_path, "models", "--config", "table3_6_ff")
+    assert packaged.returncode == 0 and packaged.stdout.split() == ["aunet_iresnet100"], packaged.stderr
     assert "existing file path wins" in " ".join(run_cli("train", "--help").stdout.split())
 
 
