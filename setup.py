@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="Facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)",
     packages=find_packages(include=["mindface_au", "mindface_au.*"]),
+    package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml"]},  # `--config NAME` works once installed
     python_requires=">=3.9",
     install_requires=[
         "mindspore==2.10.*",

@@ -1,10 +1,10 @@
-"""Typed run configuration: YAML files under configs/ plus `--set section.key=value` overrides.
+"""Typed run configuration: a YAML file (or a packaged config by name) plus `section.key=value` overrides.
 
 Every section is a dataclass; an unknown key or a value of the wrong type is a UserError that names the key
-and lists the valid ones, so a typo never silently falls back to a default.
+and lists the valid ones, so a typo never silently falls back to a default. The packaged configs live in
+mindface_au/configs/ (installed with the package): the paper's Table 3 rows under affwild2/ and the demo's.
 """
 
-import argparse
 import dataclasses
 import os
 import typing
@@ -26,6 +26,11 @@ IRESNET_LAYERS = {
     "iresnet100": (3, 13, 30, 3),
     "iresnet200": (6, 26, 60, 6),
 }
+# Cross-validation folds over train+val (paper 3.4.2): `data.split` is official or fold1..fold<NUM_FOLDS>. Here
+# rather than in data/folds.py so that validating a config needs no data module (data/ imports this one).
+NUM_FOLDS = 4
+FOLD_SPLITS = tuple(f"fold{i}" for i in range(1, NUM_FOLDS + 1))
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
 @dataclass
@@ -67,7 +72,7 @@ class DataConfig:
     """Aff-Wild2 / SynthAU data, sampling and augmentation."""
 
     root: str = "data/synthau"
-    split: str = "official"  # official | fold1 .. fold4
+    split: str = "official"  # official | fold1 .. fold<NUM_FOLDS>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
@@ -183,12 +188,49 @@ def parse_override(text: str) -> Dict[str, Any]:
     return {section: {key: value}}
 
 
+def packaged_configs() -> Dict[str, str]:
+    """Packaged config name (e.g. "affwild2/table3_6_ff") -> file path, sorted by name."""
+    found = {}
+    for folder, _, files in os.walk(CONFIG_DIR):
+        for name in files:
+            if name.endswith(".yaml"):
+                path = os.path.join(folder, name)
+                found[os.path.relpath(path, CONFIG_DIR)[: -len(".yaml")].replace(os.sep, "/")] = path
+    return dict(sorted(found.items()))
+
+
+def config_description(path: str) -> str:
+    """The one-line description of a config: its first line, a `# ...` comment."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline().strip()
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
+def resolve_config(name_or_path: str) -> str:
+    """Path of a config given as a file path or a packaged name; an existing file path wins.
+
+    A packaged name may carry `.yaml` and may omit its folder when the basename is unique: `table3_6_ff`,
+    `affwild2/table3_6_ff` and `affwild2/table3_6_ff.yaml` are the same file.
+    """
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    packaged = packaged_configs()
+    name = name_or_path[: -len(".yaml")] if name_or_path.endswith(".yaml") else name_or_path
+    if name in packaged:
+        return packaged[name]
+    matches = [full for full in packaged if full.rsplit("/", 1)[-1] == name]
+    if len(matches) == 1:
+        return packaged[matches[0]]
+    if matches:
+        raise UserError(f"config {name_or_path!r} is ambiguous: {', '.join(matches)}")
+    raise UserError(f"{name_or_path}: no such config file or packaged config; packaged configs: {', '.join(packaged)}")
+
+
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file at `path`, then each `section.key=value` override in order."""
+    """Defaults, then the YAML config `path` (a file or a packaged name), then each `section.key=value` override."""
     cfg = Config()
     if path:
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: config file not found")
+        path = resolve_config(path)
         try:
             with open(path, encoding="utf-8") as handle:
                 data = yaml.safe_load(handle) or {}
@@ -214,8 +256,8 @@ def validate(cfg: Config) -> None:
     unknown = [au for au in cfg.data.rare_aus if au not in AU_NAMES]
     if unknown:
         raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
-    if cfg.data.split != "official" and cfg.data.split not in ("fold1", "fold2", "fold3", "fold4"):
-        raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold4")
+    if cfg.data.split != "official" and cfg.data.split not in FOLD_SPLITS:
+        raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold{NUM_FOLDS}")
     if cfg.data.image_size == 0:
         cfg.data.image_size = cfg.model.input_size
     elif cfg.data.image_size != cfg.model.input_size:
@@ -243,29 +285,3 @@ def save_config(cfg: Config, path: str) -> None:
 
     with atomic_write(path) as handle:
         handle.write(dump_config(cfg))
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """Add --config FILE and repeated --set section.key=value to a command's parser."""
-    parser.add_argument("--config", default=None, help="YAML config file (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value; repeatable",
-    )
-
-
-def echo_config(cfg: Config) -> None:
-    """Print the resolved config at the start of a command (stderr stays for the one-line errors)."""
-    print("# resolved config\n" + dump_config(cfg), flush=True)
-
-
-def config_from_args(args: argparse.Namespace, echo: bool = True) -> Config:
-    """Load the config named by --config/--set and print the resolved values."""
-    cfg = load_config(args.config, args.overrides)
-    if echo:
-        echo_config(cfg)
-    return cfg

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
 from mindspore import nn
 
-from mindface_au.config import AU_NAMES, LossConfig, ModelConfig, load_config
+from mindface_au.config import AU_NAMES, CONFIG_DIR, LossConfig, ModelConfig, load_config
 from mindface_au.errors import UserError
 from mindface_au.losses import create_loss
 from mindface_au.models import create_iresnet, create_model_from_config, get_default_cfg, list_models
@@ -18,8 +18,7 @@ from mindface_au.models.fusion import EncoderLayer, FixedFusion, TransformerFusi
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
 from mindface_au.models.lrp import LANet, LocalRegionPerception
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "affwild2")
-CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yaml")))
+CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "affwild2", "*.yaml")))
 TINY = TINY_AUNET
 TINY_OVERRIDES = [f"model.{k}={v}" for k, v in TINY.items()]
 EPS = 1e-5

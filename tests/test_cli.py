@@ -1,8 +1,18 @@
-"""The `mindface-au` dispatcher and the listing command, run as a user runs them."""
+"""The `mindface-au` dispatcher, the listing commands, packaged configs by name, `launch` and `folds` limits."""
 
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
 from conftest import run_cli
 
+import mindface_au
 from mindface_au.cli import COMMANDS
+from mindface_au.config import packaged_configs
+from mindface_au.errors import UserError
 
 
 def test_help_lists_every_command():
@@ -44,3 +54,109 @@ def test_image_size_follows_model_input_size_and_rejects_a_mismatch(tmp_path):
     bench = run_cli("bench", "--quick", "--set", "data.image_size=96")  # --set alone, no --config
     lines = bench.stderr.strip().splitlines()
     assert bench.returncode == 2 and len(lines) == 1 and "data.image_size (96)" in lines[0], bench.stderr
+
+
+# ------------------------------------------------------------------ packaged configs, launch, folds
+
+
+def _cli_in(cwd, *args):
+    """run_cli from another working directory (relative config paths resolve there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mindface_au", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(cwd),
+        env=dict(os.environ, GLOG_v="3"),
+    )
+
+
+def test_config_names_resolve_and_an_existing_file_path_wins(tmp_path, monkeypatch):
+    from mindface_au.config import CONFIG_DIR, resolve_config
+
+    full = os.path.join(CONFIG_DIR, "affwild2", "table3_6_ff.yaml")
+    for name in ("table3_6_ff", "affwild2/table3_6_ff", "affwild2/table3_6_ff.yaml", "table3_6_ff.yaml"):
+        assert resolve_config(name) == full, name
+    assert resolve_config("synthau_demo") == os.path.join(CONFIG_DIR, "synthau_demo.yaml")
+    (tmp_path / "affwild2").mkdir()
+    (tmp_path / "affwild2" / "table3_6_ff.yaml").write_text("model:\n  name: aunet_iresnet34\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("affwild2/table3_6_ff.yaml") == "affwild2/table3_6_ff.yaml"
+    assert resolve_config("affwild2/table3_6_ff") == full  # no file of that spelling
+    mine = _cli_in(tmp_path, "models", "--config", "affwild2/table3_6_ff.yaml")  # the same through a command
+    assert mine.returncode == 0 and mine.stdout.split() == ["aunet_iresnet34"], mine.stderr
+    packaged = _cli_in(tmp_path, "models", "--config", "table3_6_ff")
+    assert packaged.returncode == 0 and packaged.stdout.split() == ["aunet_iresnet100"], packaged.stderr
+    assert "existing file path wins" in " ".join(run_cli("train", "--help").stdout.split())
+
+
+def test_unknown_config_name_is_one_line_listing_the_packaged_names(tmp_path):
+    proc = _cli_in(tmp_path, "models", "--config", "table3_9_nope")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "table3_9_nope" in lines[0], proc.stderr
+    assert all(name in lines[0] for name in packaged_configs()) and "affwild2/table3_6_ff" in lines[0]
+
+
+def test_an_ambiguous_basename_names_both_configs(tmp_path, monkeypatch):
+    from mindface_au import config
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.yaml").write_text("# x\n")
+    monkeypatch.setattr(config, "CONFIG_DIR", str(tmp_path))
+    assert config.resolve_config("a/x") == str(tmp_path / "a" / "x.yaml")
+    with pytest.raises(UserError, match="ambiguous: a/x, b/x"):
+        config.resolve_config("x")
+
+
+def test_configs_lists_every_packaged_file_and_dump_round_trips(tmp_path):
+    from mindface_au.config import CONFIG_DIR, config_to_dict, load_config
+
+    files = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
+    assert len(files) == 8
+    listing = run_cli("configs")
+    assert listing.returncode == 0
+    rows = [line.split(None, 1) for line in listing.stdout.strip().splitlines()]
+    assert [name for name, _ in rows] == [os.path.relpath(f, CONFIG_DIR)[:-5] for f in files]
+    for (name, description), path in zip(rows, files):
+        first = open(path, encoding="utf-8").readline()
+        assert first.startswith("# ") and first[2:].strip() == description.strip(), path
+        dumped = run_cli("configs", "--dump", name)
+        assert dumped.returncode == 0 and dumped.stdout == open(path, encoding="utf-8").read()
+        mine = tmp_path / f"{os.path.basename(name)}.yaml"
+        mine.write_text(dumped.stdout)
+        assert config_to_dict(load_config(str(mine))) == config_to_dict(load_config(name))
+    bad = run_cli("configs", "--dump", "nope")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "synthau_demo" in bad.stderr
+
+
+def test_launch_runs_the_installed_main_under_msrun(tmp_path):
+    proc = run_cli("launch", "--workers", "2", "--dry-run", "--msrun-arg=--node_rank=0", "--", "--config", "x.yaml")
+    assert proc.returncode == 0, proc.stderr
+    cmd = proc.stdout.split()
+    script = os.path.join(os.path.dirname(os.path.abspath(mindface_au.__file__)), "__main__.py")
+    assert os.path.basename(cmd[0]) == "msrun" and "--worker_num=2" in cmd and "--local_worker_num=2" in cmd
+    assert cmd[cmd.index(script) :] == [script, "train", "--distributed", "--config", "x.yaml"]
+    assert cmd.index("--node_rank=0") < cmd.index(script)
+    # msrun runs the script by path: it must import its own package and nothing from inside it as top level
+    as_script = subprocess.run([sys.executable, script, "models", "aunet_iresnet18"], capture_output=True, text=True)
+    assert as_script.returncode == 0 and as_script.stdout.split() == ["aunet_iresnet18"], as_script.stderr
+    bad = run_cli("launch", "--workers", "0", "--dry-run", "--", "--config", "x.yaml")
+    assert bad.returncode == 2 and "--workers 0" in bad.stderr
+
+
+def test_folds_refuses_any_count_but_the_supported_one(tmp_path):
+    from mindface_au.config import NUM_FOLDS, load_config
+    from mindface_au.data.folds import read_folds
+
+    out = tmp_path / "folds.json"
+    proc = run_cli("folds", "--root", tmp_path, "--out", out, "--num-folds", NUM_FOLDS + 1)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and f"got {NUM_FOLDS + 1}, only {NUM_FOLDS}" in lines[0]
+    assert not out.exists()
+    with pytest.raises(UserError, match=f"expected official or fold1..fold{NUM_FOLDS}"):
+        load_config(None, [f"data.split=fold{NUM_FOLDS + 1}"])
+    out.write_text(json.dumps({"folds": [["a"], ["b"], ["c"]]}))
+    with pytest.raises(UserError, match=f"3 folds, expected {NUM_FOLDS}"):
+        read_folds(str(out))
+    assert run_cli("train", "--fold", NUM_FOLDS + 1).returncode == 2

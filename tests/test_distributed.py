@@ -1,4 +1,4 @@
-"""Data parallel under msrun on CPU: 2 workers train a tiny net; both finish and only rank 0 writes."""
+"""Data parallel under msrun on CPU via `mindface-au launch`: 2 workers train a tiny net; only rank 0 writes."""
 
 import os
 import socket
@@ -7,8 +7,6 @@ import sys
 
 import pytest
 from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _free_port() -> int:
@@ -34,15 +32,12 @@ def test_msrun_two_cpu_workers(tmp_path):
 
     generate(str(tmp_path / "data"), videos=6, frames=60, seed=3, workers=1)
     config = tiny_config(tmp_path / "data", tmp_path / "c.yaml", epochs=1, steps_per_epoch=3)
-    msrun = os.path.join(os.path.dirname(sys.executable), "msrun")
+    # launch adds --distributed and puts this Python first on PATH (msrun starts the workers with `python`)
     cmd = [
-        msrun, "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-        f"--log_dir={tmp_path / 'logs'}", "--join=True",
-        os.path.join(ROOT, "tools", "train.py"), "--config", config, "--out", str(tmp_path / "run"),
-        "--distributed", "--device", "CPU",
+        sys.executable, "-m", "mindface_au", "launch", "--workers", "2", f"--port={_free_port()}",
+        f"--log-dir={tmp_path / 'logs'}", "--", "--config", config, "--out", str(tmp_path / "run"), "--device", "CPU",
     ]  # fmt: skip
-    bindir = os.path.dirname(sys.executable)  # msrun starts workers with the `python` found on PATH
-    env = dict(os.environ, GLOG_v="3", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    env = dict(os.environ, GLOG_v="3")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=str(tmp_path))
     logs = {n: open(tmp_path / "logs" / n).read() for n in os.listdir(tmp_path / "logs") if n.endswith(".log")}
     assert proc.returncode == 0, (

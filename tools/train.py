@@ -1,8 +1,8 @@
-"""Train script for clusters: the same code and arguments as `mindface-au train`.
+"""Train script for a checkout: the same code and arguments as `mindface-au train`.
 
-Single device:  python tools/train.py --config configs/affwild2/table3_6_ff.yaml --device Ascend
-Data parallel:  msrun --worker_num=8 --local_worker_num=8 --master_port=8118 --log_dir=msrun_log --join=True \
-                    tools/train.py --config configs/affwild2/table3_6_ff.yaml --distributed
+Single device:  python tools/train.py --config affwild2/table3_6_ff --device Ascend
+Data parallel:  mindface-au launch --workers 8 -- --config affwild2/table3_6_ff --device Ascend
+                (works from an installed package too; see README "Data parallel on clusters")
 """
 
 import os

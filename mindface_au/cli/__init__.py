@@ -19,6 +19,7 @@ COMMANDS = {
     "check-data": ("check_data", "validate an Aff-Wild2-layout dataset and print a summary"),
     "folds": ("folds", "write the 4-fold cross-validation video lists"),
     "train": ("train", "train an AU model (GRAPH mode, Model + callbacks)"),
+    "launch": ("launch", "data-parallel `train` under msrun: launch --workers N -- TRAIN_ARGS"),
     "cv": ("cv", "train the official split and the 4 folds, print per-AU F1 per split"),
     "eval": ("evaluate", "evaluate a checkpoint on validation data, with smoothing"),
     "predict": ("predict", "write ABAW challenge-format predictions, voting over checkpoints"),
@@ -28,6 +29,7 @@ COMMANDS = {
     "bench": ("bench", "benchmark models, data pipeline and post-processing"),
     "demo": ("demo", "end-to-end demo on SynthAU: generate, train, evaluate, predict, plot"),
     "models": ("models", "list the registered models"),
+    "configs": ("configs", "list the packaged configs (--config NAME) or --dump one for editing"),
 }
 
 

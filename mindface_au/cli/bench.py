@@ -3,7 +3,8 @@
 import argparse
 from typing import List
 
-from mindface_au.config import add_config_args, load_config
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import load_config
 from mindface_au.errors import UserError
 
 

@@ -3,7 +3,8 @@
 import argparse
 import json
 
-from mindface_au.config import AU_NAMES, add_config_args, load_config
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import AU_NAMES, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

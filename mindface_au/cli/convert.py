@@ -6,7 +6,7 @@ e.g. `--set model.widths=[8,16,16,32] --set model.layers=[1,1,1,1] --set model.e
 
 import argparse
 
-from mindface_au.config import add_config_args, config_from_args
+from mindface_au.cli.common import add_config_args, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

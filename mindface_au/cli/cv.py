@@ -1,8 +1,9 @@
-"""`mindface-au cv`: train the official split and the four folds, then print the paper's Table 1."""
+"""`mindface-au cv`: train the official split and every fold, then print the paper's Table 1."""
 
 import argparse
 
-from mindface_au.config import add_config_args
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import FOLD_SPLITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,13 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         metavar="SPLIT",
-        help="subset of official fold1 fold2 fold3 fold4 (default: all five)",
+        help=f"subset of official {' '.join(FOLD_SPLITS)} (default: all)",
     )
     parser.add_argument("--device", default=None, help="CPU, GPU, Ascend or auto (train.device)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import echo_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import load_config
     from mindface_au.engine.cv import SPLITS, format_table1, run_cv
     from mindface_au.errors import UserError
 

@@ -2,7 +2,7 @@
 
 import argparse
 
-from mindface_au.config import add_config_args
+from mindface_au.cli.common import add_config_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

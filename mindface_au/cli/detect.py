@@ -9,7 +9,7 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mindface_au.config import add_config_args
+    from mindface_au.cli.common import add_config_args
 
     parser.add_argument("--input", required=True, help="image, folder of images, or video file")
     parser.add_argument("--output", required=True, help="CSV file to write")
@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import echo_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import load_config
     from mindface_au.inference.detect import detect
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None

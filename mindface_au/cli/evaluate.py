@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from mindface_au.config import add_config_args
+from mindface_au.cli.common import add_config_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import AU_NAMES, echo_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import AU_NAMES, load_config
     from mindface_au.engine.evaluator import evaluate, format_sweep
     from mindface_au.errors import UserError
     from mindface_au.metrics import format_f1

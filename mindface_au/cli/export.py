@@ -5,7 +5,7 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mindface_au.config import add_config_args
+    from mindface_au.cli.common import add_config_args
 
     add_config_args(parser)
     parser.add_argument("--ckpt", required=True, help="trained checkpoint (.ckpt)")
@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import echo_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import load_config
     from mindface_au.inference.export import export_mindir
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None

@@ -1,15 +1,21 @@
-"""`mindface-au folds`: write the 4-fold cross-validation video lists (train+val, by video) as JSON."""
+"""`mindface-au folds`: write the cross-validation folds (train+val, by video) as JSON."""
 
 import argparse
 
-from mindface_au.config import add_config_args, load_config
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import NUM_FOLDS, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument("--root", default=None, help="dataset root in Aff-Wild2 layout (default: data.root)")
     parser.add_argument("--out", required=True, help="output JSON file (use it as data.folds_file)")
-    parser.add_argument("--num-folds", type=int, default=4, help="number of folds (the paper uses 4)")
+    parser.add_argument(
+        "--num-folds",
+        type=int,
+        default=NUM_FOLDS,
+        help=f"number of folds: only {NUM_FOLDS}, as in the paper (data.split, train --fold and cv know {NUM_FOLDS})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ With `--config`, the table describes the config's model section (its widths, hea
 import argparse
 import dataclasses
 
-from mindface_au.config import add_config_args, load_config
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
 import argparse
 
-from mindface_au.config import add_config_args
+from mindface_au.cli.common import add_config_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import echo_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import load_config
     from mindface_au.engine.predict import predict
 
     cfg = load_config(args.config, args.overrides)

@@ -4,7 +4,8 @@ import argparse
 import json
 import os
 
-from mindface_au.config import add_config_args, load_config
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

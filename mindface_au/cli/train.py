@@ -1,8 +1,9 @@
-"""`mindface-au train`: train an AU model into a run directory (also `tools/train.py`, e.g. under msrun)."""
+"""`mindface-au train`: train an AU model into a run directory (data parallel: `mindface-au launch`)."""
 
 import argparse
 
-from mindface_au.config import add_config_args
+from mindface_au.cli.common import add_config_args
+from mindface_au.config import NUM_FOLDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,9 +11,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run directory (overrides train.out_dir)")
     parser.add_argument("--device", default=None, help="CPU, GPU, Ascend or auto (default: train.device)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run")
-    parser.add_argument("--distributed", action="store_true", help="data parallel under msrun")
+    parser.add_argument("--distributed", action="store_true", help="data parallel under msrun (see mindface-au launch)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--fold", type=int, choices=[1, 2, 3, 4], help="train on 3 folds, validate on this one")
+    group.add_argument(
+        "--fold",
+        type=int,
+        choices=range(1, NUM_FOLDS + 1),
+        help=f"train on the other {NUM_FOLDS - 1} folds, validate on this one",
+    )
     group.add_argument("--split", choices=["official"], help="the official train/validation split")
 
 
@@ -29,7 +35,8 @@ def split_overrides(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import dump_config, load_config
+    from mindface_au.cli.common import echo_config
+    from mindface_au.config import load_config
     from mindface_au.engine.trainer import train
     from mindface_au.errors import UserError
 
@@ -40,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides)
     else:
         cfg = load_config(args.config, overrides)
-        print("# resolved config\n" + dump_config(cfg), flush=True)
+        echo_config(cfg)
         result = train(cfg, distributed=args.distributed, device=args.device)
     best = result["best"]
     if result.get("rank", 0) != 0:

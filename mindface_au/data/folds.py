@@ -1,4 +1,4 @@
-"""Official split and the paper's 4-fold cross-validation over train+val, split by video.
+"""Official split and the paper's 4-fold (NUM_FOLDS) cross-validation over train+val, split by video.
 
 Both halves of a two-person video (`<name>_left`, `<name>_right`) always land in the same fold, so no face is
 seen in training and validation of one fold. Folds are balanced by labelled frame count with a greedy
@@ -13,11 +13,11 @@ import os
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
+from mindface_au.config import FOLD_SPLITS, NUM_FOLDS
 from mindface_au.data.affwild2 import Video, load_split, pair_key
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_write
 
-NUM_FOLDS = 4
 FOLDS_FORMAT = "mindface-au-folds/1"
 
 __all__ = ["compute_folds", "write_folds", "read_folds", "make_folds", "get_split", "NUM_FOLDS"]
@@ -43,7 +43,15 @@ def compute_folds(frame_counts: Dict[str, int], num_folds: int = NUM_FOLDS) -> L
 
 
 def make_folds(root: str, num_folds: int = NUM_FOLDS) -> Dict:
-    """Folds over train+val of the dataset at `root`, with frame totals, as written by `write_folds`."""
+    """Folds over train+val of the dataset at `root`, with frame totals, as written by `write_folds`.
+
+    Only NUM_FOLDS folds: `data.split`, `train --fold` and `cv` know fold1..fold<NUM_FOLDS>, so any other count
+    would write a file that no run can use.
+    """
+    if num_folds != NUM_FOLDS:
+        raise UserError(
+            f"number of folds: got {num_folds}, only {NUM_FOLDS} is supported (data.split knows fold1..fold{NUM_FOLDS})"
+        )
     videos = load_split(root, "train") + load_split(root, "val")
     counts = {v.name: len(v) for v in videos}
     if len(counts) != len(videos):
@@ -82,6 +90,8 @@ def read_folds(path: str) -> List[List[str]]:
         or not all(isinstance(f, list) and all(isinstance(n, str) for n in f) for f in folds)
     ):
         raise UserError(f"{path}: key 'folds' must be a list of lists of video names")
+    if len(folds) != NUM_FOLDS:
+        raise UserError(f"{path}: {len(folds)} folds, expected {NUM_FOLDS} (data.split knows fold1..fold{NUM_FOLDS})")
     seen: Dict[str, int] = {}
     for i, fold in enumerate(folds):
         for name in fold:
@@ -89,12 +99,6 @@ def read_folds(path: str) -> List[List[str]]:
                 raise UserError(f"{path}: video {name!r} is in fold {seen[name] + 1} and fold {i + 1}")
             seen[name] = i
     return folds
-
-
-def _fold_number(split: str, num_folds: int) -> int:
-    if split.startswith("fold") and split[4:].isdigit() and 1 <= int(split[4:]) <= num_folds:
-        return int(split[4:])
-    raise UserError(f"config key data.split: got {split!r}, expected official or fold1..fold{num_folds}")
 
 
 def split_by_folds(
@@ -114,15 +118,16 @@ def split_by_folds(
 
 
 def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
-    """(train_videos, val_videos) for `data_cfg.split`: "official" or "fold1".."fold4" (see module docstring)."""
+    """(train_videos, val_videos) for `data_cfg.split`: "official" or one of FOLD_SPLITS (see module docstring)."""
     root = data_cfg.root
     if data_cfg.split == "official":
         return load_split(root, "train"), load_split(root, "val")
+    if data_cfg.split not in FOLD_SPLITS:
+        raise UserError(f"config key data.split: got {data_cfg.split!r}, expected official or fold1..fold{NUM_FOLDS}")
     videos = load_split(root, "train") + load_split(root, "val")
     if data_cfg.folds_file:
         folds, source = read_folds(data_cfg.folds_file), data_cfg.folds_file
     else:
         folds = compute_folds({v.name: len(v) for v in videos}, NUM_FOLDS)
         source = f"{root} (computed folds)"
-    fold = _fold_number(data_cfg.split, len(folds))
-    return split_by_folds(videos, folds, fold, source)
+    return split_by_folds(videos, folds, FOLD_SPLITS.index(data_cfg.split) + 1, source)

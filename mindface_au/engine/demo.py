@@ -19,15 +19,12 @@ from typing import Dict, Optional
 import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, load_config
-from mindface_au.errors import UserError
 from mindface_au.metrics import f1_per_au
 from mindface_au.utils.io import atomic_write
 
 __all__ = ["DEFAULT_CONFIG", "baselines", "run_demo"]
 
-DEFAULT_CONFIG = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "synthau_demo.yaml"
-)
+DEFAULT_CONFIG = "synthau_demo"  # a packaged config name (mindface_au/configs/synthau_demo.yaml)
 
 
 def baselines(train_videos, val_videos) -> Dict[str, float]:
@@ -53,6 +50,7 @@ def run_demo(
 ) -> Dict:
     """Run the whole demo into `out_dir`; returns the results.json dict.
 
+    `config` is a file path or a packaged config name (default `synthau_demo`, resolved by `load_config`);
     `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set.
     """
     from mindface_au.data import get_split
@@ -65,12 +63,10 @@ def run_demo(
     from mindface_au.utils.device import init_context
 
     t_start = time.time()
-    config = config or DEFAULT_CONFIG
-    if not os.path.isfile(config):
-        raise UserError(f"{config}: demo config not found (pass --config configs/synthau_demo.yaml)")
     data_root = os.path.join(out_dir, "data")
     cfg: Config = load_config(
-        config, [f"data.root={data_root}", f"train.out_dir={os.path.join(out_dir, 'run')}", *overrides]
+        config or DEFAULT_CONFIG,
+        [f"data.root={data_root}", f"train.out_dir={os.path.join(out_dir, 'run')}", *overrides],
     )
     init_context(device)
     videos = videos or DEMO_DATA["videos"]

@@ -1,0 +1,68 @@
+"""`mindface-au launch`: data-parallel training under msrun from the installed package (no repository needed).
+
+msrun starts `python SCRIPT ARGS` once per worker; the script is this package's `__main__.py`, so every worker
+runs `mindface-au train --distributed` with the arguments after `--`.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from typing import List, Sequence
+
+import mindface_au
+from mindface_au.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, required=True, help="total number of workers (devices)")
+    parser.add_argument("--local-workers", type=int, default=0, help="workers on this machine (default: --workers)")
+    parser.add_argument("--port", type=int, default=8118, help="msrun --master_port (default 8118)")
+    parser.add_argument(
+        "--log-dir", default="msrun_log", help="msrun --log_dir: one log per worker (default msrun_log)"
+    )
+    parser.add_argument(
+        "--msrun-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra msrun argument, repeatable, e.g. --msrun-arg=--node_rank=1 --msrun-arg=--master_addr=ADDR",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the msrun command instead of running it")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then `mindface-au train` arguments")
+
+
+def msrun_command(
+    workers: int,
+    train_args: Sequence[str],
+    local_workers: int = 0,
+    port: int = 8118,
+    log_dir: str = "msrun_log",
+    msrun_args: Sequence[str] = (),
+) -> List[str]:
+    """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers."""
+    if workers < 1 or local_workers < 0:
+        raise UserError(f"--workers {workers} / --local-workers {local_workers}: expected positive worker counts")
+    msrun = os.path.join(os.path.dirname(sys.executable), "msrun")
+    msrun = msrun if os.path.isfile(msrun) else shutil.which("msrun")
+    if not msrun:
+        raise UserError("msrun not found beside this Python or on PATH (it is installed with MindSpore)")
+    args = list(train_args)
+    script = os.path.join(os.path.dirname(os.path.abspath(mindface_au.__file__)), "__main__.py")
+    return [
+        msrun, f"--worker_num={workers}", f"--local_worker_num={local_workers or workers}", f"--master_port={port}",
+        f"--log_dir={log_dir}", "--join=True", *msrun_args,
+        script, "train", *([] if "--distributed" in args else ["--distributed"]), *args,
+    ]  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    cmd = msrun_command(args.workers, train_args, args.local_workers, args.port, args.log_dir, args.msrun_arg)
+    print(" ".join(cmd), flush=True)
+    if args.dry_run:
+        return 0
+    # msrun starts each worker with the `python` found on PATH: make that this interpreter
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(cmd, env=env).returncode
