@@ -68,9 +68,13 @@ def summarise_names(names: List[str], limit: int = 8) -> str:
     return listing(entries, limit)
 
 
+def _short(names) -> List[str]:
+    return [name if len(name) <= 40 else name[:37] + "..." for name in map(str, names)]
+
+
 def _unknown_layout(source: str, obj: Any, detail: str) -> UserError:
     if isinstance(obj, dict):
-        found = "top-level keys " + listing([str(k)[:40] for k in obj], 10) if obj else "an empty dict"
+        found = "top-level keys " + listing(_short(obj), 10) if obj else "an empty dict"
     else:
         found = f"a {type(obj).__name__} at the top level"
     return UserError(f"{source}: unrecognised checkpoint layout ({found}{detail}); accepted: {ACCEPTED}")
@@ -115,7 +119,8 @@ def select_state_dict(
         state[name] = value
     not_tensors = sorted(k for k, v in state.items() if not is_tensor(v))
     if not_tensors:
-        raise _unknown_layout(source, top, f"; state_dict entries that are not tensors: {listing(not_tensors)}")
+        what = "entries" if obj is top else "state_dict entries"
+        raise _unknown_layout(source, top, f"; {what} that are not tensors: {listing(_short(not_tensors))}")
     if not state:
         raise UserError(f"{source}: the state_dict is empty")
     if prefixed:
