@@ -94,7 +94,7 @@ def select_state_dict(
         ignored = sorted(str(k) for k in obj if k != "state_dict_backbone")
         obj = obj["state_dict_backbone"]
     else:
-        layout = "state_dict"
+        layout = "insightface state_dict"
         wrappers = []
         while isinstance(obj, dict):
             inner = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)]
