@@ -27,7 +27,7 @@ from test_convert import (
 )
 
 from mindface_au.config import ModelConfig
-from mindface_au.convert import ACCEPTED, read_backbone_state, torch_reader, torch_to_mindspore
+from mindface_au.convert import ACCEPTED, convert_checkpoint, read_backbone_state, torch_reader, torch_to_mindspore
 from mindface_au.errors import UserError
 from mindface_au.models import create_model_from_config
 from mindface_au.models.checkpoint import load_checkpoint_strict
@@ -250,6 +250,27 @@ def test_mindface_checkpoint_verify_needs_torch_source(mindface_checkpoint, tmp_
     out.parent.mkdir()
     proc = run_cli("convert", "--src", path, "--arch", "iresnet18", "--out", out, "--verify", *TINY_SET)
     assert_one_line_failure(proc, str(out), "--verify compares with the PyTorch reference")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What already worked: our own .ckpt (now also a `convert` source), tensors inside tuples
+def test_own_checkpoint_converts_again_unchanged(tmp_path):
+    first = convert_checkpoint(FIXTURE_PTH, "iresnet18", str(tmp_path / "a.ckpt"), **TINY)
+    assert first["layout"] == "insightface state_dict inside {'state_dict': ...}, 'module.' prefixes removed"
+    again = convert_checkpoint(first["out"], "iresnet18", str(tmp_path / "b.ckpt"), **TINY)
+    assert again["layout"] == "MindSpore checkpoint (mindface-au)" and again["tensors"] == first["tensors"]
+    a, b = ms.load_checkpoint(first["out"]), ms.load_checkpoint(again["out"])
+    for name, param in a.items():
+        if isinstance(param, ms.Parameter):
+            np.testing.assert_array_equal(b[name].asnumpy(), param.asnumpy(), err_msg=name)
+
+
+def test_tensors_in_tuples_are_read(tmp_path):
+    storages = {}
+    obj = {"pair": (tensor(storages, np.arange(3, dtype=np.float32)), 7)}
+    got = torch_reader.read_torch_file(write_torch_zip(str(tmp_path / "t.pth"), obj, storages))
+    np.testing.assert_array_equal(got["pair"][0], np.arange(3, dtype=np.float32))
+    assert got["pair"][1] == 7
 
 
 # ---------------------------------------------------------------------------------------------------------------

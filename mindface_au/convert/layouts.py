@@ -104,7 +104,7 @@ def select_state_dict(
             wrappers.append(inner[0])
             obj = obj[inner[0]]
         if wrappers:
-            layout = "state_dict inside " + "".join(f"{{{key!r}: " for key in wrappers) + "..." + "}" * len(wrappers)
+            layout += " inside " + "".join(f"{{{key!r}: " for key in wrappers) + "..." + "}" * len(wrappers)
     if not isinstance(obj, dict):
         raise _unknown_layout(source, top, f"; expected a state_dict (a dict of tensors), found {type(obj).__name__}")
     state: Dict[str, Any] = {}
@@ -185,7 +185,7 @@ def read_backbone_state(path: str) -> BackboneState:
         head = handle.read(1)
     if head != b"\x0a" and not path.endswith(".ckpt"):  # a MindSpore .ckpt is a protobuf starting with field 1
         raise UserError(
-            f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle) " "nor a MindSpore .ckpt"
+            f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle) nor a MindSpore .ckpt"
         )
     from mindface_au.models.checkpoint import read_checkpoint
 
