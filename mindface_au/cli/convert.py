@@ -1,4 +1,7 @@
-"""`mindface-au convert`: Glint360K IResNet .pth (torch.save) -> MindSpore .ckpt, read without PyTorch.
+"""`mindface-au convert`: a model-zoo IResNet checkpoint -> MindSpore .ckpt, torch.save files read without PyTorch.
+
+Accepted layouts: insightface .pth state_dicts, arcface_torch training checkpoints (state_dict_backbone),
+MindFace recognition .ckpt (_backbone.*) and MindSpore IResNet .ckpt (mindface_au.convert.ACCEPTED).
 
 Tiny or non-standard networks: override the stage widths, block counts and embedding size through the config,
 e.g. `--set model.widths=[8,16,16,32] --set model.layers=[1,1,1,1] --set model.embedding_size=16`.
@@ -11,7 +14,9 @@ from mindface_au.cli.common import add_config_args, config_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--src", required=True, help="PyTorch checkpoint written by torch.save (e.g. glint360k_r100.pth)"
+        "--src",
+        required=True,
+        help="glint360k_r100.pth, arcface_torch checkpoint_gpu_0.pt or a MindFace recognition .ckpt",
     )
     parser.add_argument("--arch", required=True, help="iresnet18, iresnet34, iresnet50, iresnet100 or iresnet200")
     parser.add_argument("--out", required=True, help="MindSpore checkpoint to write (.ckpt)")
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         input_size=cfg.input_size,
         device=args.device,
     )
+    from mindface_au.convert.layouts import summarise_names
+
+    ignored = f"; ignored {summarise_names(summary['ignored'])}" if summary["ignored"] else ""
+    print(f"layout: {summary['layout']}{ignored}")
     print(
         f"converted {summary['tensors']} tensors ({summary['values'] / 1e6:.2f} M values, "
         f"dropped {len(summary['dropped'])} num_batches_tracked) -> {summary['out']}"

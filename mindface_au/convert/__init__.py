@@ -1,19 +1,30 @@
-"""Glint360K (insightface arcface_torch) IResNet checkpoints -> MindSpore, without PyTorch.
+"""Model-zoo IResNet checkpoints (insightface, arcface_torch, MindFace) -> MindSpore, without PyTorch.
 
-`read_torch_state_dict(path)` reads a torch.save zip through a restricted unpickler (tensors and dicts only);
-`convert_checkpoint(src, arch, out)` renames, checks and writes the MindSpore checkpoint.
+`read_backbone_state(path)` recognises the layout (`ACCEPTED`) and takes out the backbone; torch.save files are
+read through a restricted unpickler (tensors, containers and numbers only). `convert_checkpoint(src, arch, out)`
+checks the backbone against the MindSpore network and writes the checkpoint.
 """
 
 from mindface_au.convert.converter import convert_checkpoint, peak_rss_mb, verify_conversion
+from mindface_au.convert.layouts import (
+    ACCEPTED,
+    BackboneState,
+    read_backbone_state,
+    read_torch_state_dict,
+    select_state_dict,
+)
 from mindface_au.convert.mapping import check_against_model, mindspore_to_torch_name, torch_to_mindspore
-from mindface_au.convert.torch_reader import read_torch_file, read_torch_state_dict, unwrap_state_dict
+from mindface_au.convert.torch_reader import read_torch_file
 
 __all__ = [
+    "ACCEPTED",
+    "BackboneState",
     "convert_checkpoint",
     "verify_conversion",
+    "read_backbone_state",
     "read_torch_state_dict",
     "read_torch_file",
-    "unwrap_state_dict",
+    "select_state_dict",
     "torch_to_mindspore",
     "mindspore_to_torch_name",
     "check_against_model",

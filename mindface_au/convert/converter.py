@@ -1,4 +1,4 @@
-"""`convert_checkpoint`: Glint360K (insightface arcface_torch) IResNet .pth -> strict MindSpore .ckpt."""
+"""`convert_checkpoint`: a model-zoo IResNet checkpoint (any layout in `layouts.ACCEPTED`) -> strict MindSpore .ckpt."""
 
 import contextlib
 import dataclasses
@@ -10,8 +10,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.convert.mapping import IRESNET_ARCHS, check_against_model, guess_iresnet_layers, torch_to_mindspore
-from mindface_au.convert.torch_reader import read_torch_state_dict, unwrap_state_dict
+from mindface_au.convert.layouts import read_backbone_state, select_state_dict
+from mindface_au.convert.mapping import IRESNET_ARCHS, guess_iresnet_layers
 from mindface_au.errors import UserError
 
 __all__ = ["convert_checkpoint", "verify_conversion", "peak_rss_mb", "VERIFY_RTOL"]
@@ -80,7 +80,7 @@ def verify_conversion(
     from mindface_au.reference.torch_iresnet import iresnet
 
     ref = iresnet(arch, widths=widths, layers=layers, num_features=embedding_size, input_size=input_size)
-    state = unwrap_state_dict(torch.load(src, map_location="cpu", weights_only=True), src)
+    state = select_state_dict(torch.load(src, map_location="cpu", weights_only=True), src, torch.is_tensor)[0]
     try:
         ref.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -118,14 +118,15 @@ def convert_checkpoint(
     input_size: int = 112,
     device: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Convert the torch IResNet checkpoint `src` to a MindSpore checkpoint `out` for `create_iresnet(arch)`.
+    """Convert the IResNet checkpoint `src` to a MindSpore checkpoint `out` for `create_iresnet(arch)`.
 
-    Reads `src` without PyTorch (restricted unpickler), renames parameters, checks every name and shape both
-    ways against the MindSpore network, and writes `out` atomically with the backbone's ModelConfig embedded.
+    `src` is any layout in `layouts.ACCEPTED` (torch.save files are read without PyTorch by a restricted
+    unpickler); the backbone is taken out, renamed, cast to float32, checked name by name and shape by shape
+    both ways against the MindSpore network, and written to `out` atomically with its ModelConfig embedded.
     With `verify`, PyTorch and MindSpore embeddings of one random batch must agree before `out` appears.
     `widths`/`layers` override the stage widths and block counts (tiny networks in tests). `device`, when
     given, sets up the MindSpore context (`init_context`) once the file has been read, so bad input fails fast.
-    Returns a summary dict (tensors, values, dropped names, seconds, peak_rss_mb, verify result).
+    Returns a summary dict (layout, tensors, values, dropped and ignored names, seconds, peak_rss_mb, verify).
     """
     from mindface_au.config import ModelConfig, config_to_dict
     from mindface_au.utils.io import atomic_path
@@ -139,16 +140,17 @@ def convert_checkpoint(
         raise UserError(f"{out}: is a folder, expected a .ckpt file name")
     if not out.endswith(".ckpt"):
         raise UserError(f"{out}: MindSpore checkpoints must end with .ckpt")
-    state = read_torch_state_dict(src)
-    converted, origin, dropped = torch_to_mindspore(state)
-    del state
+    state = read_backbone_state(src)
+    if verify and not state.torch_names:
+        raise UserError(f"{src}: --verify compares with the PyTorch reference, so it needs a torch.save file")
+    converted = state.arrays
     if device is not None:
         from mindface_au.utils.device import init_context
 
         init_context(device, "graph")
     expected = _parameter_shapes(arch, widths, layers, embedding_size, input_size)
     target = f"{arch} (widths {widths}, layers {layers}, embedding {embedding_size})"
-    check_against_model(converted, origin, expected, src, target, hint=_arch_hint(origin.values(), arch, layers))
+    state.check(expected, src, target, hint=_arch_hint(state.origin.values(), arch, layers))
 
     import mindspore as ms
 
@@ -168,15 +170,18 @@ def convert_checkpoint(
         extra = {"source": os.path.basename(src)}
         save_checkpoint_atomic(ordered, tmp, model_config=config_to_dict(model_cfg), extra=extra)
         del ordered, converted
+        state.arrays = {}  # free the source copy before the (optional) verify run
         if verify:
             verify_result = verify_conversion(src, tmp, arch, widths, layers, embedding_size, input_size)
     return {
         "src": src,
         "out": out,
         "arch": arch,
+        "layout": state.layout,
         "tensors": len(expected),
         "values": values,
-        "dropped": dropped,
+        "dropped": state.dropped,
+        "ignored": state.ignored,
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
         "verify": verify_result,

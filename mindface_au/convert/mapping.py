@@ -6,7 +6,7 @@ a PReLU weight becomes `w`; conv and linear weights keep name and layout.
 """
 
 import re
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -86,9 +86,13 @@ def check_against_model(
     source: str,
     target: str,
     hint: str = "",
+    file_name: Callable[[str], str] = mindspore_to_torch_name,
 ) -> None:
-    """Fail with one line listing missing, unexpected and mis-shaped parameters (in the file's torch names)."""
-    missing = sorted(mindspore_to_torch_name(n) for n in expected if n not in converted)
+    """Fail with one line listing missing, unexpected and mis-shaped parameters (in the file's names).
+
+    `file_name` gives the name a missing MindSpore parameter would have had in the file.
+    """
+    missing = sorted(file_name(n) for n in expected if n not in converted)
     unexpected = sorted(origin[n] for n in converted if n not in expected)
     mismatched = [
         f"{origin[n]} {tuple(converted[n].shape)} vs {tuple(expected[n])}"

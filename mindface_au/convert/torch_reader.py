@@ -3,8 +3,10 @@
 A `.pth` written by `torch.save` is a zip archive: `<top>/data.pkl` is a pickle describing the object and
 `<top>/data/<key>` holds the raw bytes of each tensor storage. Unpickling with the standard unpickler runs
 whatever the file asks for, so `_RestrictedUnpickler.find_class` allows only the few globals that rebuild
-tensors and dicts, maps them to local functions that return numpy arrays, and refuses everything else.
-Legacy (pre-1.6, non-zip) torch files are refused without being unpickled.
+tensors and dicts, maps them to local functions, and refuses everything else. Plain containers and numbers
+(optimiser and scheduler state) need no globals. Tensors are checked while unpickling but their bytes are read
+only for the part of the object a caller keeps (`read_torch_file(select=...)`), so a training checkpoint's
+optimiser state costs no memory. Legacy (pre-1.6, non-zip) torch files are refused without being unpickled.
 """
 
 import collections
@@ -12,13 +14,13 @@ import io
 import os
 import pickle
 import zipfile
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from mindface_au.errors import UserError
 
-__all__ = ["read_torch_file", "read_torch_state_dict", "unwrap_state_dict"]
+__all__ = ["read_torch_file", "is_tensor", "is_torch_file"]
 
 # torch storage class name -> numpy dtype of its bytes ("bfloat16" is widened to float32 on read)
 _STORAGE_DTYPES = {
@@ -33,7 +35,6 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.dtype(np.uint8),
     "BoolStorage": np.dtype(np.bool_),
 }
-_WRAPPER_KEYS = ("state_dict", "model")
 _LEGACY_HINT = "re-save it with torch.save(obj, path, _use_new_zipfile_serialization=True)"
 
 
@@ -48,12 +49,26 @@ class _StorageType:
 
 
 class _StorageRef:
-    """Opaque handle returned by persistent_load; the bytes stay in the unpickler's table."""
+    """Opaque handle returned by persistent_load; the storage's zip entry and type stay in the unpickler's table."""
 
     __slots__ = ("key",)
 
     def __init__(self, key: str) -> None:
         self.key = key
+
+
+class LazyTensor:
+    """A checked tensor whose bytes are not read yet (`read_torch_file` turns the kept ones into numpy arrays)."""
+
+    __slots__ = ("key", "offset", "shape", "stride")
+
+    def __init__(self, key: str, offset: int, shape: Tuple[int, ...], stride: Tuple[int, ...]) -> None:
+        self.key, self.offset, self.shape, self.stride = key, offset, shape, stride
+
+
+def is_tensor(value: Any) -> bool:
+    """True for a tensor read by this module (a numpy array, or a LazyTensor before `read_torch_file` returns)."""
+    return isinstance(value, (np.ndarray, LazyTensor))
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -65,7 +80,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._prefix = prefix
         self._source = source
         self._big_endian = big_endian
-        self._storages: Dict[str, np.ndarray] = {}
+        self._storages: Dict[str, Tuple[zipfile.ZipInfo, _StorageType, int]] = {}  # checked, not read
+        self._arrays: Dict[str, np.ndarray] = {}  # storages read so far
         self._allowed = {
             ("collections", "OrderedDict"): collections.OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor,
@@ -88,11 +104,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not key.isalnum():
             raise UserError(f"{self._source}: malformed storage reference {str(pid)[:60]!r} in data.pkl")
         if key not in self._storages:
-            self._storages[key] = self._load_storage(key, storage_type, numel)
+            self._storages[key] = self._check_storage(key, storage_type, numel)
         return _StorageRef(key)
 
     # -- tensor rebuilding --------------------------------------------------------------------------------------
-    def _load_storage(self, key: str, storage_type: _StorageType, numel: Any) -> np.ndarray:
+    def _check_storage(self, key: str, storage_type: _StorageType, numel: Any) -> Tuple[zipfile.ZipInfo, Any, int]:
         name = f"{self._prefix}data/{key}"
         try:
             info = self._archive.getinfo(name)
@@ -103,6 +119,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UserError(
                 f"{self._source}: storage {name} holds {info.file_size} bytes, expected {numel} x {dtype.itemsize}"
             )
+        return info, storage_type, numel
+
+    def _read_storage(self, key: str) -> np.ndarray:
+        if key in self._arrays:
+            return self._arrays[key]
+        info, storage_type, _ = self._storages[key]
+        name, dtype = info.filename, storage_type.dtype
         buffer = bytearray(info.file_size)
         with self._archive.open(info) as handle:
             if handle.readinto(buffer) != info.file_size:
@@ -112,12 +135,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
             array = array.astype(dtype)
         if storage_type.name == "BFloat16Storage":  # bfloat16 = the upper half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
+        self._arrays[key] = array
         return array
 
-    def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *_rest: Any) -> np.ndarray:
+    def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *_rest: Any) -> LazyTensor:
         if type(storage) is not _StorageRef or storage.key not in self._storages:
             raise UserError(f"{self._source}: tensor without a storage in data.pkl")
-        flat = self._storages[storage.key]
+        storage_numel = self._storages[storage.key][2]
         if not (
             isinstance(offset, int)
             and isinstance(size, tuple)
@@ -128,11 +152,23 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise UserError(f"{self._source}: malformed tensor (offset {offset!r}, size {size!r}, stride {stride!r})")
         numel = int(np.prod(size, dtype=np.int64)) if size else 1
         last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if numel else offset - 1
-        if last >= flat.size:
+        if last >= storage_numel:
             raise UserError(
                 f"{self._source}: tensor of size {size} stride {stride} at offset {offset} "
-                f"reads past its storage of {flat.size} elements"
+                f"reads past its storage of {storage_numel} elements"
             )
+        return LazyTensor(storage.key, offset, size, stride)
+
+    def _rebuild_parameter(self, data: Any, *_rest: Any) -> LazyTensor:
+        if not isinstance(data, LazyTensor):
+            raise UserError(f"{self._source}: parameter without tensor data in data.pkl")
+        return data
+
+    def materialise(self, tensor: LazyTensor) -> np.ndarray:
+        """Read a tensor's storage (once) and view or copy it into a C-contiguous numpy array."""
+        flat = self._read_storage(tensor.key)
+        size, stride, offset = tensor.shape, tensor.stride, tensor.offset
+        numel = int(np.prod(size, dtype=np.int64)) if size else 1
         if numel == 0:
             return np.zeros(size, dtype=flat.dtype)
         view = np.lib.stride_tricks.as_strided(
@@ -141,10 +177,28 @@ class _RestrictedUnpickler(pickle.Unpickler):
         contiguous_whole = offset == 0 and numel == flat.size and view.flags.c_contiguous
         return flat.reshape(size) if contiguous_whole else np.array(view, copy=True, order="C")
 
-    def _rebuild_parameter(self, data: Any, *_rest: Any) -> np.ndarray:
-        if not isinstance(data, np.ndarray):
-            raise UserError(f"{self._source}: parameter without tensor data in data.pkl")
-        return data
+    def materialise_all(self, obj: Any) -> Any:
+        """`obj` with every LazyTensor in its dicts, lists and tuples replaced by its numpy array."""
+        if isinstance(obj, LazyTensor):
+            return self.materialise(obj)
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                obj[key] = self.materialise_all(value)
+            return obj
+        if isinstance(obj, list):
+            obj[:] = [self.materialise_all(value) for value in obj]
+            return obj
+        if isinstance(obj, tuple):
+            return tuple(self.materialise_all(value) for value in obj)
+        return obj
+
+
+def is_torch_file(path: str) -> bool:
+    """True for a torch.save zip archive or a (legacy torch) pickle: files this reader handles or refuses."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"
 
 
 def _open_archive(path: str) -> zipfile.ZipFile:
@@ -162,8 +216,12 @@ def _open_archive(path: str) -> zipfile.ZipFile:
         raise UserError(f"{path}: unreadable zip archive ({exc})") from exc
 
 
-def read_torch_file(path: str) -> Any:
-    """Load the object stored by `torch.save` at `path`, tensors as numpy arrays (no torch, no code execution)."""
+def read_torch_file(path: str, select: Optional[Callable[[Any], Any]] = None) -> Any:
+    """Load the object stored by `torch.save` at `path`, tensors as numpy arrays (no torch, no code execution).
+
+    `select(obj)`, when given, picks the part to keep while tensors are still unread (`is_tensor` tells them
+    apart); only that part's tensors are read from the archive.
+    """
     with _open_archive(path) as archive:
         pickles = [n for n in archive.namelist() if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)]
         if len(pickles) != 1:
@@ -173,44 +231,11 @@ def read_torch_file(path: str) -> Any:
         big_endian = byteorder in archive.namelist() and archive.read(byteorder).strip() == b"big"
         unpickler = _RestrictedUnpickler(archive.read(pickles[0]), archive, prefix, path, big_endian)
         try:
-            return unpickler.load()
+            obj = unpickler.load()
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure inside a corrupt pickle is the file's fault
             raise UserError(f"{path}: corrupt data.pkl ({type(exc).__name__}: {str(exc)[:80]})") from exc
-
-
-def unwrap_state_dict(obj: Any, source: str) -> Dict[str, Any]:
-    """Take the state_dict out of {"state_dict": ...} / {"model": ...} wrappers and drop "module." prefixes."""
-    while isinstance(obj, dict):
-        inner = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)]
-        if not inner:
-            break
-        obj = obj[inner[0]]
-    if not isinstance(obj, dict):
-        raise UserError(f"{source}: expected a state_dict (a dict of tensors), found {type(obj).__name__}")
-    state: Dict[str, Any] = {}
-    for key, value in obj.items():
-        if not isinstance(key, str):
-            raise UserError(f"{source}: state_dict key {key!r} is not a string")
-        name = key[len("module.") :] if key.startswith("module.") else key
-        if name in state:
-            raise UserError(f"{source}: state_dict names {name!r} twice (with and without 'module.')")
-        state[name] = value
-    return state
-
-
-def read_torch_state_dict(path: str) -> Dict[str, np.ndarray]:
-    """The state_dict saved at `path` as {name: numpy array}, wrappers and "module." prefixes removed."""
-    state = unwrap_state_dict(read_torch_file(path), path)
-    not_tensors = sorted(k for k, v in state.items() if not isinstance(v, np.ndarray))
-    if not_tensors:
-        raise UserError(f"{path}: state_dict entries that are not tensors: {', '.join(not_tensors[:8])}")
-    if not state:
-        raise UserError(f"{path}: the state_dict is empty")
-    return state
-
-
-def storage_summary(state: Dict[str, np.ndarray]) -> Tuple[int, int]:
-    """(number of tensors, number of values) of a state_dict."""
-    return len(state), int(sum(v.size for v in state.values()))
+        if select is not None:
+            obj = select(obj)
+        return unpickler.materialise_all(obj)

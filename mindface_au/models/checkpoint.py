@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import os
 from typing import Dict, Optional
 
@@ -13,6 +14,7 @@ from mindface_au.errors import UserError, fit_problems, listing
 from mindface_au.utils.io import atomic_path
 
 MODEL_CONFIG_KEY = "mindface_au_model_config"  # JSON of the ModelConfig, stored inside training checkpoints
+logger = logging.getLogger(__name__)
 
 
 def sha256_file(path: str) -> str:
@@ -62,13 +64,35 @@ def load_params_strict(
         raise UserError(f"{source}: parameters not loaded: {listing(not_loaded)}")
 
 
-def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> None:
-    """Load a .ckpt file into `net` strictly; check its sha256 when one is given."""
+def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> str:
+    """Load a checkpoint file into `net` strictly; check its sha256 when one is given. Returns the layout's name.
+
+    Besides MindSpore checkpoints of `net` itself, a backbone (`prefix` "") also loads from the model-zoo
+    layouts in `mindface_au.convert.ACCEPTED`: torch.save files (read without PyTorch) and MindFace
+    `_backbone.*` checkpoints, mapped to `net`'s names and cast to float32 first.
+    """
     if sha256 is not None and os.path.isfile(path):
         actual = sha256_file(path)
         if actual != sha256:
             raise UserError(f"{path}: sha256 {actual} does not match the expected {sha256}")
-    load_params_strict(net, read_checkpoint(path), path, prefix=prefix)
+    from mindface_au.convert.layouts import MINDFACE, mindspore_backbone_state, mindspore_layout, read_backbone_state
+    from mindface_au.convert.torch_reader import is_torch_file
+
+    if prefix == "" and os.path.isfile(path) and is_torch_file(path):
+        state = read_backbone_state(path)
+    else:
+        params = read_checkpoint(path)
+        layout = mindspore_layout(params) if prefix == "" else "MindSpore checkpoint"
+        if layout != MINDFACE:  # a checkpoint of `net` itself: loaded as saved
+            load_params_strict(net, params, path, prefix=prefix)
+            logger.info("%s: layout: %s", path, layout)
+            return layout
+        state = mindspore_backbone_state(params, path)
+    state.check({name: tuple(p.shape) for name, p in net.parameters_and_names()}, path, f"the model ({state.layout})")
+    params = {name: ms.Parameter(ms.Tensor(array), name=name) for name, array in state.arrays.items()}
+    load_params_strict(net, params, f"{path} ({state.layout})")
+    logger.info("%s: layout: %s", path, state.layout)
+    return state.layout
 
 
 def save_checkpoint_atomic(
