@@ -1,4 +1,4 @@
-"""Training: the lr schedule, a 2-epoch tiny CLI run (files, loss going down, loadable checkpoints), the NaN guard,
+"""Training: a 2-epoch tiny CLI run (files, loss going down, loadable checkpoints), the NaN guard,
 and (slow) kill + --resume matching an uninterrupted run."""
 
 import json
@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import yaml
 from conftest import TINY_LAYERS, TINY_WIDTHS
-
-from mindface_au.engine.trainer import piecewise_lr
 
 
 def tiny_config(root, path, **train):
@@ -65,16 +63,6 @@ def trained(synth, tmp_path_factory):
     proc = run_cli("train", "--config", config, "--out", base / "run", "--device", "CPU")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return base / "run", config, proc
-
-
-def test_piecewise_lr_reading_of_the_paper():
-    lrs = piecewise_lr(0.001, [4, 6, 8], 0.1, 15, 2)
-    per_epoch = lrs[::2]
-    assert len(lrs) == 30
-    np.testing.assert_allclose(per_epoch[:3], [1e-3] * 3)  # epochs 1-3
-    np.testing.assert_allclose(per_epoch[3:5], [1e-4] * 2)  # epochs 4-5
-    np.testing.assert_allclose(per_epoch[5:7], [1e-5] * 2)  # epochs 6-7
-    np.testing.assert_allclose(per_epoch[7:], [1e-6] * 8)  # epochs 8-15
 
 
 def test_two_epoch_run_writes_everything_and_learns(trained):

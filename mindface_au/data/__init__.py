@@ -17,8 +17,6 @@ _PIPELINE = (
     "create_eval_dataset",
     "benchmark_pipeline",
     "skipped_images",
-    "SkippedImagesCallback",
-    "truncate_videos",
 )
 
 __all__ = [

@@ -1,9 +1,9 @@
 """mindspore.dataset pipelines for training and evaluation.
 
-Train: a random-access source over every labelled frame (decode with OpenCV, BGR -> RGB, resize to
+Train: a random-access `FrameTable` over every labelled frame (decode with OpenCV, BGR -> RGB, resize to
 `data.image_size` when needed), an `EpochSampler` choosing the paper's per-epoch subset (see
 `mindface_au.data.sampling`) and this rank's shard of it, the augmentation (horizontal flip, colour jitter) in
-the source with a random generator keyed by (seed, epoch, frame), then C++ map ops (normalise (x/255 - 0.5)/0.5,
+the table with a random generator keyed by (seed, epoch, frame), then C++ map ops (normalise (x/255 - 0.5)/0.5,
 HWC -> CHW) and `batch(drop_remainder=True)`. Every epoch has the same number of batches, as `Model.train`
 needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted run sees.
 
@@ -11,9 +11,10 @@ Eval: all frames with an image in video/frame order, no augmentation; columns im
 into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
 carry the label -1.
 
-An unreadable image is logged once with its path and never stops an epoch: in training the source serves the
-next readable frame of the table instead, in evaluation the frame is dropped. The number of skipped images is
-kept on the source; `SkippedImagesCallback` prints it at the end of each epoch.
+An unreadable image is logged once with its path and never stops an epoch: in training the next readable frame
+of the table is served instead, in evaluation the frame is dropped. The number of skipped images is kept on the
+table (`skipped_images(dataset)`); training prints it after each epoch (engine/callbacks.py,
+`SkippedImagesCallback`).
 """
 
 import dataclasses
@@ -21,13 +22,12 @@ import logging
 import os
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import cv2
 import mindspore.dataset as ds
 import mindspore.dataset.vision as vision
 import numpy as np
-from mindspore.train import Callback
 
 from mindface_au.data.affwild2 import Video
 from mindface_au.data.sampling import epoch_size, rare_mask, sample_epoch
@@ -36,16 +36,14 @@ from mindface_au.errors import UserError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "FrameSource",
+    "FrameTable",
     "EpochSampler",
     "create_train_dataset",
     "create_eval_dataset",
     "build_image_ops",
     "skipped_images",
-    "SkippedImagesCallback",
     "benchmark_pipeline",
     "read_image",
-    "truncate_videos",
 ]
 
 MEAN = [127.5, 127.5, 127.5]
@@ -81,7 +79,7 @@ def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: fl
     return np.ascontiguousarray(image)
 
 
-class FrameSource:
+class FrameTable:
     """Random-access table of frames (videos concatenated in order) yielding decoded images and labels.
 
     mode "train": (image, label) and an unreadable image is replaced by the next readable frame; the index is
@@ -214,7 +212,7 @@ def create_train_dataset(
         raise UserError("no labelled frames with images to train on")
     if any(v.labels is None for v in videos):
         raise UserError(f"video {next(v.name for v in videos if v.labels is None)!r} has no labels; cannot train")
-    source = FrameSource(
+    source = FrameTable(
         videos, data_cfg.image_size, "train", data_cfg.hflip, data_cfg.color_jitter, seed, flip_prob=flip_prob
     )
     masks = [rare_mask(v.labels, data_cfg.rare_aus) for v in videos]
@@ -231,13 +229,13 @@ def create_train_dataset(
     )
     dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
-    dataset.frame_source = source
+    dataset.frame_table = source
     return dataset
 
 
 def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[int] = None):
     """Evaluation batches of every frame with an image, in video/frame order (see the module docstring)."""
-    source = FrameSource(videos, data_cfg.image_size, "eval")
+    source = FrameTable(videos, data_cfg.image_size, "eval")
     if not len(source):
         raise UserError("no frames with images to evaluate")
     workers = _workers(data_cfg)
@@ -249,29 +247,14 @@ def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[
     dataset = dataset.project(columns[:4])
     dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(batch_size or data_cfg.eval_batch_size, drop_remainder=False)
-    dataset.frame_source = source
+    dataset.frame_table = source
     return dataset
 
 
 def skipped_images(dataset) -> int:
     """Unreadable images met so far by a dataset made here (0 for other datasets)."""
-    source = getattr(dataset, "frame_source", None)
+    source = getattr(dataset, "frame_table", None)
     return int(source.skipped) if source is not None else 0
-
-
-class SkippedImagesCallback(Callback):
-    """MindSpore Callback printing how many unreadable images were skipped during each training epoch."""
-
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
-        self._last = 0
-
-    def on_train_epoch_end(self, run_context) -> None:
-        total = skipped_images(self.dataset)
-        if total > self._last:
-            epoch = run_context.original_args().cur_epoch_num
-            print(f"epoch {epoch}: {total - self._last} unreadable images skipped (see warnings for paths)", flush=True)
-        self._last = total
 
 
 def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
@@ -298,29 +281,3 @@ def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
             break
     elapsed = time.perf_counter() - start
     return done * data_cfg.batch_size / max(elapsed, 1e-9)
-
-
-def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Video], int]:
-    """Keep a contiguous prefix of each video so that at most ~`max_frames` frames remain (0 = keep all).
-
-    For quick validation runs (`data.val_max_frames`): prefixes keep the temporal smoothing meaningful.
-    Returns the new videos and the number of frames kept.
-    """
-    total = sum(len(v) for v in videos)
-    if max_frames <= 0 or total <= max_frames:
-        return list(videos), total
-    out = []
-    for v in videos:
-        n = max(1, int(len(v) * max_frames / total))
-        out.append(
-            Video(
-                v.name,
-                v.frame_ids[:n],
-                None if v.labels is None else v.labels[:n],
-                v.image_paths[:n],
-                v.num_frames,
-                v.invalid_rows,
-                v.missing_images,
-            )
-        )
-    return out, sum(len(v) for v in out)

@@ -1,9 +1,9 @@
-"""Training callbacks for `mindspore.train.Model`: progress, per-epoch validation + checkpoints, NaN guard."""
+"""Training callbacks for `mindspore.train.Model`: progress and NaN guard, per-epoch validation + checkpoints,
+skipped-image counts."""
 
 import json
 import logging
 import math
-import os
 import sys
 import time
 from typing import Callable, Dict, List, Optional
@@ -11,9 +11,11 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 from mindspore.train import Callback
 
+from mindface_au.data.pipeline import skipped_images
+from mindface_au.engine.run_dir import RunDirectory
 from mindface_au.metrics import format_f1
 
-__all__ = ["ProgressLogger", "EpochValidator"]
+__all__ = ["ProgressLogger", "EpochValidator", "SkippedImagesCallback"]
 
 
 def _loss_value(outputs) -> float:
@@ -100,8 +102,10 @@ class ProgressLogger(Callback):
 class EpochValidator(Callback):
     """After each epoch: validation F1 (rank 0), metrics.json, last-N and best-F1 checkpoints, resume state.
 
-    `evaluate_fn()` returns the evaluate_probs dict; `save_fn(kind, epoch)` writes checkpoints. Nothing is
-    written for an epoch in which the loss went non-finite, so the last good checkpoint stays.
+    `evaluate_fn()` returns the evaluate_probs dict (engine/validation.py); `run_dir` writes the files (nothing on
+    ranks other than 0); `net` is saved as the epoch and best checkpoints, `train_network` (network + optimiser) as
+    the resume state. Nothing is written for an epoch in which the loss went non-finite, so the last good
+    checkpoint stays.
     """
 
     def __init__(
@@ -109,24 +113,24 @@ class EpochValidator(Callback):
         logger: logging.Logger,
         progress: ProgressLogger,
         evaluate_fn: Optional[Callable[[], Dict]],
-        save_fn: Optional[Callable[[str, int], str]],
-        metrics_path: Optional[str],
+        run_dir: RunDirectory,
+        net,
+        train_network,
         history: List[Dict],
         lrs: List[float],
         steps_per_epoch: int,
-        keep_last: int = 2,
         best: Optional[Dict] = None,
     ) -> None:
         super().__init__()
         self.logger = logger
         self.progress = progress
         self.evaluate_fn = evaluate_fn
-        self.save_fn = save_fn
-        self.metrics_path = metrics_path
+        self.run_dir = run_dir
+        self.net = net
+        self.train_network = train_network
         self.history = history
         self.lrs = lrs
         self.steps_per_epoch = steps_per_epoch
-        self.keep_last = keep_last
         self.best = dict(best or {"epoch": 0, "mean_f1": -1.0})
         self.last_good: Optional[str] = None
 
@@ -156,21 +160,32 @@ class EpochValidator(Callback):
             + (f", val mean F1 {100 * record['val_mean_f1']:.2f}" if "val_mean_f1" in record else "")
         )
         self.history.append(record)
-        if self.save_fn is None:
+        if not self.run_dir.writes:
             return
-        self.last_good = self.save_fn("epoch", epoch)
+        run = self.run_dir
+        self.last_good = run.save_checkpoint(self.net, "epoch", epoch)
         score = record.get("val_mean_f1", -record["loss"])
         if score > self.best["mean_f1"]:
             self.best = {"epoch": epoch, "mean_f1": score}
-            self.save_fn("best", epoch)
+            run.save_checkpoint(self.net, "best", epoch)
             self.logger.info(f"epoch {epoch}: new best checkpoint (mean F1 {100 * score:.2f})")
-        for old in range(1, epoch - self.keep_last + 1):
-            path = self.save_fn("path", old)
-            if os.path.exists(path):
-                os.remove(path)
-        if self.metrics_path:
-            from mindface_au.utils.io import atomic_write
+        run.prune(epoch)
+        run.write_metrics(self.history, self.best)
+        # last: a resumed run re-reads metrics.json up to this epoch
+        run.save_checkpoint(self.train_network, "resume", epoch, extra={"best": json.dumps(self.best)})
 
-            with atomic_write(self.metrics_path) as handle:
-                json.dump({"epochs": self.history, "best": self.best}, handle, indent=2)
-        self.save_fn("resume", epoch)  # last: a resumed run re-reads metrics.json up to this epoch
+
+class SkippedImagesCallback(Callback):
+    """Prints how many unreadable images the training dataset skipped during each epoch (paths are in warnings)."""
+
+    def __init__(self, dataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self._last = 0
+
+    def on_train_epoch_end(self, run_context) -> None:
+        total = skipped_images(self.dataset)
+        if total > self._last:
+            epoch = run_context.original_args().cur_epoch_num
+            print(f"epoch {epoch}: {total - self._last} unreadable images skipped (see warnings for paths)", flush=True)
+        self._last = total

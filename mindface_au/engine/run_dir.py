@@ -1,0 +1,205 @@
+"""The run directory of one training run: where each file is, and the only code that writes them.
+
+Layout (rank 0 writes it; other ranks get the same paths and write nothing)::
+
+    config.yaml                  the resolved config
+    train.log                    progress and per-epoch validation
+    metrics.json                 per-epoch loss, lr, images/s, validation mean and per-AU F1; the best epoch
+    checkpoints/epoch_NNN.ckpt   the last `keep_last` epochs (network only, ModelConfig embedded)
+    checkpoints/best.ckpt        best validation mean F1
+    checkpoints/resume.ckpt      network + optimiser state (moments, global step) for --resume
+
+Every file is written atomically (temporary file, then rename), so a killed run leaves whole files only.
+"""
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mindface_au.errors import UserError
+
+__all__ = ["RUN_FILES", "CHECKPOINT_KINDS", "RunDirectory", "ResumeState"]
+
+RUN_FILES = {
+    "config": "config.yaml",
+    "log": "train.log",
+    "metrics": "metrics.json",
+    "ckpt_dir": "checkpoints",
+    "best": "checkpoints/best.ckpt",
+    "resume": "checkpoints/resume.ckpt",
+}
+
+# kind -> file name in checkpoints/ ("{epoch}" filled in); save_checkpoint writes one of these
+CHECKPOINT_KINDS = {"epoch": "epoch_{epoch:03d}.ckpt", "best": "best.ckpt", "resume": "resume.ckpt"}
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.ckpt$")
+
+
+def _scalar(value) -> float:
+    """An `extra` number read back from a checkpoint (saved as a 0-d Parameter)."""
+    return float(np.asarray(value.asnumpy() if hasattr(value, "asnumpy") else value).reshape(-1)[0])
+
+
+@dataclass
+class ResumeState:
+    """What resume.ckpt holds: the epochs done, the best epoch so far and the train network's parameters."""
+
+    path: str
+    epoch: int
+    best: Dict
+    params: Dict = field(repr=False)
+
+    def load_into(self, train_network) -> None:
+        """Load network + optimiser state strictly; the lr list is not loaded (it is rebuilt from the config,
+        which `--set train.epochs=...` may have extended)."""
+        import mindspore as ms
+
+        params = {k: v for k, v in self.params.items() if isinstance(v, ms.Parameter)}
+        shapes = {p.name: tuple(p.shape) for p in train_network.get_parameters()}
+        own = {name for name in shapes if not name.startswith("learning_rate")}
+        missing = sorted(own - set(params))
+        if missing:
+            raise UserError(f"{self.path}: resume state does not fit the model (missing {', '.join(missing[:5])})")
+        mismatched = [
+            f"{n} {tuple(params[n].shape)} vs model {shapes[n]}"
+            for n in sorted(own)
+            if tuple(params[n].shape) != shapes[n]
+        ]
+        if mismatched:
+            raise UserError(f"{self.path}: resume state does not fit the model ({'; '.join(mismatched[:3])})")
+        not_loaded, _ = ms.load_param_into_net(train_network, {k: params[k] for k in own}, strict_load=True)
+        not_loaded = [n for n in not_loaded if not n.startswith("learning_rate")]
+        if not_loaded:
+            raise UserError(f"{self.path}: parameters not loaded: {', '.join(not_loaded[:5])}")
+
+
+class RunDirectory:
+    """Paths and writers of a run directory. Only rank 0 writes (`writes`); on other ranks every save is a no-op.
+
+    `model_config` (a ModelConfig as dict) is embedded in every checkpoint so that a checkpoint alone rebuilds its
+    network; `keep_last` is how many epoch checkpoints `prune` keeps.
+    """
+
+    def __init__(self, root: str, rank: int = 0, model_config: Optional[dict] = None, keep_last: int = 2) -> None:
+        self.root = str(root)
+        self.rank = int(rank)
+        self.model_config = model_config
+        self.keep_last = max(1, int(keep_last))
+
+    @property
+    def writes(self) -> bool:
+        return self.rank == 0
+
+    def path(self, key: str) -> str:
+        """The path of a RUN_FILES entry ("config", "log", "metrics", "ckpt_dir", "best", "resume")."""
+        return os.path.join(self.root, RUN_FILES[key])
+
+    @property
+    def config_path(self) -> str:
+        return self.path("config")
+
+    @property
+    def log_path(self) -> str:
+        return self.path("log")
+
+    @property
+    def metrics_path(self) -> str:
+        return self.path("metrics")
+
+    @property
+    def ckpt_dir(self) -> str:
+        return self.path("ckpt_dir")
+
+    @property
+    def best_path(self) -> str:
+        return self.path("best")
+
+    @property
+    def resume_path(self) -> str:
+        return self.path("resume")
+
+    def checkpoint_path(self, kind: str, epoch: int = 0) -> str:
+        """checkpoints/epoch_NNN.ckpt, best.ckpt or resume.ckpt."""
+        if kind not in CHECKPOINT_KINDS:
+            raise ValueError(f"checkpoint kind {kind!r}: expected one of {', '.join(CHECKPOINT_KINDS)}")
+        return os.path.join(self.ckpt_dir, CHECKPOINT_KINDS[kind].format(epoch=epoch))
+
+    # ---- writing (rank 0 only) ----
+
+    def save_config(self, cfg) -> None:
+        """Create the directory and write the resolved config."""
+        if not self.writes:
+            return
+        from mindface_au.config import save_config
+
+        os.makedirs(self.ckpt_dir, exist_ok=True)
+        save_config(cfg, self.config_path)
+
+    def write_metrics(self, history: List[Dict], best: Dict) -> None:
+        """metrics.json: {"epochs": history, "best": best}, replaced whole."""
+        if not self.writes:
+            return
+        from mindface_au.utils.io import atomic_write
+
+        with atomic_write(self.metrics_path) as handle:
+            json.dump({"epochs": history, "best": best}, handle, indent=2)
+
+    def save_checkpoint(self, net, kind: str, epoch: int, extra: Optional[dict] = None) -> Optional[str]:
+        """Write `net` as the `kind` checkpoint of `epoch` (with `epoch_num` and `extra`); its path, None if not
+        written here (rank != 0)."""
+        path = self.checkpoint_path(kind, epoch)
+        if not self.writes:
+            return None
+        from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+        save_checkpoint_atomic(net, path, model_config=self.model_config, extra={"epoch_num": epoch, **(extra or {})})
+        return path
+
+    def prune(self, epoch: int) -> List[str]:
+        """Remove epoch checkpoints older than the last `keep_last` up to `epoch`; the paths removed."""
+        if not self.writes:
+            return []
+        removed = []
+        for old, path in self.epoch_checkpoints():
+            if old <= epoch - self.keep_last:
+                os.remove(path)
+                removed.append(path)
+        return removed
+
+    # ---- reading ----
+
+    def epoch_checkpoints(self) -> List[Tuple[int, str]]:
+        """(epoch, path) of every checkpoints/epoch_NNN.ckpt, by epoch."""
+        if not os.path.isdir(self.ckpt_dir):
+            return []
+        found = [(_EPOCH_FILE.match(n), n) for n in os.listdir(self.ckpt_dir)]
+        return sorted((int(m.group(1)), os.path.join(self.ckpt_dir, n)) for m, n in found if m)
+
+    def latest_epoch_checkpoint(self) -> Optional[str]:
+        found = self.epoch_checkpoints()
+        return found[-1][1] if found else None
+
+    def read_history(self, up_to_epoch: int) -> List[Dict]:
+        """The per-epoch records of metrics.json up to `up_to_epoch` (what a resumed run continues); [] if none."""
+        if not os.path.isfile(self.metrics_path):
+            return []
+        with open(self.metrics_path, encoding="utf-8") as handle:
+            return [r for r in json.load(handle).get("epochs", []) if r["epoch"] <= up_to_epoch]
+
+    def read_resume_state(self) -> ResumeState:
+        """Read checkpoints/resume.ckpt (once: the epoch, the best so far and the parameters come from one read)."""
+        from mindface_au.models.checkpoint import read_checkpoint
+
+        if not os.path.isfile(self.resume_path):
+            raise UserError(f"--resume {self.root}: no {RUN_FILES['resume']} (the run did not finish an epoch)")
+        data = read_checkpoint(self.resume_path)
+        best = data.get("best")
+        return ResumeState(
+            path=self.resume_path,
+            epoch=int(_scalar(data.get("epoch_num", 0))),
+            best=json.loads(best) if isinstance(best, str) else {},
+            params=data,
+        )

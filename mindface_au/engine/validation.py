@@ -1,0 +1,59 @@
+"""Per-epoch validation during training: the validation videos (optionally shortened) scored as `evaluate` does.
+
+`EpochValidator` (engine/callbacks.py) calls the function `create_validation` returns after each epoch, on rank 0.
+"""
+
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from mindface_au.data.affwild2 import Video
+
+__all__ = ["truncate_videos", "create_validation"]
+
+
+def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Video], int]:
+    """Keep a contiguous prefix of each video so that at most ~`max_frames` frames remain (0 = keep all).
+
+    For quick validation runs (`data.val_max_frames`): prefixes keep the temporal smoothing meaningful.
+    Returns the new videos and the number of frames kept.
+    """
+    total = sum(len(v) for v in videos)
+    if max_frames <= 0 or total <= max_frames:
+        return list(videos), total
+    out = []
+    for v in videos:
+        n = max(1, int(len(v) * max_frames / total))
+        out.append(
+            Video(
+                v.name,
+                v.frame_ids[:n],
+                None if v.labels is None else v.labels[:n],
+                v.image_paths[:n],
+                v.num_frames,
+                v.invalid_rows,
+                v.missing_images,
+            )
+        )
+    return out, sum(len(v) for v in out)
+
+
+def create_validation(net, videos: Sequence[Video], cfg) -> Callable[[], Dict]:
+    """A function that scores `net` on `videos` (cut to `data.val_max_frames`) with the `eval` settings.
+
+    It returns the `evaluate_probs` dict without the full probability arrays and leaves `net` in training mode.
+    """
+    from mindface_au.engine.evaluator import ProbNet, evaluate_probs, predict_videos
+
+    prob_net = ProbNet(net)
+    eval_videos, _ = truncate_videos(videos, cfg.data.val_max_frames)
+
+    def validate() -> Dict:
+        net.set_train(False)
+        try:
+            predictions = predict_videos(prob_net, eval_videos, cfg.data)
+        finally:
+            net.set_train(True)
+        result = evaluate_probs(eval_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold)
+        result.pop("full_probs")
+        return result
+
+    return validate
