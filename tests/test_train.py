@@ -164,7 +164,9 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
     b = json.load(open(tmp_path / "cut" / "metrics.json"))["epochs"]
     assert [e["epoch"] for e in b] == [1, 2, 3]
     for x, y in zip(a, b):
-        assert y["loss"] == pytest.approx(x["loss"], rel=1e-3, abs=1e-4)
+        # Two uninterrupted runs with the same seed differ by up to 1.1e-3 relative at epoch 3 (measured on a loaded
+        # 2-core machine, base and refactored code alike): allow 3x that; a resume that lost state is off by more.
+        assert y["loss"] == pytest.approx(x["loss"], rel=3e-3, abs=1e-4)
         assert y["val_mean_f1"] == pytest.approx(x["val_mean_f1"], abs=0.02)
         assert y["lr"] == pytest.approx(x["lr"])
     from mindface_au.models.checkpoint import read_checkpoint
@@ -177,7 +179,7 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
             # bit-deterministic (measured: BN running statistics up to 0.6% of their scale apart after 27 steps,
             # near-zero entries of a running mean 2e-3 apart). So compare each tensor relative to its own scale; a
             # resume that lost state (weights, optimiser moments, lr, epoch) is off by far more, and the per-epoch
-            # losses above already match to 1e-3.
+            # losses above already match to 3e-3.
             a, b = value.asnumpy(), wb[name].asnumpy()
             assert np.abs(b - a).max() <= 2e-2 * np.abs(a).max() + 1e-3, name
 
