@@ -168,7 +168,6 @@ def configure_mindspore(device: str = "CPU", threads: int = 0, jit_level: str = 
     """GRAPH mode on `device`, CPU kernel threads and JIT level; call once per process before building Cells."""
     import mindspore as ms
 
-    from mindface_au.models import iresnet  # noqa: F401  (sets the oneDNN ISA cap before any kernel runs)
     from mindface_au.utils.device import init_context
 
     if jit_level:
@@ -380,13 +379,13 @@ def measure_alternating(spec: Dict[str, Any]) -> Dict[str, Any]:
     variable at its first kernel), so both run with their own best settings. Peak RSS is not per framework here;
     the separate-process rows give that.
     """
-    from mindface_au.models import iresnet
+    from mindface_au.utils import device
 
-    saved = os.environ.pop(iresnet.ONEDNN_ISA_VAR, None) if iresnet.ONEDNN_ISA_SET_HERE else None
+    saved = os.environ.pop(device.ONEDNN_ISA_VAR, None) if device.prefer_gemm_convolutions() else None
     torch_step = _step_for(dict(spec, framework="torch"))[0]
     torch_step()
     if saved is not None:
-        os.environ[iresnet.ONEDNN_ISA_VAR] = saved
+        os.environ[device.ONEDNN_ISA_VAR] = saved
     steps = {"mindspore": _step_for(dict(spec, framework="mindspore"))[0], "torch": torch_step}
     medians = _alternate(steps, spec["warmup"], spec["repeats"])
     return {
@@ -471,10 +470,10 @@ def run_worker(spec: Dict[str, Any], timeout: int = 3600) -> Dict[str, Any]:
         for var in THREAD_ENV_VARS:
             env[var] = str(spec["threads"])
     if spec.get("framework") in ("torch", "numpy") or spec.get("kind") == "alternating":
-        from mindface_au.models import iresnet
+        from mindface_au.utils import device
 
-        if iresnet.ONEDNN_ISA_SET_HERE:  # PyTorch's own oneDNN runs with its defaults, as its users run it
-            env.pop(iresnet.ONEDNN_ISA_VAR, None)
+        if device.prefer_gemm_convolutions():  # PyTorch's own oneDNN runs with its defaults, as its users run it
+            env.pop(device.ONEDNN_ISA_VAR, None)
     with tempfile.TemporaryDirectory(prefix="mindface-au-bench-") as tmp:
         result_path = os.path.join(tmp, "result.json")
         cmd = [sys.executable, "-m", "mindface_au.bench", "--worker", json.dumps(spec), "--result", result_path]
