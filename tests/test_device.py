@@ -103,8 +103,7 @@ def test_convolutions_use_gemm_kernel_not_reference():
         "from mindface_au.utils.device import init_context\n"
         "init_context('CPU', 'graph')\n"
         "from mindface_au.models.iresnet import create_iresnet\n"
-        "net = create_iresnet('iresnet18', input_size=32, widths=[8, 8, 8, 8], layers=[1, 1, 1, 1])\n"
-        + TINY_FORWARD
+        "net = create_iresnet('iresnet18', input_size=32, widths=[8, 8, 8, 8], layers=[1, 1, 1, 1])\n" + TINY_FORWARD
     )
     out = _run(code)
     assert "CAP AVX2" in out
