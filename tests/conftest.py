@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_v", "3")  # keep MindSpore's C++ logging quiet in test output
@@ -26,6 +27,32 @@ TINY_AUNET = dict(
     lrp_reduction=4,
     backbone_checkpoint="",
 )
+
+
+def randomise_params(net, seed=0):
+    """Non-trivial BN statistics/affine and PReLU slopes, so a folding or mapping mistake shows."""
+    import mindspore as ms
+
+    rng = np.random.default_rng(seed)
+    for param in net.get_parameters():
+        name, shape = param.name, param.shape
+        if name.endswith("moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith(("moving_mean", "beta")):
+            value = rng.normal(0.0, 0.3, shape)
+        elif name.endswith("gamma") and param.requires_grad:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith(".w"):
+            value = rng.uniform(0.0, 0.5, shape)
+        else:
+            continue
+        param.set_data(ms.Tensor(value.astype(np.float32)))
+    return net
+
+
+def random_faces(batch=2, size=112, seed=1):
+    """A float32 (batch, 3, size, size) input in [-1, 1]."""
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
 
 
 def run_cli(*args, check=False, timeout=900, env=None):

@@ -1,185 +1,15 @@
-"""Benchmark suite and the performance changes: FLOP count, PReLU forms, BN folding, the PyTorch twin, the CLI."""
+"""The bench itself: its quick run, the worker-process protocol, the report (targets, tables) and its errors."""
 
 import json
 import os
-import platform
-import subprocess
-import sys
 
-import mindspore as ms
-import numpy as np
+import cv2
 import pytest
 from conftest import TINY_LAYERS, TINY_WIDTHS
 
-from mindface_au import bench
-from mindface_au.models import iresnet
-from mindface_au.models.iresnet import PReLU, create_iresnet, fuse_for_inference
-
-
-def _randomise(net, seed=0):
-    """Non-trivial BN statistics/affine and PReLU slopes, so a folding or mapping mistake shows."""
-    rng = np.random.default_rng(seed)
-    for param in net.get_parameters():
-        name, shape = param.name, param.shape
-        if name.endswith("moving_variance"):
-            value = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith(("moving_mean", "beta")):
-            value = rng.normal(0.0, 0.3, shape)
-        elif name.endswith("gamma") and param.requires_grad:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif name.endswith(".w"):
-            value = rng.uniform(0.0, 0.5, shape)
-        else:
-            continue
-        param.set_data(ms.Tensor(value.astype(np.float32)))
-    return net
-
-
-def _x(batch=2, size=112, seed=1):
-    return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------------- FLOP count
-def test_iresnet100_forward_is_24_2_gflop():
-    assert bench.iresnet_forward_gflop(iresnet.IRESNET_LAYERS["iresnet100"]) == pytest.approx(24.2, abs=0.05)
-
-
-def test_flop_count_matches_pytorch_flop_counter():
-    torch = pytest.importorskip("torch")
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from mindface_au.reference.torch_iresnet import iresnet as torch_iresnet
-
-    for widths, layers, size in ((TINY_WIDTHS, TINY_LAYERS, 112), ([16, 24, 32, 40], [2, 1, 3, 1], 64)):
-        net = torch_iresnet("iresnet18", widths=widths, layers=layers, input_size=size).eval()
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            net(torch.zeros(1, 3, size, size))
-        expected = counter.get_total_flops() / 1e9
-        assert bench.iresnet_forward_gflop(layers, widths, size, embedding=512) == pytest.approx(expected, rel=1e-9)
-
-
-# ------------------------------------------------------------------------------------------- PReLU forms
-def _prelu_numpy(x, w):
-    wb = w.reshape(1, -1, 1, 1)
-    return np.where(x > 0, x, wb * x), np.where(x > 0, 1.0, wb), (np.minimum(x, 0.0)).sum(axis=(0, 2, 3))
-
-
-@pytest.mark.parametrize("form", ["relu", "native", "auto"])
-@pytest.mark.parametrize("training", [False, True])
-def test_prelu_forms_match_numpy_values_and_gradients(form, training):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
-    w = rng.uniform(0.0, 0.5, 5).astype(np.float32)
-    cell = PReLU(5, form=form)
-    cell.w.set_data(ms.Tensor(w))
-    cell.set_train(training)
-    expected, dx_expected, dw_expected = _prelu_numpy(x, w)
-    np.testing.assert_allclose(cell(ms.Tensor(x)).asnumpy(), expected, rtol=1e-6, atol=1e-7)
-    grads = ms.grad(cell, grad_position=0, weights=cell.trainable_params())(ms.Tensor(x))
-    (dx,), (dw,) = (grads[0],), grads[1]
-    np.testing.assert_allclose(dx.asnumpy(), dx_expected, rtol=1e-6, atol=1e-7)  # d(sum)/dx with dout = 1
-    np.testing.assert_allclose(dw.asnumpy(), dw_expected, rtol=1e-5, atol=1e-6)
-    assert [p.name for p in cell.get_parameters()] == ["w"]
-
-
-def test_prelu_form_rejects_unknown_and_defaults_to_native():
-    with pytest.raises(ValueError, match="PReLU form"):
-        PReLU(3, form="fast")
-    assert PReLU(3).form == "native"  # the relu form's broadcast multiply costs 1.7-3.4x inference memory
-
-
-# ------------------------------------------------------------------------------------------- BN folding
-def test_fuse_for_inference_is_exact_and_recompiles():
-    net = _randomise(create_iresnet("iresnet18", widths=TINY_WIDTHS, layers=[1, 2, 1, 1]))
-    net.set_train(False)
-    x = ms.Tensor(_x())
-    before = net(x).asnumpy()  # compiles the unfused graph first: the fused net must not reuse it
-    n_bn_before = sum(isinstance(c, ms.nn.BatchNorm2d) for _, c in net.cells_and_names())
-    fused = fuse_for_inference(net)
-    after = fused(x).asnumpy()
-    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
-    # only each block's bn1 is left (it precedes a zero-padded conv); names stay unique full paths
-    blocks = 5
-    n_bn_after = sum(isinstance(c, ms.nn.BatchNorm2d) for _, c in fused.cells_and_names())
-    assert n_bn_after == blocks and n_bn_before > n_bn_after
-    assert not any(isinstance(c, ms.nn.BatchNorm1d) for _, c in fused.cells_and_names())
-    names = [p.name for p in fused.get_parameters()]
-    assert len(names) == len(set(names)) and "layer1.0.conv1.bias" in names
-    assert fuse_for_inference(fused) is fused  # idempotent
-
-
-def test_fuse_for_inference_inside_aunet():
-    from mindface_au.config import ModelConfig
-    from mindface_au.models import create_model_from_config
-
-    cfg = ModelConfig(name="aunet_iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS, head_dim=16, fusion_heads=4)
-    net = _randomise(create_model_from_config(cfg))
-    net.set_train(False)
-    x = ms.Tensor(_x(seed=2))
-    before = net(x).asnumpy()
-    after = fuse_for_inference(net)(x).asnumpy()
-    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
-
-
-# ------------------------------------------------------------------------------------------- oneDNN kernels
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN x86 kernel names")
-def test_convolutions_use_gemm_kernel_not_reference():
-    code = (
-        "import numpy as np, mindspore as ms\n"
-        "from mindface_au.models.iresnet import create_iresnet\n"
-        "ms.set_context(mode=ms.GRAPH_MODE); ms.set_device('CPU')\n"
-        "net = create_iresnet('iresnet18', widths=[8, 8, 8, 8], layers=[1, 1, 1, 1]); net.set_train(False)\n"
-        "net(ms.Tensor(np.zeros((1, 3, 32, 32), np.float32), ms.float32))\n"
-    )
-    code = code.replace("create_iresnet('iresnet18', ", "create_iresnet('iresnet18', input_size=32, ")
-    env = {k: v for k, v in os.environ.items() if k != iresnet.ONEDNN_ISA_VAR}
-    env.update(ONEDNN_VERBOSE="1", GLOG_v="3")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    convs = [ln for ln in proc.stdout.splitlines() if ",exec," in ln and ",convolution," in ln]
-    assert convs, proc.stdout[-2000:]
-    assert not [ln for ln in convs if "ref:any" in ln], convs[0]
-
-
-# ------------------------------------------------------------------------------------------- PyTorch twin
-def test_torch_twin_matches_mindspore_aunet():
-    torch = pytest.importorskip("torch")
-    from mindface_au.config import ModelConfig
-    from mindface_au.models import create_model_from_config
-    from mindface_au.reference.torch_aunet import build_torch_model, load_mindspore_params, torch_au_loss
-
-    cfg = ModelConfig(name="aunet_iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS, head_dim=16, fusion_heads=4)
-    net = _randomise(create_model_from_config(cfg))
-    net.set_train(False)
-    twin = build_torch_model(cfg.name, widths=TINY_WIDTHS, layers=TINY_LAYERS, head_dim=16, fusion_heads=4)
-    load_mindspore_params(twin, {p.name: p.asnumpy() for p in net.get_parameters()})
-    twin.eval()
-    x = _x(batch=4, seed=3)
-    ms_logits = net(ms.Tensor(x)).asnumpy()
-    with torch.no_grad():
-        torch_logits = twin(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(torch_logits, ms_logits, rtol=1e-4, atol=1e-4 * np.abs(ms_logits).max())
-
-    from mindface_au.config import LossConfig
-    from mindface_au.losses import create_loss
-
-    logits = np.random.default_rng(4).normal(0, 3, (6, 12)).astype(np.float32)
-    labels = (np.random.default_rng(5).uniform(size=(6, 12)) > 0.6).astype(np.float32)
-    ms_loss = float(create_loss(LossConfig())(ms.Tensor(logits), ms.Tensor(labels)).asnumpy())
-    torch_loss = float(torch_au_loss(torch.from_numpy(logits), torch.from_numpy(labels)))
-    assert torch_loss == pytest.approx(ms_loss, rel=1e-5)
-
-
-def test_torch_twin_rejects_unmatched_parameters():
-    pytest.importorskip("torch")
-    from mindface_au.reference.torch_aunet import build_torch_model, load_mindspore_params
-
-    twin = build_torch_model("iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS)
-    with pytest.raises(KeyError, match="no PyTorch counterpart"):
-        load_mindspore_params(twin, {"nonexistent.gamma": np.zeros(3, np.float32)})
-    with pytest.raises(KeyError, match="not set from MindSpore"):
-        load_mindspore_params(twin, {"conv1.weight": np.zeros((8, 3, 3, 3), np.float32)})
+from mindface_au.bench import deploy, measure
+from mindface_au.bench import report as bench_report
+from mindface_au.bench import worker
 
 
 # ------------------------------------------------------------------------------------------- report arithmetic
@@ -214,7 +44,7 @@ def test_ratios_and_table_from_rows():
         },
         {"framework": "torch", "model": "aunet_iresnet18", "mode": "train", "batch": 8, "error": "boom"},
     ]
-    ratios = bench._ratios(rows)
+    ratios = bench_report.framework_ratios(rows)
     assert ratios == [
         {
             "model": "iresnet18",
@@ -241,20 +71,20 @@ def test_ratios_and_table_from_rows():
         "heads": heads,
         "failed": ["x"],
     }
-    table = bench.format_table(report)
+    table = bench_report.format_table(report)
     assert "| iresnet18 | train | 8 | 0.80 | - | 1.20 |" in table
     ratios[0]["alternating"] = 0.75
-    assert "| iresnet18 | train | 8 | 0.80 | 0.75 | 1.20 |" in bench.format_table(report)
+    assert "| iresnet18 | train | 8 | 0.80 | 0.75 | 1.20 |" in bench_report.format_table(report)
     assert "| 2.1000 | 2.0000 | +5.0% |" in table and "failed: boom" in table and "failed: oops" in table
 
 
 def test_worker_failure_is_reported_not_raised():
-    result = bench.run_worker({"kind": "nonsense"}, timeout=300)
+    result = worker.run_worker({"kind": "nonsense"}, timeout=300)
     assert "unknown measurement kind" in result["error"]
 
 
 def test_postprocess_measurement_counts_frames():
-    result = bench.measure_postprocess(5000, repeats=1)
+    result = measure.measure_postprocess(5000, repeats=1)
     assert result["frames"] == 5000
     assert result["frames_per_s"] == pytest.approx(5000 / result["median_s"], rel=1e-3)
 
@@ -266,7 +96,7 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         "bench", "--quick", "--model", "iresnet18", "--model", "aunet_iresnet18",
         "--widths", ",".join(map(str, TINY_WIDTHS)), "--layers", ",".join(map(str, TINY_LAYERS)),
         "--matmul-size", "128", "--post-frames", "2000", "--repeats", "1", "--pipeline-batches", "2",
-        "--json", out,
+        "--no-deploy", "--no-detect", "--json", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -299,6 +129,9 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         (["--model", "nosuchnet"], "nosuchnet"),
         (["--model", "iresnet18", "--widths", "8,16"], "--widths"),
         (["--model", "iresnet18", "--json", "/nonexistent-folder/x/bench.json"], "--json"),
+        (["--model", "iresnet18", "--backend", "tensorrt"], "tensorrt"),
+        (["--model", "iresnet18", "--detect-width", "half"], "--detect-width"),
+        (["--model", "iresnet18", "--detect-frames", "-3"], "--detect-"),
     ],
 )
 def test_bench_cli_errors(cli, tmp_path, args, culprit):
@@ -307,3 +140,199 @@ def test_bench_cli_errors(cli, tmp_path, args, culprit):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("mindface-au bench: error:") and culprit in lines[-1]
     assert not os.path.exists("/nonexistent-folder")
+
+
+# ------------------------------------------------------------------------------------------- targets
+def _forward(backend, median, vs_torch, fraction, batch=8):
+    return {"model": "iresnet100", "batch": batch, "backend": backend, "median_s": median, "images_per_s": 1.0,
+            "vs_torch": vs_torch, "fraction_of_matmul": fraction, "gflops": 1.0, "peak_rss_mb": 9.0}  # fmt: skip
+
+
+def _detect_row(backend, fps, runs, faces_ms=40.0, net_ms=100.0, growth=1.0, width="full"):
+    stage_ms = {"decode": 2.0, "detect_faces": faces_ms, "align": 1.0, "network": net_ms, "write": 0.5}
+    return {"width": width, "model": "aunet_iresnet100", "backend": backend, "frames": 300, "fps": fps,
+            "fps_runs": runs, "stage_ms": stage_ms, "other_ms": 3.0, "rss_third_mb": 900.0,
+            "rss_growth_mb": growth}  # fmt: skip
+
+
+def _deploy_report():
+    return {
+        "machine": {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p",
+                    "onednn_isa_cap": {"value": "AVX2", "source": "mindface-au"}},
+        "matmul": {}, "models": [],
+        "deploy": {
+            "forward": [
+                _forward("onnx", 0.9, 0.98, 0.83),
+                _forward("onnx-int8", 0.4, 0.41, None),
+                _forward("onnx", 0.2, 1.10, 0.70, batch=1),
+                {"model": "iresnet100", "batch": 8, "backend": "mindir", "error": "boom"},
+            ],
+            "skipped": {"torch": "PyTorch not installed (torch)"},
+        },
+        "detect": {
+            "video": {"width": 640, "height": 360, "frames": 300}, "batch_size": 32, "rounds": 2,
+            "rows": [
+                _detect_row("mindspore", 3.0, [3.0, 3.2], net_ms=280.0),
+                _detect_row("onnx-int8", 7.0, [6.0, 7.0], growth=80.0),
+                _detect_row("onnx", 5.0, [5.0, 5.0], width="demo"),
+                {"width": "full", "model": "aunet_iresnet100", "backend": "mindir", "error": "no file"},
+            ],
+        },
+    }  # fmt: skip
+
+
+def test_targets_judge_every_measured_place():
+    rep = _deploy_report()
+    rows = bench_report.targets(rep)
+    by = {(r["key"], r["where"]): r for r in rows}
+    assert by[("onnx_vs_torch", "iresnet100 batch 8")]["passed"] is True
+    assert by[("onnx_vs_torch", "iresnet100 batch 1")]["passed"] is False
+    assert by[("int8_vs_torch", "iresnet100 batch 8")] == {
+        "key": "int8_vs_torch", "where": "iresnet100 batch 8", "value": 0.41, "passed": True}  # fmt: skip
+    assert by[("fp32_of_matmul", "iresnet100 batch 8")]["passed"] is True
+    assert by[("fp32_of_matmul", "iresnet100 batch 1")]["passed"] is False
+    # 3 fps x (40 + 280) ms = 0.96 >= 0.85; 7 fps x 140 ms = 0.98; 5 fps x 140 ms = 0.70
+    assert by[("detect_overhead", "full mindspore")]["value"] == pytest.approx(0.96)
+    assert by[("detect_overhead", "demo onnx")]["passed"] is False
+    speedup = by[("int8_detect_speedup", "aunet_iresnet100")]
+    assert speedup["value"] == pytest.approx(2.094, abs=1e-3) and speedup["passed"] is True  # median of 2.0, 2.1875
+    assert by[("detect_memory", "full onnx-int8, 300 frames")]["passed"] is False  # 80 MiB > max(20, 3% of 900)
+    assert by[("detect_memory", "full mindspore, 300 frames")]["passed"] is True
+    assert not [r for r in rows if "mindir" in r["where"]]  # failed rows are failures, not targets
+
+
+def test_targets_not_measured_without_rows():
+    rows = bench_report.targets({"deploy": {"forward": []}, "detect": {"rows": []}})
+    assert {r["key"] for r in rows} == {k for k, _, _ in bench_report.TARGETS} - {"detect_memory"}
+    assert all(r["passed"] is None and r["value"] is None for r in rows)
+
+
+def test_deploy_and_detect_tables_and_failures():
+    rep = _deploy_report()
+    rep["targets"] = bench_report.targets(rep)
+    rep["failed"] = bench_report.failures(rep)
+    table = bench_report.format_table(rep)
+    assert "oneDNN ISA cap for MindSpore: AVX2 (set by mindface-au)" in table
+    assert "| iresnet100 | 8 | onnx | 0.9000 | 1.00 | 1.0 | 83% | 0.98 | 9.0 |" in table
+    assert "| iresnet100 | 8 | mindir | failed: boom |" in table and "Skipped torch: PyTorch not installed" in table
+    assert "| full | aunet_iresnet100 | mindspore | 3.00 | 2.0 | 40.0 | 1.0 | 280.0 | 0.5 | 3.0 | 2.66 | 1.0 |" in table
+    assert (
+        "| >= 2.00 | aunet_iresnet100 | 2.09 | pass |" in table
+        and "| flat | full onnx-int8, 300 frames | 80.00 | FAIL |" in table
+    )
+    assert rep["failed"] == ["forward mindir iresnet100 batch 8: boom", "detect mindir full: no file"]
+
+
+def test_detect_row_medians_and_stage_times():
+    summaries = [
+        {"frames": 100, "seconds": 10.0, "backend": "onnxruntime",
+         "stage_seconds": {"decode": 0.5, "detect_faces": 4.0, "align": 0.2, "network": 5.0, "write": 0.1}},
+        {"frames": 100, "seconds": 20.0, "backend": "onnxruntime",
+         "stage_seconds": {"decode": 0.7, "detect_faces": 6.0, "align": 0.2, "network": 12.0, "write": 0.1}},
+    ]  # fmt: skip
+    row = deploy._detect_row(summaries)
+    assert row["fps"] == pytest.approx(7.5) and row["fps_runs"] == [10.0, 5.0]
+    assert row["stage_ms"] == {"decode": 6.0, "detect_faces": 50.0, "align": 2.0, "network": 85.0, "write": 1.0}
+    assert row["other_ms"] == pytest.approx(150.0 - 144.0)
+    bare = deploy._detect_row([{"frames": 10, "seconds": 2.0}])  # a detect without stage times: fps only
+    assert bare["fps"] == 5.0 and bare["stage_ms"] == {} and "other_ms" not in bare
+
+
+# ------------------------------------------------------------------------------------------- files and video
+def test_file_paths_key_on_the_model_config_and_batch(tmp_path):
+    cfg = {"name": "aunet_iresnet18", "widths": [8, 16, 16, 32], "layers": [1, 1, 1, 1], "input_size": 32}
+    a = deploy.file_paths(str(tmp_path), cfg, 8, 16)
+    assert a == deploy.file_paths(str(tmp_path), dict(cfg), 8, 16)
+    assert a["mindspore"] == deploy.file_paths(str(tmp_path), cfg, 32, 16)["mindspore"]  # one checkpoint
+    assert a["onnx"] != deploy.file_paths(str(tmp_path), cfg, 32, 16)["onnx"]
+    assert a["onnx-int8"] != deploy.file_paths(str(tmp_path), cfg, 8, 64)["onnx-int8"]
+    assert a["mindspore"] != deploy.file_paths(str(tmp_path), dict(cfg, widths=[8, 8, 8, 8]), 8, 16)["mindspore"]
+    assert set(a) == set(deploy.FILE_BACKENDS)
+
+
+def test_generated_video_has_one_detectable_moving_face(tmp_path):
+    from mindface_au.inference.faces import create_detector
+
+    path = deploy.make_video(str(tmp_path / "v.avi"), 12, size=(320, 180))
+    assert sorted(os.listdir(tmp_path)) == ["v.avi"]  # written atomically, no temporary left
+    capture = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 12 and frames[0].shape == (180, 320, 3)
+    detector = create_detector("mtcnn")
+    boxes = [detector.detect(frames[i]) for i in (0, 11)]
+    assert all(len(b) == 1 for b in boxes)
+    assert abs(boxes[0][0].box[0] - boxes[1][0].box[0]) > 5  # it moves
+    mtime = os.path.getmtime(path)
+    assert deploy.make_video(path, 12, size=(320, 180)) == path and os.path.getmtime(path) == mtime  # cached
+
+
+# ------------------------------------------------------------------------------------------- worker protocol
+def test_worker_round_trip_adds_peak_rss():
+    result = worker.run_worker({"kind": "postprocess", "frames": 500, "threads": 1}, timeout=300)
+    assert result["frames"] == 500 and result["peak_rss_mb"] > 0
+
+
+def test_worker_env_keeps_the_cap_unless_ours_and_torch_alone(monkeypatch):
+    from mindface_au.utils.device import ONEDNN_ISA_VAR
+
+    monkeypatch.setenv(ONEDNN_ISA_VAR, "AVX2")
+    assert ONEDNN_ISA_VAR not in worker._worker_env({"framework": "torch", "onednn_cap_ours": True})
+    assert ONEDNN_ISA_VAR not in worker._worker_env({"backends": ["torch"], "onednn_cap_ours": True})
+    assert worker._worker_env({"framework": "torch", "onednn_cap_ours": False})[ONEDNN_ISA_VAR] == "AVX2"
+    assert worker._worker_env({"backends": ["onnx", "torch"], "onednn_cap_ours": True})[ONEDNN_ISA_VAR] == "AVX2"
+    env = worker._worker_env({"framework": "mindspore", "threads": 3, "onednn_cap_ours": True})
+    assert env[ONEDNN_ISA_VAR] == "AVX2" and env["OMP_NUM_THREADS"] == "3"
+
+
+def _deploy_api_ready() -> bool:
+    try:
+        from mindface_au.inference import export, loader  # noqa: F401
+    except ImportError:
+        return False
+    return hasattr(export, "export_model")
+
+
+@pytest.mark.skipif(not _deploy_api_ready(), reason="needs inference.loader and inference.export.export_model")
+def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
+    """Every backend's forward, files cached, and detect with its stage times, on a tiny AUNet."""
+    pytest.importorskip("onnxruntime")
+    out, cache = tmp_path / "bench.json", tmp_path / "cache"
+    args = [
+        "bench", "--quick", "--model", "aunet_iresnet18", "--widths", ",".join(map(str, TINY_WIDTHS)),
+        "--layers", ",".join(map(str, TINY_LAYERS)), "--input-size", "32", "--matmul-size", "128",
+        "--post-frames", "500", "--repeats", "2", "--batch", "2", "--no-frameworks", "--no-pipeline",
+        "--detect-width", "full", "--detect-frames", "10", "--detect-batch", "4", "--calib-frames", "4",
+        "--cache", cache, "--json", out,
+    ]  # fmt: skip
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["failed"] == []
+    has_torch = rep["machine"]["torch"][0].isdigit()
+    forward = {r["backend"]: r for r in rep["deploy"]["forward"]}
+    assert set(forward) == set(deploy.BACKENDS)
+    for name, row in forward.items():
+        if name == "torch" and not has_torch:
+            continue
+        assert row["images_per_s"] == pytest.approx(2 / row["median_s"], rel=1e-2) and row["peak_rss_mb"] > 0
+        assert len(row["times_s"]) == 2 and row["gflops"] > 0
+        if has_torch:
+            assert row["vs_torch"] == pytest.approx(row["median_s"] / forward["torch"]["median_s"], rel=1e-2)
+    rows = {r["backend"]: r for r in rep["detect"]["rows"]}
+    assert set(rows) == set(deploy.FILE_BACKENDS)
+    for row in rows.values():
+        assert row["frames"] == 10 and row["fps"] > 0
+        assert set(row["stage_ms"]) == set(deploy.DETECT_STAGES)
+    keys = {t["key"] for t in rep["targets"]}
+    assert keys == {k for k, _, _ in bench_report.TARGETS}
+    assert "Targets (issue 13):" in proc.stdout
+    again = cli(*args)  # the second run finds every export in the cache
+    assert again.returncode == 0, again.stderr[-3000:]
+    rep2 = json.loads(out.read_text())
+    files = rep2["deploy"]["files"]["aunet_iresnet18"]
+    assert files["seconds"] == {} and len(files["cached"]) == len(deploy.FILE_BACKENDS)

@@ -3,10 +3,10 @@
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS
+from conftest import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
 
 from mindface_au.models import create_model, list_models
-from mindface_au.models.iresnet import IRESNET_LAYERS, create_iresnet
+from mindface_au.models.iresnet import IRESNET_LAYERS, PReLU, create_iresnet, fuse_for_inference
 
 DEPTHS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3)}
 DEPTHS.update({"iresnet100": (3, 13, 30, 3), "iresnet200": (6, 26, 60, 6)})
@@ -106,3 +106,66 @@ def test_input_size_changes_map_side():
     x = ms.Tensor(np.zeros((1, 3, 64, 64), np.float32))
     assert net.forward_features(x).shape == (1, TINY_WIDTHS[-1], 4, 4)
     assert net(x).shape == (1, 8)
+
+
+# ------------------------------------------------------------------------------------------- PReLU forms
+def _prelu_numpy(x, w):
+    wb = w.reshape(1, -1, 1, 1)
+    return np.where(x > 0, x, wb * x), np.where(x > 0, 1.0, wb), (np.minimum(x, 0.0)).sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("form", ["relu", "native", "auto"])
+@pytest.mark.parametrize("training", [False, True])
+def test_prelu_forms_match_numpy_values_and_gradients(form, training):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    w = rng.uniform(0.0, 0.5, 5).astype(np.float32)
+    cell = PReLU(5, form=form)
+    cell.w.set_data(ms.Tensor(w))
+    cell.set_train(training)
+    expected, dx_expected, dw_expected = _prelu_numpy(x, w)
+    np.testing.assert_allclose(cell(ms.Tensor(x)).asnumpy(), expected, rtol=1e-6, atol=1e-7)
+    grads = ms.grad(cell, grad_position=0, weights=cell.trainable_params())(ms.Tensor(x))
+    (dx,), (dw,) = (grads[0],), grads[1]
+    np.testing.assert_allclose(dx.asnumpy(), dx_expected, rtol=1e-6, atol=1e-7)  # d(sum)/dx with dout = 1
+    np.testing.assert_allclose(dw.asnumpy(), dw_expected, rtol=1e-5, atol=1e-6)
+    assert [p.name for p in cell.get_parameters()] == ["w"]
+
+
+def test_prelu_form_rejects_unknown_and_defaults_to_native():
+    with pytest.raises(ValueError, match="PReLU form"):
+        PReLU(3, form="fast")
+    assert PReLU(3).form == "native"  # the relu form's broadcast multiply costs 1.7-3.4x inference memory
+
+
+# ------------------------------------------------------------------------------------------- BN folding
+def test_fuse_for_inference_is_exact_and_recompiles():
+    net = randomise_params(create_iresnet("iresnet18", widths=TINY_WIDTHS, layers=[1, 2, 1, 1]))
+    net.set_train(False)
+    x = ms.Tensor(random_faces())
+    before = net(x).asnumpy()  # compiles the unfused graph first: the fused net must not reuse it
+    n_bn_before = sum(isinstance(c, ms.nn.BatchNorm2d) for _, c in net.cells_and_names())
+    fused = fuse_for_inference(net)
+    after = fused(x).asnumpy()
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
+    # only each block's bn1 is left (it precedes a zero-padded conv); names stay unique full paths
+    blocks = 5
+    n_bn_after = sum(isinstance(c, ms.nn.BatchNorm2d) for _, c in fused.cells_and_names())
+    assert n_bn_after == blocks and n_bn_before > n_bn_after
+    assert not any(isinstance(c, ms.nn.BatchNorm1d) for _, c in fused.cells_and_names())
+    names = [p.name for p in fused.get_parameters()]
+    assert len(names) == len(set(names)) and "layer1.0.conv1.bias" in names
+    assert fuse_for_inference(fused) is fused  # idempotent
+
+
+def test_fuse_for_inference_inside_aunet():
+    from mindface_au.config import ModelConfig
+    from mindface_au.models import create_model_from_config
+
+    cfg = ModelConfig(name="aunet_iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS, head_dim=16, fusion_heads=4)
+    net = randomise_params(create_model_from_config(cfg))
+    net.set_train(False)
+    x = ms.Tensor(random_faces(seed=2))
+    before = net(x).asnumpy()
+    after = fuse_for_inference(net)(x).asnumpy()
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())

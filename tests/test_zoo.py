@@ -119,3 +119,19 @@ def test_model_table_rows_and_markdown(monkeypatch):
     lines = text.splitlines()
     assert lines[0].startswith("| name | params_m | gmacs | gflops | checkpoint | sha256 | synthau_f1")
     assert len(lines) == 4 and "| iresnet18 |" in lines[3] and lines[3].rstrip().endswith("| - |")
+
+
+def test_mac_count_matches_pytorch_flop_counter():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mindface_au.reference.torch_iresnet import iresnet as torch_iresnet
+
+    for widths, layers, size in ((TINY_WIDTHS, TINY_LAYERS, 112), ([16, 24, 32, 40], [2, 1, 3, 1], 64)):
+        net = torch_iresnet("iresnet18", widths=widths, layers=layers, input_size=size).eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net(torch.zeros(1, 3, size, size))
+        expected = counter.get_total_flops() / 1e9
+        ms_net = create_model("iresnet18", widths=widths, layers=layers, input_size=size)
+        assert 2 * count_macs(ms_net, size) / 1e9 == pytest.approx(expected, rel=1e-9)

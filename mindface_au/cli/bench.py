@@ -1,4 +1,4 @@
-"""`mindface-au bench`: matmul limit, IResNet/AUNet forward and train step vs PyTorch, pipeline, post-processing."""
+"""`mindface-au bench`: matmul limit, forward/train vs PyTorch, inference backends, end-to-end detect, pipeline."""
 
 import argparse
 from typing import List
@@ -26,7 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="model to measure; repeatable (default: iresnet100 and aunet_iresnet100)",
     )
-    parser.add_argument("--batch", dest="batches", action="append", type=int, default=None, help="repeatable")
+    parser.add_argument(
+        "--batch",
+        dest="batches",
+        action="append",
+        type=int,
+        default=None,
+        help="repeatable (default: 8 and 32 for the framework rows, 1, 8 and 32 for the backends; quick: 8)",
+    )
     parser.add_argument("--widths", type=_int_list, default=None, help="4 stage widths, e.g. 8,16,16,32 (tests)")
     parser.add_argument("--layers", type=_int_list, default=None, help="4 block counts, e.g. 1,1,1,1 (tests)")
     parser.add_argument("--input-size", type=int, default=112)
@@ -37,6 +44,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-train", action="store_true", help="forward only")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the data pipeline measurement")
+    parser.add_argument(
+        "--no-frameworks",
+        action="store_true",
+        help="skip the MindSpore-vs-PyTorch forward/train rows, their ratios and the heads' cost",
+    )
+    parser.add_argument("--no-deploy", action="store_true", help="skip the forward of the inference backends")
+    parser.add_argument("--no-detect", action="store_true", help="skip the end-to-end detect measurement")
+    parser.add_argument(
+        "--backend",
+        dest="backends",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="inference backend to measure; repeatable: mindspore, mindir, onnx, onnx-int8, torch (default: all)",
+    )
+    parser.add_argument(
+        "--detect-width",
+        dest="detect_widths",
+        action="append",
+        default=None,
+        choices=["full", "demo"],
+        help="detect with the first AUNet of --model at --widths (full) or the demo config's network; repeatable",
+    )
+    parser.add_argument("--detect-frames", type=int, default=0, help="frames of the generated video (300; quick 60)")
+    parser.add_argument("--detect-rounds", type=int, default=0, help="detect runs per backend, in turns (2; quick 1)")
+    parser.add_argument("--detect-batch", type=int, default=32, help="detect's batch size")
+    parser.add_argument("--calib-frames", type=int, default=0, help="int8 calibration frames (64; quick 16)")
+    parser.add_argument(
+        "--cache",
+        default="",
+        metavar="DIR",
+        help="keep the exported files and the video here and reuse them in later runs (default: a temporary folder)",
+    )
     parser.add_argument("--jit-level", default="", choices=["", "O0", "O1"], help="MindSpore JIT level")
     parser.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs for the forward pass")
     parser.add_argument("--matmul-size", type=int, default=0, help="square matmul side (default 4096; quick 1024)")
@@ -65,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
         or args.post_frames < 1
         or args.matmul_size < 0
         or args.pipeline_batches < 0
+        or args.detect_frames < 0
+        or args.detect_rounds < 0
+        or args.calib_frames < 0
     ):
-        raise UserError("--threads/--repeats must be >= 0 and --warmup/--post-frames >= 1")
+        raise UserError("--threads/--repeats/--detect-*/--calib-frames must be >= 0 and --warmup/--post-frames >= 1")
     cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
     config_root = cfg.data.root if (args.config or args.overrides) else ""  # else: a temporary SynthAU
     opts = BenchOptions(
@@ -86,7 +129,19 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root or config_root,
         pipeline_batches=args.pipeline_batches,
         timeout=args.timeout,
+        framework_rows=not args.no_frameworks,
+        deploy=not args.no_deploy,
+        detect=not args.no_detect,
+        detect_frames=args.detect_frames,
+        detect_rounds=args.detect_rounds,
+        detect_batch=args.detect_batch,
+        calib_frames=args.calib_frames,
+        cache=args.cache,
     )
+    if args.backends:
+        opts.backends = args.backends
+    if args.detect_widths:
+        opts.detect_widths = args.detect_widths
     if args.models:
         opts.models = args.models
     if args.batches:

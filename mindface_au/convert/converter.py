@@ -3,8 +3,6 @@
 import contextlib
 import dataclasses
 import os
-import resource
-import sys
 import time
 from typing import Any, Dict, Optional, Sequence
 
@@ -13,16 +11,11 @@ import numpy as np
 from mindface_au.convert.layouts import read_backbone_state, select_state_dict
 from mindface_au.convert.mapping import IRESNET_ARCHS, guess_iresnet_layers
 from mindface_au.errors import UserError
+from mindface_au.utils.memory import peak_rss_mb
 
 __all__ = ["convert_checkpoint", "verify_conversion", "peak_rss_mb", "VERIFY_RTOL"]
 
 VERIFY_RTOL = 1e-4  # max |torch - mindspore| allowed, relative to max |torch embedding|
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _arch_hint(torch_names, arch: str, layers: Sequence[int]) -> str:

@@ -5,7 +5,6 @@ Attribute names mirror the PyTorch module so a Glint360K state_dict converts by 
 (BatchNorm weight/bias -> gamma/beta, running stats -> moving_mean/moving_variance, PReLU weight -> w).
 """
 
-import os
 import time
 from typing import Sequence
 
@@ -18,25 +17,6 @@ from mindface_au.models.registry import register_model
 
 __all__ = ["IResNet", "IBasicBlock", "IRESNET_LAYERS", "PReLU", "create_iresnet", "fuse_for_inference"]
 
-ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
-
-
-def prefer_gemm_convolutions() -> bool:
-    """Cap oneDNN at AVX2 (unless the user chose a cap) so MindSpore's CPU 3x3 convolutions use gemm kernels.
-
-    MindSpore 2.10 hands oneDNN plain NCHW tensors; on AVX-512 CPUs oneDNN then picks its `jit_uni_ncsp` path,
-    which falls back to the reference kernel: a 3x3 conv on 8x64x56x56 took 7 s instead of 40 ms (PyTorch: 50 ms).
-    With the cap oneDNN uses `gemm:jit`. oneDNN reads the variable when it runs its first kernel, so this must
-    happen before any MindSpore CPU kernel runs; importing the model package does it. Returns True if it set it.
-    See docs/performance.md.
-    """
-    if ONEDNN_ISA_VAR in os.environ:
-        return False
-    os.environ[ONEDNN_ISA_VAR] = "AVX2"
-    return True
-
-
-ONEDNN_ISA_SET_HERE = prefer_gemm_convolutions()
 PRELU_FORMS = ("auto", "relu", "native")
 PRELU_FORM = "native"  # default form of PReLU cells built from now on (see PReLU)
 BN_EPS = 1e-5

@@ -1,9 +1,40 @@
-"""MindSpore context set-up: GRAPH mode by default, device auto-detected, set once per process."""
+"""MindSpore context set-up: GRAPH mode by default, device auto-detected, set once per process; the oneDNN cap."""
+
+import os
+from typing import Optional
 
 from mindface_au.errors import UserError
 
 DEVICES = ("CPU", "GPU", "Ascend")
+ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
+ONEDNN_ISA_CAP = "AVX2"
 _state = {"device": None}
+_onednn = {"source": None}  # "mindface-au" once we set the cap, "user" if the variable was already set
+
+
+def prefer_gemm_convolutions() -> bool:
+    """Cap oneDNN at AVX2 (unless the user chose a cap) so MindSpore's CPU 3x3 convolutions use gemm kernels.
+
+    MindSpore 2.10 hands oneDNN plain NCHW tensors; on AVX-512 CPUs oneDNN then picks its `jit_uni_ncsp` path,
+    which falls back to the reference kernel: a 3x3 conv on 8x64x56x56 took 7 s instead of 40 ms (PyTorch: 50 ms).
+    With the cap oneDNN uses `gemm:jit`. oneDNN reads the variable when it runs its first kernel, so this must run
+    before any MindSpore CPU kernel: `init_context` and `create_model` call it. Idempotent; returns True if the
+    cap is ours (set by this process), False if the user's environment chose the value. See docs/performance.md.
+    """
+    if _onednn["source"] is None:
+        if ONEDNN_ISA_VAR in os.environ:
+            _onednn["source"] = "user"
+        else:
+            os.environ[ONEDNN_ISA_VAR] = ONEDNN_ISA_CAP
+            _onednn["source"] = "mindface-au"
+    return _onednn["source"] == "mindface-au"
+
+
+def onednn_cap() -> Optional[dict]:
+    """{"value", "source"} of the oneDNN ISA cap as set by `prefer_gemm_convolutions`, None before it ran."""
+    if _onednn["source"] is None:
+        return None
+    return {"value": os.environ.get(ONEDNN_ISA_VAR), "source": _onednn["source"]}
 
 
 def detect_device() -> str:
@@ -22,8 +53,6 @@ def detect_device() -> str:
 def init_context(device: str = "auto", mode: str = "graph") -> str:
     """Set MindSpore's execution mode and device once, before any Cell is built; returns the device used."""
     import mindspore as ms
-
-    from mindface_au.models.iresnet import prefer_gemm_convolutions
 
     prefer_gemm_convolutions()  # before any CPU kernel runs; see that function
     if _state["device"] is not None:
