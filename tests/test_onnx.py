@@ -199,6 +199,34 @@ def test_bare_backbone_exports_its_embedding(tmp_path):
     np.testing.assert_allclose(ox.predict(x), ms_model.predict(x), rtol=0, atol=1e-4)
 
 
+def test_detect_writes_the_same_csv_from_all_three(files, tmp_path):
+    """Same rows, frames, timestamps, face ids, boxes and 0/1 columns; probabilities within 1e-5 (ONNX Runtime's
+    kernels round differently in the 7th decimal, which the 6-decimal CSV can show)."""
+    import csv
+
+    from test_detect import write_video  # noqa: I100 - tests/ is on sys.path under pytest
+
+    from mindface_au.inference.detect import detect
+
+    video = str(tmp_path / "faces.avi")
+    write_video(video, 12)
+    tables = []
+    for key in ("ckpt", "mindir", "onnx"):
+        out = str(tmp_path / f"{key}.csv")
+        summary = detect(video, out, ckpt=files[key], batch_size=4, progress=False, device="CPU")
+        assert summary["frames"] == 12
+        with open(out, newline="") as handle:
+            tables.append(list(csv.reader(handle)))
+    header = tables[0][0]
+    start, stop = header.index("AU1_prob"), header.index("AU1")
+    for table in tables[1:]:
+        assert table[0] == header and len(table) == len(tables[0]) == 13
+        for a, b in zip(tables[0][1:], table[1:]):
+            assert a[:start] == b[:start] and a[stop:] == b[stop:]
+            if a[3] == "1":
+                np.testing.assert_allclose(np.float64(a[start:stop]), np.float64(b[start:stop]), rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ errors
 def _tampered(src: str, dst: str, **meta_changes) -> str:
     model = onnx.load(src)

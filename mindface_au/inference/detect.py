@@ -421,7 +421,8 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
             smoothed = smooth_probs(window, k)[i - lo]
             entry = track.buf[i - track.base][0]
             fields = entry[0]
-            fields[_PROB_START:_LABEL_START], fields[_LABEL_START : _LABEL_START + n_au] = prob_fields(smoothed, threshold)
+            texts, labels = prob_fields(smoothed, threshold)
+            fields[_PROB_START:_LABEL_START], fields[_LABEL_START : _LABEL_START + n_au] = texts, labels
             entry[1] = False
             track.next += 1
             while track.base < track.next - k:
