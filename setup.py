@@ -19,6 +19,7 @@ setup(
     ],
     extras_require={
         "torch": ["torch==2.13.0"],
+        "onnx": ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy<2"],  # numpy<2: MindSpore 2.10 needs numpy 1.x
         "dev": ["pytest>=8,<10", "black>=24", "isort>=5", "flake8>=7"],
     },
     entry_points={"console_scripts": ["mindface-au=mindface_au.cli:main"]},

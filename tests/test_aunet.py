@@ -309,19 +309,6 @@ def test_full_network_trains_with_mixed_precision(amp):
     assert np.all(np.isfinite(after)) and not np.array_equal(before, after)
 
 
-def test_export_mindir_matches_graphcell(tmp_path):
-    cfg = tiny_cfg(fusion="transformer", head_dim=8)
-    net = create_model_from_config(cfg)
-    randomise(net, 10)
-    net.set_train(False)
-    x = ms.Tensor(rand(2, 3, 32, 32, seed=11))
-    expected = net(x).asnumpy()
-    base = str(tmp_path / "aunet")
-    ms.export(net, ms.Tensor(np.zeros((2, 3, 32, 32), np.float32)), file_name=base, file_format="MINDIR")
-    graph = nn.GraphCell(ms.load(base + ".mindir"))
-    np.testing.assert_allclose(graph(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
-
-
 # ---------------------------------------------------------------- checkpoints, config errors, registry
 
 

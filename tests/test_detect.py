@@ -6,6 +6,7 @@ both find it) pasted into generated frames at known boxes, with some frames left
 
 import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -380,13 +381,119 @@ def test_aligned_reproduces_predict(media, tmp_path):
         np.testing.assert_allclose(by_frame[int(frame_id)], result["probs"][video.name][frame_id - 1], atol=2e-6)
 
 
+def test_every_n_keeps_real_frame_indices_and_times(media, predictor, tmp_path):
+    """--every 3: rows only for frames 1, 4, 7, ...; frame and timestamp are the real ones, probabilities equal
+    the full run's on those frames; the tracker's max_gap counts processed frames."""
+    full, every = str(tmp_path / "full.csv"), str(tmp_path / "every.csv")
+    detect(media["video"], full, predictor=predictor, progress=False)
+    summary = detect(media["video"], every, predictor=predictor, progress=False, every=3)
+    header, rows = read_csv(every)
+    _, full_rows = read_csv(full)
+    processed = list(range(1, 31, 3))
+    assert [int(r[0]) for r in rows] == processed
+    assert summary["frames"] == len(processed) and summary["frames_read"] == 30 and summary["every"] == 3
+    assert set(summary["stage_seconds"]) == {"decode", "detect_faces", "align", "network", "write"}
+    by_frame = {int(r[0]): r for r in full_rows}
+    for row in rows:
+        frame = int(row[0])
+        assert float(row[1]) == pytest.approx((frame - 1) / FPS, abs=1e-3)
+        assert row[:9] == by_frame[frame][:9]
+        if row[3] == "1":
+            np.testing.assert_allclose(probs_of(row, header), probs_of(by_frame[frame], header), atol=2e-6)
+
+
+def test_every_n_gaps_count_processed_frames(tmp_path):
+    """smooth_csv with every=5: a face missing from 3 processed frames (last seen at 26, back at 46: 4 steps)
+    keeps its track with max_gap=4 and restarts with max_gap=3."""
+    src = str(tmp_path / "in.csv")
+    rng = np.random.default_rng(3)
+    plan = [f for f in range(1, 101, 5) if not 31 <= f <= 45]  # frames 31, 36, 41 have no face
+    probs = rng.uniform(size=(len(plan), 12)).round(6)
+    with open(src, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for frame, p in zip(plan, probs):
+            writer.writerow([frame, "", 0, 1, "0.99", 1, 2, 3, 4] + [f"{v:.6f}" for v in p] + [0] * 12)
+    for max_gap, segments in ((4, [slice(None)]), (3, [slice(0, 6), slice(6, None)])):
+        dst = str(tmp_path / f"out{max_gap}.csv")
+        smooth_csv(src, dst, k=2, max_gap=max_gap, every=5)
+        header, rows = read_csv(dst)
+        got = np.stack([probs_of(r, header) for r in rows])
+        expected = np.concatenate([smooth_probs(probs[seg], 2) for seg in segments])
+        np.testing.assert_allclose(got, expected, atol=1.5e-6)
+
+
+def test_resume_refuses_another_every(media, predictor, tmp_path, monkeypatch):
+    out = str(tmp_path / "out.csv")
+    real_iter = detect_mod.iter_detections
+
+    def interrupted(*args, **kwargs):
+        for i, row in enumerate(real_iter(*args, **kwargs)):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(detect_mod, "iter_detections", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        detect(media["video"], out, predictor=predictor, progress=False, every=2)
+    monkeypatch.setattr(detect_mod, "iter_detections", real_iter)
+    with pytest.raises(UserError, match=r"other settings \(--every 2 then, 3 now\)"):
+        detect(media["video"], out, predictor=predictor, progress=False, every=3, resume=True)
+    detect(media["video"], out, predictor=predictor, progress=False, every=2, resume=True)
+    _, rows = read_csv(out)
+    assert [int(r[0]) for r in rows] == list(range(1, 31, 2))
+
+
+def test_detect_prints_backend_and_new_options_cli(media, tmp_path):
+    out = str(tmp_path / "o.csv")
+    proc = run_cli(
+        "detect", "--input", media["video"], "--output", out, "--ckpt", media["ckpt"], "--no-progress",
+        "--every", 10, "--detect-size", 96, "--device", "CPU",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "detect: aunet_iresnet18 from tiny.ckpt (mindspore on CPU" in proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["backend"] == "mindspore" and summary["frames"] == 3
+    _, rows = read_csv(out)
+    assert [int(r[0]) for r in rows] == [1, 11, 21]
+    for args, culprit in [(["--every", 0], "--every"), (["--detect-size", 8], "--detect-size")]:
+        proc = run_cli("detect", "--input", media["video"], "--output", out + "2", "--ckpt", media["ckpt"], *args)
+        _assert_clean_failure(proc, out + "2", culprit)
+
+
+def test_model_at_another_input_size_detects_at_that_size(media, tmp_path):
+    """A checkpoint trained at 64x64 detects at 64: crops, preprocessing and network all follow its config."""
+    from mindface_au.inference.predictor import Predictor
+
+    ckpt = str(tmp_path / "s64.ckpt")
+    save_tiny_checkpoint(ckpt, input_size=64)
+    predictor = Predictor(ckpt, device="CPU", batch_size=4)
+    assert predictor.input_size == 64 and predictor.face_input.size == 64
+    out = str(tmp_path / "s64.csv")
+    detect(media["video"], out, predictor=predictor, progress=False, every=10)
+    header, rows = read_csv(out)
+    assert [int(r[0]) for r in rows] == [1, 11, 21] and all(r[3] == "1" for r in rows)
+    seen = []
+    real = predictor.model.predict
+    predictor.model.predict = lambda x, pad=False: seen.append(x.shape) or real(x, pad=pad)
+    predictor.predict_video(media["video"], every=15)
+    assert seen and all(shape[1:] == (3, 64, 64) for shape in seen)
+
+
 @pytest.mark.slow
-def test_memory_stays_flat_on_long_videos(media, tmp_path):
-    """Peak RSS of `detect` grows by less than 50 MB from a 300-frame to a 3000-frame video.
+@pytest.mark.parametrize("backend", ["ckpt", "onnx"])
+def test_memory_stays_flat_on_long_videos(media, tmp_path, backend):
+    """Peak RSS of `detect` grows by less than 50 MB from a 300-frame to a 3000-frame video, for the MindSpore
+    checkpoint backend and for ONNX Runtime.
 
     --aligned keeps it fast (whole 160x120 frames go to the network); decoding, batching, CSV writing and the
     --prob-k smoothing pass are the parts that could grow with the length.
     """
+    model = media["ckpt"]
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+        model = str(tmp_path / "tiny.onnx")
+        run_cli("export", "--ckpt", media["ckpt"], "--format", "ONNX", "--out", model, check=True)
     peaks = []
     for frames in (300, 3000):
         video = str(tmp_path / f"v{frames}.avi")
@@ -396,7 +503,7 @@ def test_memory_stays_flat_on_long_videos(media, tmp_path):
             "import resource, sys\nfrom mindface_au.cli import main\nrc = main(sys.argv[1:])\n"
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)\n"
         )
-        args = ["detect", "--input", video, "--output", out, "--ckpt", media["ckpt"], "--aligned"]
+        args = ["detect", "--input", video, "--output", out, "--ckpt", model, "--aligned"]
         args += ["--prob-k", "8", "--no-progress", "--device", "CPU"]
         proc = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, env=dict(os.environ, GLOG_v="3")

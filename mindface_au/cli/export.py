@@ -1,4 +1,4 @@
-"""`mindface-au export`: write a trained checkpoint as a MindIR file (fixed batch, outputs AU probabilities)."""
+"""`mindface-au export`: write a trained checkpoint as a MindIR or ONNX file (AU probabilities; optional int8)."""
 
 import argparse
 import json
@@ -6,23 +6,50 @@ import json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.cli.common import add_config_args
+    from mindface_au.inference.export import FORMATS, QUANTIZE
 
     add_config_args(parser)
     parser.add_argument("--ckpt", required=True, help="trained checkpoint (.ckpt)")
-    parser.add_argument("--format", default="MINDIR", type=str.upper, choices=["MINDIR"], help="export format")
-    parser.add_argument("--out", required=True, help="output file, e.g. model.mindir")
-    parser.add_argument("--batch-size", type=int, default=8, help="fixed batch size of the exported graph (default 8)")
+    parser.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS), help="export format")
+    parser.add_argument("--out", required=True, help="output file, e.g. model.mindir or model.onnx")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="MindIR: fixed batch of the graph; ONNX: batch traced (default 8)"
+    )
+    parser.add_argument("--quantize", choices=list(QUANTIZE), default=None, help="ONNX only: static int8 (QDQ)")
+    parser.add_argument("--calib", default=None, help="--quantize: folder of aligned face crops (default: SynthAU)")
+    parser.add_argument("--calib-frames", type=int, default=256, help="--quantize: calibration crops (default 256)")
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from mindface_au.cli.common import echo_config
     from mindface_au.config import load_config
-    from mindface_au.inference.export import export_mindir
+    from mindface_au.inference.export import export_model
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
     if config is not None:
         echo_config(config)
-    info = export_mindir(args.ckpt, args.out, config=config, batch_size=args.batch_size, device=args.device)
-    print(json.dumps({"out": args.out, "batch_size": info["batch_size"], "input_size": info["input_size"]}))
+    info = export_model(
+        args.ckpt,
+        args.out,
+        fmt=args.format,
+        batch_size=args.batch_size,
+        quantize=args.quantize,
+        calib=args.calib,
+        calib_frames=args.calib_frames,
+        device=args.device,
+        config=config,
+    )
+    if "int8" in info:
+        q = info["int8"]
+        print(
+            f"int8: {q['time_ratio_int8_vs_float32']}x the float32 file's time at batch {q['timed_batch']} "
+            f"({q['int8_seconds']:.4f} s vs {q['float32_seconds']:.4f} s), max difference {q['max_diff']:.2e} "
+            f"on {q['compared_on']}; calibrated on {q['calibration']}",
+            file=sys.stderr,
+        )
+    keys = ("batch_size", "input_size", "output", "out_dim", "max_abs_diff_vs_mindspore", "int8")
+    print(json.dumps({"out": args.out, "format": args.format, **{k: info[k] for k in keys if k in info}}))
     return 0

@@ -7,7 +7,9 @@ from mindface_au.cli.common import add_config_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
-    parser.add_argument("--ckpt", nargs="+", required=True, help="one or more checkpoints; several vote")
+    parser.add_argument(
+        "--ckpt", nargs="+", required=True, help="one or more model files (.ckpt/.mindir/.onnx) that vote"
+    )
     parser.add_argument(
         "--split",
         default="test",

@@ -46,21 +46,17 @@ __all__ = [
     "read_image",
 ]
 
-MEAN = [127.5, 127.5, 127.5]
-STD = [127.5, 127.5, 127.5]
-
 
 def read_image(path: str, size: int) -> Optional[np.ndarray]:
-    """RGB uint8 (size, size, 3) image, or None if the file cannot be read or decoded."""
+    """RGB uint8 (size, size, 3) image, or None if the file cannot be read or decoded (resize: `resize_face`)."""
+    from mindface_au.data.transforms import resize_face
+
     if path is None:
         return None
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.size == 0:
         return None
-    if image.shape[0] != size or image.shape[1] != size:
-        shrink = image.shape[0] > size or image.shape[1] > size
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(image[:, :, ::-1])
+    return np.ascontiguousarray(resize_face(image, size)[:, :, ::-1])
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: float, flip_prob: float = 0.5):
@@ -190,9 +186,16 @@ def _workers(data_cfg) -> int:
     return max(1, min(int(data_cfg.num_workers), os.cpu_count() or 1))
 
 
-def build_image_ops() -> list:
-    """Map ops on the HWC uint8 RGB image: normalise (x/255 - 0.5)/0.5 and HWC -> CHW."""
-    return [vision.Normalize(mean=MEAN, std=STD, is_hwc=True), vision.HWC2CHW()]
+def build_image_ops(spec=None) -> list:
+    """Map ops on the HWC uint8 RGB image: normalise with the model's mean/std and HWC -> CHW.
+
+    `spec`: a `mindface_au.data.transforms.FaceInput`; None takes the default model's normalisation (every
+    registered model shares it), so the numbers have one source.
+    """
+    from mindface_au.data.transforms import default_face_input
+
+    spec = spec if spec is not None else default_face_input(1)
+    return [vision.Normalize(mean=list(spec.mean255), std=list(spec.std255), is_hwc=True), vision.HWC2CHW()]
 
 
 def create_train_dataset(

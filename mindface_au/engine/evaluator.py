@@ -12,6 +12,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
+from mindface_au.inference.loader import AUProbabilities, build_network, checkpoint_model_config
 from mindface_au.metrics import F1Accumulator, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
@@ -27,43 +28,20 @@ __all__ = [
 ]
 
 
-def _prob_net_class():
-    from mindspore import nn, ops
-
-    class ProbNet(nn.Cell):
-        """Network -> sigmoid probabilities (B, 12); what evaluation and prediction run."""
-
-        def __init__(self, net: nn.Cell) -> None:
-            super().__init__(auto_prefix=False)  # keep the network's parameter names (checkpoints)
-            self.net = net
-
-        def construct(self, x):
-            return ops.sigmoid(self.net(x))
-
-    return ProbNet
-
-
-def ProbNet(net):  # noqa: N802 - reads like the class it builds; keeps mindspore out of import time
-    """Wrap `net` so it returns sigmoid probabilities."""
-    return _prob_net_class()(net)
+# The one sigmoid wrapper (mindface_au.inference.loader.AUProbabilities), under the name the trainer uses.
+ProbNet = AUProbabilities
 
 
 def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
-    """Build the network a checkpoint was trained with (its embedded ModelConfig) and load it strictly.
+    """The training-form network of a checkpoint (not folded; for inspection or fine-tuning) and its ModelConfig.
 
-    `model_cfg` is used only for checkpoints without an embedded config. Returns (net, ModelConfig).
+    The config rule is the loader's (`checkpoint_model_config`): the embedded config, strictly parsed, else
+    `model_cfg`. For inference use `mindface_au.inference.loader.load_inference_model`.
     """
-    from mindface_au.models import create_model_from_config
-    from mindface_au.models.checkpoint import load_checkpoint_strict, read_model_config
+    from mindface_au.models.checkpoint import load_checkpoint_strict
 
-    embedded = read_model_config(ckpt)
-    if embedded is not None:
-        valid = {f.name for f in dataclasses.fields(ModelConfig)}
-        model_cfg = ModelConfig(**{k: v for k, v in embedded.items() if k in valid})
-    elif model_cfg is None:
-        raise UserError(f"{ckpt}: checkpoint has no embedded model config; pass --config with the model section")
-    model_cfg = dataclasses.replace(model_cfg, backbone_checkpoint="")  # the full checkpoint holds the backbone
-    net = create_model_from_config(model_cfg)
+    model_cfg = checkpoint_model_config(ckpt, model_cfg)
+    net = build_network(model_cfg)
     load_checkpoint_strict(net, ckpt)
     net.set_train(False)
     return net, model_cfg
@@ -83,11 +61,29 @@ def _image_only(video):
     )
 
 
-def predict_videos(prob_net, videos: Sequence, data_cfg: DataConfig, batch_size: Optional[int] = None) -> List:
-    """Probabilities for every frame with an image: per video a (frame_ids, probs) pair, frames in order."""
+def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Optional[int] = None) -> List:
+    """Probabilities for every frame with an image: per video a (frame_ids, probs) pair, frames in order.
+
+    `model`: an InferenceModel (`load_inference_model`: .ckpt, .mindir or .onnx; images at its input size) or,
+    during training, a probability Cell such as ProbNet(net) (images at data_cfg.image_size).
+    """
     import mindspore as ms
 
     from mindface_au.data import create_eval_dataset
+
+    if hasattr(model, "face_input"):  # an InferenceModel: its own input size, padding inside `predict`
+        data_cfg = dataclasses.replace(data_cfg, image_size=model.input_size)
+
+        def run(images: np.ndarray) -> np.ndarray:
+            return model.predict(images, pad=True)
+
+    else:
+
+        def run(images: np.ndarray) -> np.ndarray:
+            count = images.shape[0]
+            if count < batch:  # pad to one fixed shape: a GRAPH-mode network compiles once
+                images = np.concatenate([images, np.zeros((batch - count,) + images.shape[1:], images.dtype)])
+            return model(ms.Tensor(images)).asnumpy()[:count]
 
     subsets = [_image_only(v) for v in videos]
     outputs = [np.full((len(v.frame_ids), len(AU_NAMES)), np.nan, np.float32) for v in subsets]
@@ -96,12 +92,7 @@ def predict_videos(prob_net, videos: Sequence, data_cfg: DataConfig, batch_size:
         batch = int(batch_size or data_cfg.eval_batch_size)
         dataset = create_eval_dataset([subsets[i] for i in nonempty], data_cfg, batch_size=batch)
         for row in dataset.create_dict_iterator(num_epochs=1, output_numpy=True):
-            images = row["image"]
-            count = images.shape[0]
-            if count < batch:  # pad to one fixed shape: a GRAPH-mode network compiles once
-                pad = np.zeros((batch - count,) + images.shape[1:], images.dtype)
-                images = np.concatenate([images, pad])
-            probs = prob_net(ms.Tensor(images)).asnumpy()[:count]
+            probs = run(row["image"])
             for p, vi, fi in zip(probs, row["video_index"].reshape(-1), row["frame_index"].reshape(-1)):
                 outputs[nonempty[int(vi)]][int(fi)] = p
     return [(np.asarray(v.frame_ids), out) for v, out in zip(subsets, outputs)]
@@ -180,15 +171,15 @@ def evaluate(
     split: str = "val",
     device: str = "auto",
 ) -> Dict:
-    """Evaluate checkpoint `ckpt` on the validation videos of `cfg.data.split` (or a named split).
+    """Evaluate model file `ckpt` (.ckpt, .mindir or .onnx) on the validation videos of `cfg.data.split` (or a
+    named split). `cfg.model` is used only for a checkpoint without an embedded model config.
 
     Returns {"mean_f1", "per_au", "mean_f1_smoothed", "per_au_smoothed", "prob_k", "label_k", "videos",
     "frames"} plus "sweep" (Table 2) when asked.
     """
     from mindface_au.data import get_split, load_split
-    from mindface_au.utils.device import init_context
+    from mindface_au.inference.loader import load_inference_model
 
-    init_context(device)
     prob_k = cfg.eval.prob_k if prob_k is None else prob_k
     label_k = cfg.eval.label_k if label_k is None else label_k
     if split == "val":
@@ -197,8 +188,8 @@ def evaluate(
         videos = load_split(cfg.data.root, split)
     if not videos or any(v.labels is None for v in videos):
         raise UserError(f"split {split!r} of {cfg.data.root} has no labelled videos to evaluate")
-    net, _ = load_model(ckpt, cfg.model)
-    predictions = predict_videos(ProbNet(net), videos, cfg.data)
+    model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+    predictions = predict_videos(model, videos, cfg.data)
     result = evaluate_probs(videos, predictions, prob_k, label_k, cfg.eval.threshold)
     if do_sweep:
         result["sweep"] = sweep(videos, result["full_probs"], cfg.eval.threshold, fixed_prob_k=prob_k or 8)

@@ -49,11 +49,14 @@ def predict(
     save_probs: bool = False,
 ) -> Dict:
     """Write <out_dir>/<video>.txt for every video of `split` ("test", "val", "train" or "val-fold" for the
-    validation videos of cfg.data.split). Returns {"videos", "frames", "out_dir", "probs": {video: (T, 12)}}."""
+    validation videos of cfg.data.split). `ckpts`: model files (.ckpt, .mindir or .onnx).
+
+    Returns {"videos", "frames", "out_dir", "probs": {video: (T, 12)}}.
+    """
     from mindface_au.data import get_split, load_split
-    from mindface_au.engine.evaluator import ProbNet, frame_probs, load_model, predict_videos
+    from mindface_au.engine.evaluator import frame_probs, predict_videos
+    from mindface_au.inference.loader import load_inference_model
     from mindface_au.submission import write_prediction
-    from mindface_au.utils.device import init_context
 
     if not ckpts:
         raise UserError("--ckpt: give at least one checkpoint")
@@ -62,7 +65,6 @@ def predict(
     for ckpt in ckpts:
         if not os.path.isfile(ckpt):
             raise UserError(f"{ckpt}: checkpoint not found")
-    init_context(device)
     prob_k = cfg.eval.prob_k if prob_k is None else prob_k
     label_k = cfg.eval.label_k if label_k is None else label_k
     videos = get_split(cfg.data)[1] if split == "val-fold" else load_split(cfg.data.root, split)
@@ -70,8 +72,8 @@ def predict(
         raise UserError(f"split {split!r} of {cfg.data.root} has no videos")
     per_model: List[List[np.ndarray]] = []
     for ckpt in ckpts:
-        net, _ = load_model(ckpt, cfg.model)
-        predictions = predict_videos(ProbNet(net), videos, cfg.data)
+        model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+        predictions = predict_videos(model, videos, cfg.data)
         per_model.append([frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)])
     frames = 0
     probs_out = {}

