@@ -11,8 +11,8 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[torch,dev]"
+$(VENV)/.installed-dev: $(VENV)/.installed setup.py
+	$(PY) -m pip install -q -e ".[torch,dev,onnx]"
 	touch $@
 
 demo: $(VENV)/.installed
