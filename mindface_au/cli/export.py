@@ -1,24 +1,45 @@
-"""`mindface-au export`: write a trained checkpoint as a MindIR or ONNX file (AU probabilities; optional int8)."""
+"""`mindface-au export`: write a trained checkpoint as a MindIR or ONNX file (AU probabilities; optional int8), or
+as a model-zoo release checkpoint with its recipe (`--format CKPT`)."""
 
 import argparse
 import json
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.cli.common import add_config_args
-    from mindface_au.inference.export import FORMATS, QUANTIZE
+    from mindface_au.inference.export import FORMATS, QUANTIZE, SPEC_CHARS
 
     add_config_args(parser)
     parser.add_argument("--ckpt", required=True, help="trained checkpoint (.ckpt)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS), help="export format")
-    parser.add_argument("--out", required=True, help="output file, e.g. model.mindir or model.onnx")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output file, e.g. model.mindir or model.onnx; for CKPT a folder (the file name is derived)",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="MindIR: fixed batch of the graph; ONNX: batch traced (default 8)"
     )
     parser.add_argument("--quantize", choices=list(QUANTIZE), default=None, help="ONNX only: static int8 (QDQ)")
     parser.add_argument("--calib", default=None, help="--quantize: folder of aligned face crops (default: SynthAU)")
     parser.add_argument("--calib-frames", type=int, default=256, help="--quantize: calibration crops (default 256)")
+    parser.add_argument(
+        "--spec",
+        default=None,
+        help=f"CKPT: the recipe's name in {{model}}_{{spec}}-{{sha256[:8]}}.ckpt ({SPEC_CHARS}; default: the "
+        "packaged config the run's config.yaml matches, else the run folder's name)",
+    )
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend (default auto)")
+
+
+def _run_recipe(ckpt: str):
+    """The config.yaml of the run folder holding `ckpt` (RUN/checkpoints/x.ckpt), or None."""
+    from mindface_au.engine.run_dir import RUN_FILES
+
+    ckpt_dir = os.path.dirname(os.path.abspath(ckpt))
+    path = os.path.join(os.path.dirname(ckpt_dir), RUN_FILES["config"])
+    return path if os.path.basename(ckpt_dir) == RUN_FILES["ckpt_dir"] and os.path.isfile(path) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
     if config is not None:
         echo_config(config)
+    if args.format == "CKPT":
+        # the recipe: --config (by name, so a packaged name gives the spec), else the run folder's config.yaml
+        recipe = (args.config if not args.overrides else config) if config is not None else _run_recipe(args.ckpt)
+        info = export_model(args.ckpt, args.out, fmt="CKPT", device=args.device, config=recipe, spec=args.spec)
+        print(json.dumps({"format": "CKPT", **info}))
+        return 0
     info = export_model(
         args.ckpt,
         args.out,

@@ -1,4 +1,5 @@
-"""Export a network to MindIR or ONNX for deployment (`mindface-au export`), optionally int8-quantised (ONNX).
+"""Export a network to MindIR or ONNX for deployment (`mindface-au export`), optionally int8-quantised (ONNX), or
+as a model-zoo release checkpoint (CKPT).
 
 What is exported is what `load_inference_model` runs for a checkpoint: BatchNorm folded, batch-agnostic
 (mindface_au.inference.fold), sigmoid probabilities for AU networks, the embedding for bare `iresnet*` backbones.
@@ -14,9 +15,16 @@ JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batc
   fly). Per-channel DequantizeLinear needs opset 13, so the float32 graph is converted first. The result reports
   the int8 file's speed against the float32 file and its largest probability difference on crops that were not
   used for calibration.
+- CKPT: a model-zoo release file as mindcv names them, `{model}_{spec}-{sha256[:8]}.ckpt` in the folder `out`
+  (spec: the recipe's name), with the recipe (the resolved config YAML, `{model}_{spec}.yaml`) beside it. It holds
+  the network's parameters only (float32; no optimiser moments, learning rate or step counters) and the embedded
+  ModelConfig, so `create_model`, `load_inference_model`, `eval` and `detect` load it like a training checkpoint.
+  The hash is of the file's bytes as written.
 """
 
+import dataclasses
 import os
+import re
 import tempfile
 import time
 from typing import Optional, Union
@@ -35,15 +43,22 @@ from mindface_au.inference.loader import (
 from mindface_au.utils.io import atomic_path
 
 __all__ = ["FORMATS", "QUANTIZE", "export_network", "export_model", "calibration_crops"]
+__all__ += ["release_name", "default_spec", "export_release"]
 
-FORMATS = ("MINDIR", "ONNX")
-EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+FORMATS = ("MINDIR", "ONNX", "CKPT")
+EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx"}  # CKPT: `out` is a folder, the file name is derived
 QUANTIZE = ("int8",)
 QUANT_OPSET = 13  # per-channel QDQ (DequantizeLinear with an axis) needs opset 13
 HELD_OUT = 32  # crops kept out of calibration to compare int8 with float32
 
 
 def _check_out(out: str, fmt: str) -> None:
+    if fmt == "CKPT":
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UserError(f"--out {out}: is a file; --format CKPT writes into a folder (the file name is derived)")
+        if out.lower().endswith((".ckpt", ".yaml")):
+            raise UserError(f"--out {out}: --format CKPT takes a folder (the file name is derived), not a file name")
+        return
     ext = EXTENSIONS[fmt]
     if not out.lower().endswith(ext):
         raise UserError(f"--out {out}: expected a file name ending in {ext} for --format {fmt}")
@@ -53,9 +68,8 @@ def _check_out(out: str, fmt: str) -> None:
 
 def _onnx_modules():
     try:
-        import onnxruntime  # noqa: F401 - the export is checked with it
-
         import onnx
+        import onnxruntime  # noqa: F401 - the export is checked with it
     except ImportError as exc:
         raise UserError(f"--format ONNX needs the onnx and onnxruntime packages: {ONNX_EXTRA}") from exc
     return onnx
@@ -126,12 +140,11 @@ class _CalibrationReader:
 
 
 def _quantize(float_path: str, out_tmp: str, calib: np.ndarray, workdir: str) -> None:
+    import onnx
+    from onnx import version_converter
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.registry import QDQRegistry
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnx
-    from onnx import version_converter
 
     model = onnx.load(float_path)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
@@ -213,8 +226,8 @@ def export_network(
     import mindspore as ms
 
     fmt = fmt.upper()
-    if fmt not in FORMATS:
-        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS or fmt == "CKPT":  # CKPT needs the recipe: export_release
+        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(f for f in FORMATS if f != 'CKPT')}")
     _check_out(out, fmt)
     if batch_size < 1:
         raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
@@ -285,6 +298,17 @@ def export_network(
     return info
 
 
+def _check_source(ckpt: str) -> None:
+    kinds = {".mindir": "MindIR", ".onnx": "ONNX"}
+    ext = os.path.splitext(ckpt)[1].lower()
+    if ext in kinds:
+        raise UserError(
+            f"--ckpt {ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)"
+        )
+    if ext != ".ckpt":
+        raise UserError(f"--ckpt {ckpt}: export needs a training checkpoint (.ckpt)")
+
+
 def export_model(
     ckpt: str,
     out: str,
@@ -295,9 +319,13 @@ def export_model(
     calib_frames: int = 256,
     device: str = "auto",
     config: Union[None, str, Config, ModelConfig] = None,
+    spec: Optional[str] = None,
 ) -> dict:
     """Rebuild the network of training checkpoint `ckpt` (embedded or given config), load it strictly and write
-    `out` (see export_network). Returns the metadata stored in the file (plus the int8 report)."""
+    `out` (see export_network). Returns the metadata stored in the file (plus the int8 report).
+
+    `fmt="CKPT"` writes a release checkpoint into folder `out` instead (export_release: `config` is the recipe,
+    `spec` its name)."""
     from mindface_au.data.transforms import face_input
     from mindface_au.inference.loader import build_network, checkpoint_model_config
     from mindface_au.models.checkpoint import load_checkpoint_strict
@@ -311,8 +339,11 @@ def export_model(
         raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
     if quantize and fmt != "ONNX":
         raise UserError(f"--quantize {quantize}: only with --format ONNX")
-    if not ckpt.lower().endswith(".ckpt"):
-        raise UserError(f"--ckpt {ckpt}: export needs a training checkpoint (.ckpt)")
+    _check_source(ckpt)
+    if fmt == "CKPT":
+        if isinstance(config, ModelConfig):
+            raise UserError("--format CKPT: the recipe is a whole config (YAML path or Config), not a model section")
+        return export_release(ckpt, out, config, spec, device)
     if fmt == "ONNX":
         _onnx_modules()
     init_context(device)
@@ -335,3 +366,157 @@ def export_model(
         source=ckpt,
         calib_source=calib_source,
     )
+
+
+# ------------------------------------------------------------------------------------------------ release files
+SPEC_CHARS = "letters, digits, _ and ."
+_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+# where a run read its data and wrote its files, not how it trained: ignored when matching packaged recipes
+_WHERE_KEYS = {"data": ("root", "folds_file", "num_workers", "eval_batch_size"), "train": ("out_dir", "device")}
+
+
+def release_name(model: str, spec: str, sha256: str) -> str:
+    """mindcv's release file name: `{model}_{spec}-{sha256[:8]}.ckpt`."""
+    return f"{model}_{spec}-{sha256[:8]}.ckpt"
+
+
+def _recipe_key(cfg: Config) -> dict:
+    from mindface_au.config import config_to_dict
+
+    data = config_to_dict(cfg)
+    for section, keys in _WHERE_KEYS.items():
+        for key in keys:
+            data[section].pop(key, None)
+    return data
+
+
+def default_spec(recipe: Config, name_or_path: str = "") -> str:
+    """The recipe's name, filename-safe: the packaged config `name_or_path` names; else the packaged config that
+    `recipe` equals apart from the `_WHERE_KEYS` (data root, output folder, ...); else the YAML file's stem (its
+    folder's name for a run's `config.yaml`). "" when none applies."""
+    from mindface_au.config import load_config, packaged_configs
+
+    packaged = packaged_configs()
+    if name_or_path and not os.path.isfile(name_or_path):
+        name = name_or_path[: -len(".yaml")] if name_or_path.endswith(".yaml") else name_or_path
+        full = [n for n in packaged if n == name or n.rsplit("/", 1)[-1] == name]
+        if full:
+            return full[0].rsplit("/", 1)[-1]
+    wanted = _recipe_key(recipe)
+    matches = [n for n, path in packaged.items() if _recipe_key(load_config(path)) == wanted]
+    if len(matches) == 1:
+        return matches[0].rsplit("/", 1)[-1]
+    if not name_or_path:
+        return ""
+    stem = os.path.splitext(os.path.basename(name_or_path))[0]
+    if stem == "config":  # a run's config.yaml: the run folder names the recipe
+        stem = os.path.basename(os.path.dirname(os.path.abspath(name_or_path)))
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", stem).strip("_.")
+
+
+def _release_weights(net, path: str) -> dict:
+    """{name: float32 array} of `net`'s parameters, loaded strictly from training checkpoint `path`.
+
+    Optimiser slots (`moments.X`, `adam_m.X`, ... for a parameter X of `net`) and top-level scalars (learning
+    rate, momentum, global_step, epoch_num) are dropped; any other entry that is not a parameter of `net` is an
+    error (load_params_strict), so nothing unknown is silently left behind.
+    """
+    import mindspore as ms
+
+    from mindface_au.models.checkpoint import load_params_strict, read_checkpoint
+
+    own = {name for name, _ in net.parameters_and_names()}
+    kept = {}
+    for name, value in read_checkpoint(path).items():
+        if not isinstance(value, ms.Parameter):
+            continue  # embedded strings: the model config, resume's best-epoch record
+        head, _, rest = name.partition(".")
+        if name not in own and (not rest or rest in own):
+            continue  # optimiser state or a counter
+        array = value.asnumpy()
+        if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float32:
+            array = array.astype(np.float32)  # AMP float16 weights
+        kept[name] = ms.Parameter(ms.Tensor(array), name=name)
+    load_params_strict(net, kept, path)
+    return {name: p.asnumpy().astype(np.float32, copy=False) for name, p in net.parameters_and_names()}
+
+
+def export_release(
+    ckpt: str,
+    out_dir: str,
+    recipe: Union[None, str, Config],
+    spec: Optional[str] = None,
+    device: str = "auto",
+) -> dict:
+    """Write the model-zoo release of training checkpoint `ckpt` into folder `out_dir`:
+    `{model}_{spec}-{sha256[:8]}.ckpt` (network parameters only, float32, ModelConfig embedded) and the recipe
+    `{model}_{spec}.yaml` beside it.
+
+    `recipe`: the config the run was trained with (a YAML path or packaged name, or a Config); its model section
+    must be the checkpoint's. `spec` defaults to `default_spec(recipe)`. Everything is checked before anything is
+    written; the checkpoint goes to a temporary file that is hashed and then renamed. Returns {"out", "recipe",
+    "sha256", "model", "spec", "tensors", "bytes", "source_bytes"}.
+    """
+    from mindface_au.config import load_config, save_config
+    from mindface_au.inference.loader import build_network, checkpoint_model_config
+    from mindface_au.models.checkpoint import save_checkpoint_atomic, sha256_file
+    from mindface_au.utils.device import init_context
+
+    _check_out(out_dir, "CKPT")
+    _check_source(ckpt)
+    recipe_cfg = load_config(recipe) if isinstance(recipe, str) else recipe
+    model_cfg = checkpoint_model_config(ckpt, recipe_cfg)
+    if recipe_cfg is None:
+        raise UserError(
+            f"--ckpt {ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; pass --config "
+            "with the config the run was trained with"
+        )
+    trained = dataclasses.asdict(dataclasses.replace(recipe_cfg.model, backbone_checkpoint=""))
+    differ = [k for k, v in dataclasses.asdict(model_cfg).items() if trained[k] != v]
+    if differ:
+        key = differ[0]
+        raise UserError(
+            f"--config: model.{key} is {trained[key]!r} but {ckpt} was trained with {getattr(model_cfg, key)!r}; "
+            "give the config the run was trained with"
+        )
+    if spec is None or spec == "":
+        spec = default_spec(recipe_cfg, recipe if isinstance(recipe, str) else "")
+        if not spec:
+            raise UserError(
+                f"--spec: the recipe's name could not be derived from the config; give --spec ({SPEC_CHARS})"
+            )
+    elif not _SPEC.match(spec):
+        raise UserError(f"--spec {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
+    init_context(device)
+    net = build_network(model_cfg)
+    weights = _release_weights(net, ckpt)
+    stem = f"{model_cfg.name}_{spec}"
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from exc
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.ckpt", dir=out_dir)
+    os.close(fd)
+    try:
+        save_checkpoint_atomic(weights, tmp, model_config=dataclasses.asdict(model_cfg))
+        sha256 = sha256_file(tmp)
+        final = os.path.join(out_dir, release_name(model_cfg.name, spec, sha256))
+        yaml_path = os.path.join(out_dir, f"{stem}.yaml")
+        save_config(recipe_cfg, yaml_path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # MindSpore leaves checkpoints owner-read-only; a release is shared
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {
+        "out": final,
+        "recipe": yaml_path,
+        "sha256": sha256,
+        "model": model_cfg.name,
+        "spec": spec,
+        "tensors": len(weights),
+        "bytes": os.path.getsize(final),
+        "source_bytes": os.path.getsize(ckpt),
+    }
