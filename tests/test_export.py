@@ -1,15 +1,19 @@
 """`mindface-au export` to MindIR: the exported graph reproduces the checkpoint's probabilities, in Python
-(`Predictor`) and in `detect`; errors are one line and leave no file."""
+(`Predictor`) and in `detect`; errors are one line and leave no file. `--format CKPT`: the model-zoo release file
+(name, hash, contents, recipe) loads through `create_model`, the loader, `eval` and `detect` with the source's
+probabilities."""
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 
 import cv2
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from conftest import TINY_AUNET, randomise_params, run_cli
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
@@ -125,3 +129,174 @@ def test_bad_mindir_is_a_user_error(tmp_path):
     bad.write_bytes(b"not a protobuf")
     with pytest.raises(UserError, match="bad.mindir"):
         Predictor(str(bad), device="CPU")
+
+
+# ------------------------------------------------------------------------------------------------ --format CKPT
+OPTIMISER_KEYS = ("global_step", "learning_rate", "momentum", "epoch_num", "best")
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _last_json(proc) -> dict:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """A run folder as training leaves it (config.yaml; best.ckpt; resume.ckpt with Momentum state and counters)
+    for a tiny network on a tiny SynthAU set, and its release written by the CLI from best.ckpt."""
+    from mindspore import nn
+    from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
+
+    from mindface_au.config import load_config
+    from mindface_au.data.synthau import generate
+    from mindface_au.engine.run_dir import RunDirectory
+    from mindface_au.models import create_model_from_config
+
+    root = tmp_path_factory.mktemp("release")
+    generate(str(root / "data"), videos=6, frames=60, seed=2, workers=1)
+    config = tiny_config(root / "data", root / "tiny.yaml")
+    cfg = load_config(config, ["model.input_size=32", f"train.out_dir={root / 'run'}"])
+    net = randomise_params(create_model_from_config(cfg.model))
+    run = RunDirectory(cfg.train.out_dir, model_config=dataclasses.asdict(cfg.model))
+    run.save_config(cfg)
+    best = run.save_checkpoint(net, "best", 2)
+    optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
+    train_net = nn.TrainOneStepCell(nn.WithLossCell(net, nn.BCEWithLogitsLoss()), optimizer)
+    resume = run.save_checkpoint(train_net, "resume", 2, extra={"best": json.dumps({"epoch": 2})})
+    out = root / "release"
+    info = _last_json(run_cli("export", "--format", "CKPT", "--ckpt", best, "--out", out, "--device", "CPU"))
+    return {"root": root, "cfg": cfg, "net": net, "best": best, "resume": resume, "out": out, "info": info}
+
+
+def test_release_name_is_model_spec_and_sha256_of_its_bytes(release):
+    info, out = release["info"], release["out"]
+    name = os.path.basename(info["out"])
+    match = re.fullmatch(r"aunet_iresnet18_run-([0-9a-f]{8})\.ckpt", name)  # spec: the run folder's name
+    assert match, name
+    assert info["sha256"] == _sha256(info["out"]) and match.group(1) == info["sha256"][:8]
+    assert sorted(os.listdir(out)) == sorted([name, "aunet_iresnet18_run.yaml"])  # no temporary file left behind
+    assert (info["spec"], info["model"], info["bytes"]) == ("run", "aunet_iresnet18", os.path.getsize(info["out"]))
+
+
+def test_release_holds_the_network_parameters_only(release):
+    from mindface_au.models.checkpoint import MODEL_CONFIG_KEY
+
+    stored = ms.load_checkpoint(release["info"]["out"])
+    params = {k: v for k, v in stored.items() if isinstance(v, ms.Parameter)}
+    assert sorted(params) == sorted(name for name, _ in release["net"].parameters_and_names())
+    assert not [k for k in stored if k.startswith("moments.") or k in OPTIMISER_KEYS]
+    assert {v.dtype for v in params.values()} == {ms.float32}
+    assert set(stored) - set(params) == {MODEL_CONFIG_KEY}
+    assert json.loads(stored[MODEL_CONFIG_KEY]) == dataclasses.asdict(release["cfg"].model)
+    source = ms.load_checkpoint(release["resume"])
+    assert [k for k in source if k.startswith("moments.")] and "global_step" in source  # the source had them
+    size = os.path.getsize(release["info"]["out"])
+    assert size < os.path.getsize(release["best"]) and size < 0.6 * os.path.getsize(release["resume"])
+
+
+def test_release_from_resume_checkpoint_with_spec_is_the_same_file(release, tmp_path):
+    out = tmp_path / "zoo"
+    args = ("--ckpt", release["resume"], "--out", out, "--spec", "tiny_cpu.v1", "--device", "CPU")
+    info = _last_json(run_cli("export", "--format", "CKPT", *args))
+    assert os.path.basename(info["out"]) == f"aunet_iresnet18_tiny_cpu.v1-{release['info']['sha256'][:8]}.ckpt"
+    assert _sha256(info["out"]) == release["info"]["sha256"]  # same parameters, same bytes: moments dropped
+    assert os.path.isfile(out / "aunet_iresnet18_tiny_cpu.v1.yaml")
+
+
+def test_release_recipe_is_the_run_config(release):
+    from mindface_au.config import load_config
+
+    recipe = load_config(release["info"]["recipe"])
+    assert recipe == load_config(os.path.join(release["cfg"].train.out_dir, "config.yaml")) == release["cfg"]
+
+
+def test_release_loads_with_create_model_loader_eval_and_detect(release, tmp_path):
+    from mindface_au.data import get_split
+    from mindface_au.engine.evaluator import evaluate, predict_videos
+    from mindface_au.inference.loader import load_inference_model
+    from mindface_au.models import create_model
+
+    path, best, cfg = release["info"]["out"], release["best"], release["cfg"]
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
+    net = create_model(cfg.model.name, checkpoint_path=path, **kwargs)
+    x = np.random.default_rng(3).normal(0, 1, (4, 3, 32, 32)).astype(np.float32)
+    source = release["net"]
+    source.set_train(False)
+    net.set_train(False)
+    np.testing.assert_array_equal(net(ms.Tensor(x)).asnumpy(), source(ms.Tensor(x)).asnumpy())
+    a = load_inference_model(path, device="CPU", batch_size=4)
+    b = load_inference_model(best, device="CPU", batch_size=4)
+    assert a.model_config == b.model_config
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    videos = get_split(cfg.data)[1]  # the frames `eval` scores
+    for (ids_a, probs_a), (ids_b, probs_b) in zip(
+        predict_videos(a, videos, cfg.data), predict_videos(b, videos, cfg.data)
+    ):
+        np.testing.assert_array_equal(ids_a, ids_b)
+        np.testing.assert_array_equal(probs_a, probs_b)
+    from_best = evaluate(cfg, best, device="CPU")
+    proc = run_cli("eval", "--config", release["info"]["recipe"], "--ckpt", path, "--json", "--device", "CPU")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scored = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert scored["mean_f1"] == pytest.approx(from_best["mean_f1"], abs=1e-12)
+    assert scored["per_au_smoothed"] == pytest.approx(from_best["per_au_smoothed"], abs=1e-12)
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(5):
+        cv2.imwrite(str(crops / f"{i:05d}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    csvs = []
+    for model_file in (path, best):
+        csv = tmp_path / (os.path.basename(model_file) + ".csv")
+        args = ("--input", crops, "--output", csv, "--ckpt", model_file, "--aligned", "--no-progress")
+        proc = run_cli("detect", *args, "--device", "CPU")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        csvs.append(csv.read_text())
+    assert csvs[0] == csvs[1] and len(csvs[0].splitlines()) == 6
+
+
+@pytest.mark.parametrize(
+    "case, culprit",
+    [
+        ("out_is_file", "is a file"),
+        ("plain_no_config", "no embedded model config"),
+        ("no_recipe", "no recipe"),
+        ("mindir_source", "already an exported MindIR"),
+        ("onnx_source", "already an exported ONNX"),
+        ("bad_spec", "--spec"),
+        ("other_model", "model.head_dim"),
+    ],
+)
+def test_release_errors_are_one_line_and_write_nothing(release, exported, tmp_path, case, culprit):
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+    out = tmp_path / "zoo"
+    ckpt = release["best"]
+    extra = []
+    if case == "out_is_file":
+        out = tmp_path / "zoo.txt"
+        out.write_text("a file")
+    elif case in ("plain_no_config", "no_recipe"):  # outside any run folder
+        ckpt = str(tmp_path / "loose.ckpt")
+        cfg = dataclasses.asdict(release["cfg"].model) if case == "no_recipe" else None
+        save_checkpoint_atomic(release["net"], ckpt, model_config=cfg)
+    elif case == "mindir_source":
+        ckpt = exported["mindir"]
+    elif case == "onnx_source":
+        ckpt = str(tmp_path / "model.onnx")
+        open(ckpt, "wb").close()
+    elif case == "bad_spec":
+        extra = ["--spec", "my recipe/v1"]
+    elif case == "other_model":
+        extra = ["--config", release["info"]["recipe"], "--set", "model.head_dim=32"]
+    before = sorted(os.listdir(tmp_path))
+    proc = run_cli("export", "--format", "CKPT", "--ckpt", ckpt, "--out", out, *extra)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written: no zoo/ folder, no file
