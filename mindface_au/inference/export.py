@@ -430,7 +430,7 @@ def _release_weights(net, path: str) -> dict:
     for name, value in read_checkpoint(path).items():
         if not isinstance(value, ms.Parameter):
             continue  # embedded strings: the model config, resume's best-epoch record
-        head, _, rest = name.partition(".")
+        rest = name.partition(".")[2]
         if name not in own and (not rest or rest in own):
             continue  # optimiser state or a counter
         array = value.asnumpy()
@@ -464,6 +464,7 @@ def export_release(
 
     _check_out(out_dir, "CKPT")
     _check_source(ckpt)
+    init_context(device)
     recipe_cfg = load_config(recipe) if isinstance(recipe, str) else recipe
     model_cfg = checkpoint_model_config(ckpt, recipe_cfg)
     if recipe_cfg is None:
@@ -487,7 +488,6 @@ def export_release(
             )
     elif not _SPEC.match(spec):
         raise UserError(f"--spec {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
-    init_context(device)
     net = build_network(model_cfg)
     weights = _release_weights(net, ckpt)
     stem = f"{model_cfg.name}_{spec}"
