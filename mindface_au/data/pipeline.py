@@ -165,8 +165,9 @@ class EpochSampler(ds.Sampler):
     Sharding: rank r of R takes every R-th frame of the epoch's shuffled sample starting at r, cut to the same
     length `per_rank` on every rank (`max_per_rank` caps it, for `train.steps_per_epoch`), so shards are disjoint
     and the frames left out are at most R - 1 (equal split) plus what `batch(drop_remainder=True)` drops (< batch
-    per rank); `accounting` counts them. `skip_first` drops that many of the first epoch's indices: a run resumed
-    from a step checkpoint continues its interrupted epoch with the batches an uninterrupted run trains next.
+    per rank); `accounting` counts them. `skip` leaves out the first `skip` indices of each epoch: a dataset for
+    the rest of an interrupted epoch (a run resumed from a step checkpoint trains the batches an uninterrupted run
+    trains next; the dataset checks that every epoch yields `len(sampler)` indices, so this is its own dataset).
     """
 
     def __init__(
@@ -179,7 +180,7 @@ class EpochSampler(ds.Sampler):
         rank=0,
         world_size=1,
         max_per_rank=0,
-        skip_first=0,
+        skip=0,
     ) -> None:
         self.rare_masks = list(rare_masks)
         self.num_frames = int(sum(len(m) for m in self.rare_masks))
@@ -190,8 +191,8 @@ class EpochSampler(ds.Sampler):
         self.per_rank = self.epoch_size // self.world_size
         if max_per_rank > 0:
             self.per_rank = min(self.per_rank, int(max_per_rank))
-        self.skip_first = int(skip_first)
-        super().__init__(num_samples=self.per_rank)
+        self.skip = min(int(skip), self.per_rank)
+        super().__init__(num_samples=self.per_rank - self.skip)
 
     def indices(self, epoch: int) -> np.ndarray:
         """Flat frame indices this rank reads in `epoch`."""
@@ -208,13 +209,10 @@ class EpochSampler(ds.Sampler):
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
-        picked = self.indices(epoch)
-        if self.skip_first:
-            picked, self.skip_first = picked[self.skip_first :], 0
-        return iter((picked + epoch * self.num_frames).tolist())
+        return iter((self.indices(epoch)[self.skip :] + epoch * self.num_frames).tolist())
 
     def __len__(self) -> int:
-        return self.per_rank
+        return self.per_rank - self.skip
 
 
 def _workers(data_cfg) -> int:
@@ -240,7 +238,8 @@ def create_train_dataset(
     """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,12)); same batch count every epoch.
 
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
-    of the first epoch only (resuming mid-epoch). `dataset.epoch_sampler` is the EpochSampler (its `accounting`).
+    of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
+    EpochSampler (its `accounting` counts the frames trained and dropped).
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise UserError(f"data parallel rank {rank} of world size {world_size}: expected 0 <= rank < world size")
@@ -263,7 +262,7 @@ def create_train_dataset(
         rank,
         world_size,
         max_per_rank=max_steps * batch,
-        skip_first=skip_steps * batch,
+        skip=skip_steps * batch,
     )
     assert sampler.num_frames == len(source), "sampler and source must index the same frame table"
     if len(sampler) < data_cfg.batch_size:

@@ -64,7 +64,7 @@ class ProgressLogger(Callback):
         self.compile_s: Optional[float] = None
 
     def on_train_begin(self, run_context) -> None:
-        self._seen = run_context.original_args().cur_step_num
+        self._seen = getattr(run_context.original_args(), "cur_step_num", None)
 
     def on_train_epoch_begin(self, run_context) -> None:
         self.epoch_losses, self._resumed_losses = self._resumed_losses, []
@@ -88,8 +88,8 @@ class ProgressLogger(Callback):
         else:
             self.step_times.append(elapsed)
         loss = _loss_value(params.net_outputs)
-        seen = params.cur_step_num
-        done = max(1, seen - self._seen) if self._seen is not None else 1  # a sink reports many steps at once
+        seen = getattr(params, "cur_step_num", None)
+        done = max(1, seen - self._seen) if None not in (seen, self._seen) else 1  # a sink reports many at once
         self.global_step += done
         self._seen = seen
         step = self.global_step  # 1-based over the whole run, resumed runs included

@@ -93,12 +93,12 @@ def swap_batchnorm(net, make: Callable) -> int:
     layers = _batchnorms(net)
     for parent, attr, bn in layers:
         new = make(bn)
+        setattr(parent, attr, new)  # renames `new`'s parameters from `attr` alone: set the full names after it
         for key in ("gamma", "beta", "moving_mean", "moving_variance"):
             old, fresh = getattr(bn, key), getattr(new, key)
             fresh.set_data(old.data.copy())
             fresh.name = old.name
             fresh.requires_grad = old.requires_grad
-        setattr(parent, attr, new)
     return len(layers)
 
 

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -58,8 +58,11 @@ def train(
     distributed: bool = False,
     device: Optional[str] = None,
     overrides: List[str] = (),
+    callbacks: Sequence = (),
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
+
+    `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
 
     Returns {"run_dir", "rank", "best": {"epoch", "mean_f1"}, "epochs": [per-epoch records], "best_ckpt",
     "config"}.
@@ -129,27 +132,32 @@ def train(
         logger.info(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
     loss_fn = create_loss(cfg.loss)
 
-    def make_dataset(skip_steps: int = 0):
+    def make_dataset(first_epoch: int, skip_steps: int = 0):
         return create_train_dataset(
-            train_videos, cfg.data, seed=seed, start_epoch=start_epoch, rank=rank, world_size=world_size,
+            train_videos, cfg.data, seed=seed, start_epoch=first_epoch, rank=rank, world_size=world_size,
             max_steps=cfg.train.steps_per_epoch, skip_steps=skip_steps,
         )  # fmt: skip
 
-    dataset = make_dataset()
+    dataset = make_dataset(start_epoch)
     steps = dataset.get_dataset_size()
     if steps <= 0:
         raise UserError(
             f"{cfg.data.root}: the training split gives no full batch of {cfg.data.batch_size}; "
             "lower data.batch_size or raise data.sample_rate"
         )
+    # (last epoch, dataset, first epoch) per Model.train call: resuming from a step checkpoint first trains the
+    # rest of the interrupted epoch on its own dataset (a dataset yields the same count every epoch)
     skip = state.step_in_epoch(steps) if state else 0
+    phases = [(cfg.train.epochs, dataset, start_epoch)]
     if skip:
         if runtime.sink_mode:
             raise UserError(
-                f"--resume {resume}: the state is a step checkpoint (epoch {start_epoch + 1} step {skip});"
-                " resume it with --set train.sink_mode=false"
+                f"--resume {resume}: the state is a step checkpoint (epoch {start_epoch + 1} step {skip}); "
+                "resume it with --set train.sink_mode=false"
             )
-        dataset = make_dataset(skip)
+        phases = [(start_epoch + 1, make_dataset(start_epoch, skip), start_epoch)]
+        if start_epoch + 1 < cfg.train.epochs:
+            phases.append((cfg.train.epochs, make_dataset(start_epoch + 1), start_epoch + 1))
     counts = dataset.epoch_sampler.accounting(cfg.data.batch_size)
     logger.info(
         f"epoch sample {counts['sampled']} frames: {world_size} ranks x {steps} steps x {cfg.data.batch_size} = "
@@ -185,21 +193,24 @@ def train(
     validator = EpochValidator(
         logger, progress, evaluate_fn, run, net, model.train_network, history, lrs, steps, best=best
     )
-    callbacks = [progress, validator, ShardLogger(logger, dataset.epoch_sampler, rank), SkippedImagesCallback(dataset)]
-    if cfg.train.save_every_steps:
-        callbacks.insert(1, StepCheckpoint(logger, progress, validator, cfg.train.save_every_steps))
     logger.info(
         f"{len(train_videos)} train videos, {len(val_videos)} val videos, {steps} steps/epoch of "
         f"{cfg.data.batch_size} x {world_size}, epochs {start_epoch + 1}..{cfg.train.epochs}"
     )
+    built_in = [progress, validator, ShardLogger(logger, dataset.epoch_sampler, rank)]
+    if cfg.train.save_every_steps:  # after progress (the step count), before anything user-supplied
+        built_in.insert(1, StepCheckpoint(logger, progress, validator, cfg.train.save_every_steps))
     t0 = time.time()
-    model.train(
-        cfg.train.epochs,
-        dataset,
-        callbacks=callbacks,
-        dataset_sink_mode=runtime.sink_mode,
-        initial_epoch=start_epoch,
-    )
+    for last_epoch, data, first_epoch in phases:
+        model.train(
+            last_epoch,
+            data,
+            callbacks=[*built_in, SkippedImagesCallback(data), *callbacks],
+            dataset_sink_mode=runtime.sink_mode,
+            initial_epoch=first_epoch,
+        )
+        if progress.diverged is not None:
+            break
     if progress.diverged is not None:
         d = progress.diverged
         kept = validator.last_good or run.latest_epoch_checkpoint() or "none (no epoch finished)"
