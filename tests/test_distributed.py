@@ -38,6 +38,13 @@ def test_distributed_flag_without_launcher_is_a_clear_error(cli, tmp_path):
     assert proc.returncode == 2 and "msrun" in message and "mindface-au launch" in message
 
 
+def test_launch_passes_bind_core_to_msrun(cli):
+    proc = cli("launch", "--workers", "8", "--dry-run", "--msrun-arg=--bind_core=True", "--", "--device", "Ascend")
+    assert proc.returncode == 0, proc.stderr
+    cmd = proc.stdout.strip().splitlines()[-1].split()
+    assert cmd.index("--bind_core=True") < cmd.index("train") and "--distributed" in cmd
+
+
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
 def test_shards_are_disjoint_and_cover_the_epoch_sample(world):
     from mindface_au.data.pipeline import EpochSampler

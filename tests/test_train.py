@@ -237,19 +237,23 @@ def test_resume_mid_epoch_from_a_step_checkpoint_matches_uninterrupted_run(train
 
 
 def test_train_log_shows_the_backbone_layout(tmp_path):
-    """The checkpoint loader's layout line (logger mindface_au.models.checkpoint) goes to the train log."""
+    """The checkpoint loader's layout line (logger mindface_au.models.checkpoint, as model.backbone_checkpoint
+    loads) goes to the train log and stdout."""
     import logging
 
     from mindface_au.engine.trainer import _make_logger
+    from mindface_au.models import create_model
+    from mindface_au.models.checkpoint import load_checkpoint_strict, save_checkpoint_atomic
 
+    kw = dict(widths=TINY_WIDTHS, layers=TINY_LAYERS, embedding_size=16)
+    ckpt = str(tmp_path / "backbone.ckpt")
+    save_checkpoint_atomic(create_model("iresnet18", **kw), ckpt)
     log = tmp_path / "train.log"
     logger = _make_logger(str(log), 0)
-    logging.getLogger("mindface_au.models.checkpoint").info("backbone.pth: layout: arcface_torch state_dict")
-    logger.info("after")
+    layout = load_checkpoint_strict(create_model("iresnet18", **kw), ckpt)
     for handler in logger.handlers:
         handler.flush()
-    text = open(log).read()
-    assert "backbone.pth: layout: arcface_torch state_dict" in text and "after" in text
+    assert f"{ckpt}: layout: {layout}" in open(log).read()
     _make_logger(None, 0)  # a second run replaces the handlers rather than adding to them
     assert len(logging.getLogger("mindface_au.models.checkpoint").handlers) == 1
 

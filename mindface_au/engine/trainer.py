@@ -1,8 +1,10 @@
 """Training: config -> datasets -> AUNet -> `mindspore.train.Model` with callbacks -> run directory.
 
-The function reads as the list of steps: the run directory (engine/run_dir.py, its layout and writers), the
-datasets, the network and loss, `create_scheduler` / `create_optimizer` (engine/optim.py, the lr schedule),
-the callbacks (engine/callbacks.py) with per-epoch validation (engine/validation.py), then `Model.train`.
+The function reads as the list of steps: the device settings (engine/runtime.py: sink mode, jit level, AMP and
+loss scaling), the run directory (engine/run_dir.py, its layout and writers), the datasets, the network (BatchNorm
+per device, synchronised or frozen: engine/distributed.py) and loss, `create_scheduler` / `create_optimizer`
+(engine/optim.py, the lr schedule), the callbacks (engine/callbacks.py) with per-epoch validation
+(engine/validation.py), then `Model.train` (twice when resuming mid-epoch: the rest of that epoch, then the others).
 """
 
 import dataclasses
