@@ -102,7 +102,12 @@ class TrainConfig:
     out_dir: str = "runs/default"
     keep_last: int = 2
     steps_per_epoch: int = 0  # 0 = one pass over the sampled frames
-    sink_mode: bool = False
+    warmup_epochs: float = 0.0  # linear lr warm-up over this many epochs (fractions allowed); 0 = none
+    save_every_steps: int = 0  # also write the resumable checkpoints/resume.ckpt every N global steps; 0 = epochs only
+    sink_mode: str = "auto"  # auto (on for Ascend/GPU, off on CPU) | true | false; YAML true/false work too
+    jit_level: str = ""  # "" = MindSpore's choice | O0 | O1 | O2 (O2: Ascend only)
+    sync_bn: bool = False  # BatchNorm statistics over all devices (nn.SyncBatchNorm; GPU/Ascend data parallel)
+    freeze_bn: bool = False  # BatchNorm uses and keeps its running statistics (gamma/beta still train)
     device: str = "auto"
 
 
@@ -153,11 +158,19 @@ def _check_value(key: str, value: Any, expected: Any) -> Any:
     return value
 
 
+# keys typed str whose YAML booleans mean "true"/"false" (`sink_mode: true` keeps working beside `auto`)
+_BOOL_OR_STR = {("train", "sink_mode")}
+SINK_MODES = ("auto", "true", "false")
+JIT_LEVELS = ("", "O0", "O1", "O2")
+
+
 def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
     types = _field_types(type(section_obj))
     for key, value in values.items():
         if key not in types:
             raise UserError(f"unknown config key {section}.{key}; valid keys: {', '.join(sorted(types))}")
+        if (section, key) in _BOOL_OR_STR and isinstance(value, bool):
+            value = "true" if value else "false"
         setattr(section_obj, key, _check_value(f"{section}.{key}", value, types[key]))
 
 
@@ -267,6 +280,26 @@ def validate(cfg: Config) -> None:
         )
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
+    _validate_train(cfg.train)
+
+
+def _validate_train(train: "TrainConfig") -> None:
+    """The `train` keys' ranges; device-dependent checks (jit O2, sync_bn) are in engine/runtime.py."""
+    train.sink_mode = str(train.sink_mode).lower()
+    if train.sink_mode not in SINK_MODES:
+        raise UserError(f"config key train.sink_mode: got {train.sink_mode!r}, expected auto, true or false")
+    train.jit_level = train.jit_level.upper()
+    if train.jit_level not in JIT_LEVELS:
+        raise UserError(f'config key train.jit_level: got {train.jit_level!r}, expected "" (default), O0, O1 or O2')
+    if train.warmup_epochs < 0:
+        raise UserError(f"config key train.warmup_epochs: got {train.warmup_epochs}, expected >= 0")
+    if train.save_every_steps < 0:
+        raise UserError(f"config key train.save_every_steps: got {train.save_every_steps}, expected >= 0 (0 = off)")
+    if train.sync_bn and train.freeze_bn:
+        raise UserError(
+            "config keys train.sync_bn and train.freeze_bn are both true; a frozen BatchNorm has no "
+            "batch statistics to synchronise, choose one"
+        )
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Any]:

@@ -1,12 +1,24 @@
-"""Data parallel under msrun on CPU via `mindface-au launch`: 2 workers train a tiny net; only rank 0 writes."""
+"""Data parallel, shown correct: shards (sampler, no launcher), then 2 CPU workers under msrun via `mindface-au launch`.
 
+One msrun run trains one step with 2 ranks x batch 4; a single process trains one step with batch 8 on the same
+frames (BatchNorm frozen, plain SGD): same parameters. A second msrun run resumes it for 2 more epochs: both ranks
+resume at the same epoch, read disjoint shards and end with the same parameters, and the logged validation F1
+equals a single-process `eval` of the epoch checkpoint.
+"""
+
+import hashlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
+
+BATCH = 4  # per rank
 
 
 def _free_port() -> int:
@@ -22,33 +34,150 @@ def test_distributed_flag_without_launcher_is_a_clear_error(cli, tmp_path):
     config = tiny_config(tmp_path / "data", tmp_path / "c.yaml")
     env = {k: "" for k in ("MS_WORKER_NUM", "RANK_TABLE_FILE", "RANK_SIZE")}
     proc = cli("train", "--config", config, "--out", tmp_path / "r", "--distributed", env=env)
-    assert proc.returncode == 2 and "msrun" in proc.stderr.strip().splitlines()[-1]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "msrun" in message and "mindface-au launch" in message
 
 
-@pytest.mark.slow
-def test_msrun_two_cpu_workers(tmp_path):
-    from mindface_au.data.synthau import generate
-    from mindface_au.engine.evaluator import load_model
+def test_launch_passes_bind_core_to_msrun(cli):
+    proc = cli("launch", "--workers", "8", "--dry-run", "--msrun-arg=--bind_core=True", "--", "--device", "Ascend")
+    assert proc.returncode == 0, proc.stderr
+    cmd = proc.stdout.strip().splitlines()[-1].split()
+    assert cmd.index("--bind_core=True") < cmd.index("train") and "--distributed" in cmd
 
-    generate(str(tmp_path / "data"), videos=6, frames=60, seed=3, workers=1)
-    config = tiny_config(tmp_path / "data", tmp_path / "c.yaml", epochs=1, steps_per_epoch=3)
-    # launch adds --distributed and puts this Python first on PATH (msrun starts the workers with `python`)
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_shards_are_disjoint_and_cover_the_epoch_sample(world):
+    from mindface_au.data.pipeline import EpochSampler
+    from mindface_au.data.sampling import sample_epoch
+
+    rng = np.random.default_rng(world)
+    masks = [rng.random(n) < 0.2 for n in (57, 80, 33)]
+    batch = 5
+    for epoch in range(3):
+        shards = [EpochSampler(masks, 0.3, 0.5, seed=7, rank=r, world_size=world).indices(epoch) for r in range(world)]
+        sample = sample_epoch(masks, 0.3, 0.5, 7, epoch)
+        flat = np.concatenate(shards)
+        assert len(set(flat.tolist())) == len(flat)  # disjoint
+        assert set(flat.tolist()) <= set(sample.tolist())
+        assert len({len(s) for s in shards}) == 1  # equal split
+        counts = EpochSampler(masks, 0.3, 0.5, seed=7, world_size=world).accounting(batch)
+        trained = world * (len(shards[0]) // batch) * batch
+        assert counts == {
+            "sampled": len(sample),
+            "steps": len(shards[0]) // batch,
+            "trained": trained,
+            "dropped": len(sample) - trained,
+        }
+        assert len(sample) - len(flat) < world and counts["dropped"] <= world * batch
+    # a cap (train.steps_per_epoch) and the rest of an interrupted epoch (skip) cut the same shard
+    capped = EpochSampler(masks, 0.3, 0.5, seed=7, rank=1, world_size=2, max_per_rank=2 * batch)
+    assert len(capped) == 2 * batch and capped.accounting(batch)["trained"] == 2 * 2 * batch
+    full = EpochSampler(masks, 0.3, 0.5, seed=7, start_epoch=2, rank=1, world_size=2)
+    rest = EpochSampler(masks, 0.3, 0.5, seed=7, start_epoch=2, rank=1, world_size=2, skip=batch)
+    first, again = list(iter(full)), list(iter(rest))
+    assert again == first[batch:] and len(rest) == len(full) - batch
+
+
+def _launch(tmp_path, logs, *train_args):
     cmd = [
         sys.executable, "-m", "mindface_au", "launch", "--workers", "2", f"--port={_free_port()}",
-        f"--log-dir={tmp_path / 'logs'}", "--", "--config", config, "--out", str(tmp_path / "run"), "--device", "CPU",
+        f"--log-dir={tmp_path / logs}", "--", *map(str, train_args), "--device", "CPU",
     ]  # fmt: skip
     env = dict(os.environ, GLOG_v="3")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=str(tmp_path))
-    logs = {n: open(tmp_path / "logs" / n).read() for n in os.listdir(tmp_path / "logs") if n.endswith(".log")}
+    found = {n: open(tmp_path / logs / n).read() for n in os.listdir(tmp_path / logs) if n.endswith(".log")}
     assert proc.returncode == 0, (
-        proc.stdout[-1500:] + proc.stderr[-1500:] + str({k: v[-1500:] for k, v in logs.items()})
+        proc.stdout[-1500:] + proc.stderr[-1500:] + str({k: v[-1500:] for k, v in found.items()})
     )
-    workers = [text for name, text in logs.items() if name.startswith("worker_")]
-    assert len(workers) == 2
+    workers = [found[f"worker_{r}.log"] for r in range(2)]
+    return workers
+
+
+def _digests(text):
+    """{global step: parameter digest} logged by one rank."""
+    return {int(s): d for d, s in re.findall(r"parameters sha256 ([0-9a-f]{16}) at global step (\d+)", text)}
+
+
+def _trainable(path):
+    from mindface_au.engine.evaluator import load_model
+
+    net, _ = load_model(str(path))
+    return {p.name: p.asnumpy() for p in net.trainable_params()}
+
+
+@pytest.mark.slow
+def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_path, cli):
+    from mindface_au.config import load_config
+    from mindface_au.data import create_train_dataset, get_split
+    from mindface_au.data.synthau import generate
+    from mindface_au.engine.evaluator import evaluate, load_model
+    from mindface_au.models.checkpoint import read_checkpoint
+
+    generate(str(tmp_path / "data"), videos=6, frames=60, seed=3, workers=1)
+    # BatchNorm frozen and momentum 0 (plain SGD): the step is a function of the batch's mean gradient only
+    settings = dict(epochs=1, steps_per_epoch=1, freeze_bn=True, momentum=0.0, jit_level="O0")
+    config = tiny_config(tmp_path / "data", tmp_path / "c.yaml", **settings)
+    with open(config) as handle:
+        text = handle.read().replace("batch_size: 8", f"batch_size: {BATCH}")
+    with open(config, "w") as handle:
+        handle.write(text)
+    run = tmp_path / "run"
+    workers = _launch(tmp_path, "logs1", "--config", config, "--out", run)
+
+    # what the first launch test checked: both ranks finish, only rank 0 validates and writes
     assert all("done in" in text for text in workers), [t[-800:] for t in workers]
-    assert sum("best epoch 1: val mean F1" in text for text in workers) == 1  # only rank 0 validates
-    assert any("rank 0/2" in t for t in workers) and any("rank 1/2" in t for t in workers)
-    ckpts = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
-    assert ckpts == ["best.ckpt", "epoch_001.ckpt", "resume.ckpt"]
-    net, _ = load_model(str(tmp_path / "run" / "checkpoints" / "best.ckpt"))
-    assert net is not None
+    assert sum("best epoch 1: val mean F1" in text for text in workers) == 1
+    assert "rank 0/2" in workers[0] and "rank 1/2" in workers[1]
+    assert sorted(os.listdir(run / "checkpoints")) == ["best.ckpt", "epoch_001.ckpt", "resume.ckpt"]
+    assert load_model(str(run / "checkpoints" / "best.ckpt"))[0] is not None
+    for text in workers:  # the start-of-run settings
+        assert "device CPU, mode GRAPH, sink mode off, jit level O0, AMP O0, loss scale none" in text
+        assert f"global batch {2 * BATCH} ({BATCH} per device x 2)" in text
+        assert "BatchNorm: frozen" in text and "graph compile" in text
+    # identical initial parameters on both ranks (same seed before any Cell is built)
+    d0, d1 = _digests(workers[0]), _digests(workers[1])
+    assert d0[0] == d1[0] and d0[1] == d1[1] and d0[0] != d0[1]
+
+    # one process, batch 2B, the same frames in its first batch (rank r reads sample[r::2])
+    single = tmp_path / "single"
+    proc = cli("train", "--config", config, "--out", single, "--device", "CPU", "--set", f"data.batch_size={2 * BATCH}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert _digests(proc.stdout)[0] == d0[0]
+    a, b = _trainable(run / "checkpoints" / "epoch_001.ckpt"), _trainable(single / "checkpoints" / "epoch_001.ckpt")
+    assert set(a) == set(b)
+    worst = max(float(np.abs(a[n] - b[n]).max() / max(np.abs(b[n]).max(), 1e-12)) for n in a)
+    assert worst <= 1e-5, worst
+    print(f"2 ranks x {BATCH} vs 1 x {2 * BATCH}: max |difference| / parameter scale = {worst:.2e}")
+
+    # resume the distributed run for two more epochs: same epoch on both ranks, same parameters at the end
+    workers = _launch(tmp_path, "logs2", "--resume", run, "--set", "train.epochs=3")
+    for text in workers:
+        assert "resumed from epoch 1 (global step 1)" in text
+    d0, d1 = _digests(workers[0]), _digests(workers[1])
+    assert d0 == d1 and sorted(d0) == [1, 3], (d0, d1)
+
+    # each epoch: the two logged shards are the sampler's, disjoint, and the log counts the dropped frames
+    cfg = load_config(config)
+    train_videos = get_split(cfg.data)[0]
+    shards = {}
+    for rank in range(2):
+        dataset = create_train_dataset(train_videos, cfg.data, seed=0, rank=rank, world_size=2, max_steps=1)
+        sampler = dataset.epoch_sampler
+        counts = sampler.accounting(BATCH)
+        assert f"{counts['trained']} trained, {counts['dropped']} dropped per epoch" in workers[rank]
+        for epoch in (2, 3):
+            indices = np.asarray(sampler.indices(epoch - 1), np.int64)
+            digest = hashlib.sha256(indices.tobytes()).hexdigest()[:16]
+            assert f"epoch {epoch}: rank {rank} shard {len(indices)} frames, indices sha256 {digest}" in workers[rank]
+            shards[rank, epoch] = set(indices.tolist())
+    assert all(not (shards[0, e] & shards[1, e]) for e in (2, 3))
+
+    # rank 0 validated every frame: the logged F1 is a single-process eval of the same checkpoint
+    last = json.load(open(run / "metrics.json"))["epochs"][-1]
+    assert last["epoch"] == 3
+    # the function `mindface-au eval` calls, in this (single) process: one process start less for the suite
+    result = evaluate(load_config(config, ["data.val_max_frames=0"]), str(run / "checkpoints" / "epoch_003.ckpt"))
+    assert last["val_frames"] == result["frames"]
+    assert last["val_mean_f1"] == pytest.approx(result["mean_f1"], abs=1e-12)
+    assert last["val_mean_f1_smoothed"] == pytest.approx(result["mean_f1_smoothed"], abs=1e-12)
+    assert read_checkpoint(str(run / "checkpoints" / "resume.ckpt"))["global_step"].asnumpy()[0] == 3

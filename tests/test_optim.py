@@ -106,3 +106,17 @@ def test_adamw_and_errors():
         create_optimizer(_net(), TrainConfig(optimizer="adam"), [0.1])
     opt = create_optimizer(_net(), TrainConfig(), [0.1], loss_scale=1024.0)
     assert opt.loss_scale == 1024.0
+
+
+@pytest.mark.parametrize("warmup, steps", [(1, 4), (0.5, 6), (2.5, 2), (20, 3)])
+def test_linear_warmup_matches_an_independent_computation(warmup, steps):
+    cfg = TrainConfig(lr=0.2, milestones=[2], lr_gamma=0.1, epochs=3, warmup_epochs=warmup)
+    lrs = np.asarray(create_scheduler(cfg, steps))
+    n = min(int(round(warmup * steps)), 3 * steps)  # warm-up steps, at most the whole run
+    s = np.arange(3 * steps)
+    factor = np.where(s < n, (s + 1) / n, 1.0)  # step s (0-based) at (s + 1) / n of the schedule's lr
+    np.testing.assert_allclose(lrs, _reference_lr(0.2, [2], 0.1, 3, steps) * factor, rtol=1e-12)
+    assert lrs[n - 1] == pytest.approx(_reference_lr(0.2, [2], 0.1, 3, steps)[n - 1])  # full lr at the last one
+    np.testing.assert_allclose(
+        create_scheduler(TrainConfig(lr=0.2, epochs=3), steps), _reference_lr(0.2, [4, 6, 8], 0.1, 3, steps)
+    )

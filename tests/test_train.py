@@ -59,7 +59,7 @@ def trained(synth, tmp_path_factory):
     from conftest import run_cli
 
     base = tmp_path_factory.mktemp("run")
-    config = tiny_config(synth, base / "tiny.yaml")
+    config = tiny_config(synth, base / "tiny.yaml", save_every_steps=5)  # step checkpoints: test_resume_mid_epoch
     proc = run_cli("train", "--config", config, "--out", base / "run", "--device", "CPU")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return base / "run", config, proc
@@ -182,6 +182,80 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
             # losses above already match to 3e-3.
             a, b = value.asnumpy(), wb[name].asnumpy()
             assert np.abs(b - a).max() <= 2e-2 * np.abs(a).max() + 1e-3, name
+
+
+_INTERRUPT = """
+import os, sys
+from mindspore.train import Callback
+from mindface_au.config import load_config
+from mindface_au.engine.trainer import train
+
+class Interrupt(Callback):  # after the built-in callbacks: the step checkpoint of this step is on disk
+    def on_train_step_end(self, run_context):
+        if run_context.original_args().cur_step_num >= int(sys.argv[3]):
+            os._exit(3)
+
+train(load_config(sys.argv[1], ["train.out_dir=" + sys.argv[2]]), device="CPU", callbacks=[Interrupt()])
+"""
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_from_a_step_checkpoint_matches_uninterrupted_run(trained, tmp_path, cli):
+    """train.save_every_steps 5: a run killed mid-epoch 2 resumes at the step after its last step checkpoint and
+    ends where the uninterrupted `trained` run ended."""
+    run, config, _ = trained
+    full = json.load(open(run / "metrics.json"))["epochs"]
+    steps = full[0]["steps"]
+    saved = next(s for s in range(5, 2 * steps, 5) if s > steps)  # the first step checkpoint inside epoch 2
+    assert saved < 2 * steps, "epoch 2 has no step checkpoint; lower save_every_steps"
+    cut = tmp_path / "cut"
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT, config, str(cut), str(saved + 1)],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ, GLOG_v="3"),
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"step {saved} (epoch 2 step {saved - steps})" in proc.stdout
+    resumed = cli("train", "--resume", cut, "--device", "CPU")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"resumed from epoch 1 + {saved - steps} steps of epoch 2 (global step {saved})" in resumed.stdout
+    b = json.load(open(cut / "metrics.json"))["epochs"]
+    assert [e["epoch"] for e in b] == [1, 2]
+    for x, y in zip(full, b):  # the tolerances of test_resume_after_kill_matches_uninterrupted_run
+        assert y["loss"] == pytest.approx(x["loss"], rel=3e-3, abs=1e-4)  # epoch 2: losses before the cut kept
+        assert y["val_mean_f1"] == pytest.approx(x["val_mean_f1"], abs=0.02)
+        assert y["lr"] == pytest.approx(x["lr"])
+    from mindface_au.models.checkpoint import read_checkpoint
+
+    wa = read_checkpoint(str(run / "checkpoints" / "epoch_002.ckpt"))
+    wb = read_checkpoint(str(cut / "checkpoints" / "epoch_002.ckpt"))
+    for name, value in wa.items():
+        if hasattr(value, "asnumpy") and value.asnumpy().dtype.kind == "f":
+            a, b_ = value.asnumpy(), wb[name].asnumpy()
+            assert np.abs(b_ - a).max() <= 2e-2 * np.abs(a).max() + 1e-3, name
+    state = read_checkpoint(str(cut / "checkpoints" / "resume.ckpt"))
+    assert int(state["global_step"].asnumpy()[0]) == 2 * steps
+
+
+def test_train_log_shows_the_backbone_layout(tmp_path):
+    """The checkpoint loader's layout line (logger mindface_au.models.checkpoint, as model.backbone_checkpoint
+    loads) goes to the train log and stdout."""
+    import logging
+
+    from mindface_au.engine.trainer import _make_logger
+    from mindface_au.models import create_model
+    from mindface_au.models.checkpoint import load_checkpoint_strict, save_checkpoint_atomic
+
+    kw = dict(widths=TINY_WIDTHS, layers=TINY_LAYERS, embedding_size=16)
+    ckpt = str(tmp_path / "backbone.ckpt")
+    save_checkpoint_atomic(create_model("iresnet18", **kw), ckpt)
+    log = tmp_path / "train.log"
+    logger = _make_logger(str(log), 0)
+    layout = load_checkpoint_strict(create_model("iresnet18", **kw), ckpt)
+    for handler in logger.handlers:
+        handler.flush()
+    assert f"{ckpt}: layout: {layout}" in open(log).read()
+    _make_logger(None, 0)  # a second run replaces the handlers rather than adding to them
+    assert len(logging.getLogger("mindface_au.models.checkpoint").handlers) == 1
 
 
 def test_cv_collects_best_epochs_and_prints_table1(tmp_path):

@@ -135,3 +135,24 @@ def test_mac_count_matches_pytorch_flop_counter():
         expected = counter.get_total_flops() / 1e9
         ms_net = create_model("iresnet18", widths=widths, layers=layers, input_size=size)
         assert 2 * count_macs(ms_net, size) / 1e9 == pytest.approx(expected, rel=1e-9)
+
+
+def test_release_file_name_hash_is_checked(tiny_ckpt, tmp_path):
+    import shutil
+
+    net, path = tiny_ckpt
+    digest = sha256_file(path)[:8]
+    good = str(tmp_path / f"iresnet18_tiny-{digest}.ckpt")
+    shutil.copy(path, good)
+    loaded = create_model("iresnet18", checkpoint_path=good, **TINY)
+    for (name, a), (_, b) in zip(net.parameters_and_names(), loaded.parameters_and_names()):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=name)
+    wrong = "0" * 8 if digest != "0" * 8 else "1" * 8
+    bad = str(tmp_path / f"iresnet18_tiny-{wrong}.ckpt")
+    shutil.copy(path, bad)
+    with pytest.raises(UserError, match=f"file name says sha256 {wrong}.*file's sha256 is {digest}"):
+        create_model("iresnet18", checkpoint_path=bad, **TINY)
+    # names without an 8-hex-digit hash are not checked (training checkpoints, hand-named files)
+    for name in ("epoch_001.ckpt", "iresnet18-best.ckpt", "r18-ABCDEF12.ckpt"):
+        shutil.copy(path, tmp_path / name)
+        create_model("iresnet18", checkpoint_path=str(tmp_path / name), **TINY)

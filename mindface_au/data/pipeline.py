@@ -157,29 +157,58 @@ class EpochSampler(ds.Sampler):
     The dataset calls `__iter__` once per epoch (the pipeline may call it for the next epoch while the current
     one is still being consumed); the epoch counter advances each time, starting at `start_epoch` (resume).
     It yields `epoch * num_frames + frame` so the source can key its augmentation by epoch.
+
+    Sharding: rank r of R takes every R-th frame of the epoch's shuffled sample starting at r, cut to the same
+    length `per_rank` on every rank (`max_per_rank` caps it, for `train.steps_per_epoch`), so shards are disjoint
+    and the frames left out are at most R - 1 (equal split) plus what `batch(drop_remainder=True)` drops (< batch
+    per rank); `accounting` counts them. `skip` leaves out the first `skip` indices of each epoch: a dataset for
+    the rest of an interrupted epoch (a run resumed from a step checkpoint trains the batches an uninterrupted run
+    trains next; the dataset checks that every epoch yields `len(sampler)` indices, so this is its own dataset).
     """
 
-    def __init__(self, rare_masks, sample_rate, rare_rate, seed=0, start_epoch=0, rank=0, world_size=1) -> None:
+    def __init__(
+        self,
+        rare_masks,
+        sample_rate,
+        rare_rate,
+        seed=0,
+        start_epoch=0,
+        rank=0,
+        world_size=1,
+        max_per_rank=0,
+        skip=0,
+    ) -> None:
         self.rare_masks = list(rare_masks)
         self.num_frames = int(sum(len(m) for m in self.rare_masks))
         self.sample_rate, self.rare_rate = float(sample_rate), float(rare_rate)
         self.seed, self.epoch = int(seed), int(start_epoch)
         self.rank, self.world_size = int(rank), int(world_size)
-        self.per_rank = epoch_size(self.rare_masks, self.sample_rate, self.rare_rate) // self.world_size
-        super().__init__(num_samples=self.per_rank)
+        self.epoch_size = epoch_size(self.rare_masks, self.sample_rate, self.rare_rate)
+        self.per_rank = self.epoch_size // self.world_size
+        if max_per_rank > 0:
+            self.per_rank = min(self.per_rank, int(max_per_rank))
+        self.skip = min(int(skip), self.per_rank)
+        super().__init__(num_samples=self.per_rank - self.skip)
 
     def indices(self, epoch: int) -> np.ndarray:
         """Flat frame indices this rank reads in `epoch`."""
         picked = sample_epoch(self.rare_masks, self.sample_rate, self.rare_rate, self.seed, epoch)
         return picked[self.rank :: self.world_size][: self.per_rank]
 
+    def accounting(self, batch_size: int) -> dict:
+        """Frames of one epoch: sampled, trained (ranks x steps x batch) and dropped (equal split, drop_remainder,
+        steps cap)."""
+        steps = self.per_rank // int(batch_size)
+        used = self.world_size * steps * int(batch_size)
+        return {"sampled": self.epoch_size, "steps": steps, "trained": used, "dropped": self.epoch_size - used}
+
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
-        return iter((self.indices(epoch) + epoch * self.num_frames).tolist())
+        return iter((self.indices(epoch)[self.skip :] + epoch * self.num_frames).tolist())
 
     def __len__(self) -> int:
-        return self.per_rank
+        return self.per_rank - self.skip
 
 
 def _workers(data_cfg) -> int:
@@ -206,8 +235,15 @@ def create_train_dataset(
     rank: int = 0,
     world_size: int = 1,
     flip_prob: float = 0.5,
+    max_steps: int = 0,
+    skip_steps: int = 0,
 ):
-    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,12)); same batch count every epoch."""
+    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,12)); same batch count every epoch.
+
+    `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
+    of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
+    EpochSampler (its `accounting` counts the frames trained and dropped).
+    """
     if world_size < 1 or not 0 <= rank < world_size:
         raise UserError(f"data parallel rank {rank} of world size {world_size}: expected 0 <= rank < world size")
     videos = [v for v in videos if len(v)]
@@ -219,7 +255,18 @@ def create_train_dataset(
         videos, data_cfg.image_size, "train", data_cfg.hflip, data_cfg.color_jitter, seed, flip_prob=flip_prob
     )
     masks = [rare_mask(v.labels, data_cfg.rare_aus) for v in videos]
-    sampler = EpochSampler(masks, data_cfg.sample_rate, data_cfg.rare_rate, seed, start_epoch, rank, world_size)
+    batch = int(data_cfg.batch_size)
+    sampler = EpochSampler(
+        masks,
+        data_cfg.sample_rate,
+        data_cfg.rare_rate,
+        seed,
+        start_epoch,
+        rank,
+        world_size,
+        max_per_rank=max_steps * batch,
+        skip=skip_steps * batch,
+    )
     assert sampler.num_frames == len(source), "sampler and source must index the same frame table"
     if len(sampler) < data_cfg.batch_size:
         raise UserError(
@@ -233,6 +280,7 @@ def create_train_dataset(
     dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
     dataset.frame_table = source
+    dataset.epoch_sampler = sampler
     return dataset
 
 

@@ -1,5 +1,5 @@
-"""Training callbacks for `mindspore.train.Model`: progress and NaN guard, per-epoch validation + checkpoints,
-skipped-image counts."""
+"""Training callbacks for `mindspore.train.Model`: progress, compile time and NaN guard, per-epoch validation +
+checkpoints, step checkpoints (train.save_every_steps), each rank's shard, skipped-image counts."""
 
 import json
 import logging
@@ -15,7 +15,7 @@ from mindface_au.data.pipeline import skipped_images
 from mindface_au.engine.run_dir import RunDirectory
 from mindface_au.metrics import format_f1
 
-__all__ = ["ProgressLogger", "EpochValidator", "SkippedImagesCallback"]
+__all__ = ["ProgressLogger", "EpochValidator", "StepCheckpoint", "ShardLogger", "SkippedImagesCallback"]
 
 
 def _loss_value(outputs) -> float:
@@ -28,7 +28,11 @@ def _loss_value(outputs) -> float:
 class ProgressLogger(Callback):
     """Loss, lr and images/s: a tqdm bar on a terminal, else a log line every `log_every` steps.
 
-    Also the NaN/Inf guard: a non-finite loss records where it happened and stops training at once.
+    Also the NaN/Inf guard: a non-finite loss records where it happened and stops training at once, and the graph
+    compile time: the first step's wall time (step begin to step end, data loading excluded) minus the median of
+    the other steps of that epoch, logged after the first epoch. Steps are counted from MindSpore's step counter,
+    so with sink mode (one step callback per sink) the global step stays right. `start_step` and `epoch_losses`
+    continue a run resumed at that global step.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class ProgressLogger(Callback):
         log_every: int = 0,
         bar: Optional[bool] = None,
         start_step: int = 0,
+        epoch_losses: Optional[List[float]] = None,
     ) -> None:
         super().__init__()
         self.logger = logger
@@ -50,11 +55,20 @@ class ProgressLogger(Callback):
         self.bar = sys.stderr.isatty() if bar is None else bar
         self.diverged: Optional[Dict] = None
         self.epoch_losses: List[float] = []
+        self._resumed_losses = list(epoch_losses or [])
         self._pbar = None
         self.global_step = start_step
+        self._seen = None
+        self.step_times: List[float] = []
+        self.first_step_s: Optional[float] = None
+        self.compile_s: Optional[float] = None
+
+    def on_train_begin(self, run_context) -> None:
+        self._seen = getattr(run_context.original_args(), "cur_step_num", None)
 
     def on_train_epoch_begin(self, run_context) -> None:
-        self.epoch_losses = []
+        self.epoch_losses, self._resumed_losses = self._resumed_losses, []
+        self._epoch_steps = 0  # steps run in this epoch by this process (a resumed epoch's earlier ones excluded)
         self._t0 = time.time()
         if self.bar:
             from tqdm import tqdm
@@ -62,21 +76,34 @@ class ProgressLogger(Callback):
             epoch = run_context.original_args().cur_epoch_num
             self._pbar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
 
+    def on_train_step_begin(self, run_context) -> None:
+        self._step_t0 = time.perf_counter()
+
     def on_train_step_end(self, run_context) -> None:
         params = run_context.original_args()
+        elapsed = time.perf_counter() - getattr(self, "_step_t0", time.perf_counter())
+        if self.first_step_s is None:
+            self.first_step_s = elapsed
+            self.logger.info(f"first step {elapsed:.2f} s (graph compile + one step)")
+        else:
+            self.step_times.append(elapsed)
         loss = _loss_value(params.net_outputs)
-        self.global_step += 1
+        seen = getattr(params, "cur_step_num", None)
+        done = max(1, seen - self._seen) if None not in (seen, self._seen) else 1  # a sink reports many at once
+        self.global_step += done
+        self._seen = seen
         step = self.global_step  # 1-based over the whole run, resumed runs included
         epoch = params.cur_epoch_num
-        in_epoch = len(self.epoch_losses) + 1
+        in_epoch = step - (epoch - 1) * self.steps_per_epoch
         if not math.isfinite(loss):
             self.diverged = {"epoch": epoch, "step": in_epoch, "loss": loss}
             self.logger.error(f"epoch {epoch} step {in_epoch}: loss is {loss}; stopping the run")
             run_context.request_stop()
             return
         self.epoch_losses.append(loss)
+        self._epoch_steps += done
         lr = self.lrs[min(step - 1, len(self.lrs) - 1)]
-        speed = self.images_per_step * len(self.epoch_losses) / max(time.time() - self._t0, 1e-9)
+        speed = self.images_per_step * self._epoch_steps / max(time.time() - self._t0, 1e-9)
         if self._pbar is not None:
             self._pbar.update(1)
             self._pbar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
@@ -89,12 +116,19 @@ class ProgressLogger(Callback):
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if self.compile_s is None and self.first_step_s is not None and self.step_times:
+            median = float(np.median(self.step_times))
+            self.compile_s = max(0.0, self.first_step_s - median)
+            self.logger.info(
+                f"graph compile {self.compile_s:.2f} s (first step {self.first_step_s:.2f} s minus the median step "
+                f"{median:.3f} s)"
+            )
 
     def epoch_summary(self) -> Dict:
         elapsed = max(time.time() - self._t0, 1e-9)
         return {
             "loss": float(np.mean(self.epoch_losses)) if self.epoch_losses else float("nan"),
-            "images_per_s": self.images_per_step * len(self.epoch_losses) / elapsed,
+            "images_per_s": self.images_per_step * self._epoch_steps / elapsed,
             "train_time_s": elapsed,
         }
 
@@ -154,10 +188,16 @@ class EpochValidator(Callback):
                 val_mean_f1_smoothed=result["mean_f1_smoothed"],
                 val_time_s=time.time() - t0,
             )
+            if "frames" in result:
+                record["val_frames"] = result["frames"]
             self.logger.info(f"epoch {epoch} validation\n" + format_f1(list(result["per_au"].values()), label="val"))
         self.logger.info(
             f"epoch {epoch}: loss {record['loss']:.4f}, {record['images_per_s']:.1f} img/s"
-            + (f", val mean F1 {100 * record['val_mean_f1']:.2f}" if "val_mean_f1" in record else "")
+            + (
+                f", val mean F1 {100 * record['val_mean_f1']:.2f} (smoothed {100 * record['val_mean_f1_smoothed']:.2f})"
+                if "val_mean_f1" in record
+                else ""
+            )
         )
         self.history.append(record)
         if not self.run_dir.writes:
@@ -173,6 +213,48 @@ class EpochValidator(Callback):
         run.write_metrics(self.history, self.best)
         # last: a resumed run re-reads metrics.json up to this epoch
         run.save_checkpoint(self.train_network, "resume", epoch, extra={"best": json.dumps(self.best)})
+
+
+class StepCheckpoint(Callback):
+    """train.save_every_steps: every `every` global steps rank 0 rewrites checkpoints/resume.ckpt (network +
+    optimiser, with the epochs done, the best so far and this epoch's losses), except at an epoch end, where
+    EpochValidator writes it after validation. `--resume` then continues the interrupted epoch at the next step.
+    """
+
+    def __init__(self, logger, progress: ProgressLogger, validator: "EpochValidator", every: int) -> None:
+        super().__init__()
+        self.logger, self.progress, self.validator, self.every = logger, progress, validator, int(every)
+
+    def on_train_step_end(self, run_context) -> None:
+        step, per_epoch = self.progress.global_step, self.progress.steps_per_epoch
+        if self.progress.diverged is not None or step % self.every or step % per_epoch == 0:
+            return
+        epochs_done = step // per_epoch
+        path = self.validator.run_dir.save_checkpoint(
+            self.validator.train_network,
+            "resume",
+            epochs_done,
+            extra={"best": json.dumps(self.validator.best), "epoch_losses": json.dumps(self.progress.epoch_losses)},
+        )
+        if path:
+            self.logger.info(f"step {step} (epoch {epochs_done + 1} step {step - epochs_done * per_epoch}): {path}")
+
+
+class ShardLogger(Callback):
+    """Each rank logs, per epoch, how many frames its shard holds and a digest of their indices (the data-parallel
+    test recomputes the shards from the sampler and checks they are disjoint)."""
+
+    def __init__(self, logger, sampler, rank: int) -> None:
+        super().__init__()
+        self.logger, self.sampler, self.rank = logger, sampler, rank
+
+    def on_train_epoch_begin(self, run_context) -> None:
+        import hashlib
+
+        epoch = run_context.original_args().cur_epoch_num
+        indices = np.asarray(self.sampler.indices(epoch - 1), np.int64)
+        digest = hashlib.sha256(indices.tobytes()).hexdigest()[:16]
+        self.logger.info(f"epoch {epoch}: rank {self.rank} shard {len(indices)} frames, indices sha256 {digest}")
 
 
 class SkippedImagesCallback(Callback):

@@ -1,7 +1,13 @@
-"""Data-parallel set-up under `msrun` (CPU, GPU or Ascend): one process per device, averaged gradients."""
+"""Data-parallel set-up under `msrun` (CPU, GPU or Ascend): one process per device, averaged gradients.
 
+Also what data parallelism needs to be checkable and configurable: `parameter_digest` (every rank logs it; equal
+digests mean equal weights) and the BatchNorm modes, per device by default, `sync_batchnorm` (train.sync_bn) or
+`freeze_batchnorm` (train.freeze_bn).
+"""
+
+import hashlib
 import os
-from typing import Tuple
+from typing import Callable, Tuple
 
 from mindface_au.errors import UserError
 
@@ -18,8 +24,9 @@ def init_distributed() -> Tuple[int, int]:
 
     if not any(os.environ.get(k) for k in ("MS_WORKER_NUM", "RANK_TABLE_FILE", "RANK_SIZE")):
         raise UserError(
-            "--distributed needs a launcher: run it as `msrun --worker_num=N --local_worker_num=N "
-            "--master_port=PORT --log_dir=DIR --join=True tools/train.py --distributed ...`"
+            "--distributed needs a launcher: run `mindface-au launch --workers N -- TRAIN_ARGS` (it calls msrun), "
+            "or in a clone `msrun --worker_num=N --local_worker_num=N --master_port=PORT --log_dir=DIR --join=True "
+            "tools/train.py --distributed ...`"
         )
     init()
     rank, world_size = get_rank(), get_group_size()
@@ -38,3 +45,69 @@ def rank_and_size() -> Tuple[int, int]:
 def is_main_process() -> bool:
     """Only rank 0 writes checkpoints, logs and metrics."""
     return _state["rank"] == 0
+
+
+def parameter_digest(net) -> str:
+    """sha256 (first 16 hex digits) of `net`'s trainable parameters in name order, as float32 bytes.
+
+    Trainable parameters only: BatchNorm running statistics are per device unless train.sync_bn, so they differ
+    between ranks by design.
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for param in sorted(net.trainable_params(), key=lambda p: p.name):
+        digest.update(param.name.encode())
+        digest.update(np.ascontiguousarray(param.asnumpy(), dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _batchnorms(net):
+    """(parent cell, attribute name, BatchNorm cell) for every nn.BatchNorm1d/2d inside `net`."""
+    from mindspore import nn
+
+    found = []
+    for _, parent in net.cells_and_names():
+        for attr, child in parent.name_cells().items():
+            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)) and not isinstance(child, nn.SyncBatchNorm):
+                found.append((parent, attr, child))
+    return found
+
+
+def freeze_batchnorm(net) -> int:
+    """Every BatchNorm normalises with its running statistics and leaves them unchanged (gamma and beta still
+    train): the loss of a batch is then a mean of per-frame losses, so R ranks x batch B step exactly like one
+    process with batch R x B. Returns how many BatchNorms were frozen."""
+    layers = _batchnorms(net)
+    for _, _, bn in layers:
+        bn.use_batch_statistics = False
+    return len(layers)
+
+
+def swap_batchnorm(net, make: Callable) -> int:
+    """Replace every BatchNorm1d/2d inside `net` by `make(bn)`, keeping parameter names and values.
+
+    A Cell set as an attribute after construction is named from that attribute only, so the new parameters take
+    the old full names (checkpoints keep loading). Returns the number of layers replaced.
+    """
+    layers = _batchnorms(net)
+    for parent, attr, bn in layers:
+        new = make(bn)
+        setattr(parent, attr, new)  # renames `new`'s parameters from `attr` alone: set the full names after it
+        for key in ("gamma", "beta", "moving_mean", "moving_variance"):
+            old, fresh = getattr(bn, key), getattr(new, key)
+            fresh.set_data(old.data.copy())
+            fresh.name = old.name
+            fresh.requires_grad = old.requires_grad
+    return len(layers)
+
+
+def sync_batchnorm(net) -> int:
+    """train.sync_bn: nn.SyncBatchNorm over all ranks in place of every BatchNorm (GPU/Ascend only; the caller
+    refuses CPU). Never executed here (no GPU/Ascend machine)."""
+    from mindspore import nn
+
+    def make(bn):
+        return nn.SyncBatchNorm(bn.num_features, eps=bn.eps, momentum=1.0 - bn.momentum)
+
+    return swap_batchnorm(net, make)

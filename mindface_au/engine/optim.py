@@ -2,15 +2,18 @@
 
 Schedule reading: `train.milestones` are 1-based epochs at which the lr is multiplied by `train.lr_gamma` (0.1),
 so the paper's "4th, 6th and 8th epoch" ([4, 6, 8]) trains epochs 1-3 at lr, 4-5 at lr/10, 6-7 at lr/100 and
-8-15 at lr/1000. The lr is a per-step list indexed by the optimiser's global step, which a resumed run restores,
-so a resumed run continues the schedule where it stopped.
+8-15 at lr/1000. `train.warmup_epochs` W ramps the first round(W * steps_per_epoch) = n steps linearly: step s
+(0-based) uses the schedule's lr times (s + 1) / n, so the first step trains at lr / n and step n - 1 at the full
+lr (a global batch scaled with the rank count needs this, see the README's linear rule). The lr is a per-step
+list indexed by the optimiser's global step, which a resumed run restores, so a resumed run continues the schedule
+where it stopped.
 """
 
 from typing import List
 
 from mindface_au.errors import UserError
 
-__all__ = ["piecewise_lr", "create_scheduler", "param_groups", "create_optimizer", "OPTIMIZERS"]
+__all__ = ["piecewise_lr", "linear_warmup", "create_scheduler", "param_groups", "create_optimizer", "OPTIMIZERS"]
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -24,14 +27,21 @@ def piecewise_lr(base_lr: float, milestones: List[int], gamma: float, epochs: in
     return lrs
 
 
+def linear_warmup(lrs: List[float], warmup_steps: int) -> List[float]:
+    """`lrs` with step s < warmup_steps scaled by (s + 1) / warmup_steps (0 steps: unchanged)."""
+    n = min(int(warmup_steps), len(lrs))
+    return [lr * (s + 1) / n if s < n else lr for s, lr in enumerate(lrs)]
+
+
 def create_scheduler(train_cfg, steps_per_epoch: int) -> List[float]:
     """The whole run's per-step lr (`train.epochs * steps_per_epoch` values) from the `train` config section.
 
-    One value per global step, so a schedule stage (a warm-up, say) is a function of the step and composes here.
+    One value per global step: the piecewise schedule, then the linear warm-up over `train.warmup_epochs`.
     """
     if steps_per_epoch <= 0:
         raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
-    return piecewise_lr(train_cfg.lr, train_cfg.milestones, train_cfg.lr_gamma, train_cfg.epochs, steps_per_epoch)
+    lrs = piecewise_lr(train_cfg.lr, train_cfg.milestones, train_cfg.lr_gamma, train_cfg.epochs, steps_per_epoch)
+    return linear_warmup(lrs, round(train_cfg.warmup_epochs * steps_per_epoch))
 
 
 def param_groups(net, weight_decay: float) -> List[dict]:

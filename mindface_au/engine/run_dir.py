@@ -7,7 +7,8 @@ Layout (rank 0 writes it; other ranks get the same paths and write nothing)::
     metrics.json                 per-epoch loss, lr, images/s, validation mean and per-AU F1; the best epoch
     checkpoints/epoch_NNN.ckpt   the last `keep_last` epochs (network only, ModelConfig embedded)
     checkpoints/best.ckpt        best validation mean F1
-    checkpoints/resume.ckpt      network + optimiser state (moments, global step) for --resume
+    checkpoints/resume.ckpt      network + optimiser state (moments, global step) for --resume, written after
+                                 every epoch and, with train.save_every_steps N, every N global steps
 
 Every file is written atomically (temporary file, then rename), so a killed run leaves whole files only.
 """
@@ -45,12 +46,28 @@ def _scalar(value) -> float:
 
 @dataclass
 class ResumeState:
-    """What resume.ckpt holds: the epochs done, the best epoch so far and the train network's parameters."""
+    """What resume.ckpt holds: the epochs done, the best epoch so far, the train network's parameters, and for a
+    step checkpoint (train.save_every_steps) the global step and the losses of the interrupted epoch so far."""
 
     path: str
     epoch: int
     best: Dict
     params: Dict = field(repr=False)
+    global_step: Optional[int] = None  # the optimiser's step counter (None: not saved)
+    epoch_losses: List[float] = field(default_factory=list)
+
+    def step_in_epoch(self, steps_per_epoch: int) -> int:
+        """Steps of the interrupted epoch already trained (0: the state is at an epoch end)."""
+        if self.global_step is None:
+            return 0
+        done = self.global_step - self.epoch * steps_per_epoch
+        if not 0 <= done < steps_per_epoch:
+            raise UserError(
+                f"{self.path}: global step {self.global_step} is not in epoch {self.epoch + 1} at "
+                f"{steps_per_epoch} steps per epoch; keep data.batch_size, data.sample_rate and "
+                "train.steps_per_epoch of the interrupted run"
+            )
+        return done
 
     def load_into(self, train_network) -> None:
         """Load network + optimiser state strictly; the lr list is not loaded (it is rebuilt from the config,
@@ -196,10 +213,12 @@ class RunDirectory:
         if not os.path.isfile(self.resume_path):
             raise UserError(f"--resume {self.root}: no {RUN_FILES['resume']} (the run did not finish an epoch)")
         data = read_checkpoint(self.resume_path)
-        best = data.get("best")
+        best, losses = data.get("best"), data.get("epoch_losses")
         return ResumeState(
             path=self.resume_path,
             epoch=int(_scalar(data.get("epoch_num", 0))),
             best=json.loads(best) if isinstance(best, str) else {},
             params=data,
+            global_step=int(_scalar(data["global_step"])) if "global_step" in data else None,
+            epoch_losses=json.loads(losses) if isinstance(losses, str) else [],
         )

@@ -1,8 +1,10 @@
 """Training: config -> datasets -> AUNet -> `mindspore.train.Model` with callbacks -> run directory.
 
-The function reads as the list of steps: the run directory (engine/run_dir.py, its layout and writers), the
-datasets, the network and loss, `create_scheduler` / `create_optimizer` (engine/optim.py, the lr schedule),
-the callbacks (engine/callbacks.py) with per-epoch validation (engine/validation.py), then `Model.train`.
+The function reads as the list of steps: the device settings (engine/runtime.py: sink mode, jit level, AMP and
+loss scaling), the run directory (engine/run_dir.py, its layout and writers), the datasets, the network (BatchNorm
+per device, synchronised or frozen: engine/distributed.py) and loss, `create_scheduler` / `create_optimizer`
+(engine/optim.py, the lr schedule), the callbacks (engine/callbacks.py) with per-epoch validation
+(engine/validation.py), then `Model.train` (twice when resuming mid-epoch: the rest of that epoch, then the others).
 """
 
 import dataclasses
@@ -10,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -20,36 +22,36 @@ from mindface_au.errors import UserError
 
 __all__ = ["train", "TrainingDiverged", "RUN_FILES"]
 
-AMP_LEVELS = ("O0", "O1", "O2", "O3")
-
 
 class TrainingDiverged(UserError):
     """The loss became NaN or Inf; the run stopped and kept its last good checkpoint."""
 
 
+# Loggers whose INFO lines the train log shows: the trainer's own, and the checkpoint loader's (which backbone
+# checkpoint layout `model.backbone_checkpoint` was recognised as).
+TRAIN_LOGGERS = ("mindface_au.train", "mindface_au.models.checkpoint")
+
+
 def _make_logger(log_path: Optional[str], rank: int) -> logging.Logger:
-    logger = logging.getLogger("mindface_au.train")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    """The run's logger (stdout, and train.log on rank 0); the other TRAIN_LOGGERS write to the same handlers."""
     stream = logging.StreamHandler(sys.stdout)
     stream.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s" if rank else "%(message)s"))
-    logger.addHandler(stream)
+    handlers = [stream]
     if log_path:
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-    return logger
-
-
-def _loss_scale(amp_level: str) -> float:
-    """The fixed loss scale for `train.amp_level` (1 for O0: no scaling)."""
-    amp = amp_level.upper()
-    if amp not in AMP_LEVELS:
-        raise UserError(f"config key train.amp_level: got {amp_level!r}, expected O0, O1, O2 or O3")
-    return 1.0 if amp == "O0" else 1024.0
+        handlers.append(handler)
+    for name in TRAIN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        for old in [h for h in logger.handlers if getattr(h, "_mindface_train", False)]:
+            logger.removeHandler(old)
+            old.close()
+        for handler in handlers:
+            handler._mindface_train = True
+            logger.addHandler(handler)
+    return logging.getLogger(TRAIN_LOGGERS[0])
 
 
 def train(
@@ -58,20 +60,30 @@ def train(
     distributed: bool = False,
     device: Optional[str] = None,
     overrides: List[str] = (),
+    callbacks: Sequence = (),
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
+
+    `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
 
     Returns {"run_dir", "rank", "best": {"epoch", "mean_f1"}, "epochs": [per-epoch records], "best_ckpt",
     "config"}.
     """
     import mindspore as ms
     from mindspore import dataset as ds
-    from mindspore.train import FixedLossScaleManager, Model
+    from mindspore.train import Model
 
     from mindface_au.data import create_train_dataset, get_split
-    from mindface_au.engine.callbacks import EpochValidator, ProgressLogger, SkippedImagesCallback
-    from mindface_au.engine.distributed import init_distributed
+    from mindface_au.engine.callbacks import (
+        EpochValidator,
+        ProgressLogger,
+        ShardLogger,
+        SkippedImagesCallback,
+        StepCheckpoint,
+    )
+    from mindface_au.engine.distributed import freeze_batchnorm, init_distributed, parameter_digest, sync_batchnorm
     from mindface_au.engine.optim import create_optimizer, create_scheduler
+    from mindface_au.engine.runtime import apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
@@ -85,12 +97,12 @@ def train(
         cfg.train.out_dir = resume
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
+    runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
+    apply_jit_level(runtime.jit_level)  # before the first graph is compiled
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
-    loss_scale = _loss_scale(cfg.train.amp_level)
-    amp = cfg.train.amp_level.upper()
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
-    # into the train network once it exists
+    # into the train network once it exists. Every rank reads it (a shared run directory on several machines).
     state = run.read_resume_state() if resume else None
     start_epoch = state.epoch if state else 0
     if state and start_epoch >= cfg.train.epochs:
@@ -98,8 +110,13 @@ def train(
 
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
-    logger.info(f"run {run.root}: device {target}, rank {rank}/{world_size}, split {cfg.data.split}")
+    logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
+    logger.info(runtime.describe())
+    if cfg.train.sink_mode == "true" and not runtime.sink_mode:
+        logger.info("train.sink_mode true: Model.train does not sink on CPU, so this run does not")
 
+    # One seed for MindSpore, numpy and the data pipeline, set before any Cell is built: every rank initialises
+    # the same parameters (the run logs their digest below on every rank).
     seed = cfg.train.seed
     ms.set_seed(seed)
     np.random.seed(seed)
@@ -107,37 +124,74 @@ def train(
 
     train_videos, val_videos = get_split(cfg.data)
     net = create_model_from_config(cfg.model)
+    if cfg.train.sync_bn:
+        logger.info(
+            f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
+        )
+    elif cfg.train.freeze_bn:
+        logger.info(f"BatchNorm: frozen ({freeze_batchnorm(net)} layers use and keep their running statistics)")
+    else:
+        logger.info(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
     loss_fn = create_loss(cfg.loss)
 
-    dataset = create_train_dataset(
-        train_videos, cfg.data, seed=seed, start_epoch=start_epoch, rank=rank, world_size=world_size
-    )
-    if cfg.train.steps_per_epoch > 0:
-        dataset = dataset.take(cfg.train.steps_per_epoch)
+    def make_dataset(first_epoch: int, skip_steps: int = 0):
+        return create_train_dataset(
+            train_videos, cfg.data, seed=seed, start_epoch=first_epoch, rank=rank, world_size=world_size,
+            max_steps=cfg.train.steps_per_epoch, skip_steps=skip_steps,
+        )  # fmt: skip
+
+    dataset = make_dataset(start_epoch)
     steps = dataset.get_dataset_size()
     if steps <= 0:
         raise UserError(
             f"{cfg.data.root}: the training split gives no full batch of {cfg.data.batch_size}; "
             "lower data.batch_size or raise data.sample_rate"
         )
+    # (last epoch, dataset, first epoch) per Model.train call: resuming from a step checkpoint first trains the
+    # rest of the interrupted epoch on its own dataset (a dataset yields the same count every epoch)
+    skip = state.step_in_epoch(steps) if state else 0
+    phases = [(cfg.train.epochs, dataset, start_epoch)]
+    if skip:
+        if runtime.sink_mode:
+            raise UserError(
+                f"--resume {resume}: the state is a step checkpoint (epoch {start_epoch + 1} step {skip}); "
+                "resume it with --set train.sink_mode=false"
+            )
+        phases = [(start_epoch + 1, make_dataset(start_epoch, skip), start_epoch)]
+        if start_epoch + 1 < cfg.train.epochs:
+            phases.append((cfg.train.epochs, make_dataset(start_epoch + 1), start_epoch + 1))
+    counts = dataset.epoch_sampler.accounting(cfg.data.batch_size)
+    logger.info(
+        f"epoch sample {counts['sampled']} frames: {world_size} ranks x {steps} steps x {cfg.data.batch_size} = "
+        f"{counts['trained']} trained, {counts['dropped']} dropped per epoch (equal split across ranks, "
+        f"drop_remainder{', train.steps_per_epoch' if cfg.train.steps_per_epoch else ''})"
+    )
     lrs = create_scheduler(cfg.train, steps)
-    optimizer = create_optimizer(net, cfg.train, lrs, loss_scale)
-    kwargs = {}
-    if amp != "O0":
-        kwargs["loss_scale_manager"] = FixedLossScaleManager(loss_scale, drop_overflow_update=False)
-    model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=amp, **kwargs)
+    optimizer = create_optimizer(net, cfg.train, lrs, runtime.optimizer_loss_scale)
+    scale_manager = runtime.loss_scale_manager()
+    kwargs = {"loss_scale_manager": scale_manager} if scale_manager is not None else {}
+    model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
 
     history: List[Dict] = []
     best = None
+    epoch_losses: List[float] = []
+    start_step = start_epoch * steps
     if state:
         state.load_into(model.train_network)
         best = state.best or None
         history = run.read_history(start_epoch)
+        start_step, epoch_losses = start_epoch * steps + skip, state.epoch_losses if skip else []
         state = None  # the parameters are in the network now; free the copy
-        logger.info(f"resumed from epoch {start_epoch} (global step {int(optimizer.global_step.asnumpy()[0])})")
+        where = f"epoch {start_epoch}" + (f" + {skip} steps of epoch {start_epoch + 1}" if skip else "")
+        logger.info(f"resumed from {where} (global step {int(optimizer.global_step.asnumpy()[0])})")
+    logger.info(f"parameters sha256 {parameter_digest(net)} at global step {start_step}")
 
-    evaluate_fn = create_validation(net, val_videos, cfg) if run.writes and val_videos else None
-    progress = ProgressLogger(logger, lrs, steps, cfg.data.batch_size * world_size, start_step=start_epoch * steps)
+    # Validation runs on rank 0 over every validation frame (the same code as `eval`), the other ranks wait for it
+    # at their next gradient all-reduce; see the README's "Data parallel on clusters".
+    evaluate_fn = create_validation(net, val_videos, cfg, logger) if run.writes and val_videos else None
+    progress = ProgressLogger(
+        logger, lrs, steps, runtime.global_batch, start_step=start_step, epoch_losses=epoch_losses
+    )
     validator = EpochValidator(
         logger, progress, evaluate_fn, run, net, model.train_network, history, lrs, steps, best=best
     )
@@ -145,14 +199,20 @@ def train(
         f"{len(train_videos)} train videos, {len(val_videos)} val videos, {steps} steps/epoch of "
         f"{cfg.data.batch_size} x {world_size}, epochs {start_epoch + 1}..{cfg.train.epochs}"
     )
+    built_in = [progress, validator, ShardLogger(logger, dataset.epoch_sampler, rank)]
+    if cfg.train.save_every_steps:  # after progress (the step count), before anything user-supplied
+        built_in.insert(1, StepCheckpoint(logger, progress, validator, cfg.train.save_every_steps))
     t0 = time.time()
-    model.train(
-        cfg.train.epochs,
-        dataset,
-        callbacks=[progress, validator, SkippedImagesCallback(dataset)],
-        dataset_sink_mode=cfg.train.sink_mode,
-        initial_epoch=start_epoch,
-    )
+    for last_epoch, data, first_epoch in phases:
+        model.train(
+            last_epoch,
+            data,
+            callbacks=[*built_in, SkippedImagesCallback(data), *callbacks],
+            dataset_sink_mode=runtime.sink_mode,
+            initial_epoch=first_epoch,
+        )
+        if progress.diverged is not None:
+            break
     if progress.diverged is not None:
         d = progress.diverged
         kept = validator.last_good or run.latest_epoch_checkpoint() or "none (no epoch finished)"
@@ -167,6 +227,7 @@ def train(
         )
     else:
         logger.info(f"done in {time.time() - t0:.1f} s (rank 0 validates and writes the run directory)")
+    logger.info(f"parameters sha256 {parameter_digest(net)} at global step {progress.global_step}")
     for handler in list(logger.handlers):
         handler.flush()
     return {
@@ -176,4 +237,7 @@ def train(
         "epochs": history,
         "best_ckpt": run.best_path,
         "config": config_to_dict(cfg),
+        "global_step": progress.global_step,
+        "params_sha256": parameter_digest(net),
+        "compile_s": progress.compile_s,
     }

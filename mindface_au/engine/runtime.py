@@ -1,0 +1,114 @@
+"""Device-dependent training settings: sink mode, jit level, AMP and loss scaling, resolved once per run.
+
+`resolve_runtime(train_cfg, device, world_size)` turns the `train` keys into what this device supports (or a
+one-line error naming the key), `apply_jit_level` sets the compile level before the first graph is built, and
+`RuntimeSettings.describe()` is the line every run logs at start. Only CPU runs here; the GPU/Ascend values come
+from the MindSpore 2.10 documentation:
+
+- `jit_level` (mindspore.JitConfig / set_context(jit_config=...)): O0 and O1 run operator by operator; O2 hands
+  the whole graph to CANN's GraphEngine and exists on Ascend only (static graph mode, whole-graph sink).
+- sink mode (Model.train(dataset_sink_mode=True)): data goes through a device queue; on CPU Model.train runs
+  without sink whatever is asked. With sink, step callbacks fire once per sink (an epoch), not per step.
+- AMP: DynamicLossScaleManager (supported on Ascend and GPU) lowers the scale on overflow and skips that update;
+  on CPU, O2/O3 need FixedLossScaleManager(drop_overflow_update=False) with the optimiser dividing by the scale.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from mindface_au.errors import UserError
+
+__all__ = ["AMP_LEVELS", "FIXED_LOSS_SCALE", "DYNAMIC_LOSS_SCALE", "RuntimeSettings", "resolve_runtime"]
+
+AMP_LEVELS = ("O0", "O1", "O2", "O3")
+FIXED_LOSS_SCALE = 1024.0
+DYNAMIC_LOSS_SCALE = {"init_loss_scale": 2.0**16, "scale_factor": 2, "scale_window": 1000}
+ACCELERATORS = ("GPU", "Ascend")
+
+
+@dataclass
+class RuntimeSettings:
+    """What a run uses: device, graph mode, sink, jit level, AMP level and loss scaling, global batch."""
+
+    device: str
+    mode: str
+    sink_mode: bool
+    jit_level: str  # "" = MindSpore's default for the device
+    amp_level: str
+    loss_scale: str  # "none", "fixed" or "dynamic"
+    batch_size: int
+    world_size: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    @property
+    def optimizer_loss_scale(self) -> float:
+        """The scale the optimiser divides gradients by: the fixed scale; 1 otherwise (dynamic unscales itself)."""
+        return FIXED_LOSS_SCALE if self.loss_scale == "fixed" else 1.0
+
+    def loss_scale_manager(self):
+        """The Model's loss_scale_manager, or None (amp O0)."""
+        if self.loss_scale == "fixed":
+            from mindspore.train import FixedLossScaleManager
+
+            return FixedLossScaleManager(FIXED_LOSS_SCALE, drop_overflow_update=False)
+        if self.loss_scale == "dynamic":  # GPU/Ascend only: never executed on this project's CPU machine
+            from mindspore.train import DynamicLossScaleManager
+
+            return DynamicLossScaleManager(**DYNAMIC_LOSS_SCALE)
+        return None
+
+    def describe(self) -> str:
+        scale = {
+            "none": "none",
+            "fixed": f"fixed {FIXED_LOSS_SCALE:g} (FixedLossScaleManager, drop_overflow_update=False)",
+            "dynamic": "dynamic (DynamicLossScaleManager init {init_loss_scale:g}, x{scale_factor} every "
+            "{scale_window} steps without overflow)".format(**DYNAMIC_LOSS_SCALE),
+        }[self.loss_scale]
+        return (
+            f"device {self.device}, mode {self.mode}, sink mode {'on' if self.sink_mode else 'off'}, "
+            f"jit level {self.jit_level or 'default'}, AMP {self.amp_level}, loss scale {scale}, "
+            f"global batch {self.global_batch} ({self.batch_size} per device x {self.world_size})"
+        )
+
+
+def resolve_runtime(train_cfg, device: str, world_size: int, batch_size: int, mode: str = "GRAPH") -> RuntimeSettings:
+    """Resolve `train.sink_mode` / `jit_level` / `amp_level` / `sync_bn` for `device`; errors name the key."""
+    amp = train_cfg.amp_level.upper()
+    if amp not in AMP_LEVELS:
+        raise UserError(f"config key train.amp_level: got {train_cfg.amp_level!r}, expected O0, O1, O2 or O3")
+    jit = (train_cfg.jit_level or "").upper()
+    if jit == "O2" and device != "Ascend":
+        raise UserError(
+            f"config key train.jit_level: O2 (GraphEngine) runs on Ascend only, this run is on {device}; "
+            "use O0 or O1"
+        )
+    sink = {"auto": device in ACCELERATORS, "true": True, "false": False}[str(train_cfg.sink_mode).lower()]
+    if sink and device == "CPU":
+        sink = False  # Model.train never sinks on CPU; say so in the log rather than claim it
+    if sink and train_cfg.save_every_steps:
+        raise UserError(
+            "config key train.save_every_steps needs train.sink_mode false: in sink mode the host sees only the end "
+            "of each sink (epoch), so a step checkpoint cannot be taken"
+        )
+    if train_cfg.sync_bn and device not in ACCELERATORS:
+        raise UserError(
+            f"config key train.sync_bn: nn.SyncBatchNorm runs on GPU and Ascend only, this run is on "
+            f"{device}; set train.sync_bn=false (BatchNorm statistics stay per device)"
+        )
+    if amp == "O0":
+        scale = "none"
+    else:
+        scale = "dynamic" if device in ACCELERATORS else "fixed"
+    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size))
+
+
+def apply_jit_level(jit_level: Optional[str]) -> None:
+    """Set the graph compile level for every graph built after this call ("" keeps MindSpore's default)."""
+    if not jit_level:
+        return
+    import mindspore as ms
+
+    ms.set_context(jit_config={"jit_level": jit_level})
