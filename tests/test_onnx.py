@@ -80,10 +80,11 @@ def test_three_formats_give_the_same_probabilities(files):
     for key in ("mindir", "onnx"):
         np.testing.assert_allclose(models[key].predict(x), ref, rtol=0, atol=1e-4)
     # and the checkpoint (BatchNorm folded) equals the training-form network in eval mode
-    from mindface_au.engine.evaluator import ProbNet, load_model
+    from mindface_au.engine.evaluator import load_model
+    from mindface_au.inference.loader import AUProbabilities
 
     net, _ = load_model(files["ckpt"])
-    np.testing.assert_allclose(ProbNet(net)(ms.Tensor(x)).asnumpy(), ref, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(AUProbabilities(net)(ms.Tensor(x)).asnumpy(), ref, rtol=0, atol=1e-5)
 
 
 def test_onnx_batch_axis_is_dynamic(files):

@@ -55,9 +55,10 @@ def run_demo(
     """
     from mindface_au.data import get_split
     from mindface_au.data.synthau import generate
-    from mindface_au.engine.evaluator import ProbNet, evaluate_probs, format_sweep, load_model, predict_videos, sweep
+    from mindface_au.engine.evaluator import evaluate_probs, format_sweep, predict_videos, sweep
     from mindface_au.engine.predict import predict
     from mindface_au.engine.trainer import train
+    from mindface_au.inference.loader import load_inference_model
     from mindface_au.plots import plot_au_bars, plot_au_timeline
     from mindface_au.submission import score_folders
     from mindface_au.utils.device import init_context
@@ -86,8 +87,8 @@ def run_demo(
 
     log("[3/5] evaluating the best checkpoint on val, raw and smoothed")
     train_videos, val_videos = get_split(cfg.data)
-    net, _ = load_model(trained["best_ckpt"])
-    predictions = predict_videos(ProbNet(net), val_videos, cfg.data)
+    model = load_inference_model(trained["best_ckpt"], device=device)  # the one inference path (BatchNorm folded)
+    predictions = predict_videos(model, val_videos, cfg.data)
     result = evaluate_probs(val_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold)
     table = sweep(val_videos, result["full_probs"], cfg.eval.threshold, fixed_prob_k=cfg.eval.prob_k)
     log(format_sweep(table, cfg.eval.prob_k))

@@ -12,12 +12,11 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
-from mindface_au.inference.loader import AUProbabilities, build_network, checkpoint_model_config
+from mindface_au.inference.loader import build_network, checkpoint_model_config
 from mindface_au.metrics import F1Accumulator, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
 __all__ = [
-    "ProbNet",
     "load_model",
     "predict_videos",
     "frame_probs",
@@ -26,10 +25,6 @@ __all__ = [
     "format_sweep",
     "evaluate",
 ]
-
-
-# The one sigmoid wrapper (mindface_au.inference.loader.AUProbabilities), under the name the trainer uses.
-ProbNet = AUProbabilities
 
 
 def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
@@ -65,7 +60,7 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
     """Probabilities for every frame with an image: per video a (frame_ids, probs) pair, frames in order.
 
     `model`: an InferenceModel (`load_inference_model`: .ckpt, .mindir or .onnx; images at its input size) or,
-    during training, a probability Cell such as ProbNet(net) (images at data_cfg.image_size).
+    during training, a probability Cell such as AUProbabilities(net) (images at data_cfg.image_size).
     """
     import mindspore as ms
 

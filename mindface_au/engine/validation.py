@@ -50,9 +50,10 @@ def create_validation(net, videos: Sequence[Video], cfg, logger: Optional[loggin
     scored) and "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), logs both to
     `logger`, and leaves `net` in training mode.
     """
-    from mindface_au.engine.evaluator import ProbNet, evaluate_probs, predict_videos
+    from mindface_au.engine.evaluator import evaluate_probs, predict_videos
+    from mindface_au.inference.loader import AUProbabilities
 
-    prob_net = ProbNet(net)
+    prob_net = AUProbabilities(net)
     eval_videos, _ = truncate_videos(videos, cfg.data.val_max_frames)
 
     def validate() -> Dict:
