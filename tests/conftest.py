@@ -55,6 +55,17 @@ def random_faces(batch=2, size=112, seed=1):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
 
 
+def write_random_crops(folder, count, seed=0, size=40, suffix=""):
+    """`count` random BGR images {i:05d}.png in a new `folder` (stand-ins for aligned crops); returns the folder."""
+    import cv2
+
+    os.makedirs(folder)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        cv2.imwrite(os.path.join(str(folder), f"{i:05d}.png"), rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+    return folder
+
+
 def run_cli(*args, check=False, timeout=900, env=None):
     """Run `python -m mindface_au ARGS` as a user would; returns the CompletedProcess."""
     full_env = dict(os.environ, GLOG_v="3", **(env or {}))

@@ -319,21 +319,27 @@ def test_smooth_csv_streams_tracks_with_gaps(tmp_path):
         np.testing.assert_array_equal(np.array([[int(v) for v in rows[i][21:33]] for i in seg]), got >= 0.6)
 
 
+def interrupt_detections_after(monkeypatch, rows: int):
+    """Make detect raise KeyboardInterrupt after `rows` rows (as Ctrl-C would); returns the real iterator."""
+    real_iter = detect_mod.iter_detections
+
+    def interrupted(*args, **kwargs):
+        for i, row in enumerate(real_iter(*args, **kwargs)):
+            if i == rows:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(detect_mod, "iter_detections", interrupted)
+    return real_iter
+
+
 def test_resume_continues_an_interrupted_run(media, predictor, tmp_path, monkeypatch):
     video = str(tmp_path / "two.avi")
     write_video(video, 45, two_faces=True)
     full, out = str(tmp_path / "full.csv"), str(tmp_path / "out.csv")
     detect(video, full, predictor=predictor, all_faces=True, progress=False)
 
-    real_iter = detect_mod.iter_detections
-
-    def interrupted(*args, **kwargs):
-        for i, row in enumerate(real_iter(*args, **kwargs)):
-            if i == 40:
-                raise KeyboardInterrupt
-            yield row
-
-    monkeypatch.setattr(detect_mod, "iter_detections", interrupted)
+    real_iter = interrupt_detections_after(monkeypatch, 40)
     with pytest.raises(KeyboardInterrupt):
         detect(video, out, predictor=predictor, all_faces=True, progress=False)
     monkeypatch.setattr(detect_mod, "iter_detections", real_iter)
@@ -425,15 +431,7 @@ def test_every_n_gaps_count_processed_frames(tmp_path):
 
 def test_resume_refuses_another_every(media, predictor, tmp_path, monkeypatch):
     out = str(tmp_path / "out.csv")
-    real_iter = detect_mod.iter_detections
-
-    def interrupted(*args, **kwargs):
-        for i, row in enumerate(real_iter(*args, **kwargs)):
-            if i == 4:
-                raise KeyboardInterrupt
-            yield row
-
-    monkeypatch.setattr(detect_mod, "iter_detections", interrupted)
+    real_iter = interrupt_detections_after(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         detect(media["video"], out, predictor=predictor, progress=False, every=2)
     monkeypatch.setattr(detect_mod, "iter_detections", real_iter)

@@ -70,15 +70,18 @@ def test_prefer_gemm_convolutions_respects_the_user_and_says_who_set_it(monkeypa
     assert device.onednn_cap() == {"value": "AVX2", "source": "mindface-au"}
 
 
+# a Python-API user's script: create_model, then one forward (no init_context anywhere)
+CREATE_MODEL_THEN_FORWARD = (
+    "import os, numpy as np, mindspore as ms\n"
+    "from mindface_au.models import create_model\n"
+    "net = create_model('iresnet18', widths=[8, 8, 8, 8], layers=[1, 1, 1, 1], input_size=32)\n" + TINY_FORWARD
+)
+
+
 @pytest.mark.skipif(not X86, reason="oneDNN x86 ISA names")
 def test_create_model_caps_onednn_before_the_first_convolution():
     """A Python-API user who never calls init_context: create_model alone sets the cap oneDNN then reads."""
-    code = (
-        "import os, numpy as np, mindspore as ms\n"
-        "from mindface_au.models import create_model\n"
-        "net = create_model('iresnet18', widths=[8, 8, 8, 8], layers=[1, 1, 1, 1], input_size=32)\n" + TINY_FORWARD
-    )
-    out = _run(code)
+    out = _run(CREATE_MODEL_THEN_FORWARD)
     assert "CAP AVX2" in out
     assert _onednn_isa(out).startswith("Intel AVX2")  # what oneDNN read at its first kernel (AVX-512 CPUs too)
     assert not [ln for ln in _convolutions(out) if "ref:any" in ln]
@@ -86,12 +89,7 @@ def test_create_model_caps_onednn_before_the_first_convolution():
 
 @pytest.mark.skipif(not X86, reason="oneDNN x86 ISA names")
 def test_a_user_set_cap_is_respected():
-    code = (
-        "import os, numpy as np, mindspore as ms\n"
-        "from mindface_au.models import create_model\n"
-        "net = create_model('iresnet18', widths=[8, 8, 8, 8], layers=[1, 1, 1, 1], input_size=32)\n" + TINY_FORWARD
-    )
-    out = _run(code, ONEDNN_MAX_CPU_ISA="SSE41")
+    out = _run(CREATE_MODEL_THEN_FORWARD, ONEDNN_MAX_CPU_ISA="SSE41")
     assert "CAP SSE41" in out and _onednn_isa(out).startswith("Intel SSE4.1")
 
 

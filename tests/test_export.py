@@ -9,11 +9,10 @@ import json
 import os
 import re
 
-import cv2
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params, run_cli
+from conftest import TINY_AUNET, randomise_params, run_cli, write_random_crops
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
@@ -70,11 +69,7 @@ def test_detect_from_mindir_matches_checkpoint(exported, tmp_path):
     from mindface_au.inference.detect import detect
     from mindface_au.inference.predictor import Predictor
 
-    folder = tmp_path / "crops"
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(6):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    folder = write_random_crops(tmp_path / "crops", 6, seed=2)
     outs = []
     for path in (exported["ckpt"], exported["mindir"]):
         out = str(tmp_path / (os.path.basename(path) + ".csv"))
@@ -245,11 +240,7 @@ def test_release_loads_with_create_model_loader_eval_and_detect(release, tmp_pat
     scored = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert scored["mean_f1"] == pytest.approx(from_best["mean_f1"], abs=1e-12)
     assert scored["per_au_smoothed"] == pytest.approx(from_best["per_au_smoothed"], abs=1e-12)
-    crops = tmp_path / "crops"
-    crops.mkdir()
-    rng = np.random.default_rng(4)
-    for i in range(5):
-        cv2.imwrite(str(crops / f"{i:05d}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    crops = write_random_crops(tmp_path / "crops", 5, seed=4)
     csvs = []
     for model_file in (path, best):
         csv = tmp_path / (os.path.basename(model_file) + ".csv")

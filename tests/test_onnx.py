@@ -9,7 +9,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from conftest import TINY_AUNET, run_cli, write_random_crops
 
 from mindface_au.config import ModelConfig
 
@@ -130,13 +130,7 @@ def test_int8_stays_near_float32(files):
 
 
 def test_int8_calibration_folder_and_errors(files, tmp_path):
-    import cv2
-
-    folder = tmp_path / "crops"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    folder = write_random_crops(tmp_path / "crops", 10, seed=0)
     out = str(tmp_path / "q.onnx")
     proc = run_cli("export", "--ckpt", files["ckpt"], "--format", "ONNX", "--out", out, "--quantize", "int8",
                    "--calib", folder, "--calib-frames", 5)  # fmt: skip

@@ -4,7 +4,7 @@ import argparse
 
 from mindface_au.config import Config, dump_config, load_config
 
-__all__ = ["add_config_args", "config_from_args", "echo_config"]
+__all__ = ["add_config_args", "config_from_args", "echo_config", "options"]
 
 CONFIG_HELP = (
     "YAML config: a packaged name (`mindface-au configs` lists them; e.g. affwild2/table3_6_ff or table3_6_ff)"
@@ -36,3 +36,8 @@ def config_from_args(args: argparse.Namespace, echo: bool = True) -> Config:
     if echo:
         echo_config(cfg)
     return cfg
+
+
+def options(args: argparse.Namespace, names: str) -> dict:
+    """The parsed values of the space-separated option `names`, as keyword arguments of the same names."""
+    return {name: getattr(args, name) for name in names.split()}

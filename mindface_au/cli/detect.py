@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.cli.common import echo_config
+    from mindface_au.cli.common import echo_config, options
     from mindface_au.config import load_config
     from mindface_au.inference.detect import detect
 
@@ -49,23 +49,13 @@ def run(args: argparse.Namespace) -> int:
     summary = detect(
         args.input,
         args.output,
-        ckpt=args.ckpt,
         config=config,
-        device=args.device,
-        batch_size=args.batch_size,
-        aligned=args.aligned,
-        detector=args.detector,
-        all_faces=args.all_faces,
-        prob_k=args.prob_k,
-        threshold=args.threshold,
-        resume=args.resume,
-        plot=args.plot,
         progress=not args.no_progress,
-        min_face_size=args.min_face_size,
-        max_gap=args.max_gap,
-        every=args.every,
-        detect_size=args.detect_size,
-        threads=args.threads,
+        **options(
+            args,
+            "ckpt device batch_size aligned detector all_faces prob_k threshold resume plot min_face_size max_gap "
+            "every detect_size threads",
+        ),
     )
     print(json.dumps(summary))
     return 0

@@ -45,7 +45,7 @@ def _run_recipe(ckpt: str):
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mindface_au.cli.common import echo_config
+    from mindface_au.cli.common import echo_config, options
     from mindface_au.config import load_config
     from mindface_au.inference.export import export_model
 
@@ -62,12 +62,8 @@ def run(args: argparse.Namespace) -> int:
         args.ckpt,
         args.out,
         fmt=args.format,
-        batch_size=args.batch_size,
-        quantize=args.quantize,
-        calib=args.calib,
-        calib_frames=args.calib_frames,
-        device=args.device,
         config=config,
+        **options(args, "batch_size quantize calib calib_frames device"),
     )
     if "int8" in info:
         q = info["int8"]

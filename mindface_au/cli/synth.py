@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from mindface_au.cli.common import add_config_args
+from mindface_au.cli.common import add_config_args, options
 from mindface_au.config import load_config
 
 
@@ -24,15 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
     out = args.out or cfg.data.root
-    summary = generate(
-        out,
-        videos=args.videos,
-        frames=args.frames,
-        seed=args.seed,
-        test_videos=args.test_videos,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
+    summary = generate(out, **options(args, "videos frames seed test_videos workers overwrite"))
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

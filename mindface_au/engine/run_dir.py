@@ -114,29 +114,13 @@ class RunDirectory:
         """The path of a RUN_FILES entry ("config", "log", "metrics", "ckpt_dir", "best", "resume")."""
         return os.path.join(self.root, RUN_FILES[key])
 
-    @property
-    def config_path(self) -> str:
-        return self.path("config")
-
-    @property
-    def log_path(self) -> str:
-        return self.path("log")
-
-    @property
-    def metrics_path(self) -> str:
-        return self.path("metrics")
-
-    @property
-    def ckpt_dir(self) -> str:
-        return self.path("ckpt_dir")
-
-    @property
-    def best_path(self) -> str:
-        return self.path("best")
-
-    @property
-    def resume_path(self) -> str:
-        return self.path("resume")
+    # the RUN_FILES entries as paths (read-only)
+    config_path = property(lambda self: self.path("config"))
+    log_path = property(lambda self: self.path("log"))
+    metrics_path = property(lambda self: self.path("metrics"))
+    ckpt_dir = property(lambda self: self.path("ckpt_dir"))
+    best_path = property(lambda self: self.path("best"))
+    resume_path = property(lambda self: self.path("resume"))
 
     def checkpoint_path(self, kind: str, epoch: int = 0) -> str:
         """checkpoints/epoch_NNN.ckpt, best.ckpt or resume.ckpt."""

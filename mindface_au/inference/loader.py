@@ -151,14 +151,8 @@ def build_network(model_cfg: ModelConfig):
     check_model_config_any(model_cfg)
     model_cfg = dataclasses.replace(model_cfg, backbone_checkpoint="")
     if is_backbone(model_cfg):
-        return create_model(
-            model_cfg.name,
-            widths=model_cfg.widths,
-            layers=model_cfg.layers,
-            embedding_size=model_cfg.embedding_size,
-            input_size=model_cfg.input_size,
-            dropout=model_cfg.dropout,
-        )
+        keys = ("widths", "layers", "embedding_size", "input_size", "dropout")  # what a bare backbone takes
+        return create_model(model_cfg.name, **{key: getattr(model_cfg, key) for key in keys})
     return create_model_from_config(model_cfg)
 
 
