@@ -54,7 +54,7 @@ def run_demo(
     `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set.
     """
     from mindface_au.data import get_split
-    from mindface_au.data.synthau import generate
+    from mindface_au.data.synthau import GENERATOR, generate
     from mindface_au.engine.evaluator import evaluate_probs, format_sweep, predict_videos, sweep
     from mindface_au.engine.predict import predict
     from mindface_au.engine.trainer import train
@@ -74,7 +74,10 @@ def run_demo(
     frames = frames or DEMO_DATA["frames"]
     summary_path = os.path.join(data_root, "synthau.json")  # written by the generator
     existing = json.load(open(summary_path, encoding="utf-8")) if os.path.isfile(summary_path) else {}
-    if all(existing.get(k) == v for k, v in (("videos", videos), ("frames", frames), ("seed", cfg.train.seed))):
+    if all(
+        existing.get(k) == v
+        for k, v in (("generator", GENERATOR), ("videos", videos), ("frames", frames), ("seed", cfg.train.seed))
+    ):
         log(f"[1/5] SynthAU already in {data_root}")
     else:
         log(f"[1/5] generating SynthAU ({videos} videos x {frames} frames) in {data_root}")

@@ -35,7 +35,7 @@ Modules: `face` (identity, AU geometry, drawing), `intensity` (AU episodes and l
 the whole tree). The names below are the public API.
 """
 
-from mindface_au.data.synthau.dataset import SUMMARY_FILE, TEST_LABEL_DIR, generate, synth_video
+from mindface_au.data.synthau.dataset import GENERATOR, SUMMARY_FILE, TEST_LABEL_DIR, generate, synth_video
 from mindface_au.data.synthau.face import SIZE, Identity, face_geometry, render_face, sample_identity
 from mindface_au.data.synthau.intensity import BASE_RATES, LABEL_THRESHOLD, au_intensities, labels_from_intensity
 
@@ -53,4 +53,5 @@ __all__ = [
     "SIZE",
     "TEST_LABEL_DIR",
     "SUMMARY_FILE",
+    "GENERATOR",
 ]

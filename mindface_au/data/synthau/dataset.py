@@ -27,8 +27,9 @@ from mindface_au.errors import UserError
 
 TEST_LABEL_DIR = "synthau_test_labels"
 SUMMARY_FILE = "synthau.json"
+GENERATOR = "SynthAU 2"  # bumped whenever the drawing changes (2: AU23 visible at 64 px), so old data is not reused
 
-__all__ = ["TEST_LABEL_DIR", "SUMMARY_FILE", "synth_video", "generate"]
+__all__ = ["TEST_LABEL_DIR", "SUMMARY_FILE", "GENERATOR", "synth_video", "generate"]
 
 
 def _smooth_walk(rng: np.random.Generator, num_frames: int, amplitude: float) -> np.ndarray:
@@ -210,7 +211,7 @@ def generate(
 
 def _summarise(results: List[Dict], videos: int, frames: int, seed: int, test_videos: int) -> Dict:
     out: Dict = {
-        "generator": "SynthAU 1",
+        "generator": GENERATOR,
         "seed": seed,
         "videos": videos,
         "frames": frames,

@@ -121,7 +121,7 @@ def face_geometry(ident: Identity, a: np.ndarray, blink: float = 0.0) -> Dict[st
     g["eye_aperture"] = g["eye_upper"] + g["eye_lower"]
     g["cheek_y"] = ident.eye_y + 12.0 - 4.5 * au6
     g["nostril_y"] = ident.nose_y - 1.8 * au10
-    g["mouth_w"] = ident.mouth_w * (1.0 + 0.22 * au12 - 0.25 * au23 + 0.06 * au24 - 0.04 * au15)
+    g["mouth_w"] = ident.mouth_w * (1.0 + 0.22 * au12 - 0.5 * au23 + 0.06 * au24 - 0.04 * au15)
     g["corner_y"] = ident.mouth_y - 3.5 * au12 + 4.0 * au15
     g["mouth_open"] = 3.5 * au25 + 7.5 * au26
     g["upper_lip_y"] = ident.mouth_y - 2.8 * au10 - 0.25 * g["mouth_open"]  # lower edge of the upper lip
@@ -331,8 +331,8 @@ def _draw_mouth(img: np.ndarray, ident: Identity, g: Dict[str, float], au: np.nd
         teeth = np.concatenate([up_low[::-1][2:-2], (up_low[2:-2] + [0, teeth_h])])
         _fill(img, teeth, (225, 230, 235))
     lip = ident.lip
-    _fill(img, np.concatenate([up_top, up_low]), _mix(lip, (20, 10, 30), 0.25 * au[8]))
-    _fill(img, np.concatenate([low_top, low_bot]), _mix(lip, (20, 10, 30), 0.25 * au[8]))
+    _fill(img, np.concatenate([up_top, up_low]), _mix(lip, (20, 10, 30), 0.5 * au[8]))
+    _fill(img, np.concatenate([low_top, low_bot]), _mix(lip, (20, 10, 30), 0.5 * au[8]))
     line_color = _mix(lip, (15, 10, 20), 0.35 + 0.6 * au[9])
     _line(img, up_low, line_color, 0.6 + 0.7 * au[9])
     # corner folds: up for the puller (AU12), down for the depressor (AU15)
