@@ -83,6 +83,21 @@ def test_worker_failure_is_reported_not_raised():
     assert "unknown measurement kind" in result["error"]
 
 
+def test_quick_defaults_are_one_model_at_batch_8_and_explicit_options_win():
+    from mindface_au.bench import BenchOptions
+
+    quick = BenchOptions(quick=True).resolved()
+    assert quick.models == ["aunet_iresnet100"] and quick.batches == [8] and quick.deploy_batches == [8]
+    assert quick.framework_rows is False and quick.backend_memory is False
+    assert quick.detect_widths == ["full"] and quick.detect_frames == 30 and quick.detect_batch == 8
+    full = BenchOptions().resolved()
+    assert full.models == ["iresnet100", "aunet_iresnet100"] and full.deploy_batches == [1, 8, 32]
+    assert full.framework_rows is True and full.backend_memory is True
+    assert full.detect_widths == ["full", "demo"] and full.detect_frames == 300 and full.detect_batch == 32
+    asked = BenchOptions(quick=True, models=["iresnet18"], framework_rows=True, backend_memory=True).resolved()
+    assert asked.models == ["iresnet18"] and asked.framework_rows and asked.backend_memory
+
+
 def test_postprocess_measurement_counts_frames():
     result = measure.measure_postprocess(5000, repeats=1)
     assert result["frames"] == 5000
@@ -96,7 +111,7 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         "bench", "--quick", "--model", "iresnet18", "--model", "aunet_iresnet18",
         "--widths", ",".join(map(str, TINY_WIDTHS)), "--layers", ",".join(map(str, TINY_LAYERS)),
         "--matmul-size", "128", "--post-frames", "2000", "--repeats", "1", "--pipeline-batches", "2",
-        "--no-deploy", "--no-detect", "--json", out,
+        "--no-deploy", "--no-detect", "--frameworks", "--json", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -300,7 +315,7 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
         "--layers", ",".join(map(str, TINY_LAYERS)), "--input-size", "32", "--matmul-size", "128",
         "--post-frames", "500", "--repeats", "2", "--batch", "4", "--no-frameworks", "--no-pipeline",
         "--detect-width", "full", "--detect-frames", "10", "--detect-batch", "4", "--calib-frames", "4",
-        "--cache", cache, "--json", out,
+        "--backend-memory", "--cache", cache, "--json", out,
     ]  # fmt: skip
     proc = cli(*args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
