@@ -31,7 +31,7 @@ format: $(VENV)/.installed-dev
 	$(PY) -m isort mindface_au tools tests
 
 bench: $(VENV)/.installed-dev
-	$(VENV)/bin/mindface-au bench --quick
+	$(VENV)/bin/mindface-au bench --quick --cache runs/bench-cache
 
 clean:
 	rm -rf runs build *.egg-info

@@ -83,6 +83,21 @@ def test_worker_failure_is_reported_not_raised():
     assert "unknown measurement kind" in result["error"]
 
 
+def test_quick_defaults_are_one_model_at_batch_8_and_explicit_options_win():
+    from mindface_au.bench import BenchOptions
+
+    quick = BenchOptions(quick=True).resolved()
+    assert quick.models == ["aunet_iresnet100"] and quick.batches == [8] and quick.deploy_batches == [8]
+    assert quick.framework_rows is False and quick.backend_memory is False
+    assert quick.detect_widths == ["full"] and quick.detect_frames == 30 and quick.detect_batch == 8
+    full = BenchOptions().resolved()
+    assert full.models == ["iresnet100", "aunet_iresnet100"] and full.deploy_batches == [1, 8, 32]
+    assert full.framework_rows is True and full.backend_memory is True
+    assert full.detect_widths == ["full", "demo"] and full.detect_frames == 300 and full.detect_batch == 32
+    asked = BenchOptions(quick=True, models=["iresnet18"], framework_rows=True, backend_memory=True).resolved()
+    assert asked.models == ["iresnet18"] and asked.framework_rows and asked.backend_memory
+
+
 def test_postprocess_measurement_counts_frames():
     result = measure.measure_postprocess(5000, repeats=1)
     assert result["frames"] == 5000
@@ -96,7 +111,7 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         "bench", "--quick", "--model", "iresnet18", "--model", "aunet_iresnet18",
         "--widths", ",".join(map(str, TINY_WIDTHS)), "--layers", ",".join(map(str, TINY_LAYERS)),
         "--matmul-size", "128", "--post-frames", "2000", "--repeats", "1", "--pipeline-batches", "2",
-        "--no-deploy", "--no-detect", "--json", out,
+        "--no-deploy", "--no-detect", "--frameworks", "--json", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -244,7 +259,8 @@ def test_file_paths_key_on_the_model_config_and_batch(tmp_path):
     a = deploy.file_paths(str(tmp_path), cfg, 8, 16)
     assert a == deploy.file_paths(str(tmp_path), dict(cfg), 8, 16)
     assert a["mindspore"] == deploy.file_paths(str(tmp_path), cfg, 32, 16)["mindspore"]  # one checkpoint
-    assert a["onnx"] != deploy.file_paths(str(tmp_path), cfg, 32, 16)["onnx"]
+    assert a["mindir"] != deploy.file_paths(str(tmp_path), cfg, 32, 16)["mindir"]  # a fixed batch inside
+    assert a["onnx"] == deploy.file_paths(str(tmp_path), cfg, 32, 16)["onnx"]  # dynamic batch axis: one file
     assert a["onnx-int8"] != deploy.file_paths(str(tmp_path), cfg, 8, 64)["onnx-int8"]
     assert a["mindspore"] != deploy.file_paths(str(tmp_path), dict(cfg, widths=[8, 8, 8, 8]), 8, 16)["mindspore"]
     assert set(a) == set(deploy.FILE_BACKENDS)
@@ -289,15 +305,7 @@ def test_worker_env_keeps_the_cap_unless_ours_and_torch_alone(monkeypatch):
     assert env[ONEDNN_ISA_VAR] == "AVX2" and env["OMP_NUM_THREADS"] == "3"
 
 
-def _deploy_api_ready() -> bool:
-    try:
-        from mindface_au.inference import export, loader  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(export, "export_model")
-
-
-@pytest.mark.skipif(not _deploy_api_ready(), reason="needs inference.loader and inference.export.export_model")
+@pytest.mark.slow
 def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     """Every backend's forward, files cached, and detect with its stage times, on a tiny AUNet."""
     pytest.importorskip("onnxruntime")
@@ -305,9 +313,9 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     args = [
         "bench", "--quick", "--model", "aunet_iresnet18", "--widths", ",".join(map(str, TINY_WIDTHS)),
         "--layers", ",".join(map(str, TINY_LAYERS)), "--input-size", "32", "--matmul-size", "128",
-        "--post-frames", "500", "--repeats", "2", "--batch", "2", "--no-frameworks", "--no-pipeline",
+        "--post-frames", "500", "--repeats", "2", "--batch", "4", "--no-frameworks", "--no-pipeline",
         "--detect-width", "full", "--detect-frames", "10", "--detect-batch", "4", "--calib-frames", "4",
-        "--cache", cache, "--json", out,
+        "--backend-memory", "--cache", cache, "--json", out,
     ]  # fmt: skip
     proc = cli(*args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -319,7 +327,7 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     for name, row in forward.items():
         if name == "torch" and not has_torch:
             continue
-        assert row["images_per_s"] == pytest.approx(2 / row["median_s"], rel=1e-2) and row["peak_rss_mb"] > 0
+        assert row["images_per_s"] == pytest.approx(4 / row["median_s"], rel=1e-2) and row["peak_rss_mb"] > 0
         assert len(row["times_s"]) == 2 and row["gflops"] > 0
         if has_torch:
             assert row["vs_torch"] == pytest.approx(row["median_s"] / forward["torch"]["median_s"], rel=1e-2)
@@ -328,10 +336,16 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     for row in rows.values():
         assert row["frames"] == 10 and row["fps"] > 0
         assert set(row["stage_ms"]) == set(deploy.DETECT_STAGES)
+    detect_files = rep["detect"]["files"]["full"]  # same model and batch: made by the forward measurement
+    assert detect_files["seconds"] == {} and len(detect_files["cached"]) == len(deploy.FILE_BACKENDS)
     keys = {t["key"] for t in rep["targets"]}
     assert keys == {k for k, _, _ in bench_report.TARGETS}
-    assert "Targets (issue 13):" in proc.stdout
-    again = cli(*args)  # the second run finds every export in the cache
+    for target in rep["targets"]:  # every target measured, with a verdict (the PyTorch ones need PyTorch)
+        if has_torch or target["key"] not in ("onnx_vs_torch", "int8_vs_torch"):
+            assert isinstance(target["value"], (int, float)) and target["passed"] in (True, False), target
+    table = proc.stdout[proc.stdout.index("Targets (issue 13):") :]
+    assert table.count("| pass |") + table.count("| FAIL |") == len(rep["targets"])
+    again = cli(*args[:-2], "--no-detect", "--json", out)  # the second run finds every export in the cache
     assert again.returncode == 0, again.stderr[-3000:]
     rep2 = json.loads(out.read_text())
     files = rep2["deploy"]["files"]["aunet_iresnet18"]

@@ -69,10 +69,11 @@ def _deploy_lines(report: Dict[str, Any]) -> List[str]:
     deploy = report.get("deploy")
     if not deploy:
         return []
+    alone = any("peak_rss_mb" in r for r in deploy.get("forward", []))
+    memory = "peak RSS from each backend alone in its own process" if alone else "peak RSS not measured (quick)"
     lines = [
         "",
-        "Forward per backend, all backends of a row group in one process timed in turns (median s); peak RSS from "
-        "each backend alone in its own process:",
+        f"Forward per backend, all backends of a row group in one process timed in turns (median s); {memory}:",
         "",
         "| model | batch | backend | median s | images/s | GFLOP/s | of matmul | / PyTorch time | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -13,7 +13,7 @@ import os
 import platform
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -33,15 +33,23 @@ from mindface_au.errors import UserError
 __all__ = ["BenchOptions", "DEFAULT_MODELS", "run_bench"]
 
 DEFAULT_MODELS = ("iresnet100", "aunet_iresnet100")
+QUICK_MODELS = ("aunet_iresnet100",)
 DETECT_WIDTHS = ("full", "demo")
 
 
 @dataclass
 class BenchOptions:
-    """What `run_bench` measures and how; the defaults are the full suite (issues 7 and 13)."""
+    """What `run_bench` measures and how; the defaults are the full suite (issues 7 and 13).
+
+    `quick` (`make bench`, a few minutes on a 2-core CPU) changes only the defaults left empty (None/0/[]): one
+    model (aunet_iresnet100) at batch 8, no MindSpore-vs-PyTorch framework rows (the checkpoint backend's row
+    against the PyTorch backend row stands in for the forward ratio), no per-backend peak-memory processes, detect
+    at the full width only on 30 frames at the forward's batch (so every exported file is shared), 16
+    calibration frames, a 1024 matmul and 10 pipeline batches.
+    """
 
     quick: bool = False
-    models: List[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    models: List[str] = field(default_factory=list)  # empty: QUICK_MODELS with quick, DEFAULT_MODELS otherwise
     batches: List[int] = field(default_factory=list)  # empty: [8] with quick, [8, 32] otherwise
     widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512])
     layers: List[int] = field(default_factory=list)  # empty: the depth's default
@@ -51,7 +59,7 @@ class BenchOptions:
     repeats: int = 0  # 0: 3 with quick, 5 otherwise
     warmup: int = 1
     torch: bool = True  # compare with PyTorch eager when installed
-    train: bool = True  # measure the train step too
+    train: bool = True  # measure the train step too (of the framework rows)
     jit_level: str = ""  # "" = MindSpore default, else O0 | O1
     fuse_bn: bool = False  # fold BatchNorm into convs for the forward measurement (fuse_for_inference)
     matmul_size: int = 0  # 0: 1024 with quick, 4096 otherwise
@@ -60,28 +68,34 @@ class BenchOptions:
     data_root: str = ""  # empty: a small SynthAU set generated in a temporary folder
     pipeline_batches: int = 0  # 0: 10 with quick, 40 otherwise
     timeout: int = 3600  # seconds per measurement subprocess
-    framework_rows: bool = True  # the MindSpore-vs-PyTorch forward/train rows, their ratios and the heads' cost
+    framework_rows: Optional[bool] = None  # MindSpore-vs-PyTorch forward/train rows, ratios, heads; None: not quick
     deploy: bool = True  # forward of every inference backend (BACKENDS) at deploy_batches
+    backend_memory: Optional[bool] = None  # each backend's peak RSS alone in its own process; None: not quick
     backends: List[str] = field(default_factory=lambda: list(BACKENDS))
     deploy_batches: List[int] = field(default_factory=list)  # empty: --batch if given, else [8] quick, [1, 8, 32]
     detect: bool = True  # end-to-end detect on a generated video at the full and the demo width
-    detect_widths: List[str] = field(default_factory=lambda: ["full", "demo"])
-    detect_frames: int = 0  # 0: 60 with quick, 300 otherwise
+    detect_widths: List[str] = field(default_factory=list)  # empty: ["full"] with quick, DETECT_WIDTHS otherwise
+    detect_frames: int = 0  # 0: 30 with quick, 300 otherwise
     detect_rounds: int = 0  # 0: 1 with quick, 2 otherwise
-    detect_batch: int = 32
+    detect_batch: int = 0  # 0: the largest deploy batch with quick, 32 otherwise
     calib_frames: int = 0  # int8 calibration frames; 0: 16 with quick, 64 otherwise
     cache: str = ""  # folder for the exported files and the video; empty: a temporary one for this run
 
     def resolved(self) -> "BenchOptions":
         """A copy with every 0/empty default filled in."""
         out = BenchOptions(**asdict(self))
+        out.models = list(self.models) or list(QUICK_MODELS if self.quick else DEFAULT_MODELS)
+        out.framework_rows = (not self.quick) if self.framework_rows is None else self.framework_rows
+        out.backend_memory = (not self.quick) if self.backend_memory is None else self.backend_memory
         out.batches = list(self.batches) or ([8] if self.quick else [8, 32])
         out.threads = self.threads or default_threads()
         out.repeats = self.repeats or (3 if self.quick else 5)
         out.matmul_size = self.matmul_size or (1024 if self.quick else 4096)
         out.pipeline_batches = self.pipeline_batches or (10 if self.quick else 40)
         out.deploy_batches = list(self.deploy_batches or self.batches) or ([8] if self.quick else [1, 8, 32])
-        out.detect_frames = self.detect_frames or (60 if self.quick else 300)
+        out.detect_widths = list(self.detect_widths) or (["full"] if self.quick else list(DETECT_WIDTHS))
+        out.detect_frames = self.detect_frames or (30 if self.quick else 300)
+        out.detect_batch = self.detect_batch or (max(out.deploy_batches) if self.quick else 32)
         out.detect_rounds = self.detect_rounds or (1 if self.quick else 2)
         out.calib_frames = self.calib_frames or (16 if self.quick else 64)
         return out
@@ -338,12 +352,13 @@ def _deploy_forward(report, opts: BenchOptions, common, backends: List[str], cac
                 _rates(report, row)
                 if torch_s:
                     row["vs_torch"] = round(row["median_s"] / torch_s, 3)
-                log(f"bench: peak memory of {backend} alone, {name} batch {batch} ...")
-                alone = run_worker(dict(spec, kind="backend_memory", backends=[backend]), opts.timeout)
-                row["peak_rss_mb"] = alone.get("peak_rss_mb")
-                row["alone_one_call_s"] = alone.get("one_call_s")
-                if "error" in alone:
-                    row["peak_rss_error"] = alone["error"]
+                if opts.backend_memory:
+                    log(f"bench: peak memory of {backend} alone, {name} batch {batch} ...")
+                    alone = run_worker(dict(spec, kind="backend_memory", backends=[backend]), opts.timeout)
+                    row["peak_rss_mb"] = alone.get("peak_rss_mb")
+                    row["alone_one_call_s"] = alone.get("one_call_s")
+                    if "error" in alone:
+                        row["peak_rss_error"] = alone["error"]
                 deploy["forward"].append(row)
 
 

@@ -16,7 +16,13 @@ def _int_list(text: str) -> List[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="batch 8 only, fewer repeats, smaller matmul")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few minutes: aunet_iresnet100 at batch 8, the backends' forward in turns, detect at full width on "
+        "30 frames; no framework rows and no per-backend memory processes unless asked (--frameworks, "
+        "--backend-memory)",
+    )
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the full results as JSON")
     parser.add_argument(
         "--model",
@@ -24,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help="model to measure; repeatable (default: iresnet100 and aunet_iresnet100)",
+        help="model to measure; repeatable (default: iresnet100 and aunet_iresnet100; quick: aunet_iresnet100)",
     )
     parser.add_argument(
         "--batch",
@@ -42,12 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=0, help="timed repeats per measurement (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (the first one compiles)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    parser.add_argument("--no-train", action="store_true", help="forward only")
+    parser.add_argument("--no-train", action="store_true", help="framework rows: forward only")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the data pipeline measurement")
     parser.add_argument(
-        "--no-frameworks",
-        action="store_true",
-        help="skip the MindSpore-vs-PyTorch forward/train rows, their ratios and the heads' cost",
+        "--frameworks",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the MindSpore-vs-PyTorch forward/train rows, their ratios and the heads' cost (default: on; quick: off)",
+    )
+    parser.add_argument(
+        "--backend-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="each backend's peak RSS alone in its own process (default: on; quick: off)",
     )
     parser.add_argument("--no-deploy", action="store_true", help="skip the forward of the inference backends")
     parser.add_argument("--no-detect", action="store_true", help="skip the end-to-end detect measurement")
@@ -65,11 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         choices=["full", "demo"],
-        help="detect with the first AUNet of --model at --widths (full) or the demo config's network; repeatable",
+        help="detect with the first AUNet of --model at --widths (full) or the demo config's network; repeatable "
+        "(default: both; quick: full)",
     )
-    parser.add_argument("--detect-frames", type=int, default=0, help="frames of the generated video (300; quick 60)")
+    parser.add_argument("--detect-frames", type=int, default=0, help="frames of the generated video (300; quick 30)")
     parser.add_argument("--detect-rounds", type=int, default=0, help="detect runs per backend, in turns (2; quick 1)")
-    parser.add_argument("--detect-batch", type=int, default=32, help="detect's batch size")
+    parser.add_argument(
+        "--detect-batch", type=int, default=0, help="detect's batch size (32; quick: the forward's largest batch)"
+    )
     parser.add_argument("--calib-frames", type=int, default=0, help="int8 calibration frames (64; quick 16)")
     parser.add_argument(
         "--cache",
@@ -108,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         or args.detect_frames < 0
         or args.detect_rounds < 0
         or args.calib_frames < 0
+        or args.detect_batch < 0
     ):
         raise UserError("--threads/--repeats/--detect-*/--calib-frames must be >= 0 and --warmup/--post-frames >= 1")
     cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
@@ -129,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root or config_root,
         pipeline_batches=args.pipeline_batches,
         timeout=args.timeout,
-        framework_rows=not args.no_frameworks,
+        framework_rows=args.frameworks,
+        backend_memory=args.backend_memory,
         deploy=not args.no_deploy,
         detect=not args.no_detect,
         detect_frames=args.detect_frames,
