@@ -132,7 +132,8 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         assert row["heads_cost"] == pytest.approx(row["aunet_s"] / row["backbone_s"] - 1.0, abs=1e-3)
     assert len(report["ratios"]) == (4 if has_torch else 0)
     for ratio in report["ratios"]:
-        assert ratio["ratio"] == pytest.approx(ratio["mindspore_s"] / ratio["torch_s"], rel=1e-2)
+        # the report rounds ratios to 3 decimals, so allow that rounding beside the relative tolerance
+        assert ratio["ratio"] == pytest.approx(ratio["mindspore_s"] / ratio["torch_s"], rel=1e-2, abs=5e-4)
         assert isinstance(ratio["alternating"], float) and ratio["alternating"] > 0
     assert report["pipeline"]["images_per_s"] > 0 and report["postprocess"]["frames"] == 2000
     assert "| framework | model | mode | batch | images/s" in proc.stdout
