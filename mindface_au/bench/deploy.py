@@ -307,10 +307,17 @@ class _RssSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        # one last sample at the end, so a short run still has a beginning and an end
+        from mindface_au.utils.memory import current_rss_mb
+
+        value = current_rss_mb()
+        if value is not None:
+            start_offset = self.samples[-1][0] + self.interval if self.samples else 0.0
+            self.samples.append((start_offset, value))
 
     def growth(self) -> Optional[Dict[str, float]]:
         """RSS at a third of the run (batches and buffers warmed up) and the highest RSS of its last third."""
-        if len(self.samples) < 6:
+        if len(self.samples) < 2:  # a run shorter than one sampling interval: nothing to compare
             return None
         end = self.samples[-1][0]
         third = [v for t, v in self.samples if t >= end / 3.0]
