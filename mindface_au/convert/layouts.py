@@ -151,7 +151,7 @@ def mindspore_layout(params: Dict[str, Any]) -> str:
     """The layout name of a MindSpore checkpoint ({name: Parameter}), without touching its tensors."""
     if any(name.startswith(_MINDFACE_PREFIX) for name in params):
         return MINDFACE
-    from mindface_au.models.checkpoint import MODEL_CONFIG_KEY
+    from mindface_au.utils.ckpt_file import MODEL_CONFIG_KEY
 
     return "MindSpore checkpoint" + (" (mindface-au)" if MODEL_CONFIG_KEY in params else "")
 
@@ -187,6 +187,6 @@ def read_backbone_state(path: str) -> BackboneState:
         raise UserError(
             f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle) nor a MindSpore .ckpt"
         )
-    from mindface_au.models.checkpoint import read_checkpoint
+    from mindface_au.utils.ckpt_file import read_checkpoint
 
     return mindspore_backbone_state(read_checkpoint(path), path)

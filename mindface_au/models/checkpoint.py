@@ -11,9 +11,9 @@ import numpy as np
 from mindspore import nn
 
 from mindface_au.errors import UserError, fit_problems, listing
+from mindface_au.utils.ckpt_file import MODEL_CONFIG_KEY, read_checkpoint  # noqa: F401 (re-exported)
 from mindface_au.utils.io import atomic_path
 
-MODEL_CONFIG_KEY = "mindface_au_model_config"  # JSON of the ModelConfig, stored inside training checkpoints
 logger = logging.getLogger(__name__)
 
 
@@ -23,17 +23,6 @@ def sha256_file(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_checkpoint(path: str) -> Dict[str, ms.Parameter]:
-    """Read a MindSpore .ckpt into {name: Parameter}, with a one-line error for a missing or broken file."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: checkpoint not found")
-    try:
-        return ms.load_checkpoint(path)
-    except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError for corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable MindSpore checkpoint ({first})") from exc
 
 
 def load_params_strict(
