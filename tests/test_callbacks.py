@@ -70,22 +70,26 @@ def test_skipped_images_callback_is_silent_for_a_clean_dataset(tmp_path, capsys)
     assert capsys.readouterr().out == ""
 
 
-def _validator(tmp_path, rank, results):
+def _validator(tmp_path, rank, results, **kwargs):
     from mindspore import nn
 
     logger = logging.getLogger("test_callbacks")
-    lrs = [0.1, 0.1, 0.01, 0.01]
+    lrs = [0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001]
     progress = ProgressLogger(logger, lrs, steps_per_epoch=2, images_per_step=4, bar=False)
     net = nn.Dense(2, 1)
     run = RunDirectory(str(tmp_path / "run"), rank=rank, keep_last=1)
     history = []
     scores = iter(results)
 
+    evaluated = []  # epochs whose validation ran (the epoch's record is appended after its validation)
+
     def evaluate():
+        evaluated.append(len(history) + 1)
         mean = next(scores)
         return {"mean_f1": mean, "per_au": {"AU1": mean}, "mean_f1_smoothed": mean}
 
-    validator = EpochValidator(logger, progress, evaluate, run, net, net, history, lrs, 2)
+    validator = EpochValidator(logger, progress, evaluate, run, net, net, history, lrs, 2, **kwargs)
+    validator.evaluated = evaluated
     return progress, validator, run, history
 
 
@@ -117,3 +121,25 @@ def test_epoch_validator_on_rank_one_writes_nothing(tmp_path):
     assert [r["epoch"] for r in history] == [1] and validator.last_good is None
     assert validator.best == {"epoch": 0, "mean_f1": -1.0}
     assert not os.path.exists(run.root)
+
+
+def test_epoch_validator_val_interval_validates_every_nth_and_the_last_epoch(tmp_path):
+    # val_interval 2 over 5 epochs: epochs 2, 4 and 5 (the last) are validated; the best is chosen among them only,
+    # even though epoch 1's loss-based score would beat a low F1
+    progress, validator, run, history = _validator(tmp_path, 0, [0.4, 0.1, 0.3], val_interval=2, last_epoch=5)
+    for epoch in range(1, 6):
+        _epoch(progress, validator, epoch)
+    assert validator.evaluated == [2, 4, 5]
+    assert [("val_mean_f1" in r) for r in history] == [False, True, False, True, True]
+    assert validator.best == {"epoch": 2, "mean_f1": 0.4}
+    assert os.path.exists(run.checkpoint_path("epoch", 5)) and os.path.exists(run.best_path)
+    saved = json.load(open(run.metrics_path))
+    assert [r.get("val_mean_f1") for r in saved["epochs"]] == [None, 0.4, None, 0.1, 0.3]
+
+
+def test_epoch_validator_without_validation_videos_keeps_the_lowest_loss(tmp_path):
+    progress, validator, run, history = _validator(tmp_path, 0, [], val_interval=3, last_epoch=2)
+    validator.evaluate_fn = None
+    _epoch(progress, validator, 1, losses=(0.5, 0.5))
+    _epoch(progress, validator, 2, losses=(0.2, 0.2))
+    assert validator.best == {"epoch": 2, "mean_f1": pytest.approx(-0.2)}

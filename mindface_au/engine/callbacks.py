@@ -136,6 +136,10 @@ class ProgressLogger(Callback):
 class EpochValidator(Callback):
     """After each epoch: validation F1 (rank 0), metrics.json, last-N and best-F1 checkpoints, resume state.
 
+    `val_interval` N validates after every N-th epoch and after `last_epoch`; the best checkpoint is chosen among
+    the validated epochs only (an epoch without validation never replaces it). Without `evaluate_fn` (no
+    validation videos) the lowest training loss picks it.
+
     `evaluate_fn()` returns the evaluate_probs dict (engine/validation.py); `run_dir` writes the files (nothing on
     ranks other than 0); `net` is saved as the epoch and best checkpoints, `train_network` (network + optimiser) as
     the resume state. Nothing is written for an epoch in which the loss went non-finite, so the last good
@@ -154,6 +158,8 @@ class EpochValidator(Callback):
         lrs: List[float],
         steps_per_epoch: int,
         best: Optional[Dict] = None,
+        val_interval: int = 1,
+        last_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.logger = logger
@@ -167,6 +173,11 @@ class EpochValidator(Callback):
         self.steps_per_epoch = steps_per_epoch
         self.best = dict(best or {"epoch": 0, "mean_f1": -1.0})
         self.last_good: Optional[str] = None
+        self.val_interval, self.last_epoch = max(1, int(val_interval)), int(last_epoch)
+
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) is validated: every `val_interval`-th epoch and the last one."""
+        return self.evaluate_fn is not None and (epoch % self.val_interval == 0 or epoch == self.last_epoch)
 
     def on_train_epoch_end(self, run_context) -> None:
         if self.progress.diverged is not None:
@@ -179,7 +190,7 @@ class EpochValidator(Callback):
             "steps": self.steps_per_epoch,
         }
         record.update(self.progress.epoch_summary())
-        if self.evaluate_fn is not None:
+        if self.validates(epoch):
             t0 = time.time()
             result = self.evaluate_fn()
             record.update(
@@ -191,21 +202,22 @@ class EpochValidator(Callback):
             if "frames" in result:
                 record["val_frames"] = result["frames"]
             self.logger.info(f"epoch {epoch} validation\n" + format_f1(list(result["per_au"].values()), label="val"))
-        self.logger.info(
-            f"epoch {epoch}: loss {record['loss']:.4f}, {record['images_per_s']:.1f} img/s"
-            + (
+        if "val_mean_f1" in record:
+            val_text = (
                 f", val mean F1 {100 * record['val_mean_f1']:.2f} (smoothed {100 * record['val_mean_f1_smoothed']:.2f})"
-                if "val_mean_f1" in record
-                else ""
             )
-        )
+        elif self.evaluate_fn is not None:
+            val_text = f", not validated (train.val_interval {self.val_interval})"
+        else:
+            val_text = ""
+        self.logger.info(f"epoch {epoch}: loss {record['loss']:.4f}, {record['images_per_s']:.1f} img/s{val_text}")
         self.history.append(record)
         if not self.run_dir.writes:
             return
         run = self.run_dir
         self.last_good = run.save_checkpoint(self.net, "epoch", epoch)
-        score = record.get("val_mean_f1", -record["loss"])
-        if score > self.best["mean_f1"]:
+        score = record.get("val_mean_f1", None if self.evaluate_fn is not None else -record["loss"])
+        if score is not None and score > self.best["mean_f1"]:
             self.best = {"epoch": epoch, "mean_f1": score}
             run.save_checkpoint(self.net, "best", epoch)
             self.logger.info(f"epoch {epoch}: new best checkpoint (mean F1 {100 * score:.2f})")

@@ -193,8 +193,9 @@ def train(
         logger, lrs, steps, runtime.global_batch, start_step=start_step, epoch_losses=epoch_losses
     )
     validator = EpochValidator(
-        logger, progress, evaluate_fn, run, net, model.train_network, history, lrs, steps, best=best
-    )
+        logger, progress, evaluate_fn, run, net, model.train_network, history, lrs, steps, best=best,
+        val_interval=cfg.train.val_interval, last_epoch=cfg.train.epochs,
+    )  # fmt: skip
     logger.info(
         f"{len(train_videos)} train videos, {len(val_videos)} val videos, {steps} steps/epoch of "
         f"{cfg.data.batch_size} x {world_size}, epochs {start_epoch + 1}..{cfg.train.epochs}"
