@@ -109,6 +109,7 @@ class TrainConfig:
     jit_level: str = ""  # "" = MindSpore's choice | O0 | O1 | O2 (O2: Ascend only)
     sync_bn: bool = False  # BatchNorm statistics over all devices (nn.SyncBatchNorm; GPU/Ascend data parallel)
     freeze_bn: bool = False  # BatchNorm uses and keeps its running statistics (gamma/beta still train)
+    prelu_form: str = "native"  # how PReLU is computed in training: native (ops.PReLU) | relu (see models/iresnet.py)
     device: str = "auto"
 
 
@@ -294,6 +295,8 @@ def _validate_train(train: "TrainConfig") -> None:
         raise UserError(f'config key train.jit_level: got {train.jit_level!r}, expected "" (default), O0, O1 or O2')
     if train.warmup_epochs < 0:
         raise UserError(f"config key train.warmup_epochs: got {train.warmup_epochs}, expected >= 0")
+    if train.prelu_form not in ("native", "relu"):
+        raise UserError(f"config key train.prelu_form: got {train.prelu_form!r}, expected native or relu")
     if train.val_interval < 1:
         raise UserError(f"config key train.val_interval: got {train.val_interval}, expected >= 1 (1 = every epoch)")
     if train.save_every_steps < 0:

@@ -6,7 +6,7 @@ import pytest
 from conftest import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
 
 from mindface_au.models import create_model, list_models
-from mindface_au.models.iresnet import IRESNET_LAYERS, PReLU, create_iresnet, fuse_for_inference
+from mindface_au.models.iresnet import IRESNET_LAYERS, PReLU, create_iresnet, fuse_for_inference, set_prelu_form
 
 DEPTHS = {"iresnet18": (2, 2, 2, 2), "iresnet34": (3, 4, 6, 3), "iresnet50": (3, 4, 14, 3)}
 DEPTHS.update({"iresnet100": (3, 13, 30, 3), "iresnet200": (6, 26, 60, 6)})
@@ -136,6 +136,30 @@ def test_prelu_form_rejects_unknown_and_defaults_to_native():
     with pytest.raises(ValueError, match="PReLU form"):
         PReLU(3, form="fast")
     assert PReLU(3).form == "native"  # the relu form's broadcast multiply costs 1.7-3.4x inference memory
+
+
+def test_set_prelu_form_switches_every_prelu_and_keeps_the_train_step():
+    # train.prelu_form: the relu form gives the native form's training loss and gradients on a whole network
+    from mindspore import nn
+
+    def grads_of(form):
+        ms.set_seed(0)  # the same convolution weights in both networks (randomise_params sets BN and PReLU)
+        net = randomise_params(create_iresnet("iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS, embedding_size=8))
+        assert set_prelu_form(net, form) == 1 + sum(TINY_LAYERS)  # the stem's and one per block
+        assert {cell.form for _, cell in net.cells_and_names() if isinstance(cell, PReLU)} == {form}
+        net.set_train(True)
+        loss_net = nn.WithLossCell(net, nn.MSELoss())
+        x, y = ms.Tensor(random_faces(2)), ms.Tensor(np.ones((2, 8), np.float32))
+        loss, grads = ms.value_and_grad(loss_net, None, net.trainable_params())(x, y)
+        return float(loss.asnumpy()), [g.asnumpy() for g in grads]
+
+    native_loss, native_grads = grads_of("native")
+    relu_loss, relu_grads = grads_of("relu")
+    assert relu_loss == pytest.approx(native_loss, rel=1e-5)
+    for a, b in zip(native_grads, relu_grads):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * max(1.0, float(np.abs(a).max())))
+    with pytest.raises(ValueError, match="PReLU form"):
+        set_prelu_form(create_iresnet("iresnet18", widths=TINY_WIDTHS, layers=TINY_LAYERS), "fast")
 
 
 # ------------------------------------------------------------------------------------------- BN folding

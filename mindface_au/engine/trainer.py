@@ -87,6 +87,7 @@ def train(
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
+    from mindface_au.models.iresnet import set_prelu_form
     from mindface_au.utils.device import init_context
 
     if resume:
@@ -132,6 +133,8 @@ def train(
         logger.info(f"BatchNorm: frozen ({freeze_batchnorm(net)} layers use and keep their running statistics)")
     else:
         logger.info(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
+    if cfg.train.prelu_form != "native":
+        logger.info(f"PReLU: {cfg.train.prelu_form} form in {set_prelu_form(net, cfg.train.prelu_form)} layers")
     loss_fn = create_loss(cfg.loss)
 
     def make_dataset(first_epoch: int, skip_steps: int = 0):

@@ -15,7 +15,15 @@ from mindspore import nn, ops
 from mindface_au.config import IRESNET_LAYERS
 from mindface_au.models.registry import register_model
 
-__all__ = ["IResNet", "IBasicBlock", "IRESNET_LAYERS", "PReLU", "create_iresnet", "fuse_for_inference"]
+__all__ = [
+    "IResNet",
+    "IBasicBlock",
+    "IRESNET_LAYERS",
+    "PReLU",
+    "create_iresnet",
+    "fuse_for_inference",
+    "set_prelu_form",
+]
 
 PRELU_FORMS = ("auto", "relu", "native")
 PRELU_FORM = "native"  # default form of PReLU cells built from now on (see PReLU)
@@ -51,6 +59,20 @@ class PReLU(nn.Cell):
         if self.form == "native" or (self.form == "auto" and self.training):
             return self.prelu(x, self.w)
         return self.relu(x) - self.w.reshape((-1, 1, 1)) * self.relu(-x)
+
+
+def set_prelu_form(net: nn.Cell, form: str) -> int:
+    """Compute every PReLU inside `net` in `form` (see PReLU) from its next graph compile on; returns the count.
+
+    Same parameters and outputs, so checkpoints do not depend on it. Training (`train.prelu_form`) uses it: at
+    narrow widths MindSpore 2.10's CPU PReLUGrad kernel dominates the step (docs/performance.md section 10).
+    """
+    if form not in PRELU_FORMS:
+        raise ValueError(f"PReLU form must be one of {PRELU_FORMS}, got {form!r}")
+    cells = [cell for _, cell in net.cells_and_names() if isinstance(cell, PReLU)]
+    for cell in cells:
+        cell.form = form
+    return len(cells)
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
