@@ -164,6 +164,7 @@ def _check_value(key: str, value: Any, expected: Any) -> Any:
 _BOOL_OR_STR = {("train", "sink_mode")}
 SINK_MODES = ("auto", "true", "false")
 JIT_LEVELS = ("", "O0", "O1", "O2")
+TRAIN_PRELU_FORMS = ("native", "relu")  # train.prelu_form; models/iresnet.py PRELU_FORMS adds inference's "auto"
 
 
 def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
@@ -295,7 +296,7 @@ def _validate_train(train: "TrainConfig") -> None:
         raise UserError(f'config key train.jit_level: got {train.jit_level!r}, expected "" (default), O0, O1 or O2')
     if train.warmup_epochs < 0:
         raise UserError(f"config key train.warmup_epochs: got {train.warmup_epochs}, expected >= 0")
-    if train.prelu_form not in ("native", "relu"):
+    if train.prelu_form not in TRAIN_PRELU_FORMS:
         raise UserError(f"config key train.prelu_form: got {train.prelu_form!r}, expected native or relu")
     if train.val_interval < 1:
         raise UserError(f"config key train.val_interval: got {train.val_interval}, expected >= 1 (1 = every epoch)")

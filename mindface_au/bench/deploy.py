@@ -286,34 +286,32 @@ class _RssSampler:
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
-        self.samples: List[Tuple[float, float]] = []
+        self.samples: List[Tuple[float, float]] = []  # (seconds since __enter__, RSS MiB)
+        self._start = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self) -> None:
         from mindface_au.utils.memory import current_rss_mb
 
-        start = time.perf_counter()
+        value = current_rss_mb()
+        if value is not None:
+            self.samples.append((time.perf_counter() - self._start, value))
+
+    def _run(self) -> None:
         while not self._stop.is_set():
-            value = current_rss_mb()
-            if value is not None:
-                self.samples.append((time.perf_counter() - start, value))
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "_RssSampler":
+        self._start = time.perf_counter()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        # one last sample at the end, so a short run still has a beginning and an end
-        from mindface_au.utils.memory import current_rss_mb
-
-        value = current_rss_mb()
-        if value is not None:
-            start_offset = self.samples[-1][0] + self.interval if self.samples else 0.0
-            self.samples.append((start_offset, value))
+        self._sample()  # one last sample at the end, so a short run still has a beginning and an end
 
     def growth(self) -> Optional[Dict[str, float]]:
         """RSS at a third of the run (batches and buffers warmed up) and the highest RSS of its last third."""

@@ -216,7 +216,10 @@ class EpochValidator(Callback):
             return
         run = self.run_dir
         self.last_good = run.save_checkpoint(self.net, "epoch", epoch)
-        score = record.get("val_mean_f1", None if self.evaluate_fn is not None else -record["loss"])
+        if "val_mean_f1" in record:
+            score = record["val_mean_f1"]
+        else:  # an epoch left out by val_interval never becomes the best; without validation videos the loss picks
+            score = -record["loss"] if self.evaluate_fn is None else None
         if score is not None and score > self.best["mean_f1"]:
             self.best = {"epoch": epoch, "mean_f1": score}
             run.save_checkpoint(self.net, "best", epoch)
