@@ -114,3 +114,144 @@ def test_freeze_batchnorm_uses_running_statistics_in_training():
     assert len(digest) == 16 and digest == parameter_digest(net)
     net.head.weight.set_data(ms.Tensor(net.head.weight.asnumpy() + 1e-3))
     assert parameter_digest(net) != digest
+
+
+# ---------------------------------------------------------------- issue 19: sync_bn and amp_level O1
+
+
+def _tiny_aunet():
+    from conftest import TINY_AUNET  # noqa: I100 - tests/ is on sys.path under pytest
+
+    from mindface_au.config import ModelConfig
+    from mindface_au.models import create_model_from_config
+
+    return create_model_from_config(ModelConfig(**TINY_AUNET))
+
+
+def _one_step(net, amp_level="O0", optimizer=None):
+    """Compile and run one training step of `net` (batch 4, 32x32) with MindSpore's Model; returns the loss."""
+    import mindspore.dataset as ds
+    from mindspore.train import Callback, Model
+
+    from mindface_au.config import LossConfig
+    from mindface_au.losses import create_loss
+
+    rng = np.random.default_rng(0)
+    data = ds.NumpySlicesDataset(
+        {"image": rng.uniform(-1, 1, (4, 3, 32, 32)).astype(np.float32), "label": np.eye(12, dtype=np.float32)[:4]},
+        shuffle=False,
+    ).batch(4)
+    scale = 1.0 if amp_level == "O0" else FIXED_LOSS_SCALE
+    optimizer = optimizer or nn.Momentum(net.trainable_params(), 0.01, 0.9, loss_scale=scale)
+    kwargs = {} if amp_level == "O0" else {"loss_scale_manager": ms.FixedLossScaleManager(scale, False)}
+    losses = []
+
+    class Keep(Callback):
+        def on_train_step_end(self, run_context):
+            out = run_context.original_args().net_outputs
+            losses.append(float((out[0] if isinstance(out, (tuple, list)) else out).asnumpy()))
+
+    model = Model(net, create_loss(LossConfig()), optimizer=optimizer, amp_level=amp_level, **kwargs)
+    model.train(1, data, callbacks=[Keep()], dataset_sink_mode=False)
+    return losses[0]
+
+
+def test_sync_bn_swapped_network_has_no_duplicate_parameters_and_trains_one_step():
+    """train.sync_bn's swap on the real network, then one compiled training step on CPU.
+
+    With one process nn.SyncBatchNorm is a plain BatchNorm (no group of size > 1), so this runs the swapped
+    network's graph; the cross-device kernel itself needs Ascend. Before the fix the old BatchNorms stayed in the
+    SequentialCells' cell lists: "parameter 'backbone.layer1.0.downsample.1.gamma' already exists".
+    """
+    from mindface_au.engine.distributed import sync_batchnorm
+
+    net = _tiny_aunet()
+    names = sorted(p.name for p in net.get_parameters())
+    swapped = sync_batchnorm(net)
+    assert swapped > 0
+    assert sorted(p.name for p in net.get_parameters()) == names  # same names, nothing added
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, nn.SequentialCell):
+            assert all(a is b for a, b in zip(cell.cell_list, cell.name_cells().values()))
+            assert not any(type(c) in (nn.BatchNorm1d, nn.BatchNorm2d) for c in cell.cell_list)
+    assert np.isfinite(_one_step(net))
+
+
+def test_sync_batchnorm_momentum_keeps_the_batchnorm_meaning():
+    """Pins the installed nn.SyncBatchNorm's momentum convention: running = m * running + (1 - m) * batch with m the
+    nn.BatchNorm2d momentum given by the user (0.9 here). Its docstring announces PyTorch's convention (momentum is
+    the weight of the batch); when that lands this test fails and distributed.sync_batchnorm must change."""
+    from mindface_au.engine.distributed import sync_batchnorm
+
+    class One(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3, momentum=0.9)
+
+        def construct(self, x):
+            return self.bn(x)
+
+    net = One()
+    assert sync_batchnorm(net) == 1 and isinstance(net.bn, nn.SyncBatchNorm)
+    net.set_train(True)
+    x = np.random.default_rng(2).normal(1.0, 2.0, (4, 3, 5, 5)).astype(np.float32)
+    net(ms.Tensor(x))
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(net.bn.moving_mean.asnumpy(), 0.9 * 0.0 + 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.bn.moving_variance.asnumpy(), 0.9 * 1.0 + 0.1 * var, rtol=1e-4, atol=1e-5)
+
+
+def test_registering_the_same_factory_again_is_harmless_another_function_is_an_error():
+    """AMP O1's generated modules import the model modules again under their bare names (`from aunet import
+    AUNet`), which re-runs every @register_model: that must not fail; a different function under a taken name
+    still does."""
+    import importlib.util
+    import sys
+
+    import mindface_au.models.aunet as aunet
+    from mindface_au.models.registry import get_model_factory, register_model
+
+    first = get_model_factory("aunet_iresnet18")
+    spec = importlib.util.spec_from_file_location("aunet", aunet.__file__)
+    again = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(again)  # raised "model 'aunet_iresnet18' is registered twice"
+    finally:
+        sys.modules.pop("aunet", None)
+    assert get_model_factory("aunet_iresnet18") is first
+
+    def aunet_iresnet18():
+        return None
+
+    with pytest.raises(ValueError, match="'aunet_iresnet18' is registered twice"):
+        register_model(aunet_iresnet18)
+    with pytest.raises(ValueError, match="'aunet_iresnet18' is registered twice"):
+        register_model(get_model_factory("aunet_iresnet34"), name="aunet_iresnet18")  # same loop, other depth
+
+
+def test_amp_o1_trains_one_step_and_writes_its_generated_modules_to_a_temporary_folder(tmp_path, monkeypatch):
+    """`train.amp_level: O1` (as engine/trainer.py builds it): one compiled step; MindSpore's rewritten_network/
+    goes to a temporary folder, not the working folder, and that folder is removed when the process exits."""
+    import os
+    import subprocess
+    import sys
+
+    from mindface_au.engine.runtime import amp_rewrite_folder
+
+    monkeypatch.chdir(tmp_path)
+    net = _tiny_aunet()
+    with amp_rewrite_folder("O1") as folder:
+        from mindspore.train.amp import auto_mixed_precision
+
+        rewritten = auto_mixed_precision(net, "O1")  # what Model(amp_level="O1") does to the network
+    assert os.getcwd() == str(tmp_path) and os.listdir(tmp_path) == []
+    assert os.listdir(os.path.join(folder, "rewritten_network"))
+    assert np.isfinite(_one_step(rewritten))
+    with amp_rewrite_folder("O0") as none:
+        assert none is None and os.getcwd() == str(tmp_path)
+
+    code = "from mindface_au.engine.runtime import amp_rewrite_folder as f\nwith f('O1') as d:\n    print(d)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    made = proc.stdout.strip()
+    assert "mindface_au_amp_o1_" in made and not os.path.exists(made)

@@ -88,12 +88,16 @@ def swap_batchnorm(net, make: Callable) -> int:
     """Replace every BatchNorm1d/2d inside `net` by `make(bn)`, keeping parameter names and values.
 
     A Cell set as an attribute after construction is named from that attribute only, so the new parameters take
-    the old full names (checkpoints keep loading). Returns the number of layers replaced.
+    the old full names (checkpoints keep loading). A SequentialCell / CellList runs its `cell_list`, which
+    `setattr` leaves holding the old layer (both would then be in the graph: "parameter ... already exists"), so
+    that list is rebuilt. Returns the number of layers replaced.
     """
     layers = _batchnorms(net)
     for parent, attr, bn in layers:
         new = make(bn)
         setattr(parent, attr, new)  # renames `new`'s parameters from `attr` alone: set the full names after it
+        if hasattr(parent, "cell_list"):  # SequentialCell, CellList: construct iterates this copy of _cells
+            parent.cell_list = list(parent.name_cells().values())
         for key in ("gamma", "beta", "moving_mean", "moving_variance"):
             old, fresh = getattr(bn, key), getattr(new, key)
             fresh.set_data(old.data.copy())
@@ -103,8 +107,17 @@ def swap_batchnorm(net, make: Callable) -> int:
 
 
 def sync_batchnorm(net) -> int:
-    """train.sync_bn: nn.SyncBatchNorm over all ranks in place of every BatchNorm (GPU/Ascend only; the caller
-    refuses CPU). Never executed here (no GPU/Ascend machine)."""
+    """train.sync_bn: nn.SyncBatchNorm over all ranks in place of every BatchNorm.
+
+    nn.SyncBatchNorm declares Ascend only (MindSpore 2.10); engine/runtime.py refuses other devices. With one
+    process (no group of size > 1) it is a plain BatchNorm, which is how the tests run the swapped network on CPU;
+    the synchronising kernel (inner SyncBatchNorm over hccl_world_group) never ran here.
+
+    Momentum: `_BatchNorm` stores 1 - momentum (the weight of the batch statistics), and MindSpore 2.10's
+    SyncBatchNorm takes the weight of the running statistics (running = m * running + (1 - m) * batch), so the
+    BatchNorm's own meaning is kept by passing 1 - bn.momentum. Its docstring announces PyTorch's convention
+    (momentum = weight of the batch) for a later version; tests/test_runtime.py pins the installed behaviour.
+    """
     from mindspore import nn
 
     def make(bn):

@@ -13,12 +13,24 @@ from the MindSpore 2.10 documentation:
   on CPU, O2/O3 need FixedLossScaleManager(drop_overflow_update=False) with the optimiser dividing by the scale.
 """
 
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from mindface_au.errors import UserError
 
-__all__ = ["AMP_LEVELS", "FIXED_LOSS_SCALE", "DYNAMIC_LOSS_SCALE", "RuntimeSettings", "resolve_runtime"]
+__all__ = [
+    "AMP_LEVELS",
+    "FIXED_LOSS_SCALE",
+    "DYNAMIC_LOSS_SCALE",
+    "RuntimeSettings",
+    "resolve_runtime",
+    "amp_rewrite_folder",
+]
 
 AMP_LEVELS = ("O0", "O1", "O2", "O3")
 FIXED_LOSS_SCALE = 1024.0
@@ -112,3 +124,27 @@ def apply_jit_level(jit_level: Optional[str]) -> None:
     import mindspore as ms
 
     ms.set_context(jit_config={"jit_level": jit_level})
+
+
+@contextlib.contextmanager
+def amp_rewrite_folder(amp_level: str) -> Iterator[Optional[str]]:
+    """Build a Model / train network for `amp_level` inside this: O1's generated files go to a temporary folder.
+
+    MindSpore's amp_level O1 (mindspore.rewrite, 2.10) writes the rewritten network as Python modules under
+    `rewritten_network/` in the current working folder and imports them from there; graph compilation reads their
+    source again later (inspect.getsource), so the folder must outlive the first compile. For O1 this changes the
+    working folder to a new temporary folder for the duration of the block (build the network, nothing else: no
+    relative paths are opened meanwhile) and removes that folder when the process exits. Other levels write
+    nothing and change nothing. Yields the folder (None unless O1).
+    """
+    if str(amp_level).upper() != "O1":
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="mindface_au_amp_o1_")
+    atexit.register(shutil.rmtree, folder, True)
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(previous)

@@ -83,7 +83,7 @@ def train(
     )
     from mindface_au.engine.distributed import freeze_batchnorm, init_distributed, parameter_digest, sync_batchnorm
     from mindface_au.engine.optim import create_optimizer, create_scheduler
-    from mindface_au.engine.runtime import apply_jit_level, resolve_runtime
+    from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
@@ -173,7 +173,8 @@ def train(
     optimizer = create_optimizer(net, cfg.train, lrs, runtime.optimizer_loss_scale)
     scale_manager = runtime.loss_scale_manager()
     kwargs = {"loss_scale_manager": scale_manager} if scale_manager is not None else {}
-    model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
+    with amp_rewrite_folder(runtime.amp_level):  # O1 writes generated modules: not into the user's folder
+        model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
 
     history: List[Dict] = []
     best = None
