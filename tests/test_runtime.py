@@ -38,6 +38,29 @@ def test_jit_level_o2_is_ascend_only():
     assert load_config(None, ["train.jit_level=o1"]).train.jit_level == "O1"
 
 
+def test_adamw_with_amp_is_refused_where_the_loss_scale_is_fixed_only():
+    """AdamWeightDecay takes no loss scale: fine at O0, and on GPU/Ascend where the dynamic loss scale is removed
+    from the gradients before the optimiser; refused on CPU at O1-O3 (a fixed scale the optimiser must divide by)."""
+    for amp in ("O1", "O2", "O3"):
+        with pytest.raises(UserError, match=f"train.optimizer: adamw takes no loss scale, and amp_level {amp} on CPU"):
+            _resolve("CPU", optimizer="adamw", amp_level=amp)
+        for device in ("GPU", "Ascend"):
+            assert _resolve(device, optimizer="adamw", amp_level=amp).loss_scale == "dynamic"
+    assert _resolve("CPU", optimizer="adamw").optimizer_loss_scale == 1.0
+
+
+def test_jit_level_goes_on_the_network_and_o2_carries_a_deprecation_note():
+    from mindface_au.engine.runtime import apply_jit_level
+
+    net = _Net()
+    apply_jit_level("O0", net)
+    assert net.jit_config_dict["jit_level"] == "O0"
+    apply_jit_level("", net)
+    assert net.jit_config_dict["jit_level"] == "O0"
+    assert "note: jit level O2 is deprecated since MindSpore 2.9" in _resolve("Ascend", jit_level="O2").describe()
+    assert "note:" not in _resolve("Ascend", jit_level="O1").describe()
+
+
 def test_amp_loss_scale_fixed_on_cpu_dynamic_on_accelerators():
     from mindspore.train import DynamicLossScaleManager, FixedLossScaleManager
 
@@ -58,9 +81,10 @@ def test_amp_loss_scale_fixed_on_cpu_dynamic_on_accelerators():
     assert "global batch 32 (8 per device x 4)" in line
 
 
-def test_sync_bn_needs_gpu_or_ascend_and_save_every_steps_needs_no_sink():
-    with pytest.raises(UserError, match="train.sync_bn: nn.SyncBatchNorm runs on GPU and Ascend only"):
-        _resolve("CPU", sync_bn=True)
+def test_sync_bn_needs_ascend_and_save_every_steps_needs_no_sink():
+    for device in ("CPU", "GPU"):  # nn.SyncBatchNorm's Supported Platforms: Ascend (MindSpore 2.10)
+        with pytest.raises(UserError, match=f"train.sync_bn: nn.SyncBatchNorm runs on Ascend only .* on {device};"):
+            _resolve(device, sync_bn=True, world=2)
     assert _resolve("Ascend", sync_bn=True, world=8).device == "Ascend"
     with pytest.raises(UserError, match="train.save_every_steps needs train.sink_mode false"):
         _resolve("Ascend", save_every_steps=100)

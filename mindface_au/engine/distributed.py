@@ -30,6 +30,9 @@ def init_distributed() -> Tuple[int, int]:
         )
     init()
     rank, world_size = get_rank(), get_group_size()
+    # set_auto_parallel_context is deprecated in MindSpore 2.10 in favour of mindspore.parallel.auto_parallel
+    # .AutoParallel, whose modes (semi_auto, sharding_propagation, recursive_programming) have no plain data-parallel
+    # mode with gradient averaging for Model.train: kept until one exists (docs/clusters.md).
     ms.set_auto_parallel_context(
         parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=world_size
     )

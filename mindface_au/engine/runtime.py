@@ -5,8 +5,11 @@ one-line error naming the key), `apply_jit_level` sets the compile level before 
 `RuntimeSettings.describe()` is the line every run logs at start. Only CPU runs here; the GPU/Ascend values come
 from the MindSpore 2.10 documentation:
 
-- `jit_level` (mindspore.JitConfig / set_context(jit_config=...)): O0 and O1 run operator by operator; O2 hands
-  the whole graph to CANN's GraphEngine and exists on Ascend only (static graph mode, whole-graph sink).
+- `jit_level` (mindspore.JitConfig, set on the network with Cell.set_jit_config; `set_context(jit_config=...)` is
+  deprecated in 2.10): O0 and O1 run operator by operator; O2 hands the whole graph to CANN's GraphEngine and exists
+  on Ascend only (static graph mode, whole-graph sink). JitConfig's O2 is deprecated since 2.9: still accepted on
+  Ascend, with a deprecation note in the run's settings line.
+- `sync_bn`: nn.SyncBatchNorm's "Supported Platforms" is Ascend only (2.10), so GPU is refused like CPU.
 - sink mode (Model.train(dataset_sink_mode=True)): data goes through a device queue; on CPU Model.train runs
   without sink whatever is asked. With sink, step callbacks fire once per sink (an epoch), not per step.
 - AMP: DynamicLossScaleManager (supported on Ascend and GPU) lowers the scale on overflow and skips that update;
@@ -36,6 +39,8 @@ AMP_LEVELS = ("O0", "O1", "O2", "O3")
 FIXED_LOSS_SCALE = 1024.0
 DYNAMIC_LOSS_SCALE = {"init_loss_scale": 2.0**16, "scale_factor": 2, "scale_window": 1000}
 ACCELERATORS = ("GPU", "Ascend")
+SYNC_BN_DEVICES = ("Ascend",)  # nn.SyncBatchNorm's declared platforms (MindSpore 2.10)
+JIT_O2_NOTE = "jit level O2 is deprecated since MindSpore 2.9 (JitConfig); O0 or O1 is the supported choice"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class RuntimeSettings:
     loss_scale: str  # "none", "fixed" or "dynamic"
     batch_size: int
     world_size: int
+    notes: tuple = ()  # deprecations met while resolving, logged with the settings line
 
     @property
     def global_batch(self) -> int:
@@ -83,6 +89,7 @@ class RuntimeSettings:
             f"device {self.device}, mode {self.mode}, sink mode {'on' if self.sink_mode else 'off'}, "
             f"jit level {self.jit_level or 'default'}, AMP {self.amp_level}, loss scale {scale}, "
             f"global batch {self.global_batch} ({self.batch_size} per device x {self.world_size})"
+            + "".join(f"; note: {note}" for note in self.notes)
         )
 
 
@@ -105,25 +112,39 @@ def resolve_runtime(train_cfg, device: str, world_size: int, batch_size: int, mo
             "config key train.save_every_steps needs train.sink_mode false: in sink mode the host sees only the end "
             "of each sink (epoch), so a step checkpoint cannot be taken"
         )
-    if train_cfg.sync_bn and device not in ACCELERATORS:
+    if train_cfg.sync_bn and device not in SYNC_BN_DEVICES:
         raise UserError(
-            f"config key train.sync_bn: nn.SyncBatchNorm runs on GPU and Ascend only, this run is on "
+            f"config key train.sync_bn: nn.SyncBatchNorm runs on Ascend only (MindSpore 2.10), this run is on "
             f"{device}; set train.sync_bn=false (BatchNorm statistics stay per device)"
         )
     if amp == "O0":
         scale = "none"
     else:
         scale = "dynamic" if device in ACCELERATORS else "fixed"
-    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size))
+    if scale == "fixed" and str(train_cfg.optimizer).lower() == "adamw":
+        raise UserError(
+            f"config key train.optimizer: adamw takes no loss scale, and amp_level {amp} on {device} uses a fixed "
+            "loss scale the optimiser must divide by; use sgd, amp_level O0, or GPU/Ascend (dynamic loss scale)"
+        )
+    notes = (JIT_O2_NOTE,) if jit == "O2" else ()
+    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes)
 
 
-def apply_jit_level(jit_level: Optional[str]) -> None:
-    """Set the graph compile level for every graph built after this call ("" keeps MindSpore's default)."""
+def apply_jit_level(jit_level: Optional[str], net=None) -> None:
+    """Set the graph compile level ("" keeps MindSpore's default).
+
+    With `net`: `net.set_jit_config(JitConfig(jit_level=...))`, MindSpore 2.10's way; Model copies the network's
+    JitConfig to the train network it builds, and evaluation compiles `net` itself. Without `net`: the deprecated
+    `set_context(jit_config=...)` for every graph built after the call (kept for callers without a network).
+    """
     if not jit_level:
         return
     import mindspore as ms
 
-    ms.set_context(jit_config={"jit_level": jit_level})
+    if net is not None:
+        net.set_jit_config(ms.JitConfig(jit_level=jit_level))
+    else:
+        ms.set_context(jit_config={"jit_level": jit_level})
 
 
 @contextlib.contextmanager

@@ -99,7 +99,6 @@ def train(
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
-    apply_jit_level(runtime.jit_level)  # before the first graph is compiled
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
@@ -125,6 +124,7 @@ def train(
 
     train_videos, val_videos = get_split(cfg.data)
     net = create_model_from_config(cfg.model)
+    apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     if cfg.train.sync_bn:
         logger.info(
             f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
