@@ -227,3 +227,55 @@ def test_compiled_graphs_use_ascend_and_gpu_operators_with_static_shapes(graphs)
     for rank in ("dp", "dp1"):
         assert set(found[rank]) == set(found["O0"]) | {"AllReduce"}, sorted(set(found[rank]) ^ set(found["O0"]))
     assert "TopK" in found["forward"]  # the ARL graph's neighbours: constant k, static output (checked above)
+
+
+# ---------------------------------------------------------------- float16 checkpoints on CPU
+
+
+def test_float16_checkpoint_loads_for_eval_detect_and_export_on_cpu(tmp_path):
+    """A checkpoint with float16 weights (BatchNorm float32, as a network cast for AMP O2/O3 saves them, e.g.
+    MindFace's) loads as float32 for eval (load_model), detect/predict (load_inference_model) and export. This
+    project's own O2/O3 training keeps float32 parameters (MindSpore casts inside the graph), measured above by the
+    O2/O3 steps; the float16 file is the case a user brings."""
+    import dataclasses
+
+    from conftest import randomise_params
+
+    from mindface_au.engine.evaluator import load_model
+    from mindface_au.inference.export import export_model
+    from mindface_au.inference.loader import load_inference_model
+    from mindface_au.models import create_model_from_config
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+    cfg = tiny_config()
+    net = randomise_params(create_model_from_config(cfg.model), seed=3)
+    norm = ("moving_mean", "moving_variance", "gamma", "beta")  # BatchNorm / LayerNorm stay float32
+    half = {
+        p.name: p.asnumpy() if p.name.endswith(norm) else p.asnumpy().astype(np.float16) for p in net.get_parameters()
+    }
+    assert sum(v.dtype == np.float16 for v in half.values()) >= 40
+    model_cfg = dataclasses.asdict(cfg.model)
+    save_checkpoint_atomic(half, str(tmp_path / "half.ckpt"), model_cfg)
+    # the independent reference: the same values, saved as float32
+    save_checkpoint_atomic({k: v.astype(np.float32) for k, v in half.items()}, str(tmp_path / "full.ckpt"), model_cfg)
+
+    loaded, _ = load_model(str(tmp_path / "half.ckpt"))
+    for p in loaded.get_parameters():
+        assert p.dtype == ms_float32()
+        np.testing.assert_array_equal(p.asnumpy(), half[p.name].astype(np.float32), err_msg=p.name)
+
+    x = np.random.default_rng(4).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+    got = load_inference_model(str(tmp_path / "half.ckpt"), device="CPU").predict(x)
+    want = load_inference_model(str(tmp_path / "full.ckpt"), device="CPU").predict(x)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+    info = export_model(
+        str(tmp_path / "half.ckpt"), str(tmp_path / "half.mindir"), "MINDIR", batch_size=1, device="CPU"
+    )
+    assert os.path.getsize(tmp_path / "half.mindir") > 0 and info
+
+
+def ms_float32():
+    import mindspore as ms
+
+    return ms.float32

@@ -181,3 +181,24 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     assert last["val_mean_f1"] == pytest.approx(result["mean_f1"], abs=1e-12)
     assert last["val_mean_f1_smoothed"] == pytest.approx(result["mean_f1_smoothed"], abs=1e-12)
     assert read_checkpoint(str(run / "checkpoints" / "resume.ckpt"))["global_step"].asnumpy()[0] == 3
+
+
+def test_resume_with_another_worker_count_is_a_one_line_error(tmp_path):
+    """The shards, steps per epoch and learning-rate schedule count steps of the run's worker count: a run resumes
+    with that count; a fresh run records it (rank 0 only), a run directory without the record is not checked."""
+    from mindface_au.engine.distributed import WORKERS_FILE, check_resume_workers
+    from mindface_au.errors import UserError
+
+    run = tmp_path / "run"
+    check_resume_workers(str(run), 2, resume=False, writes=False)  # rank 1 writes nothing
+    assert not run.exists()
+    check_resume_workers(str(run), 2, resume=False, writes=True)
+    assert json.load(open(run / WORKERS_FILE)) == {"world_size": 2} and os.listdir(run) == [WORKERS_FILE]
+    check_resume_workers(str(run), 2, resume=True, writes=True)
+    with pytest.raises(UserError) as info:
+        check_resume_workers(str(run), 1, resume=True, writes=True)
+    assert str(info.value) == (
+        f"--resume {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
+        "shards, steps per epoch and learning-rate schedule count steps of 2 ranks)"
+    )
+    check_resume_workers(str(tmp_path / "old"), 4, resume=True, writes=True)  # made before workers.json existed

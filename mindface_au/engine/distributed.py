@@ -6,6 +6,7 @@ digests mean equal weights) and the BatchNorm modes, per device by default, `syn
 """
 
 import hashlib
+import json
 import os
 from typing import Callable, Tuple
 
@@ -38,6 +39,38 @@ def init_distributed() -> Tuple[int, int]:
     )
     _state.update(rank=rank, world_size=world_size)
     return rank, world_size
+
+
+WORKERS_FILE = "workers.json"
+
+
+def check_resume_workers(run_root: str, world_size: int, resume: bool, writes: bool) -> None:
+    """A run continues with the worker count it started with: else one line naming both counts.
+
+    The epoch sample is cut into `world_size` equal shards, so the steps per epoch, the optimiser's step counter,
+    the learning-rate schedule (per step) and a step checkpoint's position inside its epoch all count steps of
+    that many ranks; with another count a resumed run would skip or repeat frames and shift the schedule. A fresh
+    run records its count in `run_root`/workers.json (rank 0, `writes`); a run directory without that file (made
+    before it existed) is not checked.
+    """
+    path = os.path.join(run_root, WORKERS_FILE)
+    if resume:
+        if os.path.isfile(path):
+            with open(path) as handle:
+                saved = int(json.load(handle)["world_size"])
+            if saved != world_size:
+                raise UserError(
+                    f"--resume {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
+                    f"resume it with {saved} (the epoch's shards, steps per epoch and learning-rate schedule count "
+                    f"steps of {saved} ranks)"
+                )
+        return
+    if writes:
+        os.makedirs(run_root, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as handle:
+            json.dump({"world_size": int(world_size)}, handle)
+        os.replace(tmp, path)
 
 
 def rank_and_size() -> Tuple[int, int]:

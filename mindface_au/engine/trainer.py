@@ -81,7 +81,13 @@ def train(
         SkippedImagesCallback,
         StepCheckpoint,
     )
-    from mindface_au.engine.distributed import freeze_batchnorm, init_distributed, parameter_digest, sync_batchnorm
+    from mindface_au.engine.distributed import (
+        check_resume_workers,
+        freeze_batchnorm,
+        init_distributed,
+        parameter_digest,
+        sync_batchnorm,
+    )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
     from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
@@ -108,6 +114,7 @@ def train(
     if state and start_epoch >= cfg.train.epochs:
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
 
+    check_resume_workers(run.root, world_size, bool(resume), run.writes)  # same worker count as the run's start
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
     logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
