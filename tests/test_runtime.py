@@ -247,7 +247,7 @@ def test_amp_o1_writes_its_generated_modules_to_a_temporary_folder(tmp_path, mon
         rewritten = auto_mixed_precision(net, "O1")  # what Model(amp_level="O1") does to the network
     assert os.getcwd() == str(tmp_path) and os.listdir(tmp_path) == []
     assert os.listdir(os.path.join(folder, "rewritten_network"))
-    assert type(rewritten).__name__ == "AUNetOpt"  # a step of it: tests/test_device_graphs.py (table3_1 at O1)
+    assert type(rewritten).__name__.startswith("AUNetOpt")  # a step of it: tests/test_device_graphs.py (table3_1 at O1)
     with amp_rewrite_folder("O0") as none:
         assert none is None and os.getcwd() == str(tmp_path)
 

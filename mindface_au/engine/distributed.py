@@ -6,8 +6,8 @@ digests mean equal weights) and the BatchNorm modes, per device by default, `syn
 """
 
 import hashlib
-import json
 import os
+import re
 from typing import Callable, Tuple
 
 from mindface_au.errors import UserError
@@ -41,36 +41,32 @@ def init_distributed() -> Tuple[int, int]:
     return rank, world_size
 
 
-WORKERS_FILE = "workers.json"
+_RUN_START = re.compile(r"^run .*: rank \d+/(\d+), split ", re.MULTILINE)
 
 
-def check_resume_workers(run_root: str, world_size: int, resume: bool, writes: bool) -> None:
-    """A run continues with the worker count it started with: else one line naming both counts.
+def check_resume_workers(run_root: str, world_size: int) -> None:
+    """A resumed run continues with the worker count it last ran with: else one line naming both counts.
 
     The epoch sample is cut into `world_size` equal shards, so the steps per epoch, the optimiser's step counter,
     the learning-rate schedule (per step) and a step checkpoint's position inside its epoch all count steps of
-    that many ranks; with another count a resumed run would skip or repeat frames and shift the schedule. A fresh
-    run records its count in `run_root`/workers.json (rank 0, `writes`); a run directory without that file (made
-    before it existed) is not checked.
+    that many ranks; with another count a resumed run would skip or repeat frames and shift the schedule. The
+    count is read from the run's own log (`train.log`, whose start line says "rank 0/N"); a run directory without
+    one is not checked.
     """
-    path = os.path.join(run_root, WORKERS_FILE)
-    if resume:
-        if os.path.isfile(path):
-            with open(path) as handle:
-                saved = int(json.load(handle)["world_size"])
-            if saved != world_size:
-                raise UserError(
-                    f"--resume {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
-                    f"resume it with {saved} (the epoch's shards, steps per epoch and learning-rate schedule count "
-                    f"steps of {saved} ranks)"
-                )
+    from mindface_au.engine.run_dir import RUN_FILES
+
+    path = os.path.join(run_root, RUN_FILES["log"])
+    if not os.path.isfile(path):
         return
-    if writes:
-        os.makedirs(run_root, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as handle:
-            json.dump({"world_size": int(world_size)}, handle)
-        os.replace(tmp, path)
+    with open(path, errors="replace") as handle:
+        starts = _RUN_START.findall(handle.read())
+    if starts and int(starts[-1]) != world_size:
+        saved = int(starts[-1])
+        raise UserError(
+            f"--resume {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
+            f"resume it with {saved} (the epoch's shards, steps per epoch and learning-rate schedule count "
+            f"steps of {saved} ranks)"
+        )
 
 
 def rank_and_size() -> Tuple[int, int]:

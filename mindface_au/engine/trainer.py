@@ -114,7 +114,8 @@ def train(
     if state and start_epoch >= cfg.train.epochs:
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
 
-    check_resume_workers(run.root, world_size, bool(resume), run.writes)  # same worker count as the run's start
+    if resume:
+        check_resume_workers(run.root, world_size)  # the worker count the run last ran with
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
     logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
