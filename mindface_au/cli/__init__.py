@@ -30,6 +30,7 @@ COMMANDS = {
     "demo": ("demo", "end-to-end demo on SynthAU: generate, train, evaluate, predict, plot"),
     "models": ("models", "list the registered models"),
     "configs": ("configs", "list the packaged configs (--config NAME) or --dump one for editing"),
+    "doctor": ("doctor", "check MindSpore, device plugins, msrun, cores and one compiled training step here"),
 }
 
 

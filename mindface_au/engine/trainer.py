@@ -81,9 +81,15 @@ def train(
         SkippedImagesCallback,
         StepCheckpoint,
     )
-    from mindface_au.engine.distributed import freeze_batchnorm, init_distributed, parameter_digest, sync_batchnorm
+    from mindface_au.engine.distributed import (
+        check_resume_workers,
+        freeze_batchnorm,
+        init_distributed,
+        parameter_digest,
+        sync_batchnorm,
+    )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
-    from mindface_au.engine.runtime import apply_jit_level, resolve_runtime
+    from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
@@ -99,7 +105,6 @@ def train(
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
-    apply_jit_level(runtime.jit_level)  # before the first graph is compiled
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
@@ -109,6 +114,8 @@ def train(
     if state and start_epoch >= cfg.train.epochs:
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
 
+    if resume:
+        check_resume_workers(run.root, world_size)  # the worker count the run last ran with
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
     logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
@@ -125,6 +132,7 @@ def train(
 
     train_videos, val_videos = get_split(cfg.data)
     net = create_model_from_config(cfg.model)
+    apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     if cfg.train.sync_bn:
         logger.info(
             f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
@@ -173,7 +181,8 @@ def train(
     optimizer = create_optimizer(net, cfg.train, lrs, runtime.optimizer_loss_scale)
     scale_manager = runtime.loss_scale_manager()
     kwargs = {"loss_scale_manager": scale_manager} if scale_manager is not None else {}
-    model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
+    with amp_rewrite_folder(runtime.amp_level):  # O1 writes generated modules: not into the user's folder
+        model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
 
     history: List[Dict] = []
     best = None

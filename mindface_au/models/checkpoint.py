@@ -46,11 +46,20 @@ def load_params_strict(
     problems = fit_problems(missing, unexpected, mismatched)
     if problems:
         raise UserError(f"{source}: checkpoint does not fit the model ({problems})")
-    to_load = {k: wanted[k] for k in own}
+    # float16 weights (a network cast for AMP O2/O3, or saved so) load into the float32 network as float32
+    to_load = {k: _as_dtype(wanted[k], own[k].dtype) for k in own}
     not_loaded, _ = ms.load_param_into_net(net, to_load, strict_load=True)
     not_loaded = [name for name in not_loaded if name.startswith(prefix)]  # only the prefixed part was asked for
     if not_loaded:
         raise UserError(f"{source}: parameters not loaded: {listing(not_loaded)}")
+
+
+def _as_dtype(param: ms.Parameter, dtype) -> ms.Parameter:
+    """`param` cast to `dtype` when both are floating point and differ (float16/bfloat16 -> float32); else as is."""
+    floats = (ms.float16, ms.bfloat16, ms.float32, ms.float64)
+    if param.dtype == dtype or param.dtype not in floats or dtype not in floats:
+        return param
+    return ms.Parameter(param.astype(dtype), name=param.name, requires_grad=param.requires_grad)
 
 
 def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> str:
