@@ -144,3 +144,97 @@ def test_detect_resume_with_damaged_partial_files(files, tmp_path, capsys):
     code, err = cli(capsys, *base, "--output", out)
     assert code == 2 and "damaged" in one_line(err) and "delete it or drop --resume" in err
     assert os.path.exists(out + ".partial")  # kept: the user decides
+
+
+# ------------------------------------------------------------------------------------------------ train / predict / synth
+def _fake_run(folder):
+    ckpts = folder / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for name in ("epoch_005.ckpt", "best.ckpt", "resume.ckpt", ".best.abc123.tmp.ckpt", ".resume.x1.tmp.tmp"):
+        (ckpts / name).write_bytes(b"old " + name.encode())
+    (folder / "config.yaml").write_text("train:\n  epochs: 5\n")
+    (folder / "metrics.json").write_text('{"epochs": []}')
+    return ckpts
+
+
+def test_train_refuses_a_finished_run_without_overwrite(tmp_path, capsys):
+    run = tmp_path / "run"
+    ckpts = _fake_run(run)
+    before = sorted(os.listdir(ckpts))
+    code, err = cli(capsys, "train", "--out", run, "--device", "CPU")
+    assert code == 2 and "--overwrite" in one_line(err) and "run directory" in err
+    assert sorted(os.listdir(ckpts)) == before and (run / "config.yaml").read_text() == "train:\n  epochs: 5\n"
+
+
+def test_run_directory_overwrite_and_resume_remove_old_and_stale_files(tmp_path):
+    from mindface_au.engine.run_dir import RunDirectory
+
+    run = tmp_path / "run"
+    ckpts = _fake_run(run)
+    removed = RunDirectory(str(run)).prepare(resume=True)  # resume keeps the run, drops the stale temporaries
+    assert sorted(os.path.basename(p) for p in removed) == [".best.abc123.tmp.ckpt", ".resume.x1.tmp.tmp"]
+    assert sorted(os.listdir(ckpts)) == ["best.ckpt", "epoch_005.ckpt", "resume.ckpt"]
+    RunDirectory(str(run)).prepare(overwrite=True)  # overwrite: no old epoch file can become the "latest"
+    assert os.listdir(ckpts) == [] and not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "readonly"])
+def test_train_out_that_cannot_be_written(tmp_path, capsys, monkeypatch, where):
+    target = tmp_path / "out"
+    if where == "file":
+        target.write_text("a file")
+        expected, words = 2, "existing file"
+    else:  # tests run as root, where chmod does not stop writes: the folder reports EACCES instead
+        real = os.makedirs
+
+        def denied(path, *args, **kwargs):
+            if str(path).startswith(str(target)):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "makedirs", denied)
+        expected, words = 1, "permission denied"
+    code, err = cli(capsys, "train", "--out", target, "--device", "CPU")
+    assert code == expected and words in one_line(err)
+
+
+def test_synth_unwritable_out_and_ranges(tmp_path, capsys, monkeypatch):
+    for flag, value in (("--seed", -1), ("--workers", -2), ("--test-videos", -1)):
+        code, err = cli(capsys, "synth", "--out", tmp_path / "s", "--videos", 2, "--frames", 10, flag, value)
+        assert code == 2 and flag.lstrip("-").replace("-", "_") in one_line(err)
+    real = os.makedirs
+
+    def full(path, *args, **kwargs):
+        if ".partial-" in str(path):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", full)
+    code, err = cli(capsys, "synth", "--out", tmp_path / "s", "--videos", 2, "--frames", 10, "--workers", 1)
+    assert code == 1 and "disk full" in one_line(err) and str(tmp_path / "s") in err
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from mindface_au.data.synthau import generate
+
+    root = tmp_path_factory.mktemp("lostdata") / "data"
+    generate(str(root), videos=2, frames=10, seed=3, workers=1)
+    return root
+
+
+def test_predict_never_overwrites_annotations_or_earlier_predictions(files, dataset, tmp_path, capsys):
+    val = dataset / "AU_Detection_Challenge" / "Validation_Set"
+    before = {p: p.read_text() for p in val.iterdir()}
+    base = ["predict", "--ckpt", files["ckpt"], "--set", f"data.root={dataset}", "--device", "CPU"]
+    for extra in ([], ["--overwrite"]):
+        code, err = cli(capsys, *base, "--split", "val", "--out", val, *extra)
+        assert code == 2 and "input of this command" in one_line(err)
+    assert {p: p.read_text() for p in val.iterdir()} == before
+    out = tmp_path / "pred"
+    out.mkdir()
+    name = next(val.iterdir()).name
+    (out / name).write_text("earlier predictions\n")
+    code, err = cli(capsys, *base, "--split", "val", "--out", out)
+    assert code == 2 and "--overwrite" in one_line(err)
+    assert (out / name).read_text() == "earlier predictions\n"

@@ -78,8 +78,8 @@ def predict(
         raise UserError(f"split {split!r} of {cfg.data.root} has no videos")
     annotations = os.path.join(cfg.data.root, ANNOTATION_DIR)
     inputs = [annotations, *(os.path.join(annotations, d) for d in SPLIT_DIRS.values()), *ckpts]
-    guard.check_outputs([os.path.join(out_dir, v.name + ".txt") for v in videos], inputs, overwrite)
     guard.check_not_input(out_dir, inputs, "output folder")
+    guard.check_outputs([os.path.join(out_dir, v.name + ".txt") for v in videos], inputs, overwrite)
     per_model: List[List[np.ndarray]] = []
     for ckpt in ckpts:
         model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
