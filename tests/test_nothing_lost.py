@@ -238,3 +238,52 @@ def test_predict_never_overwrites_annotations_or_earlier_predictions(files, data
     code, err = cli(capsys, *base, "--split", "val", "--out", out)
     assert code == 2 and "--overwrite" in one_line(err)
     assert (out / name).read_text() == "earlier predictions\n"
+
+
+# ------------------------------------------------------------------------------------------------ models that are not numbers
+@pytest.fixture(scope="module")
+def nan_ckpt(files):
+    from mindface_au.models.checkpoint import read_checkpoint, read_model_config, save_checkpoint_atomic
+
+    params = {k: v.asnumpy() for k, v in read_checkpoint(files["ckpt"]).items() if hasattr(v, "asnumpy")}
+    first = sorted(k for k, v in params.items() if v.dtype.kind == "f" and v.size > 1)[3]
+    params[first] = params[first].copy()
+    params[first].flat[0] = np.nan
+    path = str(files["root"] / "nan.ckpt")
+    save_checkpoint_atomic(params, path, model_config=read_model_config(files["ckpt"]))
+    return path, first
+
+
+def test_nan_checkpoint_is_refused_naming_the_parameter(files, nan_ckpt, tmp_path, capsys):
+    path, name = nan_ckpt
+    args = ["detect", "--input", files["image"], "--ckpt", path, "--aligned", "--no-progress", "--device", "CPU"]
+    code, err = cli(capsys, *args, "--output", tmp_path / "o.csv")
+    assert code == 2 and name in one_line(err) and "non-finite" in err
+    assert not os.path.exists(tmp_path / "o.csv")
+    code, err = cli(capsys, "export", "--ckpt", path, "--out", tmp_path / "m.onnx", "--format", "ONNX")
+    assert code == 2 and name in one_line(err)
+
+
+def test_export_check_fails_on_a_nan_difference(tmp_path):
+    from mindface_au.inference.export import _checked_diff
+
+    assert _checked_diff(np.ones(3), np.ones(3) + 0.5, "x") == pytest.approx(0.5)
+    with pytest.raises(UserError, match="NaN"):
+        _checked_diff(np.array([np.nan, 1.0]), np.ones(2), "m.mindir")
+
+
+def test_mindir_export_and_detect_at_a_path_with_space_and_non_ascii(files, tmp_path, capsys):
+    folder = tmp_path / "my models é"
+    out = folder / "model (1).mindir"
+    code, err = cli(capsys, "export", "--ckpt", files["ckpt"], "--out", out, "--batch-size", 2, "--device", "CPU")
+    assert code == 0, err
+    assert out.is_file() and [p.name for p in folder.iterdir()] == [out.name]
+    csv = folder / "résultat 1.csv"
+    args = ["detect", "--input", files["image"], "--ckpt", out, "--aligned", "--no-progress", "--output", csv]
+    code, err = cli(capsys, *args)
+    assert code == 0, err
+    ref = tmp_path / "ref.csv"
+    code, err = cli(capsys, *args[:-1], ref, "--ckpt", files["ckpt"])
+    assert code == 0, err
+    got, want = [open(p).read().splitlines()[1].split(",") for p in (csv, ref)]
+    np.testing.assert_allclose(np.array(got[9:21], float), np.array(want[9:21], float), atol=1e-5)

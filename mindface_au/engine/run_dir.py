@@ -91,6 +91,9 @@ class ResumeState:
         ]
         if mismatched:
             raise UserError(f"{self.path}: resume state does not fit the model ({'; '.join(mismatched[:3])})")
+        from mindface_au.models.checkpoint import check_finite
+
+        check_finite({k: params[k] for k in own}, self.path)
         not_loaded, _ = ms.load_param_into_net(train_network, {k: params[k] for k in own}, strict_load=True)
         not_loaded = [n for n in not_loaded if not n.startswith("learning_rate")]
         if not_loaded:

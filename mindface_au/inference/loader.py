@@ -318,12 +318,14 @@ def _load_mindir(path: str, device: str) -> InferenceModel:
     from mindspore import nn
 
     from mindface_au.utils.device import init_context
+    from mindface_au.utils.io import mindspore_safe_path
 
     device = init_context(device)
     try:
-        proto = ms.load_mindir(path)
-        raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
-        graph = ms.load(path)
+        with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
+            proto = ms.load_mindir(readable)
+            raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
+            graph = ms.load(readable)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{path}: not a readable MindIR file ({first})") from exc

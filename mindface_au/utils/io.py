@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from typing import IO, Iterator
 
@@ -61,3 +63,31 @@ def atomic_write(path: str, mode: str = "w", **kwargs) -> Iterator[IO]:
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
+
+
+# MindSpore reads and writes MindIR files only at paths made of these characters (no space, nothing non-ASCII)
+MINDSPORE_PATH = re.compile(r"^[0-9a-zA-Z@_\-.:/\\]+$")
+
+
+@contextlib.contextmanager
+def mindspore_safe_path(path: str, copy_in: bool = False) -> Iterator[str]:
+    """A path MindSpore accepts standing in for `path` (same suffix): `path` itself when it qualifies, else a
+    file in a fresh temporary folder that, with `copy_in`, starts as a copy of `path` (for reading). The caller
+    moves a written file from the yielded path to its place; the temporary folder is removed afterwards."""
+    if MINDSPORE_PATH.match(os.path.abspath(path)):
+        yield path
+        return
+    work = tempfile.mkdtemp(prefix="mindface_au_")
+    if not MINDSPORE_PATH.match(work):
+        shutil.rmtree(work, ignore_errors=True)
+        raise UserError(
+            f"{path}: MindSpore accepts only the characters 0-9 a-z A-Z @ _ - . : / \\ in MindIR paths, and the "
+            f"temporary folder {work} has others too; use another path or set TMPDIR"
+        )
+    try:
+        stand_in = os.path.join(work, "model" + os.path.splitext(path)[1])
+        if copy_in:
+            shutil.copyfile(path, stand_in)
+        yield stand_in
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
