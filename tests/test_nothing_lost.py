@@ -287,3 +287,85 @@ def test_mindir_export_and_detect_at_a_path_with_space_and_non_ascii(files, tmp_
     assert code == 0, err
     got, want = [open(p).read().splitlines()[1].split(",") for p in (csv, ref)]
     np.testing.assert_allclose(np.array(got[9:21], float), np.array(want[9:21], float), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ configs and ranges
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("latin1.yaml", "train:\n  out_dir: caf\xe9\n".encode("latin-1"), "not UTF-8"),
+        ("deep.yaml", b"train:\n  milestones: " + b"[" * 20000 + b"]" * 20000 + b"\n", "nested"),
+        (
+            "laughs.yaml",
+            b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + b"".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi")
+            )
+            + b"model: {name: *i}\n",
+            "expands to more than",
+        ),
+    ],
+)
+def test_hostile_config_files_are_one_short_line(tmp_path, capsys, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, err = cli(capsys, "eval", "--config", path, "--ckpt", tmp_path / "none.ckpt")
+    assert code == 2 and words in one_line(err) and len(err) < 400
+
+
+def test_long_values_give_short_messages(tmp_path, capsys):
+    path = tmp_path / "long.yaml"
+    path.write_text("model:\n  name: [" + ", ".join(["abcdefgh"] * 5000) + "]\n")
+    code, err = cli(capsys, "eval", "--config", path, "--ckpt", tmp_path / "none.ckpt")
+    assert code == 2 and "model.name" in one_line(err) and len(err) < 400
+
+
+def test_configs_dump_of_a_binary_file(tmp_path, capsys):
+    path = tmp_path / "model.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    code, err = cli(capsys, "configs", "--dump", path)
+    assert code == 2 and "not UTF-8" in one_line(err)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "data.batch_size=0",
+        "data.batch_size=-1",
+        "train.epochs=0",
+        "train.epochs=-2",
+        "eval.prob_k=-3",
+        "train.steps_per_epoch=-1",
+        "train.keep_last=-1",
+        "data.eval_batch_size=0",
+        "eval.label_k=-1",
+        "model.widths=[8, 0, 16, 16]",
+    ],
+)
+def test_every_count_is_range_checked_naming_the_key(setting):
+    from mindface_au.config import load_config
+
+    key = setting.split("=")[0]
+    with pytest.raises(UserError, match=rf"^config key {key}: got -?\d+, expected a value >= \d"):
+        load_config(None, [setting])
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["predict", "--ckpt", "x.ckpt", "--out", "o", "--prob-k", "-2"], "--prob-k"),
+        (["launch", "--dry-run", "--workers", "2", "--local-workers", "4", "--", "--config", "x"], "--local-workers"),
+        (["launch", "--dry-run", "--workers", "2", "--port", "70000", "--", "--config", "x"], "--port 70000"),
+    ],
+)
+def test_flag_ranges(capsys, args, words):
+    code, err = cli(capsys, *args)
+    assert code == 2 and words in one_line(err)
+
+
+def test_library_names_the_config_key_not_a_flag(files, tmp_path):
+    from mindface_au.inference.loader import load_inference_model
+
+    with pytest.raises(UserError) as info:
+        load_inference_model(files["ckpt"], batch_size=0)
+    assert "--" not in str(info.value) and "batch_size" in str(info.value)

@@ -44,6 +44,10 @@ def msrun_command(
     """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers."""
     if workers < 1 or local_workers < 0:
         raise UserError(f"--workers {workers} / --local-workers {local_workers}: expected positive worker counts")
+    if local_workers > workers:
+        raise UserError(f"--local-workers {local_workers}: more than --workers {workers} (the total over all machines)")
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: expected a TCP port, 1..65535")
     msrun = os.path.join(os.path.dirname(sys.executable), "msrun")
     msrun = msrun if os.path.isfile(msrun) else shutil.which("msrun")
     if not msrun:

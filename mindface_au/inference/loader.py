@@ -414,8 +414,8 @@ def load_inference_model(
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: model file not found")
-    if batch_size < 1:
-        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+    if batch_size < 1:  # the CLI's --batch-size, or data.eval_batch_size of a config
+        raise UserError(f"batch_size: got {batch_size}, expected a positive integer")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         return _load_onnx(path, threads, device, batch_size)
