@@ -15,7 +15,12 @@ import sys
 from typing import List, Optional
 
 from mindface_au.errors import UserError
-from mindface_au.utils.guard import EnvironmentFailure, environment_message, install_signal_handlers
+from mindface_au.utils.guard import (
+    EnvironmentFailure,
+    environment_message,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
 
 # name -> (module under mindface_au.cli, one-line help)
 COMMANDS = {
@@ -64,7 +69,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    install_signal_handlers()
+    previous = install_signal_handlers()
+    try:
+        return _run(name, module, args)
+    finally:
+        restore_signal_handlers(previous)  # an in-process caller (a test, a notebook) gets its own handlers back
+
+
+def _run(name: str, module, args: argparse.Namespace) -> int:
+    """Run a subcommand, mapping its exceptions to one line and an exit code (see the module docstring)."""
     try:
         return int(module.run(args) or 0)
     except UserError as exc:
@@ -81,7 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        hint = ", run again with --resume" if hasattr(args, "resume") or name == "cv" else ""
+        hint = ", run again with --resume" if hasattr(args, "resume") or name in ("cv", "launch") else ""
         print(f"mindface-au {name}: interrupted ({signal.Signals(signum).name}){hint}", file=sys.stderr)
         return 128 + signum
 

@@ -7,8 +7,10 @@ runs `mindface-au train --distributed` with the arguments after `--`.
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from typing import List, Sequence
 
 import mindface_au
@@ -69,4 +71,41 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # msrun starts each worker with the `python` found on PATH: make that this interpreter
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run(cmd, env=env).returncode
+    return run_process_group(cmd, env)
+
+
+def run_process_group(cmd: List[str], env: dict, grace_s: float = 120.0) -> int:
+    """Run `cmd` in its own process group; SIGINT or SIGTERM here is passed on as SIGTERM to the whole group.
+
+    msrun kills its workers outright on SIGINT and leaves them running on SIGTERM; sending SIGTERM to every
+    process of the group instead lets each worker stop as `train` does on SIGTERM (the run stays resumable:
+    checkpoints/resume.ckpt of the last finished epoch or step). Waits up to `grace_s` for them, then kills.
+    """
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            proc.poll()  # reap msrun itself once it exits
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -24,6 +24,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
     "MODEL_INFO_KEY",
@@ -281,7 +282,9 @@ class _MindSporeModel(InferenceModel):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import mindspore as ms
 
-        return self.net(ms.Tensor(batch)).asnumpy()
+        out = self.net(ms.Tensor(batch)).asnumpy()
+        reclaim_signal_handlers()  # MindSpore re-arms its own SIGINT handler at every graph run (utils/guard.py)
+        return out
 
 
 class _OnnxModel(InferenceModel):

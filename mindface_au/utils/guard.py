@@ -32,7 +32,9 @@ __all__ = [
     "check_not_input",
     "environment_message",
     "install_signal_handlers",
+    "reclaim_signal_handlers",
     "remove_stale_temporaries",
+    "restore_signal_handlers",
     "same_file",
     "short_repr",
     "writing",
@@ -65,22 +67,56 @@ class Interrupted(KeyboardInterrupt):
         self.signum = int(signum)
 
 
+_INSTALLED = False  # install_signal_handlers ran (the CLI): reclaim_signal_handlers may re-install
+
+
+_PENDING = 0  # the signal received (0: none); raised again at the next graph call should code swallow it
+
+
 def _raise_interrupted(signum, frame) -> None:
+    global _PENDING
+    _PENDING = int(signum)
     raise Interrupted(signum)
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> dict:
     """SIGINT and SIGTERM both raise `Interrupted` in the main thread, so `finally` blocks keep partial output.
 
     MindSpore's data pipeline sends SIGTERM to the main process when its workers die (as they do on Ctrl-C), and
     msrun forwards SIGTERM to its workers: handling SIGTERM is what makes both end with the interrupted message.
     Call again after MindSpore ran a graph to take the handlers back should anything have replaced them.
     """
+    global _INSTALLED, _PENDING
+    _INSTALLED, _PENDING = True, 0
+    previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            signal.signal(sig, _raise_interrupted)
+            previous[sig] = signal.signal(sig, _raise_interrupted)
         except ValueError:  # not the main thread
-            return
+            break
+    return previous
+
+
+def reclaim_signal_handlers() -> None:
+    """After a MindSpore graph call: take SIGINT back. Measured with MindSpore 2.10: every graph run installs
+    MindSpore's own SIGINT handler (ccsrc/utils/signal_util.cc), which turns SIGINT into a SIGTERM of the process;
+    a Ctrl-C during a graph call therefore still arrives as SIGTERM (exit 143, same message, same partial output).
+    An interruption that some library code caught and swallowed is raised again here. Does nothing unless
+    `install_signal_handlers` ran (the CLI)."""
+    if _INSTALLED:
+        pending = _PENDING
+        install_signal_handlers()
+        if pending:
+            raise Interrupted(pending)
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    """Put back the handlers `install_signal_handlers` replaced."""
+    global _INSTALLED, _PENDING
+    _INSTALLED, _PENDING = False, 0
+    for sig, handler in previous.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def short_repr(value, limit: int = 80) -> str:
