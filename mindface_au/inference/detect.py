@@ -650,10 +650,11 @@ def detect(
                     handle.flush()
                     last_flush = now
                 timer.add("write", t)
-    except BaseException:
+    except BaseException as exc:
         lock.release()  # issue 20
         bar.close()
         print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
+        guard.reraise_environment(exc, partial)  # issue 20: disk full names the file
         raise
     bar.close()
     if source.skipped:

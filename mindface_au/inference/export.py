@@ -24,8 +24,8 @@ JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batc
 
 import dataclasses
 import os
-import shutil
 import re
+import shutil
 import tempfile
 import time
 from typing import Optional, Union
@@ -274,10 +274,11 @@ def export_network(
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
-        _write_onnx_float(run_net, size, batch_size, float_path, output_name)
-        model = onnx.load(float_path)
-        _set_metadata(model, info)
-        onnx.save(model, float_path)
+        with guard.writing(float_path):  # the temporary folder may be on another (full) disk
+            _write_onnx_float(run_net, size, batch_size, float_path, output_name)
+            model = onnx.load(float_path)
+            _set_metadata(model, info)
+            onnx.save(model, float_path)
         reference = run_net(ms.Tensor(check)).asnumpy()
         float_session = _onnx_session(float_path)
         got = float_session.run(None, {"input": check})[0]

@@ -34,6 +34,7 @@ __all__ = [
     "install_signal_handlers",
     "reclaim_signal_handlers",
     "remove_stale_temporaries",
+    "reraise_environment",
     "restore_signal_handlers",
     "same_file",
     "short_repr",
@@ -304,3 +305,10 @@ def damaged_resume(*paths: str) -> Iterator[None]:
         raise UserError(
             f"{which}: damaged, cannot resume from it ({short_repr(str(exc), 100)}); delete it or drop --resume"
         ) from exc
+
+
+def reraise_environment(exc: BaseException, path: str) -> None:
+    """Raise an `EnvironmentFailure` naming `path` for an environment OSError `exc` (disk full...); else return."""
+    message = environment_message(exc, path) if isinstance(exc, OSError) else None
+    if message is not None:
+        raise EnvironmentFailure(message) from exc
