@@ -174,9 +174,7 @@ def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
     types = _field_types(type(section_obj))
     for key, value in values.items():
         if key not in types:
-            raise UserError(
-                f"unknown config key {section}.{short_repr(key, 40)}; valid keys: {', '.join(sorted(types))}"
-            )
+            raise UserError(f"unknown config key {section}.{str(key)[:40]}; valid keys: {', '.join(sorted(types))}")
         if (section, key) in _BOOL_OR_STR and isinstance(value, bool):
             value = "true" if value else "false"
         setattr(section_obj, key, _check_value(f"{section}.{key}", value, types[key]))
