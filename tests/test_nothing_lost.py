@@ -572,3 +572,20 @@ def test_real_bugs_keep_their_traceback_environment_failures_do_not(tmp_path):
         denied.returncode == 1
         and denied.stderr.strip() == "mindface-au configs: error: f.txt: cannot write " "(permission denied)"
     )
+
+
+def test_cv_resumes_an_unfinished_split_and_starts_the_others_over(tmp_path):
+    from mindface_au.config import AU_NAMES, Config
+    from mindface_au.engine.cv import run_cv
+
+    (tmp_path / "fold1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "fold1" / "checkpoints" / "resume.ckpt").write_bytes(b"state")
+    calls = []
+
+    def fake_train(cfg, resume=None, overwrite=False):
+        calls.append((cfg.data.split if cfg else None, resume, overwrite))
+        epochs = [{"epoch": 1, "val_per_au": {n: 0.5 for n in AU_NAMES}}]
+        return {"epochs": epochs, "best": {"epoch": 1, "mean_f1": 0.5}}
+
+    run_cv(Config(), str(tmp_path), splits=["official", "fold1"], train_fn=fake_train)
+    assert calls == [("official", None, True), (None, str(tmp_path / "fold1"), False)]

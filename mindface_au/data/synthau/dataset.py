@@ -171,8 +171,8 @@ def generate(
         raise UserError(f"--frames: got {frames}, expected at least 10")
     if seed < 0:
         raise UserError(f"seed: got {seed}, expected an integer >= 0")
-    if test_videos is not None and test_videos < 1:
-        raise UserError(f"test_videos: got {test_videos}, expected at least 1")
+    if test_videos is not None and test_videos < 0:
+        raise UserError(f"test_videos: got {test_videos}, expected an integer >= 0")
     if workers is not None and workers < 1:
         raise UserError(f"workers: got {workers}, expected at least 1 (or none: the CPU count)")
     out_dir = os.path.abspath(out_dir)
