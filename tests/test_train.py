@@ -262,7 +262,7 @@ def test_cv_collects_best_epochs_and_prints_table1(tmp_path):
 
     seen = []
 
-    def fake_train(cfg):
+    def fake_train(cfg, **kwargs):
         seen.append((cfg.data.split, cfg.train.out_dir))
         i = len(seen)
         epochs = [

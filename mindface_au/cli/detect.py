@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-gap", type=int, default=30, help="processed frames a face may vanish, keeping its id")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the 0/1 columns")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and --plot file)")
     parser.add_argument("--plot", default=None, help="PNG: AU time line (video) or per-image bars (images)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         **options(
             args,
             "ckpt device batch_size aligned detector all_faces prob_k threshold resume plot min_face_size max_gap "
-            "every detect_size threads",
+            "every detect_size threads overwrite",
         ),
     )
     print(json.dumps(summary))

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "packaged config the run's config.yaml matches, else the run folder's name)",
     )
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _run_recipe(ckpt: str):
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         fmt=args.format,
         config=config,
-        **options(args, "batch_size quantize calib calib_frames device"),
+        **options(args, "batch_size quantize calib calib_frames device overwrite"),
     )
     if "int8" in info:
         q = info["int8"]

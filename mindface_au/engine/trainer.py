@@ -61,10 +61,12 @@ def train(
     device: Optional[str] = None,
     overrides: List[str] = (),
     callbacks: Sequence = (),
+    overwrite: bool = False,
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
 
     `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
+    `overwrite`: replace the run in train.out_dir if there is one (else that is an error; see docs/errors.md).
 
     Returns {"run_dir", "rank", "best": {"epoch", "mean_f1"}, "epochs": [per-epoch records], "best_ckpt",
     "config"}.
@@ -106,6 +108,7 @@ def train(
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
+    stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
     # into the train network once it exists. Every rank reads it (a shared run directory on several machines).
@@ -119,6 +122,8 @@ def train(
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
     logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
+    if stale:
+        logger.info(f"removed {len(stale)} file(s) of an earlier run or interrupted save: {', '.join(stale[:4])}")
     logger.info(runtime.describe())
     if cfg.train.sink_mode == "true" and not runtime.sink_mode:
         logger.info("train.sink_mode true: Model.train does not sink on CPU, so this run does not")

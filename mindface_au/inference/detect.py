@@ -42,6 +42,7 @@ from mindface_au.config import AU_NAMES
 from mindface_au.data.transforms import preprocess_faces
 from mindface_au.errors import UserError
 from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
+from mindface_au.utils import guard
 from mindface_au.utils.io import atomic_write, ensure_output_folder
 
 __all__ = [
@@ -532,6 +533,7 @@ def detect(
     every: int = 1,
     detect_size: int = DETECT_SIZE,
     threads: int = 0,
+    overwrite: bool = False,
 ) -> dict:
     """Detect AUs on an image, a folder of images or a video and write one CSV row per processed frame and face.
 
@@ -556,6 +558,9 @@ def detect(
         raise UserError(f"--detect-size: got {detect_size}, expected 0 (full frame) or at least 32 pixels")
     source = open_source(input_path)
     ensure_output_folder(output)
+    guard.check_outputs([output, plot], [input_path, ckpt, *source.files], overwrite)  # issue 20: no input lost
+    lock = guard.OutputLock(output)  # issue 20: one writer per output
+    lock.acquire()
     if predictor is None:
         if not ckpt:
             raise UserError("--ckpt: a .ckpt, .mindir or .onnx model file is required")
@@ -583,8 +588,9 @@ def detect(
     tracker = IoUTracker(max_age=max_gap)
     start = 1
     if resume and os.path.isfile(partial):
-        _check_resume(meta_path, partial, settings)
-        start, tracks, next_id = _recover_partial(partial, header)
+        with guard.damaged_resume(partial, meta_path):  # issue 20: damaged partial files
+            _check_resume(meta_path, partial, settings)
+            start, tracks, next_id = _recover_partial(partial, header)
         start = start - (start - 1) % every  # a processed frame (the partial file only has those)
         tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
         print(f"resuming {partial} from frame {start}", file=sys.stderr)
@@ -644,9 +650,11 @@ def detect(
                     handle.flush()
                     last_flush = now
                 timer.add("write", t)
-    except BaseException:
+    except BaseException as exc:
+        lock.release()  # issue 20
         bar.close()
         print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
+        guard.reraise_environment(exc, partial)  # issue 20: disk full names the file
         raise
     bar.close()
     if source.skipped:
@@ -668,6 +676,7 @@ def detect(
     timer.add("write", t)
     if os.path.exists(meta_path):
         os.remove(meta_path)
+    lock.release()  # issue 20
     frames = (start - 1) // every + source.decoded
     seconds = time.time() - t0
     summary = dict(stats, frames=frames, frames_read=source.seen, every=every, seconds=round(seconds, 3))

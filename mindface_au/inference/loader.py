@@ -24,6 +24,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
     "MODEL_INFO_KEY",
@@ -281,7 +282,9 @@ class _MindSporeModel(InferenceModel):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import mindspore as ms
 
-        return self.net(ms.Tensor(batch)).asnumpy()
+        out = self.net(ms.Tensor(batch)).asnumpy()
+        reclaim_signal_handlers()  # MindSpore re-arms its own SIGINT handler at every graph run (utils/guard.py)
+        return out
 
 
 class _OnnxModel(InferenceModel):
@@ -318,12 +321,14 @@ def _load_mindir(path: str, device: str) -> InferenceModel:
     from mindspore import nn
 
     from mindface_au.utils.device import init_context
+    from mindface_au.utils.io import mindspore_safe_path
 
     device = init_context(device)
     try:
-        proto = ms.load_mindir(path)
-        raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
-        graph = ms.load(path)
+        with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
+            proto = ms.load_mindir(readable)
+            raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
+            graph = ms.load(readable)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{path}: not a readable MindIR file ({first})") from exc
@@ -412,8 +417,8 @@ def load_inference_model(
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: model file not found")
-    if batch_size < 1:
-        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+    if batch_size < 1:  # the CLI's --batch-size, or data.eval_batch_size of a config
+        raise UserError(f"batch_size: got {batch_size}, expected a positive integer")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         return _load_onnx(path, threads, device, batch_size)
