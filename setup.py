@@ -4,9 +4,25 @@ setup(
     name="mindface-au",
     version="0.1.0",
     description="Facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)",
+    license="Apache-2.0",
+    license_files=["LICENSE", "THIRD_PARTY_NOTICES.md"],
     packages=find_packages(include=["mindface_au", "mindface_au.*"]),
     package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml"]},  # `--config NAME` works once installed
-    python_requires=">=3.9",
+    python_requires=">=3.10,<3.13",  # the CPython versions MindSpore 2.10 ships wheels for
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Science/Research",
+        "Operating System :: POSIX :: Linux",
+        "Operating System :: MacOS",
+        "Operating System :: Microsoft :: Windows",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
     install_requires=[
         "mindspore==2.10.*",
         "numpy<2",
