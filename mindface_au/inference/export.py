@@ -40,6 +40,7 @@ from mindface_au.inference.loader import (
     model_metadata,
     output_width,
 )
+from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.io import atomic_path
 
 __all__ = ["FORMATS", "QUANTIZE", "export_network", "export_model", "calibration_crops"]
@@ -90,7 +91,7 @@ def _onnx_session(path: str):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = available_cpus()
     options.log_severity_level = 3
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
