@@ -12,7 +12,7 @@ import re
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params, run_cli, write_random_crops
+from conftest import TINY_AUNET, randomise_params, run_cli, run_cli_in_process, write_random_crops
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
@@ -110,7 +110,7 @@ def test_export_errors_are_one_line(exported, tmp_path, args, culprit):
     args = [a.format(root=tmp_path) for a in args]
     if "--ckpt" not in args:
         args = ["--ckpt", exported["ckpt"]] + args
-    proc = run_cli("export", *args)
+    proc = run_cli_in_process("export", *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr
@@ -286,7 +286,7 @@ def test_release_errors_are_one_line_and_write_nothing(release, exported, tmp_pa
     elif case == "other_model":
         extra = ["--config", release["info"]["recipe"], "--set", "model.head_dim=32"]
     before = sorted(os.listdir(tmp_path))
-    proc = run_cli("export", "--format", "CKPT", "--ckpt", ckpt, "--out", out, *extra)
+    proc = run_cli_in_process("export", "--format", "CKPT", "--ckpt", ckpt, "--out", out, *extra)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr
