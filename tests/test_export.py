@@ -141,20 +141,18 @@ def _last_json(proc) -> dict:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):
+def release(tmp_path_factory, tiny_synthau):
     """A run folder as training leaves it (config.yaml; best.ckpt; resume.ckpt with Momentum state and counters)
     for a tiny network on a tiny SynthAU set, and its release written by the CLI from best.ckpt."""
     from mindspore import nn
     from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
     from mindface_au.config import load_config
-    from mindface_au.data.synthau import generate
     from mindface_au.engine.run_dir import RunDirectory
     from mindface_au.models import create_model_from_config
 
     root = tmp_path_factory.mktemp("release")
-    generate(str(root / "data"), videos=6, frames=60, seed=2, workers=1)
-    config = tiny_config(root / "data", root / "tiny.yaml")
+    config = tiny_config(tiny_synthau, root / "tiny.yaml")  # the session's SynthAU set (conftest), read-only
     cfg = load_config(config, ["model.input_size=32", f"train.out_dir={root / 'run'}"])
     net = randomise_params(create_model_from_config(cfg.model))
     run = RunDirectory(cfg.train.out_dir, model_config=dataclasses.asdict(cfg.model))
