@@ -36,7 +36,7 @@ COMMANDS = {
     "score": ("score", "score a prediction folder against annotation files"),
     "detect": ("detect", "detect AUs on an image, a folder or a video into a CSV"),
     "export": ("export", "export a trained model to MindIR"),
-    "bench": ("bench", "benchmark models, data pipeline and post-processing"),
+    "bench": ("bench", "time the forward pass of each installed inference backend on this machine"),
     "demo": ("demo", "end-to-end demo on SynthAU: generate, train, evaluate, predict, plot"),
     "models": ("models", "list the registered models"),
     "configs": ("configs", "list the packaged configs (--config NAME) or --dump one for editing"),

@@ -42,6 +42,7 @@ from mindface_au.inference.loader import (
     output_width,
 )
 from mindface_au.utils import guard
+from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.io import atomic_path, mindspore_safe_path
 
 __all__ = ["FORMATS", "QUANTIZE", "export_network", "export_model", "calibration_crops"]
@@ -100,7 +101,7 @@ def _onnx_session(path: str):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = available_cpus()
     options.log_severity_level = 3
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config
 from mindface_au.errors import UserError
+from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
@@ -357,7 +358,7 @@ def _onnx_session(path: str, threads: int, device: str):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads < 0:
         raise UserError(f"--threads: got {threads}, expected 0 (all cores) or a positive integer")
-    options.intra_op_num_threads = int(threads) or len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = int(threads) or available_cpus()
     options.log_severity_level = 3
     target = (device or "auto").lower()
     available = ort.get_available_providers()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mindface_au.bench.measure import alternate, configure_mindspore, torch_onednn_defaults
+from benchmarks.measure import alternate, configure_mindspore, torch_onednn_defaults
 
 __all__ = [
     "BACKENDS",
