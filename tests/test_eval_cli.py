@@ -30,9 +30,9 @@ def _labelled_frames(root, split):
 
 def test_eval_matches_training_validation_and_sweeps(run, cli):
     base, config, result = run
-    proc = cli("eval", "--config", config, "--ckpt", result["best_ckpt"], "--sweep", "--json")
+    proc = cli("eval", "--config", config, "--model", result["best_ckpt"], "--sweep", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    out = json.loads(proc.stdout)  # only JSON on stdout
     best = next(e for e in result["epochs"] if e["epoch"] == result["best"]["epoch"])
     assert out["mean_f1"] == pytest.approx(best["val_mean_f1"], abs=1e-9)  # same frames, same network
     assert out["prob_k"] == 2 and out["label_k"] == 1

@@ -38,9 +38,9 @@ def exported(tmp_path_factory):
     ckpt = str(root / "tiny.ckpt")
     save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg))
     mindir = str(root / "tiny.mindir")
-    proc = run_cli("export", "--ckpt", ckpt, "--format", "MINDIR", "--out", mindir, "--batch-size", 4)
+    proc = run_cli("export", "--model", ckpt, "--format", "MINDIR", "--out", mindir, "--batch-size", 4)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["batch_size"] == 4
+    assert json.loads(proc.stdout)["batch_size"] == 4  # stdout holds only the JSON (the config echo is on stderr)
     return {"root": root, "ckpt": ckpt, "mindir": mindir, "cfg": cfg, "net": net}
 
 

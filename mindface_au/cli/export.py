@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.inference.export import FORMATS, QUANTIZE, SPEC_CHARS
 
     add_config_args(parser)
-    parser.add_argument("--ckpt", required=True, help="trained checkpoint (.ckpt)")
+    parser.add_argument(
+        "--model", "--ckpt", dest="ckpt", required=True, help="trained checkpoint (.ckpt); --ckpt is an alias"
+    )
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS), help="export format")
     parser.add_argument(
         "--out",

@@ -8,7 +8,12 @@ from mindface_au.cli.common import add_config_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument(
-        "--ckpt", nargs="+", required=True, help="one or more model files (.ckpt/.mindir/.onnx) that vote"
+        "--model",
+        "--ckpt",
+        dest="ckpt",
+        nargs="+",
+        required=True,
+        help="one or more model files (.ckpt/.mindir/.onnx) that vote; --ckpt is an alias",
     )
     parser.add_argument(
         "--split",

@@ -65,7 +65,7 @@ def predict(
     from mindface_au.submission import write_prediction
 
     if not ckpts:
-        raise UserError("--ckpt: give at least one checkpoint")
+        raise UserError("ckpts: give at least one model file")
     if method not in VOTES:
         raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
     for ckpt in ckpts:

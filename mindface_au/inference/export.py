@@ -320,11 +320,9 @@ def _check_source(ckpt: str) -> None:
     kinds = {".mindir": "MindIR", ".onnx": "ONNX"}
     ext = os.path.splitext(ckpt)[1].lower()
     if ext in kinds:
-        raise UserError(
-            f"--ckpt {ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)"
-        )
+        raise UserError(f"{ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)")
     if ext != ".ckpt":
-        raise UserError(f"--ckpt {ckpt}: export needs a training checkpoint (.ckpt)")
+        raise UserError(f"{ckpt}: export needs a training checkpoint (.ckpt)")
 
 
 def export_model(
@@ -490,8 +488,8 @@ def export_release(
     model_cfg = checkpoint_model_config(ckpt, recipe_cfg)
     if recipe_cfg is None:
         raise UserError(
-            f"--ckpt {ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; pass --config "
-            "with the config the run was trained with"
+            f"{ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; give the config "
+            "the run was trained with (recipe)"
         )
     trained = dataclasses.asdict(dataclasses.replace(recipe_cfg.model, backbone_checkpoint=""))
     differ = [k for k, v in dataclasses.asdict(model_cfg).items() if trained[k] != v]
