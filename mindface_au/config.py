@@ -13,10 +13,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from mindface_au.au_sets import ABAW_AUS, ABAW_RARE_AUS, check_au_names
 from mindface_au.errors import UserError
 
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
-RARE_AUS = ["AU2", "AU15", "AU23", "AU24", "AU26"]
+AU_NAMES = ABAW_AUS  # the default AU set (ABAW 12); models and datasets carry their own (mindface_au.au_sets)
+RARE_AUS = list(ABAW_RARE_AUS)
 # Blocks per stage of each IResNet depth (insightface). One table for the MindSpore model, the converter and the
 # PyTorch reference; it lives here because this module imports without MindSpore or PyTorch.
 IRESNET_LAYERS = {
@@ -38,7 +39,8 @@ class ModelConfig:
     """Network architecture (see mindface_au.models)."""
 
     name: str = "aunet_iresnet100"  # registry name
-    num_classes: int = 12
+    au_names: List[str] = field(default_factory=lambda: list(AU_NAMES))  # the AUs predicted, in output order
+    num_classes: int = 0  # outputs; 0 = len(au_names), any other value must equal it
     input_size: int = 112
     widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512])  # IResNet stage widths
     layers: List[int] = field(default_factory=list)  # blocks per stage; empty = the depth's default
@@ -261,14 +263,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
-    if cfg.model.fusion not in ("none", "fixed", "transformer"):
-        raise UserError(f"config key model.fusion: got {cfg.model.fusion!r}, expected none, fixed or transformer")
-    if not 0.0 <= cfg.model.fusion_weight <= 1.0:
-        raise UserError(f"config key model.fusion_weight: got {cfg.model.fusion_weight}, expected 0 <= w <= 1")
-    if len(cfg.model.widths) != 4:
-        raise UserError(f"config key model.widths: got {cfg.model.widths}, expected 4 stage widths")
-    if cfg.model.layers and len(cfg.model.layers) != 4:
-        raise UserError(f"config key model.layers: got {cfg.model.layers}, expected 4 block counts or []")
+    validate_model_config(cfg.model)
     unknown = [au for au in cfg.data.rare_aus if au not in AU_NAMES]
     if unknown:
         raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
@@ -284,6 +279,57 @@ def validate(cfg: Config) -> None:
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
+
+
+def validate_model_config(model: ModelConfig) -> None:
+    """The one check of a model section (AU network or bare IResNet backbone), naming the key at fault.
+
+    Resolves model.num_classes 0 to len(model.au_names). Used by load_config, by every network builder
+    (mindface_au.models.build_network) and by the loaders of checkpoints and exports.
+    """
+    name = model.name
+    arch = name[len("aunet_") :] if name.startswith("aunet_") else name
+    if arch not in IRESNET_LAYERS:
+        known = [f"aunet_{a}" for a in IRESNET_LAYERS] + list(IRESNET_LAYERS)
+        raise UserError(f"config key model.name: got {name!r}, expected one of {', '.join(known)}")
+    if model.input_size < 16 or model.input_size % 16:
+        raise UserError(f"config key model.input_size: got {model.input_size}, expected a multiple of 16")
+    if len(model.widths) != 4 or any(w < 1 for w in model.widths):
+        raise UserError(f"config key model.widths: got {model.widths}, expected 4 positive stage widths")
+    if model.layers and (len(model.layers) != 4 or any(n < 1 for n in model.layers)):
+        raise UserError(f"config key model.layers: got {model.layers}, expected 4 positive block counts or []")
+    if model.embedding_size < 1:
+        raise UserError(f"config key model.embedding_size: got {model.embedding_size}, expected a positive integer")
+    if not 0.0 <= model.dropout < 1.0:
+        raise UserError(f"config key model.dropout: got {model.dropout}, expected 0 <= p < 1")
+    model.au_names = list(check_au_names(model.au_names or AU_NAMES))
+    if model.num_classes == 0:
+        model.num_classes = len(model.au_names)
+    if model.num_classes != len(model.au_names):
+        raise UserError(
+            f"config key model.num_classes: got {model.num_classes}, expected {len(model.au_names)} "
+            f"(one output per AU of model.au_names) or 0"
+        )
+    if name == arch:  # a bare backbone: the head keys do not apply
+        return
+    if model.fusion not in ("none", "fixed", "transformer"):
+        raise UserError(f"config key model.fusion: got {model.fusion!r}, expected none, fixed or transformer")
+    if model.fusion != "none" and not model.arl:
+        raise UserError(
+            f"config key model.fusion: {model.fusion!r} fuses AU-graph and backbone logits and needs "
+            "model.arl true; set model.fusion none for the backbone-only baseline"
+        )
+    if not 0.0 <= model.fusion_weight <= 1.0:
+        raise UserError(f"config key model.fusion_weight: got {model.fusion_weight}, expected 0 <= w <= 1")
+    if not 1 <= model.arl_k <= model.num_classes:
+        raise UserError(f"config key model.arl_k: got {model.arl_k}, expected 1 <= k <= {model.num_classes}")
+    for key in ("head_dim", "lrp_num", "lrp_reduction", "fusion_layers", "fusion_heads"):
+        if getattr(model, key) < 1:
+            raise UserError(f"config key model.{key}: got {getattr(model, key)}, expected a positive integer")
+    if model.fusion == "transformer" and model.head_dim % model.fusion_heads:
+        raise UserError(
+            f"config key model.fusion_heads: {model.fusion_heads} does not divide model.head_dim {model.head_dim}"
+        )
 
 
 def _validate_train(train: "TrainConfig") -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
-from mindface_au.inference.loader import build_network, checkpoint_model_config
+from mindface_au.inference.loader import checkpoint_model_config
 from mindface_au.metrics import F1Accumulator, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
@@ -33,10 +33,11 @@ def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
     The config rule is the loader's (`checkpoint_model_config`): the embedded config, strictly parsed, else
     `model_cfg`. For inference use `mindface_au.inference.loader.load_inference_model`.
     """
+    from mindface_au.models import build_network
     from mindface_au.models.checkpoint import load_checkpoint_strict
 
     model_cfg = checkpoint_model_config(ckpt, model_cfg)
-    net = build_network(model_cfg)
+    net = build_network(model_cfg, load_backbone=False)
     load_checkpoint_strict(net, ckpt)
     net.set_train(False)
     return net, model_cfg
