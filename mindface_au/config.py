@@ -74,7 +74,12 @@ class DataConfig:
     """Aff-Wild2 / SynthAU data, sampling and augmentation."""
 
     root: str = "data/synthau"
-    split: str = "official"  # official | fold1 .. fold<NUM_FOLDS>
+    format: str = "affwild2"  # affwild2 | bp4d | disfa | list (docs/datasets.md)
+    image_root: str = ""  # bp4d / disfa / list: folder of the face crops; empty = data.root
+    au_names: List[str] = field(default_factory=list)  # AUs of the labels; empty = the format's set (list: model's)
+    intensity_threshold: int = 2  # disfa: an AU occurs when its intensity (0-5) is at least this
+    disfa_image_index: str = "line"  # disfa: image {SN}/{t}.png from the 0-based line index t, or "frame" number
+    split: str = "official"  # official (affwild2 only) | fold1 .. fold<the format's fold count>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
@@ -264,11 +269,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 def validate(cfg: Config) -> None:
     """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
     validate_model_config(cfg.model)
-    unknown = [au for au in cfg.data.rare_aus if au not in AU_NAMES]
-    if unknown:
-        raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
-    if cfg.data.split != "official" and cfg.data.split not in FOLD_SPLITS:
-        raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold{NUM_FOLDS}")
+    _validate_data(cfg.data, cfg.model)
     if cfg.data.image_size == 0:
         cfg.data.image_size = cfg.model.input_size
     elif cfg.data.image_size != cfg.model.input_size:
@@ -279,6 +280,46 @@ def validate(cfg: Config) -> None:
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
+
+
+DATA_FORMATS = {"affwild2": 4, "bp4d": 3, "disfa": 3, "list": 0}  # format -> folds (list: its fold files)
+FORMAT_AU_SETS = {"affwild2": "abaw", "bp4d": "bp4d", "disfa": "disfa"}  # list: data.au_names or model.au_names
+
+
+def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
+    """data.format, its AU set (resolved into data.au_names), split, rare AUs and the DISFA keys."""
+    from mindface_au.au_sets import KNOWN_AU_SETS
+
+    if data.format not in DATA_FORMATS:
+        raise UserError(f"config key data.format: got {data.format!r}, expected one of {', '.join(DATA_FORMATS)}")
+    names = KNOWN_AU_SETS[FORMAT_AU_SETS[data.format]].au_names if data.format in FORMAT_AU_SETS else ()
+    if data.au_names and names and tuple(data.au_names) != names:
+        raise UserError(
+            f"config key data.au_names: {data.format} labels {', '.join(names)}; got {', '.join(data.au_names)}"
+        )
+    data.au_names = list(check_au_names(data.au_names or names or model.au_names, "data.au_names"))
+    if data.au_names != list(model.au_names):
+        raise UserError(
+            f"config keys model.au_names ({', '.join(model.au_names)}) and the AUs of data.format {data.format} "
+            f"({', '.join(data.au_names)}) differ; set model.au_names to the dataset's AUs"
+        )
+    unknown = [au for au in data.rare_aus if au not in data.au_names]
+    if unknown:
+        raise UserError(
+            f"config key data.rare_aus: {unknown[0]!r} is not an AU of data.format {data.format}; "
+            f"valid: {', '.join(data.au_names)}"
+        )
+    folds = DATA_FORMATS[data.format]
+    expected = ("official or " if data.format == "affwild2" else "") + (f"fold1..fold{folds}" if folds else "fold<k>")
+    if data.split == "official" and data.format != "affwild2":
+        raise UserError(f"config key data.split: official exists for affwild2 only; {data.format} expects {expected}")
+    number = data.split[4:] if data.split.startswith("fold") else ""
+    if data.split != "official" and not (number.isdigit() and 1 <= int(number) <= (folds or int(number))):
+        raise UserError(f"config key data.split: got {data.split!r}, expected {expected} for {data.format}")
+    if not 0 <= data.intensity_threshold <= 5:
+        raise UserError(f"config key data.intensity_threshold: got {data.intensity_threshold}, expected 0..5")
+    if data.disfa_image_index not in ("line", "frame"):
+        raise UserError(f"config key data.disfa_image_index: got {data.disfa_image_index!r}, expected line or frame")
 
 
 def validate_model_config(model: ModelConfig) -> None:

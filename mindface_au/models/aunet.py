@@ -34,7 +34,6 @@ from mindspore import nn, ops
 from mindface_au.config import AU_NAMES, ModelConfig, validate_model_config
 from mindface_au.errors import UserError
 from mindface_au.models.checkpoint import load_checkpoint_strict
-from mindface_au.models.factory import create_model
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
 from mindface_au.models.iresnet import (
