@@ -79,7 +79,7 @@ class DataConfig:
     au_names: List[str] = field(default_factory=list)  # AUs of the labels; empty = the format's set (list: model's)
     intensity_threshold: int = 2  # disfa: an AU occurs when its intensity (0-5) is at least this
     disfa_image_index: str = "line"  # disfa: image {SN}/{t}.png from the 0-based line index t, or "frame" number
-    split: str = "official"  # official (affwild2 only) | fold1 .. fold<the format's fold count>
+    split: str = ""  # "" = official (affwild2) or fold1 | official (affwild2 only) | fold1 .. fold<the format's count>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
@@ -310,6 +310,7 @@ def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
             f"valid: {', '.join(data.au_names)}"
         )
     folds = DATA_FORMATS[data.format]
+    data.split = data.split or ("official" if data.format == "affwild2" else "fold1")
     expected = ("official or " if data.format == "affwild2" else "") + (f"fold1..fold{folds}" if folds else "fold<k>")
     if data.split == "official" and data.format != "affwild2":
         raise UserError(f"config key data.split: official exists for affwild2 only; {data.format} expects {expected}")

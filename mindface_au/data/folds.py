@@ -126,7 +126,7 @@ def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
 
         return fold_split(data_cfg)
     root = data_cfg.root
-    if data_cfg.split == "official":
+    if data_cfg.split in ("official", ""):  # "" is a DataConfig not yet validated: the default, official
         return load_split(root, "train"), load_split(root, "val")
     if data_cfg.split not in FOLD_SPLITS:
         raise UserError(f"config key data.split: got {data_cfg.split!r}, expected official or fold1..fold{NUM_FOLDS}")
