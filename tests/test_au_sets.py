@@ -20,7 +20,8 @@ def test_known_sets_match_the_benchmarks():
 
 
 def test_model_config_num_classes_follows_au_names():
-    cfg = load_config(None, ["model.au_names=[AU1, AU2, AU4, AU6, AU9, AU12, AU25, AU26]", "model.arl_k=3"])
+    names = "model.au_names=[AU1, AU2, AU4, AU6, AU9, AU12, AU25, AU26]"
+    cfg = load_config(None, [names, "model.arl_k=3", "data.format=list", "data.rare_aus=[AU9]"])
     assert cfg.model.num_classes == 8 and cfg.model.au_names == list(DISFA_AUS)
     assert load_config().model.num_classes == 12 and load_config().model.au_names == list(ABAW_AUS)
     old = ModelConfig(**{**TINY_AUNET, "num_classes": 12})  # a stored config of today's main: no au_names key
@@ -55,3 +56,21 @@ def test_build_network_outputs_follow_au_names():
     assert out.shape == (2, 8) and net.au_names == DISFA_AUS
     backbone = build_network(ModelConfig(**{**TINY_AUNET, "name": "iresnet18"}))
     assert backbone(ms.Tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 16)
+
+
+def test_checkpoint_from_before_au_names_loads_as_abaw():
+    """tests/fixtures/aunet_tiny_main.ckpt was saved by the code before model.au_names (make_aunet_tiny_main.py):
+    its embedded config has no au_names, so it is the ABAW 12 and predicts what it predicted then."""
+    import os
+
+    from mindface_au.inference.loader import checkpoint_model_config, load_inference_model
+
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
+    ckpt = os.path.join(fixtures, "aunet_tiny_main.ckpt")
+    cfg = checkpoint_model_config(ckpt)
+    assert cfg.au_names == list(ABAW_AUS) and cfg.num_classes == 12
+    model = load_inference_model(ckpt, device="cpu")
+    assert list(model.au_names) == list(ABAW_AUS)
+    x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
+    expect = np.load(os.path.join(fixtures, "aunet_tiny_main_probs.npy"))
+    np.testing.assert_allclose(model.predict(x, pad=True), expect, atol=1e-5)
