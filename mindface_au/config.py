@@ -2,7 +2,8 @@
 
 Every section is a dataclass; an unknown key or a value of the wrong type is a UserError that names the key
 and lists the valid ones, so a typo never silently falls back to a default. The packaged configs live in
-mindface_au/configs/ (installed with the package): the paper's Table 3 rows under affwild2/ and the demo's.
+mindface_au/configs/ (installed with the package): the paper's Table 3 rows under affwild2/, the full network
+on BP4D and DISFA under bp4d/ and disfa/, and the demo's.
 """
 
 import dataclasses
