@@ -193,6 +193,8 @@ def evaluate(
     label_k = cfg.eval.label_k if label_k is None else label_k
     if split == "val":
         videos = get_split(cfg.data)[1]
+    elif cfg.data.format != "affwild2":
+        raise UserError(f"split {split!r}: {cfg.data.format} data is evaluated on the test part of data.split (val)")
     else:
         videos = load_split(cfg.data.root, split)
     if not videos or any(v.labels is None for v in videos):
