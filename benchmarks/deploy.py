@@ -74,14 +74,9 @@ def file_paths(cache: str, model_config: Dict[str, Any], batch: int, calib_frame
 def build_network(model_config: Dict[str, Any]):
     """The MindSpore network of a ModelConfig dict: an AUNet, or a bare IResNet (its embedding)."""
     from mindface_au.config import ModelConfig
-    from mindface_au.models import create_model, create_model_from_config
+    from mindface_au.models import build_network as build
 
-    cfg = ModelConfig(**model_config)
-    if cfg.name.startswith("aunet_"):
-        return create_model_from_config(cfg)
-    return create_model(
-        cfg.name, widths=cfg.widths, layers=cfg.layers, input_size=cfg.input_size, embedding_size=cfg.embedding_size
-    )
+    return build(ModelConfig(**model_config))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -127,17 +127,12 @@ def measure_matmul(framework: str, size: int, repeats: int, device: str = "CPU",
 
 def _build_mindspore(spec: Dict[str, Any]):
     """The MindSpore model of a spec: a registered IResNet, or an AUNet built from a ModelConfig."""
-    name = spec["model"]
-    if name.startswith("aunet_"):
-        from mindface_au.config import ModelConfig
-        from mindface_au.models import create_model_from_config
+    from mindface_au.config import ModelConfig
+    from mindface_au.models import build_network
 
-        cfg = ModelConfig(name=name, widths=list(spec["widths"]), layers=list(spec["layers"]))
-        cfg.input_size = spec["input_size"]
-        return create_model_from_config(cfg)
-    from mindface_au.models import create_model
-
-    return create_model(name, widths=spec["widths"], layers=spec["layers"], input_size=spec["input_size"])
+    cfg = ModelConfig(name=spec["model"], widths=list(spec["widths"]), layers=list(spec["layers"]))
+    cfg.input_size = spec["input_size"]
+    return build_network(cfg)
 
 
 def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:

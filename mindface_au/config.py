@@ -2,7 +2,8 @@
 
 Every section is a dataclass; an unknown key or a value of the wrong type is a UserError that names the key
 and lists the valid ones, so a typo never silently falls back to a default. The packaged configs live in
-mindface_au/configs/ (installed with the package): the paper's Table 3 rows under affwild2/ and the demo's.
+mindface_au/configs/ (installed with the package): the paper's Table 3 rows under affwild2/, the full network
+on BP4D and DISFA under bp4d/ and disfa/, and the demo's.
 """
 
 import dataclasses
@@ -13,11 +14,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from mindface_au.au_sets import ABAW_AUS, ABAW_RARE_AUS, check_au_names
 from mindface_au.errors import UserError
 from mindface_au.utils.guard import short_repr
 
-AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
-RARE_AUS = ["AU2", "AU15", "AU23", "AU24", "AU26"]
+AU_NAMES = ABAW_AUS  # the default AU set (ABAW 12); models and datasets carry their own (mindface_au.au_sets)
+RARE_AUS = list(ABAW_RARE_AUS)
 # Blocks per stage of each IResNet depth (insightface). One table for the MindSpore model, the converter and the
 # PyTorch reference; it lives here because this module imports without MindSpore or PyTorch.
 IRESNET_LAYERS = {
@@ -39,7 +41,8 @@ class ModelConfig:
     """Network architecture (see mindface_au.models)."""
 
     name: str = "aunet_iresnet100"  # registry name
-    num_classes: int = 12
+    au_names: List[str] = field(default_factory=lambda: list(AU_NAMES))  # the AUs predicted, in output order
+    num_classes: int = 0  # outputs; 0 = len(au_names), any other value must equal it
     input_size: int = 112
     widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512])  # IResNet stage widths
     layers: List[int] = field(default_factory=list)  # blocks per stage; empty = the depth's default
@@ -73,7 +76,12 @@ class DataConfig:
     """Aff-Wild2 / SynthAU data, sampling and augmentation."""
 
     root: str = "data/synthau"
-    split: str = "official"  # official | fold1 .. fold<NUM_FOLDS>
+    format: str = "affwild2"  # affwild2 | bp4d | disfa | list (docs/datasets.md)
+    image_root: str = ""  # bp4d / disfa / list: folder of the face crops; empty = data.root
+    au_names: List[str] = field(default_factory=list)  # AUs of the labels; empty = the format's set (list: model's)
+    intensity_threshold: int = 2  # disfa: an AU occurs when its intensity (0-5) is at least this
+    disfa_image_index: str = "line"  # disfa: image {SN}/{t}.png from the 0-based line index t, or "frame" number
+    split: str = ""  # "" = official (affwild2) or fold1 | official (affwild2 only) | fold1 .. fold<the format's count>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
@@ -346,19 +354,8 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
-    if cfg.model.fusion not in ("none", "fixed", "transformer"):
-        raise UserError(f"config key model.fusion: got {cfg.model.fusion!r}, expected none, fixed or transformer")
-    if not 0.0 <= cfg.model.fusion_weight <= 1.0:
-        raise UserError(f"config key model.fusion_weight: got {cfg.model.fusion_weight}, expected 0 <= w <= 1")
-    if len(cfg.model.widths) != 4:
-        raise UserError(f"config key model.widths: got {cfg.model.widths}, expected 4 stage widths")
-    if cfg.model.layers and len(cfg.model.layers) != 4:
-        raise UserError(f"config key model.layers: got {cfg.model.layers}, expected 4 block counts or []")
-    unknown = [au for au in cfg.data.rare_aus if au not in AU_NAMES]
-    if unknown:
-        raise UserError(f"config key data.rare_aus: unknown AU {unknown[0]!r}; valid: {', '.join(AU_NAMES)}")
-    if cfg.data.split != "official" and cfg.data.split not in FOLD_SPLITS:
-        raise UserError(f"config key data.split: got {cfg.data.split!r}, expected official or fold1..fold{NUM_FOLDS}")
+    validate_model_config(cfg.model)
+    _validate_data(cfg.data, cfg.model)
     if cfg.data.image_size == 0:
         cfg.data.image_size = cfg.model.input_size
     elif cfg.data.image_size != cfg.model.input_size:
@@ -374,7 +371,7 @@ def validate(cfg: Config) -> None:
 
 # every count, size and window: (section, key) -> (lowest, highest or None, what it means); list keys per item
 RANGES = {
-    ("model", "num_classes"): (1, None, ""),
+    ("model", "num_classes"): (0, None, " (0 = one output per AU of model.au_names)"),
     ("model", "input_size"): (16, None, ""),
     ("model", "widths"): (1, None, ""),
     ("model", "layers"): (1, None, ""),
@@ -419,6 +416,98 @@ def _check_ranges(cfg: "Config") -> None:
             if item < low or (high is not None and item > high):
                 expected = f"{low} <= value <= {high}" if high is not None else f"a value >= {low}"
                 raise UserError(f"config key {section}.{key}: got {short_repr(item)}, expected {expected}{note}")
+
+
+DATA_FORMATS = {"affwild2": 4, "bp4d": 3, "disfa": 3, "list": 0}  # format -> folds (list: its fold files)
+FORMAT_AU_SETS = {"affwild2": "abaw", "bp4d": "bp4d", "disfa": "disfa"}  # list: data.au_names or model.au_names
+
+
+def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
+    """data.format, its AU set (resolved into data.au_names), split, rare AUs and the DISFA keys."""
+    from mindface_au.au_sets import KNOWN_AU_SETS
+
+    if data.format not in DATA_FORMATS:
+        raise UserError(f"config key data.format: got {data.format!r}, expected one of {', '.join(DATA_FORMATS)}")
+    names = KNOWN_AU_SETS[FORMAT_AU_SETS[data.format]].au_names if data.format in FORMAT_AU_SETS else ()
+    if data.au_names and names and tuple(data.au_names) != names:
+        raise UserError(
+            f"config key data.au_names: {data.format} labels {', '.join(names)}; got {', '.join(data.au_names)}"
+        )
+    data.au_names = list(check_au_names(data.au_names or names or model.au_names, "data.au_names"))
+    if data.au_names != list(model.au_names):
+        raise UserError(
+            f"config keys model.au_names ({', '.join(model.au_names)}) and the AUs of data.format {data.format} "
+            f"({', '.join(data.au_names)}) differ; set model.au_names to the dataset's AUs"
+        )
+    unknown = [au for au in data.rare_aus if au not in data.au_names]
+    if unknown:
+        raise UserError(
+            f"config key data.rare_aus: {unknown[0]!r} is not an AU of data.format {data.format}; "
+            f"valid: {', '.join(data.au_names)}"
+        )
+    folds = DATA_FORMATS[data.format]
+    data.split = data.split or ("official" if data.format == "affwild2" else "fold1")
+    expected = ("official or " if data.format == "affwild2" else "") + (f"fold1..fold{folds}" if folds else "fold<k>")
+    if data.split == "official" and data.format != "affwild2":
+        raise UserError(f"config key data.split: official exists for affwild2 only; {data.format} expects {expected}")
+    number = data.split[4:] if data.split.startswith("fold") else ""
+    if data.split != "official" and not (number.isdigit() and 1 <= int(number) <= (folds or int(number))):
+        raise UserError(f"config key data.split: got {data.split!r}, expected {expected} for {data.format}")
+    if not 0 <= data.intensity_threshold <= 5:
+        raise UserError(f"config key data.intensity_threshold: got {data.intensity_threshold}, expected 0..5")
+    if data.disfa_image_index not in ("line", "frame"):
+        raise UserError(f"config key data.disfa_image_index: got {data.disfa_image_index!r}, expected line or frame")
+
+
+def validate_model_config(model: ModelConfig) -> None:
+    """The one check of a model section (AU network or bare IResNet backbone), naming the key at fault.
+
+    Resolves model.num_classes 0 to len(model.au_names). Used by load_config, by every network builder
+    (mindface_au.models.build_network) and by the loaders of checkpoints and exports.
+    """
+    name = model.name
+    arch = name[len("aunet_") :] if name.startswith("aunet_") else name
+    if arch not in IRESNET_LAYERS:
+        known = [f"aunet_{a}" for a in IRESNET_LAYERS] + list(IRESNET_LAYERS)
+        raise UserError(f"config key model.name: got {name!r}, expected one of {', '.join(known)}")
+    if model.input_size < 16 or model.input_size % 16:
+        raise UserError(f"config key model.input_size: got {model.input_size}, expected a multiple of 16")
+    if len(model.widths) != 4 or any(w < 1 for w in model.widths):
+        raise UserError(f"config key model.widths: got {model.widths}, expected 4 positive stage widths")
+    if model.layers and (len(model.layers) != 4 or any(n < 1 for n in model.layers)):
+        raise UserError(f"config key model.layers: got {model.layers}, expected 4 positive block counts or []")
+    if model.embedding_size < 1:
+        raise UserError(f"config key model.embedding_size: got {model.embedding_size}, expected a positive integer")
+    if not 0.0 <= model.dropout < 1.0:
+        raise UserError(f"config key model.dropout: got {model.dropout}, expected 0 <= p < 1")
+    model.au_names = list(check_au_names(model.au_names or AU_NAMES))
+    if model.num_classes == 0:
+        model.num_classes = len(model.au_names)
+    if model.num_classes != len(model.au_names):
+        raise UserError(
+            f"config key model.num_classes: got {model.num_classes}, expected {len(model.au_names)} "
+            f"(one output per AU of model.au_names) or 0"
+        )
+    if name == arch:  # a bare backbone: the head keys do not apply
+        return
+    if model.fusion not in ("none", "fixed", "transformer"):
+        raise UserError(f"config key model.fusion: got {model.fusion!r}, expected none, fixed or transformer")
+    if model.fusion != "none" and not model.arl:
+        raise UserError(
+            f"config key model.fusion: {model.fusion!r} fuses AU-graph and backbone logits and needs "
+            "model.arl true; set model.fusion none for the backbone-only baseline"
+        )
+    if not 0.0 <= model.fusion_weight <= 1.0:
+        raise UserError(f"config key model.fusion_weight: got {model.fusion_weight}, expected 0 <= w <= 1")
+    if not 1 <= model.arl_k <= model.num_classes:
+        raise UserError(f"config key model.arl_k: got {model.arl_k}, expected 1 <= k <= {model.num_classes}")
+    for key in ("head_dim", "lrp_num", "lrp_reduction", "fusion_layers", "fusion_heads"):
+        if getattr(model, key) < 1:
+            raise UserError(f"config key model.{key}: got {getattr(model, key)}, expected a positive integer")
+    if model.fusion == "transformer" and model.head_dim % model.fusion_heads:
+        raise UserError(
+            f"config key model.fusion_heads: {model.fusion_heads} does not divide model.head_dim {model.head_dim}"
+        )
 
 
 def _validate_train(train: "TrainConfig") -> None:

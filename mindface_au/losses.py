@@ -7,9 +7,10 @@ Both terms work on raw logits in a numerically stable form, so logits of +-1e4 g
   Each term is a logsumexp over the masked scores plus the implicit 0 term: log(1 + sum e^z) =
   logsumexp([0, z...]), computed as m + log(sum exp(z - m)) with m the (detached) maximum.
 
-Labels are float32 (B, 12) in {0, 1}. Any entry < 0 (Aff-Wild2's -1 "unlabelled") is masked out of both terms, so
-it never contributes even if the data layer let one through. BCE is the mean over labelled entries; the circle
-loss is the mean over frames of the per-frame sum.
+Labels are float32 (B, C) in {0, 1}, C the model's AUs. Any entry < 0 (Aff-Wild2's -1 "unlabelled", BP4D's 9
+and a list file's -1 / 9 "not coded", which the readers turn into -1) is masked out of both terms. BCE is the
+mean over the coded entries; the circle loss is the mean, over the frames with at least one coded entry, of the
+per-frame sum over that frame's coded entries. tests/test_losses.py pins both denominators against numpy.
 """
 
 import mindspore as ms
@@ -42,14 +43,18 @@ class BCEWithLogits(nn.Cell):
 
 
 class MultiLabelCircleLoss(nn.Cell):
-    """Mean over frames of log(1 + sum_{y=0} e^{s}) + log(1 + sum_{y=1} e^{-s}); entries with y < 0 are ignored."""
+    """Mean over coded frames of log(1 + sum_{y=0} e^{s}) + log(1 + sum_{y=1} e^{-s}); entries y < 0 are ignored.
+
+    A frame with no coded entry adds 0 and is not counted in the mean."""
 
     def construct(self, logits: ms.Tensor, labels: ms.Tensor) -> ms.Tensor:
         s = logits.astype(ms.float32)
         y = labels.astype(ms.float32)
         pos = (y > 0.5).astype(ms.float32)
         neg = ((y >= 0) & (y <= 0.5)).astype(ms.float32)
-        return (_log1p_sum_exp(s, neg) + _log1p_sum_exp(-s, pos)).mean()
+        per_frame = _log1p_sum_exp(s, neg) + _log1p_sum_exp(-s, pos)
+        coded = ((pos + neg).sum(axis=1) > 0).astype(ms.float32)
+        return (per_frame * coded).sum() / ops.maximum(coded.sum(), 1.0)
 
 
 class AULoss(nn.Cell):
@@ -76,5 +81,5 @@ class AULoss(nn.Cell):
 
 
 def create_loss(loss_cfg: LossConfig) -> nn.Cell:
-    """The loss a LossConfig describes; construct(logits (B, 12), labels float32 (B, 12)) -> scalar."""
+    """The loss a LossConfig describes; construct(logits (B, C), labels float32 (B, C)) -> scalar."""
     return AULoss(loss_cfg.bce, loss_cfg.circle, loss_cfg.bce_weight, loss_cfg.circle_weight)

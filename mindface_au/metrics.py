@@ -1,7 +1,9 @@
 """The challenge metric: per-AU F1 at a fixed threshold, accumulated over the whole set, and its mean.
 
 Counts are kept per AU (true positives, false positives, false negatives) so a set can be scored in chunks
-(`F1Accumulator`) with the same result as scoring it in one go. Labels of -1 (unlabelled) are ignored.
+(`F1Accumulator`) with the same result as scoring it in one go. Labels of -1 (unlabelled, or that AU not coded
+in that frame) are ignored. The AU set is whatever the columns are: pass the model's or dataset's names to
+`per_au_dict` / `format_f1` (default ABAW).
 """
 
 from typing import Dict, Optional, Sequence
@@ -50,7 +52,7 @@ def f1_from_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def f1_per_au(y_true, y_pred) -> np.ndarray:
-    """Per-AU F1 of 0/1 arrays of shape (N, 12); equals sklearn f1_score(average=None, zero_division=0)."""
+    """Per-AU F1 of 0/1 arrays of shape (N, C), -1 = not coded; sklearn f1_score(average=None, zero_division=0)."""
     return f1_from_counts(confusion_counts(y_true, y_pred))
 
 
@@ -75,14 +77,22 @@ class F1Accumulator:
         return float(np.mean(self.per_au()))
 
 
+def _check_names(values: Sequence[float], names: Sequence[str]) -> None:
+    if len(values) != len(names):
+        raise ValueError(f"{len(values)} per-AU values for {len(names)} AU names ({', '.join(names)})")
+
+
 def per_au_dict(values: Sequence[float], names: Sequence[str] = AU_NAMES) -> Dict[str, float]:
-    """{"AU1": v1, ...} with plain floats (JSON-ready)."""
+    """{"AU1": v1, ...} with plain floats (JSON-ready); `names` is the model's or dataset's AU set."""
+    values = list(values)
+    _check_names(values, names)
     return {name: float(v) for name, v in zip(names, values)}
 
 
 def format_f1(values: Sequence[float], names: Sequence[str] = AU_NAMES, label: str = "") -> str:
     """Two aligned lines: AU names and F1 in percent, then the mean (the paper's table layout)."""
     values = list(values)
+    _check_names(values, names)
     head = f"{'':12s}" + "".join(f"{n:>7s}" for n in names) + f"{'F1':>8s}"
     row = f"{label:12s}" + "".join(f"{100 * v:7.2f}" for v in values) + f"{100 * float(np.mean(values)):8.2f}"
     return head + "\n" + row

@@ -1,6 +1,7 @@
 """Plots for AU results: a per-video time line, a per-AU bar chart and per-image bars (PNG, written atomically).
 
-matplotlib runs on the non-interactive Agg backend so plotting works on servers without a display.
+matplotlib runs on the non-interactive Agg backend so plotting works on servers without a display. Every plot
+takes `au_names`, the model's or dataset's AU set (None: the ABAW 12).
 """
 
 from typing import Optional, Sequence
@@ -21,6 +22,10 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _names(au_names: Optional[Sequence[str]]) -> Sequence[str]:
+    return tuple(au_names) if au_names else AU_NAMES
 
 
 def _as_2d(values, name: str, columns: int = len(AU_NAMES)) -> np.ndarray:
@@ -45,29 +50,31 @@ def plot_au_timeline(
     truth=None,
     times: Optional[Sequence[float]] = None,
     title: str = "",
+    au_names: Optional[Sequence[str]] = None,
 ) -> None:
     """One small panel per AU: probability over time, with the 0/1 truth shaded when given.
 
     Args:
-        probs: (T, 12) probabilities; NaN rows (frames without a face) leave gaps.
+        probs: (T, C) probabilities, one column per AU of `au_names`; NaN rows (no face) leave gaps.
         out_png: output PNG path.
-        truth: optional (T, 12) 0/1 labels drawn as a shaded band.
+        truth: optional (T, C) 0/1 labels drawn as a shaded band.
         times: optional (T,) x values (seconds); frame indices otherwise.
         title: figure title.
     """
-    probs = _as_2d(probs, "probs")
+    names = _names(au_names)
+    probs = _as_2d(probs, "probs", len(names))
     t = probs.shape[0]
     x = np.arange(t) if times is None else np.asarray(times, dtype=np.float64)
     if x.shape != (t,):
         raise UserError(f"times: expected {t} values, got shape {x.shape}")
     if truth is not None:
-        truth = _as_2d(truth, "truth")
+        truth = _as_2d(truth, "truth", len(names))
         if truth.shape[0] != t:
             raise UserError(f"truth: expected {t} rows like probs, got {truth.shape[0]}")
     plt = _pyplot()
-    n = len(AU_NAMES)
+    n = len(names)
     fig, axes = plt.subplots(n, 1, figsize=(10, 0.75 * n + 1), sharex=True, squeeze=False)
-    for i, (ax, au) in enumerate(zip(axes[:, 0], AU_NAMES)):
+    for i, (ax, au) in enumerate(zip(axes[:, 0], names)):
         if truth is not None:
             ax.fill_between(x, 0, truth[:, i], step="mid", color="tab:green", alpha=0.25, linewidth=0)
         ax.plot(x, probs[:, i], color="tab:blue", linewidth=1.0)
@@ -82,17 +89,20 @@ def plot_au_timeline(
     _save(fig, out_png)
 
 
-def plot_au_bars(values, out_png: str, title: str = "", ylabel: str = "F1") -> None:
-    """Bar chart of one value per AU (e.g. per-AU F1), with the mean as a dashed line."""
+def plot_au_bars(
+    values, out_png: str, title: str = "", ylabel: str = "F1", au_names: Optional[Sequence[str]] = None
+) -> None:
+    """Bar chart of one value per AU of `au_names` (e.g. per-AU F1), with the mean as a dashed line."""
+    names = _names(au_names)
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if arr.shape != (len(AU_NAMES),):
-        raise UserError(f"values: expected {len(AU_NAMES)} values (one per AU), got {arr.size}")
+    if arr.shape != (len(names),):
+        raise UserError(f"values: expected {len(names)} values (one per AU), got {arr.size}")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar(np.arange(arr.size), arr, color="tab:blue")
     ax.axhline(float(np.nanmean(arr)), color="tab:red", linestyle="--", linewidth=1, label="mean")
     ax.set_xticks(np.arange(arr.size))
-    ax.set_xticklabels(AU_NAMES, fontsize=8)
+    ax.set_xticklabels(names, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper right", fontsize=8)
     if title:
@@ -101,9 +111,12 @@ def plot_au_bars(values, out_png: str, title: str = "", ylabel: str = "F1") -> N
     _save(fig, out_png)
 
 
-def plot_image_bars(probs, names: Sequence[str], out_png: str, title: str = "") -> None:
-    """Grouped bars: for each image, its 12 AU probabilities (one group per image)."""
-    probs = _as_2d(probs, "probs")
+def plot_image_bars(
+    probs, names: Sequence[str], out_png: str, title: str = "", au_names: Optional[Sequence[str]] = None
+) -> None:
+    """Grouped bars: for each image, its AU probabilities (one group per AU of `au_names`, one bar per image)."""
+    aus = _names(au_names)
+    probs = _as_2d(probs, "probs", len(aus))
     names = [str(n) for n in names]
     if len(names) != probs.shape[0]:
         raise UserError(f"names: expected {probs.shape[0]} names (one per image), got {len(names)}")
@@ -111,12 +124,12 @@ def plot_image_bars(probs, names: Sequence[str], out_png: str, title: str = "") 
     n_img = max(probs.shape[0], 1)
     fig, ax = plt.subplots(figsize=(min(24.0, 8.0 + 0.5 * n_img), 4))
     width = 0.8 / n_img
-    base = np.arange(len(AU_NAMES))
+    base = np.arange(len(aus))
     for j, name in enumerate(names):
         ax.bar(base + (j - (n_img - 1) / 2) * width, probs[j], width=width, label=name)
     ax.axhline(0.5, color="grey", linewidth=0.5, linestyle="--")
     ax.set_xticks(base)
-    ax.set_xticklabels(AU_NAMES, fontsize=8)
+    ax.set_xticklabels(aus, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     if names and len(names) <= 20:

@@ -57,7 +57,7 @@ def binarize(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
 
 def postprocess_video(probs: np.ndarray, prob_k: int = 0, label_k: int = 0, threshold: float = 0.5) -> np.ndarray:
-    """Probabilities of one video (T, 12) -> 0/1 labels: probability smoothing, threshold, label smoothing."""
+    """Probabilities of one video (T, C) -> 0/1 labels: probability smoothing, threshold, label smoothing."""
     return smooth_labels(binarize(smooth_probs(probs, prob_k), threshold), label_k)
 
 

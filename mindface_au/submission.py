@@ -5,7 +5,7 @@ The txt format (header "AU1,AU2,...,AU26", one row of 12 values per frame) and i
 """
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -16,25 +16,27 @@ from mindface_au.metrics import F1Accumulator, per_au_dict
 __all__ = ["HEADER", "write_prediction", "read_au_file", "score_folders"]  # HEADER, read_au_file: from au_txt
 
 
-def write_prediction(path: str, labels: np.ndarray) -> None:
-    """Write a (T, 12) 0/1 array as a challenge txt (header + T rows), atomically."""
-    write_au_file(path, labels, allowed=PREDICTION_VALUES)
+def write_prediction(path: str, labels: np.ndarray, au_names: Optional[Sequence[str]] = None) -> None:
+    """Write a (T, C) 0/1 array as a challenge txt (header `au_names`, default the ABAW 12; T rows), atomically."""
+    write_au_file(path, labels, allowed=PREDICTION_VALUES, au_names=au_names)
 
 
-def _read(name: str, path: str, what: str, allowed) -> np.ndarray:
+def _read(name: str, path: str, what: str, allowed, au_names=None) -> np.ndarray:
     """`read_au_file` with the video named first: the scorer's errors say which video is wrong."""
     try:
-        return read_au_file(path, what, allowed)
+        return read_au_file(path, what, allowed, au_names)
     except UserError as exc:
         raise UserError(f"video {name}: {exc}") from exc
 
 
-def score_folders(pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None) -> Dict:
+def score_folders(
+    pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None, au_names: Optional[Sequence[str]] = None
+) -> Dict:
     """Score prediction txt files against annotation txt files the way the challenge does.
 
     Every annotation video (or those in `videos`) needs a prediction with the same header and row count;
     rows labelled -1 are ignored; F1 is accumulated over all frames of all videos. Returns
-    {"mean_f1", "per_au": {AU: F1}, "videos", "frames"}.
+    {"mean_f1", "per_au": {AU: F1}, "videos", "frames"}. `au_names`: the header both must have (default ABAW).
     """
     for folder, what in ((pred_dir, "prediction"), (gt_dir, "annotation")):
         if not os.path.isdir(folder):
@@ -43,14 +45,15 @@ def score_folders(pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None
         videos = sorted(os.path.splitext(f)[0] for f in os.listdir(gt_dir) if f.endswith(".txt"))
     if not videos:
         raise UserError(f"{gt_dir}: no annotation .txt files")
-    acc = F1Accumulator()
+    names = tuple(au_names) if au_names else None
+    acc = F1Accumulator(len(names) if names else 12)
     frames = 0
     for name in videos:
         pred_path = os.path.join(pred_dir, name + ".txt")
         if not os.path.isfile(pred_path):
             raise UserError(f"video {name}: prediction file missing ({pred_path})")
-        truth = _read(name, os.path.join(gt_dir, name + ".txt"), "annotation", ANNOTATION_VALUES)
-        pred = _read(name, pred_path, "prediction", PREDICTION_VALUES)
+        truth = _read(name, os.path.join(gt_dir, name + ".txt"), "annotation", ANNOTATION_VALUES, names)
+        pred = _read(name, pred_path, "prediction", PREDICTION_VALUES, names)
         if pred.shape[0] != truth.shape[0]:
             raise UserError(
                 f"video {name}: prediction has {pred.shape[0]} rows, annotation has {truth.shape[0]} ({pred_path})"
@@ -58,4 +61,10 @@ def score_folders(pred_dir: str, gt_dir: str, videos: Optional[List[str]] = None
         acc.update(truth, pred)
         frames += int(np.sum(np.all(truth >= 0, axis=1)))
     per_au = acc.per_au()
-    return {"mean_f1": float(per_au.mean()), "per_au": per_au_dict(per_au), "videos": len(videos), "frames": frames}
+    per_au_names = names or HEADER.split(",")
+    return {
+        "mean_f1": float(per_au.mean()),
+        "per_au": per_au_dict(per_au, per_au_names),
+        "videos": len(videos),
+        "frames": frames,
+    }

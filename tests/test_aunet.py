@@ -349,9 +349,8 @@ def test_backbone_checkpoint_errors_name_the_file(tmp_path):
     ],
 )
 def test_bad_model_config_is_one_line_user_error(overrides, key):
-    cfg = load_config(None, TINY_OVERRIDES + overrides)
-    with pytest.raises(UserError) as info:
-        create_model_from_config(cfg.model)
+    with pytest.raises(UserError) as info:  # load_config checks the model section; the builder checks it again
+        create_model_from_config(load_config(None, TINY_OVERRIDES + overrides).model)
     assert key in str(info.value) and "\n" not in str(info.value)
 
 

@@ -127,3 +127,29 @@ def np_bce_stable(s, y):
     mask = y >= 0
     per = np.logaddexp(0, s) - y * s
     return per[mask].sum() / max(mask.sum(), 1)
+
+
+def test_denominators_are_means_over_coded_entries():
+    """Per-AU "not coded" (-1, from BP4D's 9 or a list file's -1 / 9), incl. a frame with nothing coded: BCE is the
+    sum over coded entries / their count, circle the sum over coded frames / their count (direct numpy loops)."""
+    rng = np.random.default_rng(3)
+    s = rng.normal(0, 2, (5, 8))
+    y = rng.integers(0, 2, (5, 8)).astype(np.float64)
+    y[rng.random((5, 8)) < 0.3] = -1
+    y[2] = -1  # a frame with no coded AU
+    bce_sum, bce_n, circle_sum, circle_n = 0.0, 0, 0.0, 0
+    for i in range(5):
+        coded = [j for j in range(8) if y[i, j] >= 0]
+        for j in coded:
+            p = 1 / (1 + np.exp(-s[i, j]))
+            bce_sum += -np.log(p) if y[i, j] == 1 else -np.log(1 - p)
+            bce_n += 1
+        if coded:
+            neg = sum(np.exp(s[i, j]) for j in coded if y[i, j] == 0)
+            pos = sum(np.exp(-s[i, j]) for j in coded if y[i, j] == 1)
+            circle_sum += np.log1p(neg) + np.log1p(pos)
+            circle_n += 1
+    logits, labels = ms.Tensor(s, ms.float32), ms.Tensor(y, ms.float32)
+    assert float(BCEWithLogits()(logits, labels).asnumpy()) == pytest.approx(bce_sum / bce_n, rel=1e-5)
+    assert float(MultiLabelCircleLoss()(logits, labels).asnumpy()) == pytest.approx(circle_sum / circle_n, rel=1e-5)
+    assert circle_n == 4 and bce_n < 40

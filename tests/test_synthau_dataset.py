@@ -148,11 +148,11 @@ def test_synth_cli_and_errors(tmp_path, cli):
 
 def test_package_exports_the_modules_api(small):
     """`mindface_au.data.synthau` re-exports each module's public names; SynthAU writes -1 rows as promised."""
-    from mindface_au.data.synthau import dataset, face, intensity
+    from mindface_au.data.synthau import dataset, face, intensity, layouts
 
     for name in synthau.__all__:
         obj = getattr(synthau, name)
-        assert any(getattr(m, name, None) is obj for m in (dataset, face, intensity)), name
+        assert any(getattr(m, name, None) is obj for m in (dataset, face, intensity, layouts)), name
     root, _ = small
     videos = load_split(root, "train") + load_split(root, "val")
     assert sum(v.invalid_rows for v in videos) > 0 and sum(v.missing_images for v in videos) > 0

@@ -1,10 +1,12 @@
-"""Data: the Aff-Wild2 reader, the paper's sampling and folds, mindspore.dataset pipelines and SynthAU.
+"""Data: the readers (Aff-Wild2, BP4D, DISFA, list files), sampling and folds, mindspore.dataset pipelines, SynthAU.
 
+- `formats`: the one reader interface chosen by `data.format` (`fold_split`, `num_folds`, `check_format`).
 - `affwild2`: `Video`, `load_split(root, split)`, `check_data(root)`: annotation files and image folders.
+- `bp4d`, `disfa`, `listfiles`: the other readers (docs/datasets.md).
 - `sampling`: per-epoch frame subset (1/10, rare AUs 1/5).
-- `folds`: official split, 4-fold cross-validation by video, `get_split(data_cfg)`.
+- `folds`: official split, 4-fold cross-validation by video, `get_split(data_cfg)` (any data.format).
 - `pipeline`: `create_train_dataset`, `create_eval_dataset`, `benchmark_pipeline` (imports MindSpore).
-- `synthau`: the procedural SynthAU dataset in Aff-Wild2 layout.
+- `synthau`: the procedural SynthAU dataset in every layout (`write_synthau(..., format=...)`).
 
 The pipeline names are imported lazily so that the reader and generator work without importing MindSpore.
 """

@@ -20,7 +20,7 @@ every frame, so a test `Video` lists all frames, with ``None`` as the image path
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class Video:
     image_paths: image of each frame; None for a test frame without an image.
     num_frames: rows of the annotation file (test: length of the frame list).
     invalid_rows / missing_images: rows skipped for -1 / labelled rows whose image is missing.
+    Other formats (mindface_au.data.formats) use the same record: -1 in `labels` marks an AU not coded in that
+    frame (BP4D's 9, a list file's -1 or 9), left out of the losses and of that AU's F1.
+    frame_number_mismatch: DISFA rows whose frame number is not the 0-based line index + 1.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Video:
     num_frames: int
     invalid_rows: int = 0
     missing_images: int = 0
+    frame_number_mismatch: int = 0
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -180,8 +184,10 @@ def load_split(root: str, split: str) -> List[Video]:
     return [_load_labelled_video(root, os.path.join(folder, f)) for f in files]
 
 
-def split_summary(videos: List[Video]) -> Dict:
-    """Counts of one split: videos, labelled frames, skipped rows, per-AU positive rate (labelled splits)."""
+def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Dict:
+    """Counts of one split: videos, labelled frames, skipped rows, per-AU positive rate (labelled splits).
+
+    Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0)."""
     summary: Dict = {
         "videos": len(videos),
         "frames": int(sum(v.num_frames for v in videos)),
@@ -191,10 +197,15 @@ def split_summary(videos: List[Video]) -> Dict:
     }
     labelled = [v.labels for v in videos if v.labels is not None and len(v)]
     if labelled:
-        rates = np.concatenate(labelled).astype(np.float64).mean(axis=0)
-        summary["positive_rate"] = {au: round(float(r), 6) for au, r in zip(AU_NAMES, rates)}
+        labels = np.concatenate(labelled)
+        coded = (labels >= 0).sum(axis=0)
+        rates = np.divide((labels == 1).sum(axis=0), coded, out=np.zeros(len(coded)), where=coded > 0)
+        summary["positive_rate"] = {au: round(float(r), 6) for au, r in zip(au_names, rates)}
     else:
-        summary["positive_rate"] = {au: 0.0 for au in AU_NAMES}
+        summary["positive_rate"] = {au: 0.0 for au in au_names}
+    mismatch = int(sum(v.frame_number_mismatch for v in videos))
+    if mismatch:
+        summary["frame_number_mismatch"] = mismatch
     return summary
 
 

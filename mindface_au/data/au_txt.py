@@ -1,12 +1,13 @@
 """ABAW AU txt files, the one format of annotations and challenge predictions: header, reader, writer.
 
 A file is the header line ``AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26`` followed by one
-comma-separated row of 12 values per frame (row j labels frame j, 1-based). Annotation rows hold -1, 0 or 1
+comma-separated row of 12 values per frame (row j labels frame j, 1-based). That is the ABAW set; a model with
+another AU set writes its own names in the header (`au_names`), one column each. Annotation rows hold -1, 0 or 1
 (-1: unlabelled); prediction rows hold 0 or 1. The Aff-Wild2 reader, the SynthAU generator, `predict` and
 `score` all read and write through this module.
 """
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,11 +28,13 @@ def _values_text(allowed: Sequence[int]) -> str:
     return ", ".join(str(v) for v in allowed)
 
 
-def _parse_row(line: str, path: str, line_no: int, what: str, allowed: Sequence[int]) -> Tuple[int, ...]:
+def _parse_row(
+    line: str, path: str, line_no: int, what: str, allowed: Sequence[int], width: int = len(AU_NAMES)
+) -> Tuple[int, ...]:
     values = line.split(",")
-    if len(values) != len(AU_NAMES):
+    if len(values) != width:
         raise UserError(
-            f"{path}:{line_no}: {what} row {line.strip()[:60]!r}: expected {len(AU_NAMES)} comma-separated values, "
+            f"{path}:{line_no}: {what} row {line.strip()[:60]!r}: expected {width} comma-separated values, "
             f"got {len(values)}"
         )
     row = []
@@ -43,13 +46,20 @@ def _parse_row(line: str, path: str, line_no: int, what: str, allowed: Sequence[
     return tuple(row)
 
 
-def read_au_file(path: str, what: str = "annotation", allowed: Sequence[int] = ANNOTATION_VALUES) -> np.ndarray:
-    """Read one AU txt into an int8 (num_rows, 12) array; `what` ("annotation", "prediction") names it in errors.
+def read_au_file(
+    path: str,
+    what: str = "annotation",
+    allowed: Sequence[int] = ANNOTATION_VALUES,
+    au_names: Optional[Sequence[str]] = None,
+) -> np.ndarray:
+    """Read one AU txt into an int8 (num_rows, C) array; `what` ("annotation", "prediction") names it in errors.
 
-    The header must name the 12 challenge AUs in order (spaces ignored). A UTF-8 BOM, CRLF line ends and trailing
-    blank lines are accepted; a blank line between rows, a row without 12 values or a value outside `allowed` is a
-    UserError naming the file and the 1-based line.
+    The header must name `au_names` in order (default: the 12 challenge AUs; spaces ignored). A UTF-8 BOM, CRLF
+    line ends and trailing blank lines are accepted; a blank line between rows, a row of the wrong width or a value
+    outside `allowed` is a UserError naming the file and the 1-based line.
     """
+    names = tuple(au_names) if au_names else AU_NAMES
+    header = ",".join(names)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -63,29 +73,33 @@ def read_au_file(path: str, what: str = "annotation", allowed: Sequence[int] = A
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
-        raise UserError(f"{path}:1: empty {what} file, expected the header {HEADER}")
-    if lines[0].strip().replace(" ", "") != HEADER:
-        raise UserError(f"{path}:1: {what} header {lines[0].strip()[:80]!r} does not match the expected {HEADER}")
+        raise UserError(f"{path}:1: empty {what} file, expected the header {header}")
+    if lines[0].strip().replace(" ", "") != header:
+        raise UserError(f"{path}:1: {what} header {lines[0].strip()[:80]!r} does not match the expected {header}")
     cache: Dict[str, Tuple[int, ...]] = {}  # real files repeat few distinct rows: parse each once
-    rows = np.empty((len(lines) - 1, len(AU_NAMES)), dtype=np.int8)
+    rows = np.empty((len(lines) - 1, len(names)), dtype=np.int8)
     for i, line in enumerate(lines[1:]):
         row = cache.get(line)
         if row is None:
             if not line.strip():
                 raise UserError(f"{path}:{i + 2}: blank line inside the {what} file")
-            row = cache[line] = _parse_row(line, path, i + 2, what, allowed)
+            row = cache[line] = _parse_row(line, path, i + 2, what, allowed, len(names))
         rows[i] = row
     return rows
 
 
-def write_au_file(path: str, labels: np.ndarray, allowed: Sequence[int] = ANNOTATION_VALUES) -> None:
-    """Write a (T, 12) array of values in `allowed` as an AU txt (header + T rows, LF line ends), atomically."""
+def write_au_file(
+    path: str, labels: np.ndarray, allowed: Sequence[int] = ANNOTATION_VALUES, au_names: Optional[Sequence[str]] = None
+) -> None:
+    """Write a (T, C) array of values in `allowed` as an AU txt (header `au_names`, default the ABAW 12; T rows,
+    LF line ends), atomically."""
+    names = tuple(au_names) if au_names else AU_NAMES
     labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape[1] != len(AU_NAMES):
-        raise ValueError(f"{path}: expected a (T, {len(AU_NAMES)}) label array, got {labels.shape}")
+    if labels.ndim != 2 or labels.shape[1] != len(names):
+        raise ValueError(f"{path}: expected a (T, {len(names)}) label array, got {labels.shape}")
     bad = ~np.isin(labels, allowed)
     if bad.any():
         raise ValueError(f"{path}: label value {labels[bad][0]} is not one of {_values_text(allowed)}")
     rows = "\n".join(",".join(str(int(v)) for v in row) for row in labels.astype(np.int64))
     with atomic_write(path, encoding="utf-8", newline="\n") as handle:
-        handle.write(HEADER + "\n" + rows + ("\n" if len(labels) else ""))
+        handle.write(",".join(names) + "\n" + rows + ("\n" if len(labels) else ""))

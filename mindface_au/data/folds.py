@@ -118,9 +118,15 @@ def split_by_folds(
 
 
 def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
-    """(train_videos, val_videos) for `data_cfg.split`: "official" or one of FOLD_SPLITS (see module docstring)."""
+    """(train_videos, val_videos) for `data_cfg.split`: "official" or one of FOLD_SPLITS (see module docstring);
+    bp4d, disfa and list data (`data_cfg.format`) split by their own protocols (mindface_au.data.formats)."""
+    fmt = getattr(data_cfg, "format", "affwild2")
+    if fmt != "affwild2":
+        from mindface_au.data.formats import fold_split
+
+        return fold_split(data_cfg)
     root = data_cfg.root
-    if data_cfg.split == "official":
+    if data_cfg.split in ("official", ""):  # "" is a DataConfig not yet validated: the default, official
         return load_split(root, "train"), load_split(root, "val")
     if data_cfg.split not in FOLD_SPLITS:
         raise UserError(f"config key data.split: got {data_cfg.split!r}, expected official or fold1..fold{NUM_FOLDS}")

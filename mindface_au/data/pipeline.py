@@ -82,6 +82,7 @@ class FrameTable:
     `epoch * len(self) + frame` (see EpochSampler) and the frame is augmented with a generator keyed by
     (seed, epoch, frame), so augmentation is reproducible whatever the worker count or a resume;
     mode "eval": (image, label, video_index, frame_index, ok) with ok = False for an unreadable image.
+    Labels have one column per AU of the videos (-1: not coded); `num_aus` is the width when no video is labelled.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class FrameTable:
         jitter: float = 0.0,
         seed: int = 0,
         flip_prob: float = 0.5,
+        num_aus: int = 12,
     ) -> None:
         if int(image_size) <= 0:  # a DataConfig built by hand keeps image_size=0 until load_config resolves it
             raise ValueError(f"image_size must be positive, got {image_size}; set data.image_size or load the config")
@@ -101,16 +103,17 @@ class FrameTable:
         self.hflip, self.jitter, self.seed, self.flip_prob = bool(hflip), float(jitter), int(seed), float(flip_prob)
         self.paths: List[Optional[str]] = []
         labels, vid, pos = [], [], []
+        width = next((v.labels.shape[1] for v in videos if v.labels is not None and v.labels.ndim == 2), num_aus)
         for v_index, video in enumerate(videos):
             keep = [i for i, p in enumerate(video.image_paths) if p is not None]
             self.paths.extend(video.image_paths[i] for i in keep)
             if video.labels is None:
-                labels.append(np.full((len(keep), 12), -1, np.float32))
+                labels.append(np.full((len(keep), width), -1, np.float32))
             else:
                 labels.append(np.asarray(video.labels, np.float32)[keep])
             vid.append(np.full(len(keep), v_index, np.int32))
             pos.append(np.asarray(keep, np.int32))
-        self.labels = np.concatenate(labels) if labels else np.zeros((0, 12), np.float32)
+        self.labels = np.concatenate(labels) if labels else np.zeros((0, width), np.float32)
         self.video_index = np.concatenate(vid) if vid else np.zeros(0, np.int32)
         self.frame_index = np.concatenate(pos) if pos else np.zeros(0, np.int32)
         self._lock = threading.Lock()
@@ -238,7 +241,8 @@ def create_train_dataset(
     max_steps: int = 0,
     skip_steps: int = 0,
 ):
-    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,12)); same batch count every epoch.
+    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded); same batch count every
+    epoch.
 
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
@@ -254,7 +258,8 @@ def create_train_dataset(
     source = FrameTable(
         videos, data_cfg.image_size, "train", data_cfg.hflip, data_cfg.color_jitter, seed, flip_prob=flip_prob
     )
-    masks = [rare_mask(v.labels, data_cfg.rare_aus) for v in videos]
+    names = getattr(data_cfg, "au_names", None) or None
+    masks = [rare_mask(v.labels, data_cfg.rare_aus, names) for v in videos]
     batch = int(data_cfg.batch_size)
     sampler = EpochSampler(
         masks,
@@ -284,9 +289,11 @@ def create_train_dataset(
     return dataset
 
 
-def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[int] = None):
-    """Evaluation batches of every frame with an image, in video/frame order (see the module docstring)."""
-    source = FrameTable(videos, data_cfg.image_size, "eval")
+def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[int] = None, num_aus: int = 0):
+    """Evaluation batches of every frame with an image, in video/frame order (see the module docstring);
+    `num_aus` is the label width of unlabelled (test) videos, default len(data_cfg.au_names) or 12."""
+    num_aus = num_aus or len(getattr(data_cfg, "au_names", None) or ()) or 12
+    source = FrameTable(videos, data_cfg.image_size, "eval", num_aus=num_aus)
     if not len(source):
         raise UserError("no frames with images to evaluate")
     workers = _workers(data_cfg)
@@ -316,7 +323,13 @@ def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
     from mindface_au.data.affwild2 import load_split
 
     cfg = dataclasses.replace(data_cfg, sample_rate=1.0, rare_rate=1.0)
-    dataset = create_train_dataset(load_split(root, "train"), cfg)
+    if getattr(data_cfg, "format", "affwild2") != "affwild2":
+        from mindface_au.data.folds import get_split
+
+        videos = get_split(dataclasses.replace(cfg, root=root))[0]
+    else:
+        videos = load_split(root, "train")
+    dataset = create_train_dataset(videos, cfg)
     per_epoch = dataset.get_dataset_size()
     epochs = -(-(num_batches + 1) // per_epoch)
     iterator = dataset.create_tuple_iterator(num_epochs=epochs, output_numpy=True)

@@ -1,8 +1,9 @@
 """The paper's per-epoch frame sampling (section 3.4.1).
 
 Each epoch keeps `sample_rate` (1/10) of every video's labelled frames, spread uniformly over the video with a
-fresh random offset, and `rare_rate` (1/5) of the frames showing a rare AU (AU2, AU15, AU23, AU24, AU26 by
-default). Frames are split into "rare" and "common" per video and each group is strided at its own rate.
+fresh random offset, and `rare_rate` (1/5) of the frames showing a rare AU (data.rare_aus, named with the dataset's
+AU names; AU2, AU15, AU23, AU24, AU26 by default on Aff-Wild2). Frames are split into "rare" and "common" per
+video and each group is strided at its own rate.
 
 `Model.train` needs the same number of batches every epoch, while the strided count can differ by a frame per
 video and epoch. So the epoch size is fixed up front as the expected count ``sum(common * sample_rate + rare *
@@ -10,7 +11,7 @@ rare_rate)`` (see `epoch_size`); an epoch that drew more frames drops random ext
 random frames it did not draw. Everything is deterministic from (seed, epoch).
 """
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -20,14 +21,19 @@ from mindface_au.errors import UserError
 __all__ = ["rare_mask", "uniform_positions", "epoch_size", "sample_epoch", "flat_index"]
 
 
-def rare_mask(labels: np.ndarray, rare_aus: Sequence[str]) -> np.ndarray:
-    """Boolean (T,) mask of frames where at least one of `rare_aus` is present."""
-    unknown = [au for au in rare_aus if au not in AU_NAMES]
+def rare_mask(labels: np.ndarray, rare_aus: Sequence[str], au_names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Boolean (T,) mask of frames where at least one of `rare_aus` is present.
+
+    `au_names`: the AUs of the label columns (the dataset's set; None = the ABAW 12)."""
+    au_names = tuple(au_names) if au_names else AU_NAMES
+    unknown = [au for au in rare_aus if au not in au_names]
     if unknown:
-        raise UserError(f"rare AU {unknown[0]!r} unknown; valid: {', '.join(AU_NAMES)}")
+        raise UserError(
+            f"config key data.rare_aus: {unknown[0]!r} is not an AU of the data; valid: {', '.join(au_names)}"
+        )
     if not len(rare_aus) or labels is None or not len(labels):
         return np.zeros(0 if labels is None else len(labels), dtype=bool)
-    cols = [AU_NAMES.index(au) for au in rare_aus]
+    cols = [au_names.index(au) for au in rare_aus]
     return (np.asarray(labels)[:, cols] == 1).any(axis=1)
 
 

@@ -203,7 +203,10 @@ class EpochValidator(Callback):
             )
             if "frames" in result:
                 record["val_frames"] = result["frames"]
-            self.logger.info(f"epoch {epoch} validation\n" + format_f1(list(result["per_au"].values()), label="val"))
+            self.logger.info(
+                f"epoch {epoch} validation\n"
+                + format_f1(list(result["per_au"].values()), list(result["per_au"]), label="val")
+            )
         if "val_mean_f1" in record:
             val_text = (
                 f", val mean F1 {100 * record['val_mean_f1']:.2f} (smoothed {100 * record['val_mean_f1_smoothed']:.2f})"

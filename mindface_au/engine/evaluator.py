@@ -12,7 +12,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
-from mindface_au.inference.loader import build_network, checkpoint_model_config
+from mindface_au.inference.loader import checkpoint_model_config
 from mindface_au.metrics import F1Accumulator, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
@@ -33,10 +33,11 @@ def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
     The config rule is the loader's (`checkpoint_model_config`): the embedded config, strictly parsed, else
     `model_cfg`. For inference use `mindface_au.inference.loader.load_inference_model`.
     """
+    from mindface_au.models import build_network
     from mindface_au.models.checkpoint import load_checkpoint_strict
 
     model_cfg = checkpoint_model_config(ckpt, model_cfg)
-    net = build_network(model_cfg)
+    net = build_network(model_cfg, load_backbone=False)
     load_checkpoint_strict(net, ckpt)
     net.set_train(False)
     return net, model_cfg
@@ -47,7 +48,7 @@ def _image_only(video):
     keep = [i for i, p in enumerate(video.image_paths) if p is not None]
     if len(keep) == len(video.image_paths) and video.labels is not None:
         return video
-    labels = video.labels[keep] if video.labels is not None else np.zeros((len(keep), len(AU_NAMES)), np.int8)
+    labels = video.labels[keep] if video.labels is not None else None
     return dataclasses.replace(
         video,
         frame_ids=np.asarray(video.frame_ids)[keep],
@@ -81,16 +82,23 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
             return model(ms.Tensor(images)).asnumpy()[:count]
 
     subsets = [_image_only(v) for v in videos]
-    outputs = [np.full((len(v.frame_ids), len(AU_NAMES)), np.nan, np.float32) for v in subsets]
+    width = _num_aus(model, data_cfg)
+    outputs = [np.full((len(v.frame_ids), width), np.nan, np.float32) for v in subsets]
     nonempty = [i for i, v in enumerate(subsets) if len(v.frame_ids)]
     if nonempty:
         batch = int(batch_size or data_cfg.eval_batch_size)
-        dataset = create_eval_dataset([subsets[i] for i in nonempty], data_cfg, batch_size=batch)
+        dataset = create_eval_dataset([subsets[i] for i in nonempty], data_cfg, batch_size=batch, num_aus=width)
         for row in dataset.create_dict_iterator(num_epochs=1, output_numpy=True):
             probs = run(row["image"])
             for p, vi, fi in zip(probs, row["video_index"].reshape(-1), row["frame_index"].reshape(-1)):
                 outputs[nonempty[int(vi)]][int(fi)] = p
     return [(np.asarray(v.frame_ids), out) for v, out in zip(subsets, outputs)]
+
+
+def _num_aus(model, data_cfg) -> int:
+    """Outputs of `model`: its AU set (an InferenceModel, an AUNet, or AUProbabilities around one), else the data's."""
+    names = getattr(model, "au_names", None) or getattr(getattr(model, "net", None), "au_names", None)
+    return len(names or getattr(data_cfg, "au_names", None) or AU_NAMES)
 
 
 def frame_probs(video, frame_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -112,7 +120,7 @@ def score_videos(
     videos: Sequence, full_probs: Sequence[np.ndarray], prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
 ) -> np.ndarray:
     """Per-AU F1 over the labelled frames of all videos after post-processing each video's full frame list."""
-    acc = F1Accumulator()
+    acc = F1Accumulator(full_probs[0].shape[1] if len(full_probs) else len(AU_NAMES))
     for video, probs in zip(videos, full_probs):
         labels = video_labels(video, probs, prob_k, label_k, threshold)
         acc.update(video.labels, labels[np.asarray(video.frame_ids) - 1])
@@ -140,17 +148,23 @@ def format_sweep(table: Dict[str, List[Tuple[int, float]]], fixed_prob_k: int = 
 
 
 def evaluate_probs(
-    videos: Sequence, predictions: Sequence, prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
+    videos: Sequence,
+    predictions: Sequence,
+    prob_k: int = 0,
+    label_k: int = 0,
+    threshold: float = 0.5,
+    au_names: Optional[Sequence[str]] = None,
 ) -> Dict:
-    """Raw and post-processed scores from `predict_videos` output."""
+    """Raw and post-processed scores from `predict_videos` output; per-AU dicts keyed by `au_names` (None: ABAW)."""
+    au_names = tuple(au_names) if au_names else AU_NAMES
     full = [frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)]
     raw = score_videos(videos, full, 0, 0, threshold)
     smoothed = score_videos(videos, full, prob_k, label_k, threshold)
     return {
         "mean_f1": float(raw.mean()),
-        "per_au": per_au_dict(raw),
+        "per_au": per_au_dict(raw, au_names),
         "mean_f1_smoothed": float(smoothed.mean()),
-        "per_au_smoothed": per_au_dict(smoothed),
+        "per_au_smoothed": per_au_dict(smoothed, au_names),
         "prob_k": prob_k,
         "label_k": label_k,
         "full_probs": full,
@@ -179,13 +193,22 @@ def evaluate(
     label_k = cfg.eval.label_k if label_k is None else label_k
     if split == "val":
         videos = get_split(cfg.data)[1]
+    elif cfg.data.format != "affwild2":
+        raise UserError(f"split {split!r}: {cfg.data.format} data is evaluated on the test part of data.split (val)")
     else:
         videos = load_split(cfg.data.root, split)
     if not videos or any(v.labels is None for v in videos):
         raise UserError(f"split {split!r} of {cfg.data.root} has no labelled videos to evaluate")
     model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+    data_names = tuple(cfg.data.au_names or AU_NAMES)
+    model_names = tuple(getattr(model, "au_names", None) or data_names)
+    if model_names != data_names:
+        raise UserError(
+            f"{ckpt}: the model predicts {', '.join(model_names)}; data.format {cfg.data.format} labels "
+            f"{', '.join(data_names)}: the AU sets differ"
+        )
     predictions = predict_videos(model, videos, cfg.data)
-    result = evaluate_probs(videos, predictions, prob_k, label_k, cfg.eval.threshold)
+    result = evaluate_probs(videos, predictions, prob_k, label_k, cfg.eval.threshold, data_names)
     if do_sweep:
         result["sweep"] = sweep(videos, result["full_probs"], cfg.eval.threshold, fixed_prob_k=prob_k or 8)
     result["videos"] = len(videos)

@@ -38,6 +38,7 @@ def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Vide
                 v.num_frames,
                 v.invalid_rows,
                 v.missing_images,
+                v.frame_number_mismatch,
             )
         )
     return out, sum(len(v) for v in out)
@@ -62,7 +63,9 @@ def create_validation(net, videos: Sequence[Video], cfg, logger: Optional[loggin
             predictions = predict_videos(prob_net, eval_videos, cfg.data)
         finally:
             net.set_train(True)
-        result = evaluate_probs(eval_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold)
+        result = evaluate_probs(
+            eval_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold, cfg.data.au_names or None
+        )
         result.pop("full_probs")
         result["frames"] = int(sum(len(probs) for _, probs in predictions))
         result["frames_unscored"] = int(sum(np.isnan(probs).any(axis=1).sum() for _, probs in predictions))

@@ -187,7 +187,7 @@ def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: st
         "source_checkpoint": os.path.basename(source) if source else "",
     }
     if not backbone:
-        info["au_names"] = list(AU_NAMES)
+        info["au_names"] = list(model_cfg.au_names or AU_NAMES)
     info.update(extra)
     return info
 
@@ -227,7 +227,7 @@ class InferenceModel:
         self.batch_size = int(batch_size)
         self.fixed_batch = bool(fixed_batch)
         self.device = "CPU"
-        self.au_names = [] if is_backbone(model_config) else list(AU_NAMES)
+        self.au_names = [] if is_backbone(model_config) else list(model_config.au_names or AU_NAMES)
         self._checked = False
 
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by each backend

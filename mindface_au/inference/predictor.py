@@ -2,7 +2,7 @@
 
     from mindface_au import Predictor
     predictor = Predictor("runs/synthau/best.ckpt")           # or model.mindir, model.onnx
-    probs = predictor.predict_images([cv2.imread("face.jpg")])  # (N, 12), NaN rows where no face was found
+    probs = predictor.predict_images([cv2.imread("face.jpg")])  # (N, C), C = len(predictor.au_names); NaN: no face
     rows = predictor.predict_video("clip.mp4")                  # one dict per frame and face (the CSV columns)
 
 The model is loaded by `mindface_au.inference.loader.load_inference_model` (the loader `eval`, `predict`,
@@ -69,19 +69,19 @@ class Predictor:
 
     # ----------------------------------------------------------------------------------------------- core
     def predict(self, x: np.ndarray, pad: bool = False) -> np.ndarray:
-        """(N, 3, S, S) normalised float32 -> (N, 12) probabilities (see InferenceModel.predict)."""
+        """(N, 3, S, S) normalised float32 -> (N, C) probabilities, columns `self.au_names` (InferenceModel.predict)."""
         return self.model.predict(x, pad=pad)
 
     predict_array = predict
 
     def predict_faces(self, crops: Sequence[np.ndarray], rgb: bool = False) -> np.ndarray:
-        """Aligned face crops (BGR uint8 unless `rgb`) -> (N, 12) probabilities."""
+        """Aligned face crops (BGR uint8 unless `rgb`) -> (N, C) probabilities, columns `self.au_names`."""
         return self.predict(preprocess_faces(crops, self.face_input, rgb=rgb))
 
     def predict_images(
         self, images: Iterable[np.ndarray], aligned: bool = False, detector: str = "mtcnn", rgb: bool = False
     ) -> np.ndarray:
-        """Whole images (BGR uint8 unless `rgb`) -> (N, 12) probabilities of the largest face in each.
+        """Whole images (BGR uint8 unless `rgb`) -> (N, C) probabilities of the largest face in each.
 
         Rows are NaN where no face was found. `aligned=True` treats each image as an aligned face crop.
         """

@@ -26,16 +26,14 @@ attention (B, 1, h, w)) so the parts can be inspected and plotted; a branch that
 without LRP, so logits == w * au_logits + (1 - w) * backbone_logits holds in every configuration.
 """
 
-import dataclasses
 from typing import Dict, List, Sequence
 
 import mindspore as ms
 from mindspore import nn, ops
 
-from mindface_au.config import AU_NAMES, ModelConfig
+from mindface_au.config import AU_NAMES, ModelConfig, validate_model_config
 from mindface_au.errors import UserError
 from mindface_au.models.checkpoint import load_checkpoint_strict
-from mindface_au.models.factory import create_model
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
 from mindface_au.models.iresnet import (
@@ -48,7 +46,7 @@ from mindface_au.models.iresnet import (
 from mindface_au.models.lrp import LocalRegionPerception
 from mindface_au.models.registry import is_model, list_models, register_model
 
-__all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet", "create_model_from_config", "check_model_config"]
+__all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet", "check_model_config"]
 
 FUSIONS = ("none", "fixed", "transformer")
 PARAM_GROUPS = ("backbone", "lrp", "node_features", "graph", "au_head", "backbone_head", "fusion")
@@ -59,7 +57,8 @@ class AUNet(nn.Cell):
 
     Args:
         backbone: an IResNet (any depth); its `forward_features` map feeds the heads.
-        num_classes: number of AUs (12 for ABAW).
+        num_classes: number of AUs (12 for ABAW); 0 = len(au_names).
+        au_names: the AUs predicted, in output order (kept as `net.au_names`); empty = the ABAW 12.
         head_dim: size D of the AU node features (and of the fusion tokens).
         lrp, lrp_num, lrp_reduction: Local Region Perception switch, number of LANets, channel compression rate.
         arl, arl_k: AU Relationship Learning switch and neighbours per node in the graph.
@@ -72,7 +71,7 @@ class AUNet(nn.Cell):
     def __init__(
         self,
         backbone: IResNet,
-        num_classes: int = 12,
+        num_classes: int = 0,
         head_dim: int = 512,
         lrp: bool = True,
         lrp_num: int = 4,
@@ -84,8 +83,14 @@ class AUNet(nn.Cell):
         fusion_layers: int = 2,
         fusion_heads: int = 8,
         return_all: bool = False,
+        au_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        au_names = tuple(au_names) if au_names else (AU_NAMES if num_classes in (0, len(AU_NAMES)) else ())
+        num_classes = num_classes or len(au_names)
+        if au_names and len(au_names) != num_classes:
+            raise ValueError(f"AUNet num_classes {num_classes} differs from the {len(au_names)} au_names")
+        self.au_names = au_names
         if fusion not in FUSIONS:
             raise ValueError(f"AUNet fusion must be one of {FUSIONS}, got {fusion!r}")
         if fusion != "none" and not arl:
@@ -216,44 +221,12 @@ def _register_depths() -> None:
 
 _register_depths()
 
-_BUILD_KEYS = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
-
 
 def check_model_config(model_cfg: ModelConfig) -> None:
-    """Raise a one-line UserError for a model section that cannot build an AUNet, naming the key at fault."""
-    name = model_cfg.name
-    if not name.startswith("aunet_") or not is_model(name):
-        raise UserError(f"config key model.name: got {name!r}, expected one of {', '.join(list_models('aunet_*'))}")
-    if model_cfg.fusion not in FUSIONS:
-        raise UserError(f"config key model.fusion: got {model_cfg.fusion!r}, expected none, fixed or transformer")
-    if model_cfg.fusion != "none" and not model_cfg.arl:
+    """Raise a one-line UserError for a model section that cannot build an AUNet (config.validate_model_config,
+    and the name must be a registered AUNet)."""
+    if not model_cfg.name.startswith("aunet_") or not is_model(model_cfg.name):
         raise UserError(
-            f"config key model.fusion: {model_cfg.fusion!r} fuses AU-graph and backbone logits and needs "
-            "model.arl true; set model.fusion none for the backbone-only baseline"
+            f"config key model.name: got {model_cfg.name!r}, expected one of {', '.join(list_models('aunet_*'))}"
         )
-    if model_cfg.num_classes != len(AU_NAMES):
-        raise UserError(f"config key model.num_classes: got {model_cfg.num_classes}, expected {len(AU_NAMES)}")
-    if not 1 <= model_cfg.arl_k <= model_cfg.num_classes:
-        raise UserError(f"config key model.arl_k: got {model_cfg.arl_k}, expected 1 <= k <= {model_cfg.num_classes}")
-    if model_cfg.input_size < 16 or model_cfg.input_size % 16:
-        raise UserError(f"config key model.input_size: got {model_cfg.input_size}, expected a multiple of 16")
-    positive = ("head_dim", "lrp_num", "lrp_reduction", "fusion_layers", "fusion_heads", "embedding_size")
-    for key in positive:
-        if getattr(model_cfg, key) < 1:
-            raise UserError(f"config key model.{key}: got {getattr(model_cfg, key)}, expected a positive integer")
-    if any(w < 1 for w in model_cfg.widths) or any(n < 1 for n in model_cfg.layers):
-        raise UserError(f"config keys model.widths/layers: got {model_cfg.widths}/{model_cfg.layers}, expected >= 1")
-    if model_cfg.fusion == "transformer" and model_cfg.head_dim % model_cfg.fusion_heads:
-        raise UserError(
-            f"config key model.fusion_heads: {model_cfg.fusion_heads} does not divide model.head_dim "
-            f"{model_cfg.head_dim}"
-        )
-    if not 0.0 <= model_cfg.dropout < 1.0:
-        raise UserError(f"config key model.dropout: got {model_cfg.dropout}, expected 0 <= p < 1")
-
-
-def create_model_from_config(model_cfg: ModelConfig, return_all: bool = False) -> AUNet:
-    """Build the AUNet a ModelConfig describes and load `backbone_checkpoint` (strictly) into its backbone."""
-    check_model_config(model_cfg)
-    kwargs = {key: getattr(model_cfg, key) for key in _BUILD_KEYS}
-    return create_model(model_cfg.name, return_all=return_all, **kwargs)
+    validate_model_config(model_cfg)

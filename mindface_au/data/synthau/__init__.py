@@ -31,13 +31,18 @@ labels, the hidden test labels in `synthau_test_labels/<video>.txt` (same format
 when complete. Everything is deterministic for a seed: each video draws from its own seed sequence, so the
 result does not depend on the number of worker processes.
 
+AU9 (nose wrinkler), AU14 (dimpler) and AU17 (chin raiser), the BP4D / DISFA AUs outside the ABAW 12, are drawn
+from their own random stream and only for the BP4D, DISFA and list layouts (`layouts.write_synthau(...,
+format=...)`); at intensity 0 they draw nothing, so the Aff-Wild2 layout is byte-identical for a seed.
+
 Modules: `face` (identity, AU geometry, drawing), `intensity` (AU episodes and labels), `dataset` (one video,
-the whole tree). The names below are the public API.
+the whole tree), `layouts` (the other data formats). The names below are the public API.
 """
 
 from mindface_au.data.synthau.dataset import GENERATOR, SUMMARY_FILE, TEST_LABEL_DIR, generate, synth_video
 from mindface_au.data.synthau.face import SIZE, Identity, face_geometry, render_face, sample_identity
 from mindface_au.data.synthau.intensity import BASE_RATES, LABEL_THRESHOLD, au_intensities, labels_from_intensity
+from mindface_au.data.synthau.layouts import FORMATS, write_synthau
 
 __all__ = [
     "Identity",
@@ -54,4 +59,6 @@ __all__ = [
     "TEST_LABEL_DIR",
     "SUMMARY_FILE",
     "GENERATOR",
+    "FORMATS",
+    "write_synthau",
 ]

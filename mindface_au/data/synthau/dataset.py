@@ -22,7 +22,12 @@ from mindface_au.config import AU_NAMES
 from mindface_au.data.affwild2 import ANNOTATION_DIR, IMAGE_DIR, SPLIT_DIRS, TEST_LIST, image_name
 from mindface_au.data.au_txt import write_au_file
 from mindface_au.data.synthau.face import light_map, render_face, sample_identity
-from mindface_au.data.synthau.intensity import LABEL_THRESHOLD, au_intensities, labels_from_intensity
+from mindface_au.data.synthau.intensity import (
+    LABEL_THRESHOLD,
+    au_intensities,
+    extra_intensities,
+    labels_from_intensity,
+)
 from mindface_au.errors import UserError
 from mindface_au.utils.guard import writing
 
@@ -50,9 +55,17 @@ def _spans(rng: np.random.Generator, num_frames: int, count: int, length: Tuple[
     return mask
 
 
-def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool = True) -> Dict:
-    """One person's video: identity, intensities (T,12), labels, -1 rows, missing images and frames."""
+def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool = True, extra: bool = False) -> Dict:
+    """One person's video: identity, intensities (T,12), labels, -1 rows, missing images and frames.
+
+    `extra`: also draw AU9, AU14, AU17 ("extra": (T, 3) intensities, "extra_labels") from their own random stream
+    (seeded from `seed_seq` with one more spawn-key entry), so the rest of the video is the same as without them.
+    """
     rng = np.random.default_rng(seed_seq)
+    extra_i = None
+    if extra:
+        extra_seq = np.random.SeedSequence(seed_seq.entropy, spawn_key=(*seed_seq.spawn_key, 0xA17))
+        extra_i = extra_intensities(np.random.default_rng(extra_seq), num_frames)
     cv2.setRNGSeed(int(seed_seq.generate_state(1)[0] & 0x7FFFFFFF))
     ident = sample_identity(rng)
     intensity = au_intensities(rng, num_frames)
@@ -76,7 +89,17 @@ def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool 
                 frames.append(None)
                 geometry.append(None)
                 continue
-            image, geo = render_face(ident, intensity[i], rng, tuple(pose[i]), blink[i], gaze[i], light, brightness[i])
+            image, geo = render_face(
+                ident,
+                intensity[i],
+                rng,
+                tuple(pose[i]),
+                blink[i],
+                gaze[i],
+                light,
+                brightness[i],
+                None if extra_i is None else extra_i[i],
+            )
             frames.append(image)
             geometry.append(geo)
     return {
@@ -87,6 +110,8 @@ def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool 
         "no_face": no_face,
         "frames": frames,
         "geometry": geometry,
+        "extra": extra_i,
+        "extra_labels": None if extra_i is None else labels_from_intensity(extra_i),
     }
 
 

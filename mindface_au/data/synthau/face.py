@@ -185,10 +185,13 @@ def render_face(
     gaze: float = 0.0,
     light: Optional[np.ndarray] = None,
     brightness: float = 1.0,
+    extra: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, Dict[str, float]]:
     """Draw one BGR uint8 112x112 face with AU intensities `a`; returns (image, geometry).
 
-    pose = (angle in degrees, dx, dy, scale). With `rng` the frame gets sensor noise and maybe blur.
+    pose = (angle in degrees, dx, dy, scale). With `rng` the frame gets sensor noise and maybe blur. `extra`:
+    intensities of AU9, AU14, AU17 (EXTRA_AUS, the BP4D / DISFA AUs outside the ABAW 12); an AU at intensity 0
+    draws nothing, so a face without them is byte-identical to one drawn before they existed.
     """
     g = face_geometry(ident, a, blink)
     au = np.clip(np.asarray(a, dtype=float), 0, 1)
@@ -275,6 +278,8 @@ def render_face(
     _draw_mouth(img, ident, g, au, skin, dark)
     # chin shading moves down with the jaw
     _ellipse(img, (cx, cy + ident.face_low + g["jaw_drop"] - 6), (8, 2.5), _mix(skin, dark, 0.12))
+    if extra is not None:
+        _draw_extra(img, ident, g, np.clip(np.asarray(extra, dtype=float), 0, 1), skin, dark)
     small = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     angle, dx, dy, scale = pose
     if angle or dx or dy or scale != 1.0:
@@ -290,6 +295,36 @@ def render_face(
         cv2.randn(noise, 0.0, float(ident.noise))  # seeded per video in synth_video; much faster than numpy
         out += noise
     return cv2.convertScaleAbs(out), g
+
+
+EXTRA_AUS = ("AU9", "AU14", "AU17")  # drawn by `_draw_extra` from their own intensity stream
+
+
+def _draw_extra(img: np.ndarray, ident: Identity, g: Dict[str, float], extra: np.ndarray, skin, dark) -> None:
+    """AU9 nose wrinkler (wrinkles across the nose bridge, darker raised nostrils), AU14 dimpler (dimples beside
+    the mouth corners), AU17 chin raiser (chin boss pushed up, deep mentolabial furrow, dimpled chin); only the AUs
+    with intensity > 0 draw anything. Strokes are about 2 px at 112 so they survive the 64 px demo input."""
+    au9, au14, au17 = extra
+    cx, cy = SIZE / 2, ident.center_y
+    if au9 > 0:
+        for k in range(3):
+            y = ident.eye_y + 3.5 + 2.6 * k
+            _line(img, _quad((cx - 6, y + 0.8), (cx, y - 0.8), (cx + 6, y + 0.8)), _shade(skin, dark, au9), 1.3)
+        for side in (-1, 1):
+            x = cx + side * 3.6
+            _ellipse(img, (x, g["nostril_y"] - 1.5 * au9), (2.4, 1.5), _mix(skin, (20, 20, 30), 0.5 + 0.4 * au9))
+    if au14 > 0:
+        for side in (-1, 1):
+            x = cx + side * (g["mouth_w"] + 4.0)
+            y = g["corner_y"]
+            _line(img, _quad((x, y - 3.5), (x + side * 2.0, y), (x, y + 3.5)), _shade(skin, dark, au14), 1.5)
+    if au17 > 0:
+        chin_y = cy + ident.face_low + g["jaw_drop"] - 8 - 2.0 * au17
+        y = g["lower_lip_y"] + ident.lip_low + 3.0
+        _line(img, _quad((cx - 7, y + 1.5), (cx, y - 1.5 * au17), (cx + 7, y + 1.5)), _shade(skin, dark, au17), 1.5)
+        _ellipse(img, (cx, chin_y), (8, 4), _mix(skin, (255, 255, 255), 0.3 * au17))
+        for dx, dy in ((-3, 0), (0, 1), (3, 0), (-1.5, 2.2), (1.5, 2.2)):
+            _ellipse(img, (cx + dx, chin_y + dy), (0.8, 0.8), _mix(skin, dark, 0.8 * au17))
 
 
 def _draw_iris(img: np.ndarray, eye: np.ndarray, center, radius: float, color) -> None:

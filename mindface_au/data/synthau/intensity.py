@@ -17,7 +17,18 @@ LABEL_THRESHOLD = 0.3
 BASE_RATES = np.array([0.09, 0.048, 0.16, 0.11, 0.37, 0.39, 0.33, 0.036, 0.035, 0.033, 0.64, 0.076])
 _A = {name: i for i, name in enumerate(AU_NAMES)}
 
-__all__ = ["LABEL_THRESHOLD", "BASE_RATES", "au_intensities", "labels_from_intensity"]
+__all__ = [
+    "LABEL_THRESHOLD",
+    "BASE_RATES",
+    "EXTRA_RATES",
+    "au_intensities",
+    "extra_intensities",
+    "labels_from_intensity",
+]
+
+# AU9, AU14, AU17 (the BP4D / DISFA AUs outside the ABAW 12): drawn from their own random stream by
+# `extra_intensities`, so the ABAW 12 and the Aff-Wild2-layout data do not change for a seed.
+EXTRA_RATES = np.array([0.06, 0.35, 0.3])
 
 
 def _profile(length: int, onset: int, apex: int, offset: int, peak: float) -> np.ndarray:
@@ -90,6 +101,19 @@ def au_intensities(rng: np.random.Generator, num_frames: int) -> np.ndarray:
         for episode in episodes[i]:
             _paint(tracks[i], episode)
         # sub-threshold movements: visible, not labelled
+        for episode in _episodes(rng, num_frames, 0.08, (4, 20), (3, 8), (0.06, LABEL_THRESHOLD * 0.85)):
+            _paint(tracks[i], episode)
+    return np.clip(tracks.T, 0.0, 1.0)
+
+
+def extra_intensities(rng: np.random.Generator, num_frames: int) -> np.ndarray:
+    """(T, 3) intensities of AU9, AU14, AU17 in [0, 1]: episodes and sub-threshold movements, from `rng` only."""
+    scale = np.exp(rng.normal(0, 0.35, 3))
+    tracks = np.zeros((3, num_frames))
+    for i, rate in enumerate(np.clip(EXTRA_RATES * scale, 0, 0.85)):
+        apex = (4, 20) if rate < 0.1 else (6, 36)
+        for episode in _episodes(rng, num_frames, rate, apex, (3, 10), (0.45, 1.0)):
+            _paint(tracks[i], episode)
         for episode in _episodes(rng, num_frames, 0.08, (4, 20), (3, 8), (0.06, LABEL_THRESHOLD * 0.85)):
             _paint(tracks[i], episode)
     return np.clip(tracks.T, 0.0, 1.0)

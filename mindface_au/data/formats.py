@@ -1,0 +1,120 @@
+"""One reader interface for every AU data set, chosen by `data.format` (see docs/datasets.md).
+
+- `affwild2`: Aff-Wild2 / ABAW (mindface_au.data.affwild2); official split or 4 folds by video.
+- `bp4d`, `disfa`: ME-GraphAU's 3-fold subject-exclusive protocol: fold k tests on subject part 4 - k (fold1 on
+  part3, fold2 on part2, fold3 on part1) and trains on the other two.
+- `list`: ME-GraphAU list files; fold k trains on its train list and tests on its test list; the fold count is
+  the number of folds whose files are present.
+
+Every reader returns `Video` records whose labels hold -1 where an AU is not coded; `au_names(data_cfg)` gives
+the set of their columns. `fold_split` is what `data.split` = fold<k> means for the non-Aff-Wild2 formats.
+"""
+
+import os
+from typing import Dict, List, Sequence, Tuple
+
+from mindface_au.au_sets import KNOWN_AU_SETS
+from mindface_au.config import DATA_FORMATS, FORMAT_AU_SETS
+from mindface_au.data import bp4d, disfa, listfiles
+from mindface_au.data.affwild2 import Video, split_summary
+from mindface_au.errors import UserError
+
+__all__ = ["DATA_FORMATS", "au_names", "num_folds", "fold_names", "load_part", "fold_split", "check_format"]
+
+SUBJECT_PARTS = {"bp4d": bp4d.PARTS, "disfa": disfa.PARTS}
+
+
+def au_names(data_cfg) -> Tuple[str, ...]:
+    """The AU set of the data's label columns: the format's known set, or data.au_names for list files."""
+    if data_cfg.format in FORMAT_AU_SETS:
+        return KNOWN_AU_SETS[FORMAT_AU_SETS[data_cfg.format]].au_names
+    if not data_cfg.au_names:
+        raise UserError("config key data.au_names: empty; list files need the AU names of their columns")
+    return tuple(data_cfg.au_names)
+
+
+def _check_format(data_cfg) -> None:
+    if data_cfg.format not in DATA_FORMATS:
+        raise UserError(f"config key data.format: got {data_cfg.format!r}, expected one of {', '.join(DATA_FORMATS)}")
+
+
+def num_folds(data_cfg) -> int:
+    """Folds of the format: 4 (affwild2), 3 (bp4d, disfa), or the number of list-file folds present."""
+    _check_format(data_cfg)
+    return DATA_FORMATS[data_cfg.format] or len(listfiles.list_folds(data_cfg.root))
+
+
+def fold_names(data_cfg) -> List[str]:
+    """The `data.split` values of the format: official (affwild2 only) and fold1..fold<num_folds>."""
+    folds = [f"fold{k}" for k in range(1, num_folds(data_cfg) + 1)]
+    return (["official"] if data_cfg.format == "affwild2" else []) + folds
+
+
+def load_part(data_cfg, subjects: Sequence[str]) -> List[Video]:
+    """BP4D / DISFA videos of the given subjects."""
+    if data_cfg.format == "bp4d":
+        return bp4d.load_bp4d(data_cfg.root, data_cfg.image_root, subjects, au_names(data_cfg))
+    if data_cfg.format == "disfa":
+        return disfa.load_disfa(
+            data_cfg.root,
+            data_cfg.image_root,
+            subjects,
+            au_names(data_cfg),
+            data_cfg.intensity_threshold,
+            data_cfg.disfa_image_index,
+        )
+    raise UserError(f"config key data.format: {data_cfg.format} has no subject parts")
+
+
+def _fold_number(data_cfg) -> int:
+    split = data_cfg.split
+    if not (split.startswith("fold") and split[4:].isdigit()):
+        raise UserError(
+            f"config key data.split: got {split!r}; {data_cfg.format} has {', '.join(fold_names(data_cfg))}"
+        )
+    fold, count = int(split[4:]), num_folds(data_cfg)
+    if not 1 <= fold <= count:
+        raise UserError(f"config key data.split: got {split!r}; {data_cfg.format} has fold1..fold{count}")
+    return fold
+
+
+def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
+    """(train, val) videos of `data.split` = fold<k> for bp4d, disfa and list (see the module docstring)."""
+    _check_format(data_cfg)
+    fold = _fold_number(data_cfg)
+    if data_cfg.format == "list":
+        names = au_names(data_cfg)
+        image_root = data_cfg.image_root or data_cfg.root
+        train = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "train"), names, image_root)
+        val = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "test"), names, image_root)
+        return train, val
+    parts = SUBJECT_PARTS[data_cfg.format]
+    test_part = len(parts) - fold  # fold1 -> part3 (index 2), fold3 -> part1 (index 0)
+    train_subjects = [s for i, part in enumerate(parts) if i != test_part for s in part]
+    return load_part(data_cfg, train_subjects), load_part(data_cfg, parts[test_part])
+
+
+def check_format(data_cfg) -> Dict:
+    """The check-data report of a bp4d / disfa / list tree: per fold's test part (bp4d, disfa: fold1_test, ...;
+    list: fold<k>_train and fold<k>_test), today's summary keys, positive rates keyed by the data's AU names."""
+    names = au_names(data_cfg)
+    report: Dict = {}
+    if data_cfg.format in SUBJECT_PARTS:
+        parts = SUBJECT_PARTS[data_cfg.format]
+        for fold in range(1, len(parts) + 1):
+            videos = load_part(data_cfg, parts[len(parts) - fold])
+            report[f"fold{fold}_test"] = split_summary(videos, names)
+        known = {s for part in parts for s in part}
+        root = data_cfg.root
+        label_dir = bp4d.LABEL_DIR if data_cfg.format == "bp4d" else disfa.LABEL_DIR
+        found = os.listdir(os.path.join(root, label_dir))
+        subjects = {bp4d.subject_of(n[:-4]) if data_cfg.format == "bp4d" else n for n in found}
+        outside = sorted(subjects - known)
+        if outside:
+            report["subjects_outside_parts"] = outside
+        return report
+    image_root = data_cfg.image_root or data_cfg.root
+    for fold, files in listfiles.list_folds(data_cfg.root).items():
+        for part in ("train", "test"):
+            report[f"fold{fold}_{part}"] = split_summary(listfiles.load_list(*files[part], names, image_root), names)
+    return report

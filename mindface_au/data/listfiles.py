@@ -1,0 +1,108 @@
+"""ME-GraphAU list files: the route for a user's own AU data set (OpenFace 3.0 reads the same names).
+
+Under a folder, per fold k (the fold count is the number of test path files present)::
+
+    <DS>_train_img_path_fold<k>.txt    one image path per line (relative to data.image_root, or absolute)
+    <DS>_train_label_fold<k>.txt       one row of space-separated labels per image, one column per AU
+    <DS>_test_img_path_fold<k>.txt     ... the images fold k evaluates on
+    <DS>_test_label_fold<k>.txt
+
+The AU names of the columns come from the config (data.au_names, else model.au_names). 0 and 1 are labels;
+-1 and 9 mean "not labelled" for that AU (-1 in the returned labels: masked out of the loss and its F1). Any
+other value, a row with the wrong number of columns, a path without an image, or path and label files of
+different lengths is an error naming the file and line. Images are grouped into one `Video` per image folder
+(in listed order), the sequence over which predictions are smoothed.
+"""
+
+import os
+import re
+from collections import OrderedDict
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from mindface_au.data.affwild2 import Video
+from mindface_au.errors import UserError
+
+_PATHS = re.compile(r"^(?P<ds>.+)_(?P<part>train|test)_img_path_fold(?P<k>[0-9]+)\.txt$")
+NOT_LABELLED = ("-1", "9")
+
+__all__ = ["list_folds", "load_list", "fold_files"]
+
+
+def list_folds(root: str) -> Dict[int, Dict[str, Tuple[str, str]]]:
+    """{k: {"train": (paths file, labels file), "test": (...)}} of the list files in `root`, folds 1..K."""
+    if not os.path.isdir(root):
+        raise UserError(f"{root}: list-file folder not found")
+    found: Dict[int, Dict[str, Tuple[str, str]]] = {}
+    for name in sorted(os.listdir(root)):
+        match = _PATHS.match(name)
+        if match:
+            k, part = int(match.group("k")), match.group("part")
+            labels = f"{match.group('ds')}_{part}_label_fold{k}.txt"
+            if not os.path.isfile(os.path.join(root, labels)):
+                raise UserError(f"{os.path.join(root, name)}: its label file {labels} is missing")
+            found.setdefault(k, {})[part] = (os.path.join(root, name), os.path.join(root, labels))
+    if not found:
+        raise UserError(
+            f"{root}: no list files; expected <DS>_train_img_path_fold<k>.txt, <DS>_train_label_fold<k>.txt "
+            "and the same for test"
+        )
+    if sorted(found) != list(range(1, len(found) + 1)):
+        raise UserError(f"{root}: folds {sorted(found)} found; expected fold1..fold{len(found)} without gaps")
+    for k, parts in found.items():
+        for part in ("train", "test"):
+            if part not in parts:
+                raise UserError(f"{root}: fold{k} has no {part} list (<DS>_{part}_img_path_fold{k}.txt)")
+    return found
+
+
+def fold_files(root: str, fold: int, part: str) -> Tuple[str, str]:
+    folds = list_folds(root)
+    if fold not in folds:
+        raise UserError(f"config key data.split: fold{fold}; {root} has list files for fold1..fold{len(folds)}")
+    return folds[fold][part]
+
+
+def _lines(path: str) -> List[Tuple[int, str]]:
+    with open(path, encoding="utf-8-sig") as handle:
+        return [(i, line.strip()) for i, line in enumerate(handle, start=1) if line.strip()]
+
+
+def load_list(paths_file: str, labels_file: str, au_names: Sequence[str], image_root: str = "") -> List[Video]:
+    """Videos (one per image folder) of one paths/labels pair; see the module docstring."""
+    paths, rows = _lines(paths_file), _lines(labels_file)
+    if len(paths) != len(rows):
+        raise UserError(f"{labels_file}: {len(rows)} label rows, {paths_file} lists {len(paths)} images")
+    groups: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
+    for (p_line, rel), (l_line, row) in zip(paths, rows):
+        values = row.split()
+        if len(values) != len(au_names):
+            raise UserError(
+                f"{labels_file}:{l_line}: {len(values)} columns, expected {len(au_names)} ({' '.join(au_names)})"
+            )
+        labels = []
+        for value in values:
+            if value in NOT_LABELLED:
+                labels.append(-1)
+            elif value in ("0", "1"):
+                labels.append(int(value))
+            else:
+                raise UserError(f"{labels_file}:{l_line}: value {value!r}; expected 0, 1, or -1 / 9 (not labelled)")
+        path = rel if os.path.isabs(rel) else os.path.join(image_root, rel)
+        if not os.path.isfile(path):
+            raise UserError(f"{paths_file}:{p_line}: image {rel!r} not found under {image_root or '.'}")
+        groups.setdefault(os.path.dirname(rel) or ".", []).append((path, np.asarray(labels, np.int8)))
+    videos = []
+    for folder, items in groups.items():
+        n = len(items)
+        videos.append(
+            Video(
+                name=folder,
+                frame_ids=np.arange(1, n + 1, dtype=np.int64),
+                labels=np.stack([lab for _, lab in items]).reshape(n, len(au_names)),
+                image_paths=[p for p, _ in items],
+                num_frames=n,
+            )
+        )
+    return videos
