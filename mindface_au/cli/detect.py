@@ -40,13 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.cli.common import echo_config, options
+    from mindface_au.cli.common import options
     from mindface_au.config import load_config
     from mindface_au.inference.detect import detect
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
-    if config is not None:
-        echo_config(config)
     summary = detect(
         args.input,
         args.output,

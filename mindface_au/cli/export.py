@@ -48,13 +48,11 @@ def _run_recipe(ckpt: str):
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mindface_au.cli.common import echo_config, options
+    from mindface_au.cli.common import options
     from mindface_au.config import load_config
     from mindface_au.inference.export import export_model
 
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
-    if config is not None:
-        echo_config(config)
     if args.format == "CKPT":
         # the recipe: --config (by name, so a packaged name gives the spec), else the run folder's config.yaml
         recipe = (args.config if not args.overrides else config) if config is not None else _run_recipe(args.ckpt)

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Dict, List
 
+from mindface_au.utils.cpus import cpu_affinity
+
 SHARED_FOLDER_NOTE = (
     "multi-machine runs: the run directory (--out, --resume) and the data root must be one shared folder mounted at "
     "the same path on every machine (rank 0 writes checkpoints and logs there, every rank reads resume.ckpt from it)"
@@ -136,7 +138,7 @@ def diagnose(device: str = "auto", compile_step: bool = True) -> dict:
     target = init_context(device, "graph")
     msrun = os.path.join(os.path.dirname(sys.executable), "msrun")
     msrun = msrun if os.path.isfile(msrun) else shutil.which("msrun")
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    affinity = cpu_affinity()
     report = {
         "mindspore": {"version": ms.__version__, "build": _build()},
         "python": sys.version.split()[0],

@@ -1,17 +1,23 @@
 """How many CPUs this process may run on, on every platform MindSpore ships wheels for."""
 
 import os
+from typing import List
 
-__all__ = ["available_cpus"]
+__all__ = ["available_cpus", "cpu_affinity"]
+
+
+def cpu_affinity() -> List[int]:
+    """The CPU numbers this process may run on, where the OS tells (Linux); [] on macOS and Windows, where
+    `os.sched_getaffinity` does not exist, or where a restricted sandbox refuses the call."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return []
+    try:
+        return sorted(getaffinity(0))
+    except OSError:
+        return []
 
 
 def available_cpus() -> int:
-    """The CPUs this process may use: its affinity mask where the OS has one (Linux), else all CPUs (macOS,
-    Windows, where `os.sched_getaffinity` does not exist); at least 1."""
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    if getaffinity is not None:
-        try:
-            return max(len(getaffinity(0)), 1)
-        except OSError:  # a restricted sandbox may refuse the call
-            pass
-    return os.cpu_count() or 1
+    """The CPUs this process may use: its affinity mask where the OS has one (Linux), else all CPUs; at least 1."""
+    return len(cpu_affinity()) or os.cpu_count() or 1
