@@ -11,8 +11,10 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.cli.common import add_config_args
 
-    parser.add_argument("--input", required=True, help="image, folder of images, or video file")
-    parser.add_argument("--output", required=True, help="CSV file to write")
+    parser.add_argument(
+        "--input", required=True, help="image, folder of images, video file, or folder of videos (recursive)"
+    )
+    parser.add_argument("--output", required=True, help="CSV file to write (a folder for a folder of videos)")
     parser.add_argument(
         "--ckpt", required=True, help="model file: checkpoint (.ckpt), MindIR (.mindir) or ONNX (.onnx)"
     )
@@ -36,6 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
     parser.add_argument("--plot", default=None, help="PNG: AU time line (video) or per-image bars (images)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-track", action="store_true", help="run the face detector on every frame (slow)")
+    parser.add_argument(
+        "--keyframe-every", type=int, default=15, help="tracking: frames between full face detections (default 15)"
+    )
+    parser.add_argument("--start", type=float, default=0.0, help="video time in seconds to start at (default 0)")
+    parser.add_argument("--end", type=float, default=None, help="video time in seconds to stop after (default: end)")
+    parser.add_argument("--overlay", default=None, help="MP4 to write: the video with faces, landmarks and AU bars")
+    parser.add_argument("--report", default=None, help="HTML report to write (self-contained, one file)")
+    parser.add_argument("--workers", type=int, default=1, help="folder of videos: processes (default 1)")
+    parser.add_argument("--shard", default=None, help="folder of videos: I/N, this run's share (balanced by size)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.config import load_config
     from mindface_au.inference.detect import detect
 
+    args.track, args.start_time, args.end_time = not args.no_track, args.start, args.end
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
     if config is not None:
         echo_config(config)
@@ -54,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         **options(
             args,
             "ckpt device batch_size aligned detector all_faces prob_k threshold resume plot min_face_size max_gap "
-            "every detect_size threads",
+            "every detect_size threads track keyframe_every start_time end_time overlay report workers shard",
         ),
     )
     print(json.dumps(summary))
-    return 0
+    return 1 if summary.get("failed") else 0
