@@ -112,8 +112,8 @@ def test_one_schema_for_csv_and_python_rows():
     """as_dict is the written row parsed: labels thresholded as written (a probability within 5e-7 of the
     threshold gets the CSV's label), AU columns from the given names, landmarks beside the box."""
     schema = RowSchema(["AU1", "AU12"])
-    assert schema.columns[9:19] == [f"{n}_{a}" for n in ("left_eye", "right_eye", "nose", "mouth_left",
-                                                          "mouth_right") for a in "xy"]  # fmt: skip
+    names = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+    assert schema.columns[9:19] == [f"{n}_{a}" for n in names for a in "xy"]
     assert schema.columns[19:] == ["AU1_prob", "AU12_prob", "AU1", "AU12"]
     lm = np.arange(10, dtype=float).reshape(5, 2) + 0.25
     row = DetectionRow(3, 0.08, 1, Face((1.2, 2.6, 30, 40), 0.98765, lm), np.array([0.4999996, 0.2]), schema=schema)

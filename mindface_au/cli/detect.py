@@ -1,7 +1,8 @@
-"""`mindface-au detect`: AU probabilities for an image, a folder of images or a video, one CSV row per frame and face.
+"""`mindface-au detect`: AU probabilities for an image, a folder of images, a video or a folder of videos, one CSV
+row per frame and face (one CSV per video for a folder of videos).
 
 The CSV goes to OUT.partial while running and is renamed to OUT when complete; after an interruption run the same
-command with --resume to continue from the last complete frame (see mindface_au/inference/detect.py).
+command with --resume to continue from the last complete frame (see the package mindface_au/inference/detect/).
 """
 
 import argparse

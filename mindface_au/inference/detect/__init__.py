@@ -42,6 +42,7 @@ __all__ = [
     "Frame",
     "FrameSource",
     "open_source",
+    "find_videos",
     "iter_detections",
     "detect",
     "detect_one",
