@@ -18,7 +18,8 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.run import detect_one, sidecar_path
+from mindface_au.inference.detect.csvfile import sidecar_path
+from mindface_au.inference.detect.run import detect_one
 from mindface_au.inference.detect.sources import find_videos
 from mindface_au.utils.io import atomic_write
 
@@ -125,7 +126,7 @@ def detect_videos(
             raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")
     videos = find_videos(input_dir)
     if not videos:
-        raise UserError(f"{input_dir}: no video files found ({', '.join(('.mp4', '.avi', '.mov', '.mkv', '...'))})")
+        raise UserError(f"{input_dir}: folder has no image files and no video files (.mp4, .avi, .mov, ...) under it")
     sizes = {v: os.path.getsize(os.path.join(input_dir, v)) for v in videos}
     mine = shard_videos(sizes, shard)
     names = output_names(videos)

@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Tuple
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.rows import RowSchema
 
-__all__ = ["read_detections", "iter_rows", "recover_partial", "check_resume", "SETTING_NAMES"]
+__all__ = ["sidecar_path", "read_detections", "iter_rows", "recover_partial", "check_resume", "SETTING_NAMES"]
 
 # how each setting is called where users set it (for "other settings" messages)
 SETTING_NAMES = {
@@ -33,6 +33,11 @@ SETTING_NAMES = {
     "start_time": "--start",
     "end_time": "--end",
 }
+
+
+def sidecar_path(output: str) -> str:
+    """The JSON file beside a detect CSV that records its run's settings and the model card."""
+    return output + ".json"
 
 
 def read_detections(csv_path: str) -> Tuple[List[str], Iterator[List[str]]]:

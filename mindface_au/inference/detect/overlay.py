@@ -19,7 +19,7 @@ from mindface_au.inference.detect.rows import LANDMARK_COLUMNS, RowSchema
 from mindface_au.inference.detect.sources import open_source
 from mindface_au.utils.io import atomic_path
 
-__all__ = ["write_overlay", "draw_faces", "face_colour"]
+__all__ = ["write_overlay", "check_overlay", "draw_faces", "face_colour"]
 
 _PALETTE = [(66, 135, 245), (60, 180, 75), (230, 159, 0), (204, 121, 167), (0, 158, 115), (213, 94, 0)]
 
@@ -62,17 +62,23 @@ def draw_faces(image: np.ndarray, rows: List[dict], au_names: List[str]) -> np.n
     return out
 
 
-def write_overlay(video_path: str, csv_path: str, out_path: str, crf: int = 23) -> int:
-    """Write the overlay MP4 of a video and its detect CSV; returns the number of frames written."""
+def check_overlay(out_path: str, kind: str, input_path: str = ""):
+    """Refuse an overlay that cannot be written (before any work is done); returns the PyAV module."""
     try:
         import av
     except ImportError as exc:
         raise UserError("--overlay needs PyAV for H.264 (pip install 'mindface-au[video]' or pip install av)") from exc
     if not out_path.lower().endswith((".mp4", ".m4v", ".mov")):
         raise UserError(f"{out_path}: --overlay writes H.264 MP4; give a .mp4 file name")
+    if kind != "video":
+        raise UserError(f"{input_path}: --overlay needs a video input")
+    return av
+
+
+def write_overlay(video_path: str, csv_path: str, out_path: str, crf: int = 23) -> int:
+    """Write the overlay MP4 of a video and its detect CSV; returns the number of frames written."""
     source = open_source(video_path)
-    if source.kind != "video":
-        raise UserError(f"{video_path}: --overlay needs a video input")
+    av = check_overlay(out_path, source.kind, video_path)
     by_frame: Dict[int, List[dict]] = collections.defaultdict(list)
     schema = None
     for row in iter_rows(csv_path):

@@ -18,9 +18,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import iter_rows, read_detections
+from mindface_au.inference.detect.csvfile import iter_rows, read_detections, sidecar_path
 from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
-from mindface_au.inference.detect.run import sidecar_path
 from mindface_au.utils.io import atomic_write
 
 __all__ = ["write_report", "video_page", "DISPLAY_K"]

@@ -23,12 +23,12 @@ import numpy as np
 
 from mindface_au.data.transforms import preprocess_faces
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import check_resume, recover_partial
+from mindface_au.inference.detect.csvfile import check_resume, recover_partial, sidecar_path
 from mindface_au.inference.detect.rows import DetectionRow, RowSchema
 from mindface_au.inference.detect.smoothing import smooth_csv
 from mindface_au.inference.detect.sources import Frame, FrameSource, open_source
 from mindface_au.inference.detect.tracking import KEYFRAME_EVERY, FaceFinder
-from mindface_au.inference.faces import DETECT_SIZE, IoUTracker, create_detector
+from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
 from mindface_au.utils.io import atomic_write, ensure_output_folder
 
 __all__ = ["STAGES", "StageTimer", "iter_detections", "detect_one", "model_au_names", "check_options"]
@@ -125,8 +125,6 @@ def iter_detections(
         faces, ids, frame_crops = [], [], []
         if frame.image is not None and aligned:
             h, w = frame.image.shape[:2]
-            from mindface_au.inference.faces import Face
-
             faces, ids, frame_crops = [Face((0.0, 0.0, float(w), float(h)))], [0], [frame.image]
         elif frame.image is not None:
             t = time.perf_counter()
@@ -201,11 +199,6 @@ def _settings(source: FrameSource, model_path: str, aligned: bool, detector: str
     return settings
 
 
-def sidecar_path(output: str) -> str:
-    """The JSON file beside a detect CSV that records its run's settings and the model card."""
-    return output + ".json"
-
-
 def model_card(model, au_names: Sequence[str]) -> dict:
     """What is known about the model that made a CSV: its file, backend and AU set; `card` is the model's own
     description (training data, AU set) when the model file carries one, else None."""
@@ -261,6 +254,13 @@ def detect_one(
     )
     source = source or open_source(input_path)
     ensure_output_folder(output)
+    if overlay:
+        from mindface_au.inference.detect.overlay import check_overlay
+
+        check_overlay(overlay, source.kind, input_path)
+        ensure_output_folder(overlay)
+    if report:
+        ensure_output_folder(report)
     if threads > 0:  # the face detector's OpenCV DNN pool too, not only the network's
         import cv2
 

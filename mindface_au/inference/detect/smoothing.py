@@ -7,6 +7,7 @@ face. Memory holds only the rows of the open windows, whatever the video length.
 """
 
 import collections
+import csv
 from typing import Deque, Dict, List, Tuple
 
 import numpy as np
@@ -35,8 +36,6 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
     A track restarts after more than `max_gap` processed frames without its face (`every`: the processing step).
     Returns the number of rows written. `dst` is written atomically.
     """
-    import csv
-
     from mindface_au.postprocess import smooth_probs
 
     header, rows = read_detections(src)
