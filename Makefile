@@ -1,4 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+# `make bench`: the benchmark suite of benchmarks/ (not installed; `mindface-au bench` times the installed backends).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,19 +20,19 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/mindface-au demo --out runs/demo
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m black --check mindface_au tools tests
-	$(PY) -m isort --check-only mindface_au tools tests
-	$(PY) -m flake8 mindface_au tools tests
+	$(PY) -m black --check mindface_au benchmarks tools tests
+	$(PY) -m isort --check-only mindface_au benchmarks tools tests
+	$(PY) -m flake8 mindface_au benchmarks tools tests
 
 format: $(VENV)/.installed-dev
-	$(PY) -m black mindface_au tools tests
-	$(PY) -m isort mindface_au tools tests
+	$(PY) -m black mindface_au benchmarks tools tests
+	$(PY) -m isort mindface_au benchmarks tools tests
 
 bench: $(VENV)/.installed-dev
-	$(VENV)/bin/mindface-au bench --quick --cache runs/bench-cache
+	$(PY) -m benchmarks --quick --cache runs/bench-cache
 
 clean:
 	rm -rf runs build *.egg-info

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import short_repr
 
 AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 RARE_AUS = ["AU2", "AU15", "AU23", "AU24", "AU26"]
@@ -144,7 +145,7 @@ def _check_value(key: str, value: Any, expected: Any) -> Any:
     if origin in (list, List):
         (item_type,) = typing.get_args(expected)
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"config key {key}: got {value!r}, expected a list of {item_type.__name__}")
+            raise UserError(f"config key {key}: got {short_repr(value)}, expected a list of {item_type.__name__}")
         return [_check_value(f"{key}[{i}]", item, item_type) for i, item in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -156,7 +157,9 @@ def _check_value(key: str, value: Any, expected: Any) -> Any:
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # YAML reads e.g. out_dir=2024 as a number
     if (expected is int and isinstance(value, bool)) or not isinstance(value, expected):
-        raise UserError(f"config key {key}: got {value!r} ({type(value).__name__}), expected {expected.__name__}")
+        raise UserError(
+            f"config key {key}: got {short_repr(value)} ({type(value).__name__}), expected {expected.__name__}"
+        )
     return value
 
 
@@ -171,7 +174,7 @@ def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
     types = _field_types(type(section_obj))
     for key, value in values.items():
         if key not in types:
-            raise UserError(f"unknown config key {section}.{key}; valid keys: {', '.join(sorted(types))}")
+            raise UserError(f"unknown config key {section}.{str(key)[:40]}; valid keys: {', '.join(sorted(types))}")
         if (section, key) in _BOOL_OR_STR and isinstance(value, bool):
             value = "true" if value else "false"
         setattr(section_obj, key, _check_value(f"{section}.{key}", value, types[key]))
@@ -183,7 +186,9 @@ def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
     sections = _field_types(Config)
     for section, values in data.items():
         if section not in sections:
-            raise UserError(f"{source}: unknown config section {section!r}; valid sections: {', '.join(sections)}")
+            raise UserError(
+                f"{source}: unknown config section {short_repr(section, 40)}; valid sections: {', '.join(sections)}"
+            )
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -191,16 +196,94 @@ def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
         _apply(getattr(cfg, section), section, values)
 
 
+MAX_DEPTH = 32  # nesting of lists/mappings in a config (the real ones use 3)
+MAX_NODES = 100_000  # values a config may expand to, aliases counted at every use (billion laughs)
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses deep nesting and configs expanding (through aliases) to very many values."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.YAMLError(f"values nested more than {MAX_DEPTH} deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node):
+        _expanded_size(node, {})
+        return super().construct_document(node)
+
+
+def _expanded_size(node, memo: Dict[int, int]) -> int:
+    """Values under `node` once every alias is expanded; a YAMLError past MAX_NODES (memoised: aliases share nodes)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    if size > MAX_NODES:
+        raise yaml.YAMLError(f"expands to more than {MAX_NODES} values (aliases included)")
+    memo[id(node)] = size
+    return size
+
+
+def _yaml_load(text: str):
+    """yaml.safe_load with the limits of _LimitedLoader."""
+    loader = _LimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one short line."""
+    text = str(getattr(exc, "problem", None) or exc)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return (" ".join(text.split()))[:200] + where
+
+
+def read_config_text(path: str) -> str:
+    """The text of config file `path`; a file that is not UTF-8 text is a one-line error."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the config ({exc.strerror})") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); a config is a UTF-8 YAML file") from exc
+    if "\x00" in text:
+        raise UserError(f"{path}: binary data (a NUL byte); a config is a UTF-8 YAML file")
+    return text
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def parse_override(text: str) -> Dict[str, Any]:
     """Turn 'section.key=value' (value in YAML syntax) into {'section': {'key': value}}."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise UserError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=2")
+        raise UserError(f"--set {short_repr(text)}: expected section.key=value, e.g. train.epochs=2")
     dotted, raw = text.split("=", 1)
     section, key = dotted.strip().split(".", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from exc
+        raise UserError(f"--set {short_repr(text)}: value is not valid YAML ({_yaml_problem(exc)})") from exc
     return {section: {key: value}}
 
 
@@ -247,14 +330,16 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
     cfg = Config()
     if path:
         path = resolve_config(path)
+        text = read_config_text(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
+            data = _yaml_load(text) or {}
         except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
+            raise UserError(f"{path}: not a valid config ({_yaml_problem(exc)})") from exc
+        except RecursionError as exc:
+            raise UserError(f"{path}: not a valid config (nested too deep)") from exc
         _merge(cfg, data, path)
     for text in overrides:
-        _merge(cfg, parse_override(text), f"--set {text}")
+        _merge(cfg, parse_override(text), f"--set {short_repr(text)}")
     validate(cfg)
     return cfg
 
@@ -281,9 +366,59 @@ def validate(cfg: Config) -> None:
             f"config keys data.image_size ({cfg.data.image_size}) and model.input_size ({cfg.model.input_size}) differ;"
             " the network reads the images at data.image_size, so set both to the same value"
         )
+    _check_ranges(cfg)
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
+
+
+# every count, size and window: (section, key) -> (lowest, highest or None, what it means); list keys per item
+RANGES = {
+    ("model", "num_classes"): (1, None, ""),
+    ("model", "input_size"): (16, None, ""),
+    ("model", "widths"): (1, None, ""),
+    ("model", "layers"): (1, None, ""),
+    ("model", "embedding_size"): (1, None, ""),
+    ("model", "head_dim"): (1, None, ""),
+    ("model", "lrp_num"): (1, None, ""),
+    ("model", "lrp_reduction"): (1, None, ""),
+    ("model", "arl_k"): (1, None, ""),
+    ("model", "fusion_layers"): (1, None, ""),
+    ("model", "fusion_heads"): (1, None, ""),
+    ("model", "dropout"): (0.0, 0.99, ""),
+    ("loss", "bce_weight"): (0.0, None, ""),
+    ("loss", "circle_weight"): (0.0, None, ""),
+    ("data", "image_size"): (0, None, " (0 = model.input_size)"),
+    ("data", "sample_rate"): (1e-9, 1.0, " (a fraction of the frames)"),
+    ("data", "rare_rate"): (0.0, 1.0, " (a fraction of the frames)"),
+    ("data", "color_jitter"): (0.0, None, ""),
+    ("data", "batch_size"): (1, None, ""),
+    ("data", "eval_batch_size"): (1, None, ""),
+    ("data", "num_workers"): (1, None, ""),
+    ("data", "val_max_frames"): (0, None, " (0 = all)"),
+    ("train", "epochs"): (1, None, ""),
+    ("train", "lr"): (1e-12, None, " (a positive learning rate)"),
+    ("train", "momentum"): (0.0, 1.0, ""),
+    ("train", "weight_decay"): (0.0, None, ""),
+    ("train", "milestones"): (1, None, " (epochs)"),
+    ("train", "lr_gamma"): (1e-12, None, ""),
+    ("train", "seed"): (0, None, ""),
+    ("train", "keep_last"): (1, None, ""),
+    ("train", "steps_per_epoch"): (0, None, " (0 = one pass over the sampled frames)"),
+    ("eval", "threshold"): (0.0, 1.0, ""),
+    ("eval", "prob_k"): (0, None, " (0 = no smoothing)"),
+    ("eval", "label_k"): (0, None, " (0 = no smoothing)"),
+}
+
+
+def _check_ranges(cfg: "Config") -> None:
+    """Every count, size and window of RANGES within its range, naming the key."""
+    for (section, key), (low, high, note) in RANGES.items():
+        value = getattr(getattr(cfg, section), key)
+        for item in value if isinstance(value, list) else [value]:
+            if item < low or (high is not None and item > high):
+                expected = f"{low} <= value <= {high}" if high is not None else f"a value >= {low}"
+                raise UserError(f"config key {section}.{key}: got {short_repr(item)}, expected {expected}{note}")
 
 
 def _validate_train(train: "TrainConfig") -> None:

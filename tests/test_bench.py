@@ -1,15 +1,20 @@
-"""The bench itself: its quick run, the worker-process protocol, the report (targets, tables) and its errors."""
+"""The benchmark suite of benchmarks/ (its quick run, the worker-process protocol, the report with its targets and
+tables, its errors) and the installed `mindface-au bench` command."""
 
 import json
 import os
+import sys
 
 import cv2
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS
+from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
 
-from mindface_au.bench import deploy, measure
-from mindface_au.bench import report as bench_report
-from mindface_au.bench import worker
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
+
+from benchmarks import worker  # noqa: E402
+from benchmarks import deploy, measure  # noqa: E402
+from benchmarks import report as bench_report  # noqa: E402
+from benchmarks.run import main as bench_main  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------- report arithmetic
@@ -84,7 +89,7 @@ def test_worker_failure_is_reported_not_raised():
 
 
 def test_quick_defaults_are_one_model_at_batch_8_and_explicit_options_win():
-    from mindface_au.bench import BenchOptions
+    from benchmarks import BenchOptions
 
     quick = BenchOptions(quick=True).resolved()
     assert quick.models == ["aunet_iresnet100"] and quick.batches == [8] and quick.deploy_batches == [8]
@@ -105,15 +110,16 @@ def test_postprocess_measurement_counts_frames():
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def test_bench_cli_quick_tiny(cli, tmp_path):
+def test_bench_quick_tiny_framework_rows(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    proc = cli(
-        "bench", "--quick", "--model", "iresnet18", "--model", "aunet_iresnet18",
+    code = bench_main([
+        "--quick", "--model", "aunet_iresnet18",
         "--widths", ",".join(map(str, TINY_WIDTHS)), "--layers", ",".join(map(str, TINY_LAYERS)),
         "--matmul-size", "128", "--post-frames", "2000", "--repeats", "1", "--pipeline-batches", "2",
-        "--no-deploy", "--no-detect", "--frameworks", "--json", out,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        "--no-deploy", "--no-detect", "--frameworks", "--json", str(out),
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout[-3000:]
     report = json.loads(out.read_text())
     assert report["failed"] == []
     assert report["machine"]["threads"] >= 1
@@ -122,21 +128,20 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
     frameworks = {"mindspore", "torch"} if has_torch else {"mindspore"}
     measured = {(r["framework"], r["model"], r["mode"]) for r in report["models"]}
     for framework in frameworks:
-        for model in ("iresnet18", "aunet_iresnet18"):
-            assert {(framework, model, "forward"), (framework, model, "train")} <= measured
+        assert {(framework, "aunet_iresnet18", "forward"), (framework, "aunet_iresnet18", "train")} <= measured
     for row in report["models"]:
         assert row["batch"] == 8 and row["images_per_s"] > 0 and row["peak_rss_mb"] > 0
         assert row["images_per_s"] == pytest.approx(8 / row["median_s"], rel=1e-2)
     assert len(report["heads"]) == 2 * len(frameworks)  # forward and train per framework
     for row in report["heads"]:
         assert row["heads_cost"] == pytest.approx(row["aunet_s"] / row["backbone_s"] - 1.0, abs=1e-3)
-    assert len(report["ratios"]) == (4 if has_torch else 0)
+    assert len(report["ratios"]) == (2 if has_torch else 0)
     for ratio in report["ratios"]:
         # the report rounds ratios to 3 decimals, so allow that rounding beside the relative tolerance
         assert ratio["ratio"] == pytest.approx(ratio["mindspore_s"] / ratio["torch_s"], rel=1e-2, abs=5e-4)
         assert isinstance(ratio["alternating"], float) and ratio["alternating"] > 0
     assert report["pipeline"]["images_per_s"] > 0 and report["postprocess"]["frames"] == 2000
-    assert "| framework | model | mode | batch | images/s" in proc.stdout
+    assert "| framework | model | mode | batch | images/s" in stdout
 
 
 @pytest.mark.parametrize(
@@ -150,11 +155,14 @@ def test_bench_cli_quick_tiny(cli, tmp_path):
         (["--model", "iresnet18", "--detect-frames", "-3"], "--detect-"),
     ],
 )
-def test_bench_cli_errors(cli, tmp_path, args, culprit):
-    proc = cli("bench", "--quick", *args, "--no-torch")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith("mindface-au bench: error:") and culprit in lines[-1]
+def test_bench_errors_name_the_option(args, culprit, capsys):
+    try:
+        code = bench_main(["--quick", *args, "--no-torch"])
+    except SystemExit as exc:  # argparse's own checks (choices, types)
+        code = exc.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("python -m benchmarks: error:") and culprit in lines[-1]
     assert not os.path.exists("/nonexistent-folder")
 
 
@@ -304,22 +312,26 @@ def test_worker_env_keeps_the_cap_unless_ours_and_torch_alone(monkeypatch):
     assert worker._worker_env({"backends": ["onnx", "torch"], "onednn_cap_ours": True})[ONEDNN_ISA_VAR] == "AVX2"
     env = worker._worker_env({"framework": "mindspore", "threads": 3, "onednn_cap_ours": True})
     assert env[ONEDNN_ISA_VAR] == "AVX2" and env["OMP_NUM_THREADS"] == "3"
+    # `python -m benchmarks` must import from any working folder: the repository root leads the worker's path
+    monkeypatch.setenv("PYTHONPATH", "elsewhere")
+    assert worker._worker_env({})["PYTHONPATH"].split(os.pathsep) == [worker.REPO_ROOT, "elsewhere"]
+    assert os.path.isfile(os.path.join(worker.REPO_ROOT, "benchmarks", "__main__.py"))
 
 
 @pytest.mark.slow
-def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
+def test_bench_deploy_and_detect_tiny(tmp_path, capsys):
     """Every backend's forward, files cached, and detect with its stage times, on a tiny AUNet."""
     pytest.importorskip("onnxruntime")
     out, cache = tmp_path / "bench.json", tmp_path / "cache"
-    args = [
-        "bench", "--quick", "--model", "aunet_iresnet18", "--widths", ",".join(map(str, TINY_WIDTHS)),
+    code = bench_main([
+        "--quick", "--model", "aunet_iresnet18", "--widths", ",".join(map(str, TINY_WIDTHS)),
         "--layers", ",".join(map(str, TINY_LAYERS)), "--input-size", "32", "--matmul-size", "128",
         "--post-frames", "500", "--repeats", "2", "--batch", "4", "--no-frameworks", "--no-pipeline",
         "--detect-width", "full", "--detect-frames", "10", "--detect-batch", "4", "--calib-frames", "4",
-        "--backend-memory", "--cache", cache, "--json", out,
-    ]  # fmt: skip
-    proc = cli(*args)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        "--no-backend-memory", "--cache", str(cache), "--json", str(out),
+    ])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout[-3000:]
     rep = json.loads(out.read_text())
     assert rep["failed"] == []
     has_torch = rep["machine"]["torch"][0].isdigit()
@@ -328,7 +340,7 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     for name, row in forward.items():
         if name == "torch" and not has_torch:
             continue
-        assert row["images_per_s"] == pytest.approx(4 / row["median_s"], rel=1e-2) and row["peak_rss_mb"] > 0
+        assert row["images_per_s"] == pytest.approx(4 / row["median_s"], rel=1e-2)
         assert len(row["times_s"]) == 2 and row["gflops"] > 0
         if has_torch:
             assert row["vs_torch"] == pytest.approx(row["median_s"] / forward["torch"]["median_s"], rel=1e-2)
@@ -344,10 +356,72 @@ def test_bench_cli_deploy_and_detect_tiny(cli, tmp_path):
     for target in rep["targets"]:  # every target measured, with a verdict (the PyTorch ones need PyTorch)
         if has_torch or target["key"] not in ("onnx_vs_torch", "int8_vs_torch"):
             assert isinstance(target["value"], (int, float)) and target["passed"] in (True, False), target
-    table = proc.stdout[proc.stdout.index("Targets (issue 13):") :]
+    table = stdout[stdout.index("Targets:") :]
     assert table.count("| pass |") + table.count("| FAIL |") == len(rep["targets"])
-    again = cli(*args[:-2], "--no-detect", "--json", out)  # the second run finds every export in the cache
-    assert again.returncode == 0, again.stderr[-3000:]
-    rep2 = json.loads(out.read_text())
-    files = rep2["deploy"]["files"]["aunet_iresnet18"]
-    assert files["seconds"] == {} and len(files["cached"]) == len(deploy.FILE_BACKENDS)
+    # a later run finds every export in the cache (the same `prepare` measurement the suite runs first)
+    from benchmarks.suite import BenchOptions, _model_config
+
+    model_config = _model_config("aunet_iresnet18", BenchOptions(widths=TINY_WIDTHS, layers=TINY_LAYERS, input_size=32))
+    spec = {"kind": "prepare", "model_config": model_config, "batches": [4], "backends": list(deploy.FILE_BACKENDS),
+            "cache": str(cache), "calib_frames": 4, "device": "CPU", "threads": 1}  # fmt: skip
+    again = worker.run_worker(spec, timeout=600)
+    assert again["seconds"] == {} and len(again["cached"]) == len(deploy.FILE_BACKENDS), again
+    assert again["files"]["4"] == rep["deploy"]["files"]["aunet_iresnet18"]["files"]["4"]
+    # one backend's peak memory alone, in its own process (what --backend-memory runs per backend)
+    files = again["files"]["4"]
+    alone = worker.run_worker({"kind": "backend_memory", "model_config": model_config, "batch": 4,
+                               "files": files, "backends": ["onnx"], "warmup": 1, "repeats": 1, "device": "CPU",
+                               "threads": 1}, timeout=600)  # fmt: skip
+    assert alone["peak_rss_mb"] > 0 and alone["one_call_s"] > 0, alone
+
+
+# ------------------------------------------------------------------------------------------- mindface-au bench
+def _tiny_sets():
+    return [arg for key, value in TINY_AUNET.items() for arg in ("--set", f"model.{key}={json.dumps(value)}")]
+
+
+def test_installed_bench_times_each_backend_in_turns(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from mindface_au.cli import main
+
+    out = tmp_path / "times.json"
+    args = ["bench", *_tiny_sets(), "--batch-size", "3", "--repeats", "2", "--threads", "1", "--device", "CPU"]
+    assert main([*args, "--backend", "mindspore", "--backend", "onnx", "--json", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["model"] == "aunet_iresnet18" and result["batch_size"] == 3 and result["threads"] == 1
+    assert result["errors"] == {} and [r["backend"] for r in result["rows"]] == ["mindspore", "onnx"]
+    for row in result["rows"]:
+        assert len(row["times_s"]) == 2 and row["median_s"] == pytest.approx(sum(row["times_s"]) / 2, abs=1e-4)
+        assert row["images_per_s"] == pytest.approx(3 / row["median_s"]) and row["file_mb"] > 0
+    fastest = min(result["rows"], key=lambda r: r["median_s"])
+    slowest = max(result["rows"], key=lambda r: r["median_s"])
+    ratio = f"{slowest['median_s'] / fastest['median_s']:.2f}"
+    assert f"| {slowest['backend']} | {slowest['median_s']:.4f} | {slowest['images_per_s']:.1f} | {ratio} |" in stdout
+    assert stdout.index(f"| {fastest['backend']} |") < stdout.index(f"| {slowest['backend']} |")
+
+
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--set", "model.name=iresnet18"], "model.name"),
+        (["--json", "/nonexistent-folder/x/t.json"], "--json"),
+    ],
+)
+def test_installed_bench_errors_name_the_flag(args, culprit, capsys):
+    from mindface_au.cli import main
+
+    assert main(["bench", *_tiny_sets(), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mindface-au bench: error:") and culprit in err[-1]
+
+
+def test_installed_backends_need_onnxruntime_for_onnx(monkeypatch):
+    import importlib.util
+
+    from mindface_au.inference import timing
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
+    assert timing.installed_backends() == ["mindspore", "mindir"]

@@ -51,7 +51,7 @@ def test_image_size_follows_model_input_size_and_rejects_a_mismatch(tmp_path):
     bad = run_cli("check-data", "--root", tmp_path, "--set", "data.image_size=96")
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and "data.image_size (96)" in lines[0], bad.stderr
-    bench = run_cli("bench", "--quick", "--set", "data.image_size=96")  # --set alone, no --config
+    bench = run_cli("bench", "--set", "data.image_size=96")  # --set alone, no --config
     lines = bench.stderr.strip().splitlines()
     assert bench.returncode == 2 and len(lines) == 1 and "data.image_size (96)" in lines[0], bench.stderr
 

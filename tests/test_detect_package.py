@@ -155,8 +155,9 @@ def test_container_timestamps_and_start_end(media, tmp_path):
     _, rows = read_csv(out)
     assert [float(r[1]) for r in rows] == pytest.approx([t / 1000 for t in times], abs=1e-3)
     summary = detect(
-        video, out, predictor=media["predictor"], aligned=True, progress=False, start_time=0.2, end_time=0.55
-    )
+        video, out, predictor=media["predictor"], aligned=True, progress=False, start_time=0.2, end_time=0.55,
+        overwrite=True,
+    )  # fmt: skip
     _, rows = read_csv(out)
     assert [int(r[0]) for r in rows] == [4, 5, 6, 7] and summary["frames"] == 4
     assert [float(r[1]) for r in rows] == pytest.approx([0.2, 0.24, 0.5, 0.54], abs=1e-3)
@@ -210,10 +211,17 @@ def test_folder_of_videos_cli_workers_summary_failure_and_resume(media, collecti
     assert "card" in side["model_card"] and side["kind"] == "video" and side["fps"] == pytest.approx(25)
     index = (tmp_path / "index.html").read_text()
     assert "day1/scene.html" in index and os.path.isfile(out / "day1" / "scene.html")
-    # a second run keeps the finished CSVs (done before) and tries the broken one again
-    again = run_cli(*base, "--no-progress")
-    videos = json.loads(again.stdout.strip().splitlines()[-1])["videos"]
-    assert [v["status"] for v in videos if v["video"] != "day2/broken.mp4"] == ["done before"] * 2
+    # the same command again keeps the finished CSVs (its own, same settings: done before) and retries the broken one
+    again = run_cli(*base, "--no-progress", "--all-faces")
+    summary = json.loads(again.stdout)  # stdout is the JSON summary and nothing else
+    videos = {v["video"]: v for v in summary["videos"]}
+    assert [videos[v]["status"] for v in ("day1/scene.avi", "day2/short.avi")] == ["done before"] * 2
+    assert videos["day1/scene.avi"]["frames"] == 60  # the numbers come from the kept CSV's sidecar
+    before = (out / "day1" / "scene.csv").read_bytes()
+    # other settings: those CSVs are not this run's to keep, and not replaced without --overwrite
+    other = run_cli(*base, "--no-progress")
+    assert other.returncode == 2 and "all_faces" in other.stderr and "--overwrite" in other.stderr, other.stderr
+    assert (out / "day1" / "scene.csv").read_bytes() == before
 
 
 def test_shards_together_equal_one_run(media, collection, tmp_path):

@@ -110,7 +110,7 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     from mindface_au.config import load_config
     from mindface_au.data import create_train_dataset, get_split
     from mindface_au.data.synthau import generate
-    from mindface_au.engine.evaluator import evaluate, load_model
+    from mindface_au.engine.evaluator import evaluate
     from mindface_au.models.checkpoint import read_checkpoint
 
     generate(str(tmp_path / "data"), videos=6, frames=60, seed=3, workers=1)
@@ -129,7 +129,9 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     assert sum("best epoch 1: val mean F1" in text for text in workers) == 1
     assert "rank 0/2" in workers[0] and "rank 1/2" in workers[1]
     assert sorted(os.listdir(run / "checkpoints")) == ["best.ckpt", "epoch_001.ckpt", "resume.ckpt"]
-    assert load_model(str(run / "checkpoints" / "best.ckpt"))[0] is not None
+    best = _trainable(run / "checkpoints" / "best.ckpt")  # the network rebuilt from the file, its weights loaded
+    saved = read_checkpoint(str(run / "checkpoints" / "epoch_001.ckpt"))
+    assert best and all(np.array_equal(value, saved[name].asnumpy()) for name, value in best.items())
     for text in workers:  # the start-of-run settings
         assert "device CPU, mode GRAPH, sink mode off, jit level O0, AMP O0, loss scale none" in text
         assert f"global batch {2 * BATCH} ({BATCH} per device x 2)" in text
@@ -181,3 +183,25 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     assert last["val_mean_f1"] == pytest.approx(result["mean_f1"], abs=1e-12)
     assert last["val_mean_f1_smoothed"] == pytest.approx(result["mean_f1_smoothed"], abs=1e-12)
     assert read_checkpoint(str(run / "checkpoints" / "resume.ckpt"))["global_step"].asnumpy()[0] == 3
+
+
+def test_resume_with_another_worker_count_is_a_one_line_error(tmp_path):
+    """The shards, steps per epoch and learning-rate schedule count steps of the run's worker count, which its
+    train.log records at every start ("rank 0/N"): a resume with another count is refused; the last start counts;
+    a run directory without a log is not checked."""
+    from mindface_au.engine.distributed import check_resume_workers
+    from mindface_au.errors import UserError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    check_resume_workers(str(run), 3)  # no train.log: nothing to compare with
+    (run / "train.log").write_text(
+        f"run {run}: rank 0/1, split official\nepoch 1: loss 1.0\nrun {run}: rank 0/2, split official\n"
+    )
+    check_resume_workers(str(run), 2)
+    with pytest.raises(UserError) as info:
+        check_resume_workers(str(run), 1)
+    assert str(info.value) == (
+        f"--resume {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
+        "shards, steps per epoch and learning-rate schedule count steps of 2 ranks)"
+    )

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
-from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 from mindface_au.config import AU_NAMES
 from mindface_au.engine.predict import vote
@@ -16,17 +15,11 @@ from mindface_au.submission import read_au_file
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 2-epoch tiny run trained in-process (3 steps per epoch): two checkpoints to evaluate and vote with."""
-    from mindface_au.config import load_config
-    from mindface_au.data.synthau import generate
-    from mindface_au.engine.trainer import train
-
-    base = tmp_path_factory.mktemp("evalrun")
-    generate(str(base / "data"), videos=6, frames=60, seed=2, workers=1)
-    config = tiny_config(base / "data", base / "tiny.yaml", steps_per_epoch=3)
-    result = train(load_config(config, [f"train.out_dir={base / 'run'}"]))
-    return base, config, result
+def run(trained_tiny_run):
+    """The session's tiny 2-epoch run (conftest.trained_tiny_run): two checkpoints to evaluate and vote with."""
+    shared = trained_tiny_run
+    result = {"best_ckpt": shared.best_ckpt, "run_dir": str(shared.run), **shared.metrics}
+    return shared.data.parent, shared.config, result
 
 
 def _labelled_frames(root, split):
@@ -37,9 +30,9 @@ def _labelled_frames(root, split):
 
 def test_eval_matches_training_validation_and_sweeps(run, cli):
     base, config, result = run
-    proc = cli("eval", "--config", config, "--ckpt", result["best_ckpt"], "--sweep", "--json")
+    proc = cli("eval", "--config", config, "--model", result["best_ckpt"], "--sweep", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout[proc.stdout.index("{") :])
+    out = json.loads(proc.stdout)  # only JSON on stdout
     best = next(e for e in result["epochs"] if e["epoch"] == result["best"]["epoch"])
     assert out["mean_f1"] == pytest.approx(best["val_mean_f1"], abs=1e-9)  # same frames, same network
     assert out["prob_k"] == 2 and out["label_k"] == 1
@@ -105,7 +98,8 @@ def test_vote_majority_and_mean():
     np.testing.assert_array_equal(vote(two, "majority"), np.ones((4, 12), np.int8))
 
 
-def test_predict_and_eval_errors(run, cli, tmp_path):
+def test_predict_and_eval_errors(run, cli_in_process, tmp_path):
+    cli = cli_in_process
     base, config, result = run
     missing = tmp_path / "nope.ckpt"
     proc = cli("predict", "--config", config, "--ckpt", result["best_ckpt"], missing, "--out", tmp_path / "o")

@@ -12,7 +12,7 @@ import re
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params, run_cli, write_random_crops
+from conftest import TINY_AUNET, randomise_params, run_cli, run_cli_in_process, write_random_crops
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
@@ -38,9 +38,9 @@ def exported(tmp_path_factory):
     ckpt = str(root / "tiny.ckpt")
     save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg))
     mindir = str(root / "tiny.mindir")
-    proc = run_cli("export", "--ckpt", ckpt, "--format", "MINDIR", "--out", mindir, "--batch-size", 4)
+    proc = run_cli("export", "--model", ckpt, "--format", "MINDIR", "--out", mindir, "--batch-size", 4)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["batch_size"] == 4
+    assert json.loads(proc.stdout)["batch_size"] == 4  # stdout holds only the JSON (the config echo is on stderr)
     return {"root": root, "ckpt": ckpt, "mindir": mindir, "cfg": cfg, "net": net}
 
 
@@ -110,7 +110,7 @@ def test_export_errors_are_one_line(exported, tmp_path, args, culprit):
     args = [a.format(root=tmp_path) for a in args]
     if "--ckpt" not in args:
         args = ["--ckpt", exported["ckpt"]] + args
-    proc = run_cli("export", *args)
+    proc = run_cli_in_process("export", *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr
@@ -141,20 +141,18 @@ def _last_json(proc) -> dict:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):
+def release(tmp_path_factory, tiny_synthau):
     """A run folder as training leaves it (config.yaml; best.ckpt; resume.ckpt with Momentum state and counters)
     for a tiny network on a tiny SynthAU set, and its release written by the CLI from best.ckpt."""
     from mindspore import nn
     from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
     from mindface_au.config import load_config
-    from mindface_au.data.synthau import generate
     from mindface_au.engine.run_dir import RunDirectory
     from mindface_au.models import create_model_from_config
 
     root = tmp_path_factory.mktemp("release")
-    generate(str(root / "data"), videos=6, frames=60, seed=2, workers=1)
-    config = tiny_config(root / "data", root / "tiny.yaml")
+    config = tiny_config(tiny_synthau, root / "tiny.yaml")  # the session's SynthAU set (conftest), read-only
     cfg = load_config(config, ["model.input_size=32", f"train.out_dir={root / 'run'}"])
     net = randomise_params(create_model_from_config(cfg.model))
     run = RunDirectory(cfg.train.out_dir, model_config=dataclasses.asdict(cfg.model))
@@ -286,7 +284,7 @@ def test_release_errors_are_one_line_and_write_nothing(release, exported, tmp_pa
     elif case == "other_model":
         extra = ["--config", release["info"]["recipe"], "--set", "model.head_dim=32"]
     before = sorted(os.listdir(tmp_path))
-    proc = run_cli("export", "--format", "CKPT", "--ckpt", ckpt, "--out", out, *extra)
+    proc = run_cli_in_process("export", "--format", "CKPT", "--ckpt", ckpt, "--out", out, *extra)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr

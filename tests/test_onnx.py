@@ -9,7 +9,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli, write_random_crops
+from conftest import TINY_AUNET, run_cli, run_cli_in_process, write_random_crops
 
 from mindface_au.config import ModelConfig
 
@@ -143,7 +143,7 @@ def test_int8_calibration_folder_and_errors(files, tmp_path):
          "--calib"),
         (["--format", "ONNX", "--out", str(tmp_path / "x.mindir")], "x.mindir"),
     ]:  # fmt: skip
-        proc = run_cli("export", "--ckpt", files["ckpt"], *args)
+        proc = run_cli_in_process("export", "--ckpt", files["ckpt"], *args)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and culprit in lines[0], proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["crops", "q.onnx"]

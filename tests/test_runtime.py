@@ -38,6 +38,29 @@ def test_jit_level_o2_is_ascend_only():
     assert load_config(None, ["train.jit_level=o1"]).train.jit_level == "O1"
 
 
+def test_adamw_with_amp_is_refused_where_the_loss_scale_is_fixed_only():
+    """AdamWeightDecay takes no loss scale: fine at O0, and on GPU/Ascend where the dynamic loss scale is removed
+    from the gradients before the optimiser; refused on CPU at O1-O3 (a fixed scale the optimiser must divide by)."""
+    for amp in ("O1", "O2", "O3"):
+        with pytest.raises(UserError, match=f"train.optimizer: adamw takes no loss scale, and amp_level {amp} on CPU"):
+            _resolve("CPU", optimizer="adamw", amp_level=amp)
+        for device in ("GPU", "Ascend"):
+            assert _resolve(device, optimizer="adamw", amp_level=amp).loss_scale == "dynamic"
+    assert _resolve("CPU", optimizer="adamw").optimizer_loss_scale == 1.0
+
+
+def test_jit_level_goes_on_the_network_and_o2_carries_a_deprecation_note():
+    from mindface_au.engine.runtime import apply_jit_level
+
+    net = _Net()
+    apply_jit_level("O0", net)
+    assert net.jit_config_dict["jit_level"] == "O0"
+    apply_jit_level("", net)
+    assert net.jit_config_dict["jit_level"] == "O0"
+    assert "note: jit level O2 is deprecated since MindSpore 2.9" in _resolve("Ascend", jit_level="O2").describe()
+    assert "note:" not in _resolve("Ascend", jit_level="O1").describe()
+
+
 def test_amp_loss_scale_fixed_on_cpu_dynamic_on_accelerators():
     from mindspore.train import DynamicLossScaleManager, FixedLossScaleManager
 
@@ -58,9 +81,10 @@ def test_amp_loss_scale_fixed_on_cpu_dynamic_on_accelerators():
     assert "global batch 32 (8 per device x 4)" in line
 
 
-def test_sync_bn_needs_gpu_or_ascend_and_save_every_steps_needs_no_sink():
-    with pytest.raises(UserError, match="train.sync_bn: nn.SyncBatchNorm runs on GPU and Ascend only"):
-        _resolve("CPU", sync_bn=True)
+def test_sync_bn_needs_ascend_and_save_every_steps_needs_no_sink():
+    for device in ("CPU", "GPU"):  # nn.SyncBatchNorm's Supported Platforms: Ascend (MindSpore 2.10)
+        with pytest.raises(UserError, match=f"train.sync_bn: nn.SyncBatchNorm runs on Ascend only .* on {device};"):
+            _resolve(device, sync_bn=True, world=2)
     assert _resolve("Ascend", sync_bn=True, world=8).device == "Ascend"
     with pytest.raises(UserError, match="train.save_every_steps needs train.sink_mode false"):
         _resolve("Ascend", save_every_steps=100)
@@ -114,3 +138,121 @@ def test_freeze_batchnorm_uses_running_statistics_in_training():
     assert len(digest) == 16 and digest == parameter_digest(net)
     net.head.weight.set_data(ms.Tensor(net.head.weight.asnumpy() + 1e-3))
     assert parameter_digest(net) != digest
+
+
+# ---------------------------------------------------------------- issue 19: sync_bn and amp_level O1
+
+
+def _tiny_aunet():
+    from conftest import TINY_AUNET  # noqa: I100 - tests/ is on sys.path under pytest
+
+    from mindface_au.config import ModelConfig
+    from mindface_au.models import create_model_from_config
+
+    return create_model_from_config(ModelConfig(**TINY_AUNET))
+
+
+def test_sync_bn_swapped_network_has_no_duplicate_parameters():
+    """train.sync_bn's swap on the real network: the SequentialCells run only the new layers.
+
+    With one process nn.SyncBatchNorm is a plain BatchNorm (no group of size > 1), so this runs the swapped
+    network's graph on CPU; the cross-device kernel itself needs Ascend. Before the fix the old BatchNorms stayed in
+    the SequentialCells' cell lists: "parameter 'backbone.layer1.0.downsample.1.gamma' already exists" at the first
+    compile. The swapped network's training step is compiled and run in tests/test_device_graphs.py (recipe
+    table3_5_lrp, through the trainer's set-up).
+    """
+    from mindface_au.engine.distributed import sync_batchnorm
+
+    net = _tiny_aunet()
+    names = sorted(p.name for p in net.get_parameters())
+    swapped = sync_batchnorm(net)
+    assert swapped > 0
+    assert sorted(p.name for p in net.get_parameters()) == names  # same names, nothing added
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, nn.SequentialCell):
+            assert all(a is b for a, b in zip(cell.cell_list, cell.name_cells().values()))
+            assert not any(type(c) in (nn.BatchNorm1d, nn.BatchNorm2d) for c in cell.cell_list)
+    cell = net.backbone.layer1[0].downsample
+    assert isinstance(cell.cell_list[1], nn.SyncBatchNorm) and cell.cell_list[1].gamma.name.endswith(
+        "downsample.1.gamma"
+    )
+
+
+def test_sync_batchnorm_momentum_keeps_the_batchnorm_meaning():
+    """Pins the installed nn.SyncBatchNorm's momentum convention: running = m * running + (1 - m) * batch with m the
+    nn.BatchNorm2d momentum given by the user (0.9 here). Its docstring announces PyTorch's convention (momentum is
+    the weight of the batch); when that lands this test fails and distributed.sync_batchnorm must change."""
+    from mindface_au.engine.distributed import sync_batchnorm
+
+    class One(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3, momentum=0.9)
+
+        def construct(self, x):
+            return self.bn(x)
+
+    net = One()
+    assert sync_batchnorm(net) == 1 and isinstance(net.bn, nn.SyncBatchNorm)
+    net.set_train(True)
+    x = np.random.default_rng(2).normal(1.0, 2.0, (4, 3, 5, 5)).astype(np.float32)
+    net(ms.Tensor(x))
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(net.bn.moving_mean.asnumpy(), 0.9 * 0.0 + 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.bn.moving_variance.asnumpy(), 0.9 * 1.0 + 0.1 * var, rtol=1e-4, atol=1e-5)
+
+
+def test_registering_the_same_factory_again_is_harmless_another_function_is_an_error():
+    """AMP O1's generated modules import the model modules again under their bare names (`from aunet import
+    AUNet`), which re-runs every @register_model: that must not fail; a different function under a taken name
+    still does."""
+    import importlib.util
+    import sys
+
+    import mindface_au.models.aunet as aunet
+    from mindface_au.models.registry import get_model_factory, register_model
+
+    first = get_model_factory("aunet_iresnet18")
+    spec = importlib.util.spec_from_file_location("aunet", aunet.__file__)
+    again = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(again)  # raised "model 'aunet_iresnet18' is registered twice"
+    finally:
+        sys.modules.pop("aunet", None)
+    assert get_model_factory("aunet_iresnet18") is first
+
+    def aunet_iresnet18():
+        return None
+
+    with pytest.raises(ValueError, match="'aunet_iresnet18' is registered twice"):
+        register_model(aunet_iresnet18)
+    with pytest.raises(ValueError, match="'aunet_iresnet18' is registered twice"):
+        register_model(get_model_factory("aunet_iresnet34"), name="aunet_iresnet18")  # same loop, other depth
+
+
+def test_amp_o1_writes_its_generated_modules_to_a_temporary_folder(tmp_path, monkeypatch):
+    """`train.amp_level: O1`: MindSpore's rewritten_network/ goes to a temporary folder, not the working folder, and
+    that folder is removed when the process exits."""
+    import os
+    import subprocess
+    import sys
+
+    from mindface_au.engine.runtime import amp_rewrite_folder
+
+    monkeypatch.chdir(tmp_path)
+    net = _tiny_aunet()
+    with amp_rewrite_folder("O1") as folder:
+        from mindspore.train.amp import auto_mixed_precision
+
+        rewritten = auto_mixed_precision(net, "O1")  # what Model(amp_level="O1") does to the network
+    assert os.getcwd() == str(tmp_path) and os.listdir(tmp_path) == []
+    assert os.listdir(os.path.join(folder, "rewritten_network"))
+    assert type(rewritten).__name__.startswith("AUNetOpt")  # a step of it: tests/test_device_graphs.py (table3_1 at O1)
+    with amp_rewrite_folder("O0") as none:
+        assert none is None and os.getcwd() == str(tmp_path)
+
+    code = "from mindface_au.engine.runtime import amp_rewrite_folder as f\nwith f('O1') as d:\n    print(d)\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    made = proc.stdout.strip()
+    assert "mindface_au_amp_o1_" in made and not os.path.exists(made)

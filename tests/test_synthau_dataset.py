@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from conftest import run_cli_in_process
 from sklearn.metrics import f1_score
 
 from mindface_au.config import AU_NAMES, DataConfig
@@ -129,16 +130,16 @@ def test_synth_cli_and_errors(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     assert "SynthAU written" in proc.stdout and (out / synthau.SUMMARY_FILE).is_file()
     before = sorted(os.listdir(out))
-    again = cli("synth", "--out", out, "--videos", 3, "--frames", 12)
+    again = run_cli_in_process("synth", "--out", out, "--videos", 3, "--frames", 12)
     assert again.returncode == 2 and "--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(out)) == before
     assert cli("synth", "--out", out, "--videos", 3, "--frames", 12, "--overwrite").returncode == 0
-    bad = cli("synth", "--out", tmp_path / "x", "--videos", 1)
+    bad = run_cli_in_process("synth", "--out", tmp_path / "x", "--videos", 1)
     assert bad.returncode == 2 and "--videos" in bad.stderr and not (tmp_path / "x").exists()
     other = tmp_path / "notsynth"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    refused = cli("synth", "--out", other, "--overwrite")
+    refused = run_cli_in_process("synth", "--out", other, "--overwrite")
     assert refused.returncode == 2 and (other / "keep.txt").read_text() == "mine"
     assert not [n for n in os.listdir(tmp_path) if ".partial-" in n]
     with pytest.raises(UserError, match="--frames"):

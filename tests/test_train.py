@@ -12,58 +12,18 @@ import time
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_LAYERS, TINY_WIDTHS
-
-
-def tiny_config(root, path, **train):
-    """A tiny full network (LRP + ARL + transformer FF) on a tiny SynthAU set, deterministic data."""
-    cfg = {
-        "model": {
-            "name": "aunet_iresnet18",
-            "widths": TINY_WIDTHS,
-            "layers": TINY_LAYERS,
-            "head_dim": 16,
-            "fusion_heads": 2,
-            "lrp_num": 2,
-            "lrp_reduction": 4,
-        },
-        "data": {
-            "root": str(root),
-            "batch_size": 8,
-            "eval_batch_size": 32,
-            "sample_rate": 0.5,
-            "rare_rate": 0.5,
-            "num_workers": 1,
-            "hflip": True,  # augmentation is keyed by (seed, epoch, frame), so resume is still exact
-            "color_jitter": 0.3,
-        },
-        "train": {"epochs": 2, "lr": 0.05, "milestones": [2], "seed": 0, **train},
-        "eval": {"prob_k": 2, "label_k": 1},
-    }
-    with open(path, "w") as handle:
-        yaml.safe_dump(cfg, handle)
-    return str(path)
+from conftest import TINY_LAYERS, TINY_WIDTHS, tiny_config
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from mindface_au.data.synthau import generate
-
-    root = tmp_path_factory.mktemp("synthau") / "data"
-    generate(str(root), videos=6, frames=60, seed=1, workers=1)
-    return root
+def synth(tiny_synthau):
+    return tiny_synthau  # shared with the session (conftest): read-only
 
 
 @pytest.fixture(scope="module")
-def trained(synth, tmp_path_factory):
-    from conftest import run_cli
-
-    base = tmp_path_factory.mktemp("run")
-    # step checkpoints: test_resume_mid_epoch; the relu-form PReLU makes training bit-reproducible on CPU
-    config = tiny_config(synth, base / "tiny.yaml", save_every_steps=5, prelu_form="relu")
-    proc = run_cli("train", "--config", config, "--out", base / "run", "--device", "CPU")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return base / "run", config, proc
+def trained(trained_tiny_run):
+    """The session's tiny 2-epoch CLI run (conftest.trained_tiny_run): read-only, copy before changing it."""
+    return trained_tiny_run.run, trained_tiny_run.config, trained_tiny_run.proc
 
 
 def test_two_epoch_run_writes_everything_and_learns(trained):
@@ -132,7 +92,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path, cli):
     assert [e["epoch"] for e in json.load(open(copy / "metrics.json"))["epochs"]] == [1, 2]
 
 
-def test_train_errors(cli, tmp_path, synth):
+def test_train_errors(cli_in_process, tmp_path, synth):
+    cli = cli_in_process  # both fail while reading the config, before any training
     config = tiny_config(synth, tmp_path / "c.yaml")
     proc = cli("train", "--config", config, "--set", "train.optimizer=adam", "--out", tmp_path / "r")
     assert proc.returncode == 2 and "train.optimizer" in proc.stderr
@@ -262,7 +223,7 @@ def test_cv_collects_best_epochs_and_prints_table1(tmp_path):
 
     seen = []
 
-    def fake_train(cfg):
+    def fake_train(cfg, **kwargs):
         seen.append((cfg.data.split, cfg.train.out_dir))
         i = len(seen)
         epochs = [

@@ -2,15 +2,25 @@
 
 Each subcommand module defines `add_arguments(parser)` and `run(args) -> int` and calls one package
 function that Python users can call too. Modules are imported lazily so `--help` stays fast.
+
+Exit codes (docs/errors.md): 0 done, 1 the environment failed (disk full, permissions, encoding), 2 bad input
+(a `UserError`), 130 interrupted by SIGINT, 143 by SIGTERM; any other exception is a bug and keeps its traceback.
 """
 
 import argparse
 import importlib
 import os
+import signal
 import sys
 from typing import List, Optional
 
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import (
+    EnvironmentFailure,
+    environment_message,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
 
 # name -> (module under mindface_au.cli, one-line help)
 COMMANDS = {
@@ -26,10 +36,11 @@ COMMANDS = {
     "score": ("score", "score a prediction folder against annotation files"),
     "detect": ("detect", "detect AUs on an image, a folder or a video into a CSV"),
     "export": ("export", "export a trained model to MindIR"),
-    "bench": ("bench", "benchmark models, data pipeline and post-processing"),
+    "bench": ("bench", "time the forward pass of each installed inference backend on this machine"),
     "demo": ("demo", "end-to-end demo on SynthAU: generate, train, evaluate, predict, plot"),
     "models": ("models", "list the registered models"),
     "configs": ("configs", "list the packaged configs (--config NAME) or --dump one for editing"),
+    "doctor": ("doctor", "check MindSpore, device plugins, msrun, cores and one compiled training step here"),
 }
 
 
@@ -59,14 +70,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
+    previous = install_signal_handlers()
+    try:
+        return _run(name, module, args)
+    finally:
+        restore_signal_handlers(previous)  # an in-process caller (a test, a notebook) gets its own handlers back
+
+
+def _run(name: str, module, args: argparse.Namespace) -> int:
+    """Run a subcommand, mapping its exceptions to one line and an exit code (see the module docstring)."""
     try:
         return int(module.run(args) or 0)
     except UserError as exc:
-        print(f"mindface-au {name}: error: {exc}", file=sys.stderr)
+        print(f"mindface-au {name}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mindface-au {name}: interrupted", file=sys.stderr)
-        return 130
+    except EnvironmentFailure as exc:
+        print(f"mindface-au {name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except (OSError, UnicodeError) as exc:
+        message = environment_message(exc)
+        if message is None:
+            raise  # a bug: keep the traceback
+        print(f"mindface-au {name}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        hint = ", run again with --resume" if hasattr(args, "resume") or name in ("cv", "launch") else ""
+        print(f"mindface-au {name}: interrupted ({signal.Signals(signum).name}){hint}", file=sys.stderr)
+        return 128 + signum
+
+
+def _one_line(exc: BaseException, limit: int = 2000) -> str:
+    """The message of `exc` on one line, cut to `limit` characters."""
+    text = " ".join(str(exc).split("\n"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 if __name__ == "__main__":

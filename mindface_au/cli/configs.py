@@ -13,11 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import config_description, packaged_configs, resolve_config
+    from mindface_au.config import config_description, packaged_configs, read_config_text, resolve_config
 
     if args.dump:
-        with open(resolve_config(args.dump), encoding="utf-8") as handle:
-            print(handle.read(), end="")
+        print(read_config_text(resolve_config(args.dump)), end="")
         return 0
     packaged = packaged_configs()
     width = max(map(len, packaged))

@@ -34,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
     echo_config(cfg)
     summary = run_cv(cfg, args.out, splits)
     print(format_table1(summary["splits"]))
-    print("vote on the test set with: mindface-au predict --config CONFIG --ckpt " + " ".join(summary["best_ckpts"]))
+    print("vote on the test set with: mindface-au predict --config CONFIG --model " + " ".join(summary["best_ckpts"]))
     return 0

@@ -8,7 +8,9 @@ from mindface_au.cli.common import add_config_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
-    parser.add_argument("--ckpt", required=True, help="model file: .ckpt (its model config embedded), .mindir or .onnx")
+    parser.add_argument(
+        "--model", "--ckpt", dest="ckpt", required=True, help="model file: .ckpt, .mindir or .onnx (--ckpt is an alias)"
+    )
     parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
     parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
     parser.add_argument("--sweep", action="store_true", help="print the paper's Table 2 (k = 1..10)")

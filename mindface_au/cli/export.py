@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.inference.export import FORMATS, QUANTIZE, SPEC_CHARS
 
     add_config_args(parser)
-    parser.add_argument("--ckpt", required=True, help="trained checkpoint (.ckpt)")
+    parser.add_argument(
+        "--model", "--ckpt", dest="ckpt", required=True, help="trained checkpoint (.ckpt); --ckpt is an alias"
+    )
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS), help="export format")
     parser.add_argument(
         "--out",
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "packaged config the run's config.yaml matches, else the run folder's name)",
     )
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _run_recipe(ckpt: str):
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         fmt=args.format,
         config=config,
-        **options(args, "batch_size quantize calib calib_frames device"),
+        **options(args, "batch_size quantize calib calib_frames device overwrite"),
     )
     if "int8" in info:
         q = info["int8"]

@@ -7,8 +7,10 @@ runs `mindface-au train --distributed` with the arguments after `--`.
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from typing import List, Sequence
 
 import mindface_au
@@ -44,6 +46,10 @@ def msrun_command(
     """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers."""
     if workers < 1 or local_workers < 0:
         raise UserError(f"--workers {workers} / --local-workers {local_workers}: expected positive worker counts")
+    if local_workers > workers:
+        raise UserError(f"--local-workers {local_workers}: more than --workers {workers} (the total over all machines)")
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: expected a TCP port, 1..65535")
     msrun = os.path.join(os.path.dirname(sys.executable), "msrun")
     msrun = msrun if os.path.isfile(msrun) else shutil.which("msrun")
     if not msrun:
@@ -65,4 +71,41 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # msrun starts each worker with the `python` found on PATH: make that this interpreter
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run(cmd, env=env).returncode
+    return run_process_group(cmd, env)
+
+
+def run_process_group(cmd: List[str], env: dict, grace_s: float = 120.0) -> int:
+    """Run `cmd` in its own process group; SIGINT or SIGTERM here is passed on as SIGTERM to the whole group.
+
+    msrun kills its workers outright on SIGINT and leaves them running on SIGTERM; sending SIGTERM to every
+    process of the group instead lets each worker stop as `train` does on SIGTERM (the run stays resumable:
+    checkpoints/resume.ckpt of the last finished epoch or step). Waits up to `grace_s` for them, then kills.
+    """
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            proc.poll()  # reap msrun itself once it exits
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

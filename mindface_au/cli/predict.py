@@ -8,7 +8,12 @@ from mindface_au.cli.common import add_config_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument(
-        "--ckpt", nargs="+", required=True, help="one or more model files (.ckpt/.mindir/.onnx) that vote"
+        "--model",
+        "--ckpt",
+        dest="ckpt",
+        nargs="+",
+        required=True,
+        help="one or more model files (.ckpt/.mindir/.onnx) that vote; --ckpt is an alias",
     )
     parser.add_argument(
         "--split",
@@ -26,15 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
     parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
     parser.add_argument("--device", default="auto", help="CPU, GPU, Ascend or auto")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing <video>.txt files in --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
     from mindface_au.config import load_config
     from mindface_au.engine.predict import predict
+    from mindface_au.errors import UserError
 
     cfg = load_config(args.config, args.overrides)
     echo_config(cfg)
-    result = predict(cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device)
+    if args.prob_k is not None and args.prob_k < 0 or args.label_k is not None and args.label_k < 0:
+        raise UserError(f"--prob-k {args.prob_k} / --label-k {args.label_k}: expected integers >= 0")
+    result = predict(
+        cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device,
+        overwrite=args.overwrite,
+    )  # fmt: skip
     print(f"wrote {result['videos']} videos ({result['frames']} frames) to {result['out_dir']}")
     return 0

@@ -11,6 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="run directory (overrides train.out_dir)")
     parser.add_argument("--device", default=None, help="CPU, GPU, Ascend or auto (default: train.device)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in the run directory (default: refuse)"
+    )
     parser.add_argument("--distributed", action="store_true", help="data parallel under msrun (see mindface-au launch)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, overrides)
         echo_config(cfg)
-        result = train(cfg, distributed=args.distributed, device=args.device)
+        result = train(cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite)
     best = result["best"]
     if result.get("rank", 0) != 0:
         return 0

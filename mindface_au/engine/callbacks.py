@@ -14,6 +14,7 @@ from mindspore.train import Callback
 from mindface_au.data.pipeline import skipped_images
 from mindface_au.engine.run_dir import RunDirectory
 from mindface_au.metrics import format_f1
+from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = ["ProgressLogger", "EpochValidator", "StepCheckpoint", "ShardLogger", "SkippedImagesCallback"]
 
@@ -80,6 +81,7 @@ class ProgressLogger(Callback):
         self._step_t0 = time.perf_counter()
 
     def on_train_step_end(self, run_context) -> None:
+        reclaim_signal_handlers()  # MindSpore re-arms its own SIGINT handler at every graph run (utils/guard.py)
         params = run_context.original_args()
         elapsed = time.perf_counter() - getattr(self, "_step_t0", time.perf_counter())
         if self.first_step_s is None:

@@ -27,7 +27,8 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Sequence[str] = 
     """Train one run per split under <out_root>/<split> and collect each run's best-epoch per-AU F1.
 
     Returns {"splits": {split: per_au}, "mean_f1": {split: mean}, "best_ckpts": [...]}; writes cv.json.
-    Splits whose run already finished (metrics.json with every epoch) are not retrained.
+    Splits whose run already finished (metrics.json with every epoch) are not retrained; an unfinished one (with
+    checkpoints/resume.ckpt) is resumed.
     """
     from mindface_au.engine.trainer import RUN_FILES, train
 
@@ -48,7 +49,12 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Sequence[str] = 
                 history = saved
                 print(f"{split}: finished run found in {split_cfg.train.out_dir}, not retrained", flush=True)
         if history is None:
-            result = train_fn(split_cfg)
+            resume_ckpt = os.path.join(split_cfg.train.out_dir, RUN_FILES["resume"])
+            if os.path.isfile(resume_ckpt):  # an unfinished split continues where it stopped
+                print(f"{split}: unfinished run found in {split_cfg.train.out_dir}, resumed", flush=True)
+                result = train_fn(None, resume=split_cfg.train.out_dir)
+            else:  # nothing or no finished epoch yet: cv's own unfinished work, started over
+                result = train_fn(split_cfg, overwrite=True)
             history = {"epochs": result["epochs"], "best": result["best"]}
         best_epoch = history["best"]["epoch"]
         record = next(r for r in history["epochs"] if r["epoch"] == best_epoch)

@@ -85,7 +85,7 @@ def run_demo(
     t_data = time.time()
 
     log(f"[2/5] training {cfg.model.name} (widths {cfg.model.widths}) for {cfg.train.epochs} epochs")
-    trained = train(cfg)
+    trained = train(cfg, overwrite=True)  # the demo manages its own folder: a second `make demo` starts over
     t_train = time.time()
 
     log("[3/5] evaluating the best checkpoint on val, raw and smoothed")
@@ -98,7 +98,7 @@ def run_demo(
 
     log("[4/5] predicting the test split")
     pred_dir = os.path.join(out_dir, "predictions")
-    written = predict(cfg, [trained["best_ckpt"]], pred_dir, split="test")
+    written = predict(cfg, [trained["best_ckpt"]], pred_dir, split="test", overwrite=True)
 
     hidden = os.path.join(data_root, "synthau_test_labels")  # SynthAU keeps the test labels aside
     test_score = score_folders(pred_dir, hidden) if os.path.isdir(hidden) else None

@@ -7,6 +7,7 @@ digests mean equal weights) and the BatchNorm modes, per device by default, `syn
 
 import hashlib
 import os
+import re
 from typing import Callable, Tuple
 
 from mindface_au.errors import UserError
@@ -30,11 +31,42 @@ def init_distributed() -> Tuple[int, int]:
         )
     init()
     rank, world_size = get_rank(), get_group_size()
+    # set_auto_parallel_context is deprecated in MindSpore 2.10 in favour of mindspore.parallel.auto_parallel
+    # .AutoParallel, whose modes (semi_auto, sharding_propagation, recursive_programming) have no plain data-parallel
+    # mode with gradient averaging for Model.train: kept until one exists (docs/clusters.md).
     ms.set_auto_parallel_context(
         parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=world_size
     )
     _state.update(rank=rank, world_size=world_size)
     return rank, world_size
+
+
+_RUN_START = re.compile(r"^run .*: rank \d+/(\d+), split ", re.MULTILINE)
+
+
+def check_resume_workers(run_root: str, world_size: int) -> None:
+    """A resumed run continues with the worker count it last ran with: else one line naming both counts.
+
+    The epoch sample is cut into `world_size` equal shards, so the steps per epoch, the optimiser's step counter,
+    the learning-rate schedule (per step) and a step checkpoint's position inside its epoch all count steps of
+    that many ranks; with another count a resumed run would skip or repeat frames and shift the schedule. The
+    count is read from the run's own log (`train.log`, whose start line says "rank 0/N"); a run directory without
+    one is not checked.
+    """
+    from mindface_au.engine.run_dir import RUN_FILES
+
+    path = os.path.join(run_root, RUN_FILES["log"])
+    if not os.path.isfile(path):
+        return
+    with open(path, errors="replace") as handle:
+        starts = _RUN_START.findall(handle.read())
+    if starts and int(starts[-1]) != world_size:
+        saved = int(starts[-1])
+        raise UserError(
+            f"--resume {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
+            f"resume it with {saved} (the epoch's shards, steps per epoch and learning-rate schedule count "
+            f"steps of {saved} ranks)"
+        )
 
 
 def rank_and_size() -> Tuple[int, int]:
@@ -88,12 +120,16 @@ def swap_batchnorm(net, make: Callable) -> int:
     """Replace every BatchNorm1d/2d inside `net` by `make(bn)`, keeping parameter names and values.
 
     A Cell set as an attribute after construction is named from that attribute only, so the new parameters take
-    the old full names (checkpoints keep loading). Returns the number of layers replaced.
+    the old full names (checkpoints keep loading). A SequentialCell / CellList runs its `cell_list`, which
+    `setattr` leaves holding the old layer (both would then be in the graph: "parameter ... already exists"), so
+    that list is rebuilt. Returns the number of layers replaced.
     """
     layers = _batchnorms(net)
     for parent, attr, bn in layers:
         new = make(bn)
         setattr(parent, attr, new)  # renames `new`'s parameters from `attr` alone: set the full names after it
+        if hasattr(parent, "cell_list"):  # SequentialCell, CellList: construct iterates this copy of _cells
+            parent.cell_list = list(parent.name_cells().values())
         for key in ("gamma", "beta", "moving_mean", "moving_variance"):
             old, fresh = getattr(bn, key), getattr(new, key)
             fresh.set_data(old.data.copy())
@@ -103,8 +139,17 @@ def swap_batchnorm(net, make: Callable) -> int:
 
 
 def sync_batchnorm(net) -> int:
-    """train.sync_bn: nn.SyncBatchNorm over all ranks in place of every BatchNorm (GPU/Ascend only; the caller
-    refuses CPU). Never executed here (no GPU/Ascend machine)."""
+    """train.sync_bn: nn.SyncBatchNorm over all ranks in place of every BatchNorm.
+
+    nn.SyncBatchNorm declares Ascend only (MindSpore 2.10); engine/runtime.py refuses other devices. With one
+    process (no group of size > 1) it is a plain BatchNorm, which is how the tests run the swapped network on CPU;
+    the synchronising kernel (inner SyncBatchNorm over hccl_world_group) never ran here.
+
+    Momentum: `_BatchNorm` stores 1 - momentum (the weight of the batch statistics), and MindSpore 2.10's
+    SyncBatchNorm takes the weight of the running statistics (running = m * running + (1 - m) * batch), so the
+    BatchNorm's own meaning is kept by passing 1 - bn.momentum. Its docstring announces PyTorch's convention
+    (momentum = weight of the batch) for a later version; tests/test_runtime.py pins the installed behaviour.
+    """
     from mindspore import nn
 
     def make(bn):

@@ -59,7 +59,8 @@ def create_optimizer(net, train_cfg, lr: List[float], loss_scale: float = 1.0):
 
     "sgd" is nn.Momentum: the same update as nn.SGD without dampening or Nesterov (and as PyTorch's SGD), without
     the parameter-sized `stat` buffer nn.SGD allocates (250 MB for IResNet100; docs/performance.md).
-    "adamw" is nn.AdamWeightDecay, for amp_level O0 only (it takes no loss scale).
+    "adamw" is nn.AdamWeightDecay, which takes no loss scale: amp_level O0, or any level on GPU/Ascend, where the
+    dynamic loss scale is removed from the gradients before the optimiser (engine/runtime.py refuses the rest).
     """
     from mindspore import nn
 
@@ -70,5 +71,8 @@ def create_optimizer(net, train_cfg, lr: List[float], loss_scale: float = 1.0):
     if name == "sgd":
         return nn.Momentum(groups, learning_rate=lr, momentum=train_cfg.momentum, loss_scale=loss_scale)
     if loss_scale != 1.0:
-        raise UserError("config key train.optimizer: adamw supports amp_level O0 only here; use sgd for O2/O3")
+        raise UserError(
+            "config key train.optimizer: adamw takes no loss scale, so with a fixed loss scale (amp_level O1/O2/O3 on "
+            "CPU) it runs at amp_level O0 only; use sgd"
+        )
     return nn.AdamWeightDecay(groups, learning_rate=lr)

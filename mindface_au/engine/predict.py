@@ -14,6 +14,7 @@ import numpy as np
 from mindface_au.config import Config
 from mindface_au.errors import UserError
 from mindface_au.postprocess import binarize, postprocess_video
+from mindface_au.utils import guard
 
 __all__ = ["vote", "predict"]
 
@@ -47,19 +48,24 @@ def predict(
     label_k: Optional[int] = None,
     device: str = "auto",
     save_probs: bool = False,
+    overwrite: bool = False,
 ) -> Dict:
     """Write <out_dir>/<video>.txt for every video of `split` ("test", "val", "train" or "val-fold" for the
     validation videos of cfg.data.split). `ckpts`: model files (.ckpt, .mindir or .onnx).
 
+    An existing <video>.txt is replaced only with `overwrite`; `out_dir` is never a folder of the dataset's
+    annotation files (nor a model file), whatever `overwrite` says.
+
     Returns {"videos", "frames", "out_dir", "probs": {video: (T, 12)}}.
     """
     from mindface_au.data import get_split, load_split
+    from mindface_au.data.affwild2 import ANNOTATION_DIR, SPLIT_DIRS
     from mindface_au.engine.evaluator import frame_probs, predict_videos
     from mindface_au.inference.loader import load_inference_model
     from mindface_au.submission import write_prediction
 
     if not ckpts:
-        raise UserError("--ckpt: give at least one checkpoint")
+        raise UserError("ckpts: give at least one model file")
     if method not in VOTES:
         raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
     for ckpt in ckpts:
@@ -70,6 +76,10 @@ def predict(
     videos = get_split(cfg.data)[1] if split == "val-fold" else load_split(cfg.data.root, split)
     if not videos:
         raise UserError(f"split {split!r} of {cfg.data.root} has no videos")
+    annotations = os.path.join(cfg.data.root, ANNOTATION_DIR)
+    inputs = [annotations, *(os.path.join(annotations, d) for d in SPLIT_DIRS.values()), *ckpts]
+    guard.check_not_input(out_dir, inputs, "output folder")
+    guard.check_outputs([os.path.join(out_dir, v.name + ".txt") for v in videos], inputs, overwrite)
     per_model: List[List[np.ndarray]] = []
     for ckpt in ckpts:
         model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)

@@ -13,6 +13,7 @@ Layout (rank 0 writes it; other ranks get the same paths and write nothing)::
 Every file is written atomically (temporary file, then rename), so a killed run leaves whole files only.
 """
 
+import errno
 import json
 import os
 import re
@@ -36,6 +37,9 @@ RUN_FILES = {
 
 # kind -> file name in checkpoints/ ("{epoch}" filled in); save_checkpoint writes one of these
 CHECKPOINT_KINDS = {"epoch": "epoch_{epoch:03d}.ckpt", "best": "best.ckpt", "resume": "resume.ckpt"}
+# hidden temporary files of an interrupted atomic save (utils/io.py: .NAME.XXXX.tmp.EXT) and MindSpore's own
+# .tmp beside them (.NAME.XXXX.tmp.tmp)
+STALE_PATTERNS = (".*.tmp.ckpt", ".*.tmp.tmp", ".*.tmp.json", ".*.tmp.yaml")
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.ckpt$")
 
 
@@ -87,6 +91,9 @@ class ResumeState:
         ]
         if mismatched:
             raise UserError(f"{self.path}: resume state does not fit the model ({'; '.join(mismatched[:3])})")
+        from mindface_au.models.checkpoint import check_finite
+
+        check_finite({k: params[k] for k in own}, self.path)
         not_loaded, _ = ms.load_param_into_net(train_network, {k: params[k] for k in own}, strict_load=True)
         not_loaded = [n for n in not_loaded if not n.startswith("learning_rate")]
         if not_loaded:
@@ -129,6 +136,39 @@ class RunDirectory:
         return os.path.join(self.ckpt_dir, CHECKPOINT_KINDS[kind].format(epoch=epoch))
 
     # ---- writing (rank 0 only) ----
+
+    def prepare(self, resume: bool = False, overwrite: bool = False) -> List[str]:
+        """Make the run directory ready to write (before anything is written); the stale files removed.
+
+        A folder holding another run is refused unless `overwrite` (then that run's files are removed, so none of
+        its epoch checkpoints can become the "latest"); `resume` continues the run there. Either way the hidden
+        temporary files an interrupted save left behind (ours, `.best.*.tmp.ckpt`, and MindSpore's `.tmp`) go.
+        """
+        if not self.writes:
+            return []
+        from mindface_au.utils.guard import check_new_output, remove_stale_temporaries, writing
+
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise UserError(f"{self.root}: the run directory is an existing file; choose another path")
+        found = [p for p in (self.config_path, self.metrics_path, self.log_path, self.ckpt_dir) if os.path.exists(p)]
+        removed: List[str] = []
+        if found and not resume:
+            check_new_output(self.root, overwrite, "run directory")  # raises unless overwrite
+            with writing(self.root):
+                for _, path in self.epoch_checkpoints():
+                    os.remove(path)
+                    removed.append(path)
+                for path in (self.best_path, self.resume_path, self.metrics_path, self.log_path, self.config_path):
+                    if os.path.isfile(path):
+                        os.remove(path)
+                        removed.append(path)
+        with writing(self.root):
+            os.makedirs(self.ckpt_dir, exist_ok=True)
+            if not os.access(self.root, os.W_OK) or not os.access(self.ckpt_dir, os.W_OK):
+                raise PermissionError(errno.EACCES, "permission denied", self.root)
+            for folder in (self.root, self.ckpt_dir):
+                removed += remove_stale_temporaries(folder, STALE_PATTERNS)
+        return removed
 
     def save_config(self, cfg) -> None:
         """Create the directory and write the resolved config."""

@@ -5,25 +5,42 @@ one-line error naming the key), `apply_jit_level` sets the compile level before 
 `RuntimeSettings.describe()` is the line every run logs at start. Only CPU runs here; the GPU/Ascend values come
 from the MindSpore 2.10 documentation:
 
-- `jit_level` (mindspore.JitConfig / set_context(jit_config=...)): O0 and O1 run operator by operator; O2 hands
-  the whole graph to CANN's GraphEngine and exists on Ascend only (static graph mode, whole-graph sink).
+- `jit_level` (mindspore.JitConfig, set on the network with Cell.set_jit_config; `set_context(jit_config=...)` is
+  deprecated in 2.10): O0 and O1 run operator by operator; O2 hands the whole graph to CANN's GraphEngine and exists
+  on Ascend only (static graph mode, whole-graph sink). JitConfig's O2 is deprecated since 2.9: still accepted on
+  Ascend, with a deprecation note in the run's settings line.
+- `sync_bn`: nn.SyncBatchNorm's "Supported Platforms" is Ascend only (2.10), so GPU is refused like CPU.
 - sink mode (Model.train(dataset_sink_mode=True)): data goes through a device queue; on CPU Model.train runs
   without sink whatever is asked. With sink, step callbacks fire once per sink (an epoch), not per step.
 - AMP: DynamicLossScaleManager (supported on Ascend and GPU) lowers the scale on overflow and skips that update;
   on CPU, O2/O3 need FixedLossScaleManager(drop_overflow_update=False) with the optimiser dividing by the scale.
 """
 
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from mindface_au.errors import UserError
 
-__all__ = ["AMP_LEVELS", "FIXED_LOSS_SCALE", "DYNAMIC_LOSS_SCALE", "RuntimeSettings", "resolve_runtime"]
+__all__ = [
+    "AMP_LEVELS",
+    "FIXED_LOSS_SCALE",
+    "DYNAMIC_LOSS_SCALE",
+    "RuntimeSettings",
+    "resolve_runtime",
+    "amp_rewrite_folder",
+]
 
 AMP_LEVELS = ("O0", "O1", "O2", "O3")
 FIXED_LOSS_SCALE = 1024.0
 DYNAMIC_LOSS_SCALE = {"init_loss_scale": 2.0**16, "scale_factor": 2, "scale_window": 1000}
 ACCELERATORS = ("GPU", "Ascend")
+SYNC_BN_DEVICES = ("Ascend",)  # nn.SyncBatchNorm's declared platforms (MindSpore 2.10)
+JIT_O2_NOTE = "jit level O2 is deprecated since MindSpore 2.9 (JitConfig); O0 or O1 is the supported choice"
 
 
 @dataclass
@@ -38,6 +55,7 @@ class RuntimeSettings:
     loss_scale: str  # "none", "fixed" or "dynamic"
     batch_size: int
     world_size: int
+    notes: tuple = ()  # deprecations met while resolving, logged with the settings line
 
     @property
     def global_batch(self) -> int:
@@ -71,6 +89,7 @@ class RuntimeSettings:
             f"device {self.device}, mode {self.mode}, sink mode {'on' if self.sink_mode else 'off'}, "
             f"jit level {self.jit_level or 'default'}, AMP {self.amp_level}, loss scale {scale}, "
             f"global batch {self.global_batch} ({self.batch_size} per device x {self.world_size})"
+            + "".join(f"; note: {note}" for note in self.notes)
         )
 
 
@@ -93,22 +112,60 @@ def resolve_runtime(train_cfg, device: str, world_size: int, batch_size: int, mo
             "config key train.save_every_steps needs train.sink_mode false: in sink mode the host sees only the end "
             "of each sink (epoch), so a step checkpoint cannot be taken"
         )
-    if train_cfg.sync_bn and device not in ACCELERATORS:
+    if train_cfg.sync_bn and device not in SYNC_BN_DEVICES:
         raise UserError(
-            f"config key train.sync_bn: nn.SyncBatchNorm runs on GPU and Ascend only, this run is on "
+            f"config key train.sync_bn: nn.SyncBatchNorm runs on Ascend only (MindSpore 2.10), this run is on "
             f"{device}; set train.sync_bn=false (BatchNorm statistics stay per device)"
         )
     if amp == "O0":
         scale = "none"
     else:
         scale = "dynamic" if device in ACCELERATORS else "fixed"
-    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size))
+    if scale == "fixed" and str(train_cfg.optimizer).lower() == "adamw":
+        raise UserError(
+            f"config key train.optimizer: adamw takes no loss scale, and amp_level {amp} on {device} uses a fixed "
+            "loss scale the optimiser must divide by; use sgd, amp_level O0, or GPU/Ascend (dynamic loss scale)"
+        )
+    notes = (JIT_O2_NOTE,) if jit == "O2" else ()
+    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes)
 
 
-def apply_jit_level(jit_level: Optional[str]) -> None:
-    """Set the graph compile level for every graph built after this call ("" keeps MindSpore's default)."""
+def apply_jit_level(jit_level: Optional[str], net=None) -> None:
+    """Set the graph compile level ("" keeps MindSpore's default).
+
+    With `net`: `net.set_jit_config(JitConfig(jit_level=...))`, MindSpore 2.10's way; Model copies the network's
+    JitConfig to the train network it builds, and evaluation compiles `net` itself. Without `net`: the deprecated
+    `set_context(jit_config=...)` for every graph built after the call (kept for callers without a network).
+    """
     if not jit_level:
         return
     import mindspore as ms
 
-    ms.set_context(jit_config={"jit_level": jit_level})
+    if net is not None:
+        net.set_jit_config(ms.JitConfig(jit_level=jit_level))
+    else:
+        ms.set_context(jit_config={"jit_level": jit_level})
+
+
+@contextlib.contextmanager
+def amp_rewrite_folder(amp_level: str) -> Iterator[Optional[str]]:
+    """Build a Model / train network for `amp_level` inside this: O1's generated files go to a temporary folder.
+
+    MindSpore's amp_level O1 (mindspore.rewrite, 2.10) writes the rewritten network as Python modules under
+    `rewritten_network/` in the current working folder and imports them from there; graph compilation reads their
+    source again later (inspect.getsource), so the folder must outlive the first compile. For O1 this changes the
+    working folder to a new temporary folder for the duration of the block (build the network, nothing else: no
+    relative paths are opened meanwhile) and removes that folder when the process exits. Other levels write
+    nothing and change nothing. Yields the folder (None unless O1).
+    """
+    if str(amp_level).upper() != "O1":
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="mindface_au_amp_o1_")
+    atexit.register(shutil.rmtree, folder, True)
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(previous)

@@ -61,10 +61,12 @@ def train(
     device: Optional[str] = None,
     overrides: List[str] = (),
     callbacks: Sequence = (),
+    overwrite: bool = False,
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
 
     `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
+    `overwrite`: replace the run in train.out_dir if there is one (else that is an error; see docs/errors.md).
 
     Returns {"run_dir", "rank", "best": {"epoch", "mean_f1"}, "epochs": [per-epoch records], "best_ckpt",
     "config"}.
@@ -81,9 +83,15 @@ def train(
         SkippedImagesCallback,
         StepCheckpoint,
     )
-    from mindface_au.engine.distributed import freeze_batchnorm, init_distributed, parameter_digest, sync_batchnorm
+    from mindface_au.engine.distributed import (
+        check_resume_workers,
+        freeze_batchnorm,
+        init_distributed,
+        parameter_digest,
+        sync_batchnorm,
+    )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
-    from mindface_au.engine.runtime import apply_jit_level, resolve_runtime
+    from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
@@ -99,8 +107,8 @@ def train(
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
-    apply_jit_level(runtime.jit_level)  # before the first graph is compiled
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
+    stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
     # into the train network once it exists. Every rank reads it (a shared run directory on several machines).
@@ -109,9 +117,13 @@ def train(
     if state and start_epoch >= cfg.train.epochs:
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
 
+    if resume:
+        check_resume_workers(run.root, world_size)  # the worker count the run last ran with
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
     logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
+    if stale:
+        logger.info(f"removed {len(stale)} file(s) of an earlier run or interrupted save: {', '.join(stale[:4])}")
     logger.info(runtime.describe())
     if cfg.train.sink_mode == "true" and not runtime.sink_mode:
         logger.info("train.sink_mode true: Model.train does not sink on CPU, so this run does not")
@@ -125,6 +137,7 @@ def train(
 
     train_videos, val_videos = get_split(cfg.data)
     net = create_model_from_config(cfg.model)
+    apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     if cfg.train.sync_bn:
         logger.info(
             f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
@@ -173,7 +186,8 @@ def train(
     optimizer = create_optimizer(net, cfg.train, lrs, runtime.optimizer_loss_scale)
     scale_manager = runtime.loss_scale_manager()
     kwargs = {"loss_scale_manager": scale_manager} if scale_manager is not None else {}
-    model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
+    with amp_rewrite_folder(runtime.amp_level):  # O1 writes generated modules: not into the user's folder
+        model = Model(net, loss_fn=loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
 
     history: List[Dict] = []
     best = None

@@ -25,6 +25,7 @@ JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batc
 import dataclasses
 import os
 import re
+import shutil
 import tempfile
 import time
 from typing import Optional, Union
@@ -40,7 +41,9 @@ from mindface_au.inference.loader import (
     model_metadata,
     output_width,
 )
-from mindface_au.utils.io import atomic_path
+from mindface_au.utils import guard
+from mindface_au.utils.cpus import available_cpus
+from mindface_au.utils.io import atomic_path, mindspore_safe_path
 
 __all__ = ["FORMATS", "QUANTIZE", "export_network", "export_model", "calibration_crops"]
 __all__ += ["release_name", "default_spec", "export_release"]
@@ -50,6 +53,14 @@ EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx"}  # CKPT: `out` is a folder, 
 QUANTIZE = ("int8",)
 QUANT_OPSET = 13  # per-channel QDQ (DequantizeLinear with an axis) needs opset 13
 HELD_OUT = 32  # crops kept out of calibration to compare int8 with float32
+
+
+def _checked_diff(got: np.ndarray, reference: np.ndarray, out: str) -> float:
+    """The largest difference between the exported file's outputs and MindSpore's; not a number is an error."""
+    diff = float(np.abs(np.asarray(got, np.float64) - np.asarray(reference, np.float64)).max())
+    if not np.isfinite(diff):
+        raise UserError(f"{out}: the export check gives {diff} (the model outputs NaN/Inf); file not written")
+    return diff
 
 
 def _check_out(out: str, fmt: str) -> None:
@@ -90,7 +101,7 @@ def _onnx_session(path: str):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = available_cpus()
     options.log_severity_level = 3
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
@@ -246,10 +257,16 @@ def export_network(
 
             proto.user_info[MODEL_INFO_KEY] = json.dumps(info)
 
-        with atomic_path(out) as tmp:
-            ms.export(run_net, dummy, file_name=tmp, file_format="MINDIR", custom_func=add_info)
-            if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+        with atomic_path(out) as tmp, mindspore_safe_path(tmp) as written:  # MindSpore: no spaces, ASCII only
+            ms.export(run_net, dummy, file_name=written, file_format="MINDIR", custom_func=add_info)
+            if not os.path.isfile(written) or os.path.getsize(written) == 0:
                 raise UserError(f"--out {out}: MindSpore wrote no MindIR file")
+            # the file's own check: the graph read back gives the network's outputs (a NaN model fails here)
+            check = np.random.default_rng(0).normal(0, 1, (batch_size, 3, size, size)).astype(np.float32)
+            got = ms.nn.GraphCell(ms.load(written))(ms.Tensor(check)).asnumpy()
+            info["max_abs_diff_vs_mindspore"] = _checked_diff(got, run_net(ms.Tensor(check)).asnumpy(), out)
+            if written != tmp:
+                shutil.move(written, tmp)
         return info
 
     onnx = _onnx_modules()
@@ -258,14 +275,15 @@ def export_network(
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
-        _write_onnx_float(run_net, size, batch_size, float_path, output_name)
-        model = onnx.load(float_path)
-        _set_metadata(model, info)
-        onnx.save(model, float_path)
+        with guard.writing(float_path):  # the temporary folder may be on another (full) disk
+            _write_onnx_float(run_net, size, batch_size, float_path, output_name)
+            model = onnx.load(float_path)
+            _set_metadata(model, info)
+            onnx.save(model, float_path)
         reference = run_net(ms.Tensor(check)).asnumpy()
         float_session = _onnx_session(float_path)
         got = float_session.run(None, {"input": check})[0]
-        info["max_abs_diff_vs_mindspore"] = float(np.abs(got - reference).max())
+        info["max_abs_diff_vs_mindspore"] = _checked_diff(got, reference, out)
         if not quantize:
             with atomic_path(out) as tmp:
                 onnx.save(model, tmp)
@@ -302,11 +320,9 @@ def _check_source(ckpt: str) -> None:
     kinds = {".mindir": "MindIR", ".onnx": "ONNX"}
     ext = os.path.splitext(ckpt)[1].lower()
     if ext in kinds:
-        raise UserError(
-            f"--ckpt {ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)"
-        )
+        raise UserError(f"{ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)")
     if ext != ".ckpt":
-        raise UserError(f"--ckpt {ckpt}: export needs a training checkpoint (.ckpt)")
+        raise UserError(f"{ckpt}: export needs a training checkpoint (.ckpt)")
 
 
 def export_model(
@@ -320,12 +336,13 @@ def export_model(
     device: str = "auto",
     config: Union[None, str, Config, ModelConfig] = None,
     spec: Optional[str] = None,
+    overwrite: bool = False,
 ) -> dict:
     """Rebuild the network of training checkpoint `ckpt` (embedded or given config), load it strictly and write
     `out` (see export_network). Returns the metadata stored in the file (plus the int8 report).
 
     `fmt="CKPT"` writes a release checkpoint into folder `out` instead (export_release: `config` is the recipe,
-    `spec` its name)."""
+    `spec` its name). An existing `out` file is replaced only with `overwrite`; `out` is never an input."""
     from mindface_au.data.transforms import face_input
     from mindface_au.inference.loader import build_network, checkpoint_model_config
     from mindface_au.models.checkpoint import load_checkpoint_strict
@@ -340,6 +357,8 @@ def export_model(
     if quantize and fmt != "ONNX":
         raise UserError(f"--quantize {quantize}: only with --format ONNX")
     _check_source(ckpt)
+    if fmt != "CKPT":
+        guard.check_outputs([out], [ckpt, calib], overwrite)
     if fmt == "CKPT":
         if isinstance(config, ModelConfig):
             raise UserError("--format CKPT: the recipe is a whole config (YAML path or Config), not a model section")
@@ -469,8 +488,8 @@ def export_release(
     model_cfg = checkpoint_model_config(ckpt, recipe_cfg)
     if recipe_cfg is None:
         raise UserError(
-            f"--ckpt {ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; pass --config "
-            "with the config the run was trained with"
+            f"{ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; give the config "
+            "the run was trained with (recipe)"
         )
     trained = dataclasses.asdict(dataclasses.replace(recipe_cfg.model, backbone_checkpoint=""))
     differ = [k for k, v in dataclasses.asdict(model_cfg).items() if trained[k] != v]

@@ -24,6 +24,8 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config
 from mindface_au.errors import UserError
+from mindface_au.utils.cpus import available_cpus
+from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
     "MODEL_INFO_KEY",
@@ -281,7 +283,9 @@ class _MindSporeModel(InferenceModel):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import mindspore as ms
 
-        return self.net(ms.Tensor(batch)).asnumpy()
+        out = self.net(ms.Tensor(batch)).asnumpy()
+        reclaim_signal_handlers()  # MindSpore re-arms its own SIGINT handler at every graph run (utils/guard.py)
+        return out
 
 
 class _OnnxModel(InferenceModel):
@@ -318,12 +322,14 @@ def _load_mindir(path: str, device: str) -> InferenceModel:
     from mindspore import nn
 
     from mindface_au.utils.device import init_context
+    from mindface_au.utils.io import mindspore_safe_path
 
     device = init_context(device)
     try:
-        proto = ms.load_mindir(path)
-        raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
-        graph = ms.load(path)
+        with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
+            proto = ms.load_mindir(readable)
+            raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
+            graph = ms.load(readable)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{path}: not a readable MindIR file ({first})") from exc
@@ -352,7 +358,7 @@ def _onnx_session(path: str, threads: int, device: str):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads < 0:
         raise UserError(f"--threads: got {threads}, expected 0 (all cores) or a positive integer")
-    options.intra_op_num_threads = int(threads) or len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = int(threads) or available_cpus()
     options.log_severity_level = 3
     target = (device or "auto").lower()
     available = ort.get_available_providers()
@@ -412,8 +418,8 @@ def load_inference_model(
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: model file not found")
-    if batch_size < 1:
-        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+    if batch_size < 1:  # the CLI's --batch-size, or data.eval_batch_size of a config
+        raise UserError(f"batch_size: got {batch_size}, expected a positive integer")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         return _load_onnx(path, threads, device, batch_size)

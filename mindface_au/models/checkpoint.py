@@ -25,6 +25,17 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def check_finite(params: Dict, source: str) -> None:
+    """Refuse parameters that are not numbers (NaN or Inf), naming the first: such a model predicts nothing."""
+    for name, value in params.items():
+        if not isinstance(value, (ms.Parameter, ms.Tensor, np.ndarray)):
+            continue
+        array = value.asnumpy() if hasattr(value, "asnumpy") else value
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise UserError(f"{source}: parameter {name} has {bad} non-finite value(s) (NaN/Inf); the model is broken")
+
+
 def load_params_strict(
     net: nn.Cell, params: Dict[str, ms.Parameter], source: str, prefix: str = "", ignore_extra: bool = False
 ) -> None:
@@ -46,11 +57,21 @@ def load_params_strict(
     problems = fit_problems(missing, unexpected, mismatched)
     if problems:
         raise UserError(f"{source}: checkpoint does not fit the model ({problems})")
-    to_load = {k: wanted[k] for k in own}
+    # float16 weights (a network cast for AMP O2/O3, or saved so) load into the float32 network as float32
+    to_load = {k: _as_dtype(wanted[k], own[k].dtype) for k in own}
+    check_finite(to_load, source)
     not_loaded, _ = ms.load_param_into_net(net, to_load, strict_load=True)
     not_loaded = [name for name in not_loaded if name.startswith(prefix)]  # only the prefixed part was asked for
     if not_loaded:
         raise UserError(f"{source}: parameters not loaded: {listing(not_loaded)}")
+
+
+def _as_dtype(param: ms.Parameter, dtype) -> ms.Parameter:
+    """`param` cast to `dtype` when both are floating point and differ (float16/bfloat16 -> float32); else as is."""
+    floats = (ms.float16, ms.bfloat16, ms.float32, ms.float64)
+    if param.dtype == dtype or param.dtype not in floats or dtype not in floats:
+        return param
+    return ms.Parameter(param.astype(dtype), name=param.name, requires_grad=param.requires_grad)
 
 
 def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> str:

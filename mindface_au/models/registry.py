@@ -1,6 +1,7 @@
 """Model registry in the mindcv/timm style: factories register by name, `create_model` builds by name."""
 
 import fnmatch
+import os
 from typing import Callable, Dict, List
 
 from mindface_au.errors import UserError
@@ -15,12 +16,31 @@ def register_model(fn: Callable = None, *, name: str = None, default_cfg: dict =
     def wrap(factory: Callable) -> Callable:
         key = name or factory.__name__
         if key in _MODELS:
+            if _same_function(_MODELS[key], factory):
+                return factory  # the defining module imported again under another name (MindSpore AMP O1)
             raise ValueError(f"model {key!r} is registered twice")
         _MODELS[key] = factory
         _DEFAULT_CFGS[key] = dict(default_cfg or {})
         return factory
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _same_function(a: Callable, b: Callable) -> bool:
+    """True if `a` and `b` are one definition run twice: same qualified name, same source file and line.
+
+    MindSpore's amp_level O1 rewrites the network into generated modules that import the model modules again
+    under their bare names (`from aunet import AUNet`), which re-runs their registrations.
+    """
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if code_a is None or code_b is None:
+        return False
+    return (
+        a.__qualname__ == b.__qualname__
+        and os.path.realpath(code_a.co_filename) == os.path.realpath(code_b.co_filename)
+        and code_a.co_firstlineno == code_b.co_firstlineno
+        and a.__defaults__ == b.__defaults__  # factories made in one loop differ by their bound defaults
+    )
 
 
 def list_models(pattern: str = "*") -> List[str]:

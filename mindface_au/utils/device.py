@@ -37,16 +37,48 @@ def onednn_cap() -> Optional[dict]:
     return {"value": os.environ.get(ONEDNN_ISA_VAR), "source": _onednn["source"]}
 
 
-def detect_device() -> str:
-    """Best available device target for this MindSpore build: Ascend, then GPU, then CPU."""
-    import mindspore as ms
+def device_available(target: str) -> bool:
+    """Whether this MindSpore loaded its `target` ("Ascend", "GPU", "CPU") device plugin.
 
+    mindspore.device_context.<device>.is_available() (MindSpore 2.10; it replaces mindspore.hal.is_available,
+    deprecated since 2.5). Like that function it says only whether the plugin loaded (the CANN or CUDA libraries
+    were found), not that a device is present. It logs every failed plugin load as a warning; muted here so a CPU
+    user of the Python API does not see Ascend/GPU library errors (`mindface-au doctor` shows them).
+    """
+    import logging
+
+    from mindspore import device_context, log
+
+    logger = log._get_logger()  # noqa: SLF001 - MindSpore's own logger; no public way to mute one call
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return bool(getattr(device_context, target.lower()).is_available())
+    except Exception:  # noqa: BLE001 - a backend plugin that fails to load means "not available"
+        return False
+    finally:
+        logger.setLevel(level)
+
+
+def plugin_load_error() -> str:
+    """The library-loading error MindSpore met when loading its device plugins ("" if none).
+
+    The text `device_context.<device>.is_available()` logs on failure (e.g. "libge_runner.so: cannot open shared
+    object file" without CANN); read from MindSpore's context, which has no public getter for it.
+    """
+    try:
+        from mindspore._c_expression import MSContext
+
+        return str(MSContext.get_instance().load_plugin_error() or "").strip()
+    except Exception:  # noqa: BLE001 - an older/newer MindSpore without the getter: nothing to report
+        return ""
+
+
+def detect_device() -> str:
+    """Best available device target for this MindSpore build: Ascend, then GPU, then CPU (plugin loaded)."""
     for target in ("Ascend", "GPU"):
-        try:
-            if ms.hal.is_available(target):
-                return target
-        except Exception:  # noqa: BLE001 - a backend plugin that fails to load means "not available"
-            continue
+        if device_available(target):
+            return target
     return "CPU"
 
 

@@ -2,16 +2,24 @@
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from typing import IO, Iterator
 
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import writing
 
 
 def ensure_output_folder(path: str) -> str:
     """Create the folder that will hold output file `path` and check it is writable; returns the folder."""
     if os.path.isdir(path):
         raise UserError(f"{path}: output is a folder; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise UserError(f"{path}: {parent} is a file, not a folder")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -24,22 +32,29 @@ def ensure_output_folder(path: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path (same folder, same suffix) that replaces `path` only if the block succeeds."""
+    """Yield a temporary path (same folder, same suffix) that replaces `path` only if the block succeeds.
+
+    A failure of the environment while writing (disk full, permissions) is an `EnvironmentFailure` naming `path`;
+    the temporary file, and the `.tmp` MindSpore writes beside a checkpoint's name, are removed either way.
+    """
     path = os.path.abspath(path)
     folder = ensure_output_folder(path)
     base = os.path.basename(path)
     stem, suffix = os.path.splitext(base)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=folder)
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the final file the usual permissions
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with writing(path):
+            yield tmp
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for leftover in (tmp, os.path.splitext(tmp)[0] + ".tmp"):  # ours, and MindSpore's save_checkpoint's
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 @contextlib.contextmanager
@@ -48,3 +63,31 @@ def atomic_write(path: str, mode: str = "w", **kwargs) -> Iterator[IO]:
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
+
+
+# MindSpore reads and writes MindIR files only at paths made of these characters (no space, nothing non-ASCII)
+MINDSPORE_PATH = re.compile(r"^[0-9a-zA-Z@_\-.:/\\]+$")
+
+
+@contextlib.contextmanager
+def mindspore_safe_path(path: str, copy_in: bool = False) -> Iterator[str]:
+    """A path MindSpore accepts standing in for `path` (same suffix): `path` itself when it qualifies, else a
+    file in a fresh temporary folder that, with `copy_in`, starts as a copy of `path` (for reading). The caller
+    moves a written file from the yielded path to its place; the temporary folder is removed afterwards."""
+    if MINDSPORE_PATH.match(os.path.abspath(path)):
+        yield path
+        return
+    work = tempfile.mkdtemp(prefix="mindface_au_")
+    if not MINDSPORE_PATH.match(work):
+        shutil.rmtree(work, ignore_errors=True)
+        raise UserError(
+            f"{path}: MindSpore accepts only the characters 0-9 a-z A-Z @ _ - . : / \\ in MindIR paths, and the "
+            f"temporary folder {work} has others too; use another path or set TMPDIR"
+        )
+    try:
+        stand_in = os.path.join(work, "model" + os.path.splitext(path)[1])
+        if copy_in:
+            shutil.copyfile(path, stand_in)
+        yield stand_in
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

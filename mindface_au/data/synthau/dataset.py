@@ -24,6 +24,7 @@ from mindface_au.data.au_txt import write_au_file
 from mindface_au.data.synthau.face import light_map, render_face, sample_identity
 from mindface_au.data.synthau.intensity import LABEL_THRESHOLD, au_intensities, labels_from_intensity
 from mindface_au.errors import UserError
+from mindface_au.utils.guard import writing
 
 TEST_LABEL_DIR = "synthau_test_labels"
 SUMMARY_FILE = "synthau.json"
@@ -97,7 +98,9 @@ def _make_job(job: Dict) -> Dict:
     os.makedirs(folder, exist_ok=True)
     for i, image in enumerate(video["frames"]):
         if image is not None:
-            cv2.imwrite(os.path.join(folder, image_name(i + 1)), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            path = os.path.join(folder, image_name(i + 1))
+            if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
+                raise RuntimeError(f"{path}: cv2.imwrite failed")
     labels, invalid = video["labels"], video["invalid"]
     rows = len(labels) - job["unlabelled_tail"]  # images at the end without an annotation row
     if job["split"] == "test":
@@ -166,6 +169,12 @@ def generate(
         raise UserError(f"--videos: got {videos}, expected at least 2 (train and val)")
     if frames < 10:
         raise UserError(f"--frames: got {frames}, expected at least 10")
+    if seed < 0:
+        raise UserError(f"seed: got {seed}, expected an integer >= 0")
+    if test_videos is not None and test_videos < 0:
+        raise UserError(f"test_videos: got {test_videos}, expected an integer >= 0")
+    if workers is not None and workers < 1:
+        raise UserError(f"workers: got {workers}, expected at least 1 (or none: the CPU count)")
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         if not overwrite:
@@ -181,31 +190,32 @@ def generate(
         raise UserError(f"{out_dir}: cannot create the parent folder ({exc.strerror})") from exc
     tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for sub in [os.path.join(ANNOTATION_DIR, d) for d in SPLIT_DIRS.values()] + [IMAGE_DIR, TEST_LABEL_DIR]:
-            os.makedirs(os.path.join(tmp, sub), exist_ok=True)
-        jobs = _plan(videos, frames, seed, test_videos)
-        for job in jobs:
-            job["root"] = tmp
-        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-        if workers > 1 and sum(j["frames"] for j in jobs) >= 1500:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                results = list(pool.map(_make_job, jobs))
-        else:
-            results = [_make_job(job) for job in jobs]
-        summary = _summarise(results, videos, frames, seed, test_videos)
-        summary["seconds"] = round(time.perf_counter() - start, 2)
-        tests = sorted((r["name"], r["frames"]) for r in results if r["split"] == "test")
-        with open(os.path.join(tmp, ANNOTATION_DIR, SPLIT_DIRS["test"], TEST_LIST), "w", encoding="utf-8") as f:
-            f.write("".join(f"{name},{count}\n" for name, count in tests))
-        with open(os.path.join(tmp, SUMMARY_FILE), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-            f.write("\n")
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir) if os.path.isdir(out_dir) else os.remove(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with writing(out_dir):  # disk full / no permission: one line naming the folder, exit 1
+        try:
+            for sub in [os.path.join(ANNOTATION_DIR, d) for d in SPLIT_DIRS.values()] + [IMAGE_DIR, TEST_LABEL_DIR]:
+                os.makedirs(os.path.join(tmp, sub), exist_ok=True)
+            jobs = _plan(videos, frames, seed, test_videos)
+            for job in jobs:
+                job["root"] = tmp
+            workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+            if workers > 1 and sum(j["frames"] for j in jobs) >= 1500:
+                with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                    results = list(pool.map(_make_job, jobs))
+            else:
+                results = [_make_job(job) for job in jobs]
+            summary = _summarise(results, videos, frames, seed, test_videos)
+            summary["seconds"] = round(time.perf_counter() - start, 2)
+            tests = sorted((r["name"], r["frames"]) for r in results if r["split"] == "test")
+            with open(os.path.join(tmp, ANNOTATION_DIR, SPLIT_DIRS["test"], TEST_LIST), "w", encoding="utf-8") as f:
+                f.write("".join(f"{name},{count}\n" for name, count in tests))
+            with open(os.path.join(tmp, SUMMARY_FILE), "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=1)
+                f.write("\n")
+            if os.path.exists(out_dir):
+                shutil.rmtree(out_dir) if os.path.isdir(out_dir) else os.remove(out_dir)
+            os.replace(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 

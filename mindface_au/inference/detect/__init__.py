@@ -91,7 +91,7 @@ def detect(
         model_keys = ("device", "threads", "config", "batch_size")
         model_options = {k: options.pop(k) for k in model_keys if k in options}
         if options.get("predictor") is None and not ckpt:
-            raise UserError("--ckpt: a .ckpt, .mindir or .onnx model file is required")
+            raise UserError("ckpt: a model file (.ckpt, .mindir or .onnx) is required")
         model_options["path"] = ckpt
         return detect_videos(input_path, output, model_options, workers=workers, shard=shard, **options)
     if workers != 1 or shard not in (None, ""):

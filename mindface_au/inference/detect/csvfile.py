@@ -19,7 +19,7 @@ __all__ = ["sidecar_path", "read_detections", "iter_rows", "recover_partial", "c
 # how each setting is called where users set it (for "other settings" messages)
 SETTING_NAMES = {
     "input": "--input",
-    "model": "--ckpt",
+    "model": "--model",
     "aligned": "--aligned",
     "detector": "--detector",
     "all_faces": "--all-faces",
@@ -100,14 +100,13 @@ def check_resume(meta_path: str, partial: str, settings: dict) -> None:
     saved = None
     if os.path.isfile(meta_path):
         with open(meta_path, encoding="utf-8") as handle:
-            try:
-                saved = json.load(handle)
-            except ValueError:
-                saved = None
+            saved = json.load(handle)  # unreadable: the caller's guard.damaged_resume says what to do
     if saved == settings:
         return
     if not isinstance(saved, dict):
-        raise UserError(f"{partial}: was written with other settings ({meta_path} is missing); delete it")
+        raise UserError(
+            f"{partial}: was written with other settings ({meta_path} is missing); delete it or drop --resume"
+        )
     keys = [k for k in settings if saved.get(k) != settings[k]] + [k for k in saved if k not in settings]
     detail = "; ".join(f"{SETTING_NAMES.get(k, k)} {saved.get(k)!r} then, {settings.get(k)!r} now" for k in keys[:3])
     raise UserError(f"{partial}: was written with other settings ({detail}); delete it or drop --resume")

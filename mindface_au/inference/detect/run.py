@@ -29,9 +29,19 @@ from mindface_au.inference.detect.smoothing import smooth_csv
 from mindface_au.inference.detect.sources import Frame, FrameSource, open_source
 from mindface_au.inference.detect.tracking import KEYFRAME_EVERY, FaceFinder
 from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
+from mindface_au.utils import guard
 from mindface_au.utils.io import atomic_write, ensure_output_folder
 
-__all__ = ["STAGES", "StageTimer", "iter_detections", "detect_one", "model_au_names", "check_options"]
+__all__ = [
+    "STAGES",
+    "StageTimer",
+    "iter_detections",
+    "detect_one",
+    "model_au_names",
+    "check_options",
+    "run_settings",
+    "model_file",
+]
 
 MAX_QUEUE_ROWS = 4096  # run a partial batch rather than hold more rows than this (sparse faces in long videos)
 STAGES = ("decode", "detect_faces", "align", "network", "write")  # keys of the summary's "stage_seconds"
@@ -184,10 +194,51 @@ def check_options(
         raise UserError(f"--end: got {end_time}, expected seconds >= --start ({start_time})")
 
 
-def _settings(source: FrameSource, model_path: str, aligned: bool, detector: str, **options) -> dict:
-    """What must not change between an interrupted run and its resume."""
+def run_settings(
+    input_path: str,
+    model_path: str,
+    aligned: bool = False,
+    detector: str = "mtcnn",
+    all_faces: bool = False,
+    threshold: float = 0.5,
+    min_face_size: int = 20,
+    max_gap: int = 30,
+    every: int = 1,
+    detect_size: int = DETECT_SIZE,
+    track: bool = True,
+    keyframe_every: int = KEYFRAME_EVERY,
+    start_time: float = 0.0,
+    end_time: Optional[float] = None,
+    **_ignored,
+) -> dict:
+    """The settings that decide a CSV's rows: what must not change between an interrupted run and its resume, and
+    what a finished CSV's sidecar must hold for a folder-of-videos run to keep it (with `prob_k`)."""
+    return _settings(
+        input_path,
+        model_path,
+        aligned,
+        detector,
+        all_faces=bool(all_faces),
+        threshold=float(threshold),
+        min_face_size=int(min_face_size),
+        max_gap=int(max_gap),
+        every=int(every),
+        detect_size=int(detect_size),
+        track=bool(track) and detector == "mtcnn",
+        keyframe_every=int(keyframe_every),
+        start_time=float(start_time),
+        end_time=None if end_time is None else float(end_time),
+    )
+
+
+def model_file(predictor) -> str:
+    """The model file a loaded model (InferenceModel or Predictor) came from ("" when unknown)."""
+    return getattr(getattr(predictor, "model", predictor), "path", "") or ""
+
+
+def _settings(input_path: str, model_path: str, aligned: bool, detector: str, **options) -> dict:
     settings = {
-        "input": os.path.abspath(source.path),
+        "input": os.path.abspath(input_path),
         "model": os.path.abspath(model_path),
         "aligned": bool(aligned),
         "detector": None if aligned else detector,
@@ -240,6 +291,7 @@ def detect_one(
     report: Optional[str] = None,
     au_names: Optional[Sequence[str]] = None,
     source: Optional[FrameSource] = None,
+    overwrite: bool = False,
 ) -> dict:
     """Detect AUs on an image, a folder of images or a video and write one CSV row per processed frame and face.
 
@@ -248,12 +300,24 @@ def detect_one(
     dict: frames (processed), frames_read, rows, faces, no_face, keyframes, seconds, fps, backend, device,
     stage_seconds {decode, detect_faces, align, network, write}, output. `overlay` (an .mp4) and `report` (an .html)
     are written from the finished CSV. A folder of videos goes to `mindface_au.inference.detect.collection`.
+
+    Nothing is written over an input (`input_path`, the model file, the images of a folder); an existing output
+    (CSV, sidecar, plot, overlay, report) is replaced only with `overwrite`; `output` is locked for the run (a
+    second writer is refused). With `resume`, the partial file of an earlier run (and the sidecar it may have
+    left) is this run's own unfinished work.
     """
     check_options(
         prob_k, threshold, detector, min_face_size, max_gap, every, detect_size, keyframe_every, start_time, end_time
     )
     source = source or open_source(input_path)
     ensure_output_folder(output)
+    partial, meta_path, side = output + ".partial", output + ".partial.json", sidecar_path(output)
+    inputs = [input_path, ckpt, model_file(predictor) if predictor is not None else None, *source.files]
+    resuming = resume and os.path.isfile(partial)
+    own_sidecar = resuming and os.path.exists(side) and not os.path.exists(output)  # left by the interrupted run
+    guard.check_outputs([output, plot, overlay, report] + ([] if own_sidecar else [side]), inputs, overwrite)
+    if own_sidecar:
+        guard.check_not_input(side, inputs)
     if overlay:
         from mindface_au.inference.detect.overlay import check_overlay
 
@@ -261,165 +325,174 @@ def detect_one(
         ensure_output_folder(overlay)
     if report:
         ensure_output_folder(report)
-    if threads > 0:  # the face detector's OpenCV DNN pool too, not only the network's
-        import cv2
+    lock = guard.OutputLock(output)  # one writer per output
+    lock.acquire()
+    try:
+        if threads > 0:  # the face detector's OpenCV DNN pool too, not only the network's
+            import cv2
 
-        cv2.setNumThreads(int(threads))
-    if predictor is None:
-        if not ckpt:
-            raise UserError("--ckpt: a .ckpt, .mindir or .onnx model file is required")
-        from mindface_au.inference.loader import load_inference_model
+            cv2.setNumThreads(int(threads))
+        if predictor is None:
+            if not ckpt:
+                raise UserError("ckpt: a model file (.ckpt, .mindir or .onnx) is required")
+            from mindface_au.inference.loader import load_inference_model
 
-        predictor = load_inference_model(ckpt, device=device, threads=threads, config=config, batch_size=batch_size)
-    model = getattr(predictor, "model", predictor)  # a Predictor wraps an InferenceModel
-    model_path = getattr(model, "path", ckpt or "")
-    au_names = list(au_names or model_au_names(model))
-    print(f"detect: {model.describe()}", file=sys.stderr)
-    header = RowSchema(au_names, with_file=source.kind == "images").columns
-    partial, meta_path = output + ".partial", output + ".partial.json"
-    settings = _settings(
-        source,
-        model_path,
-        aligned,
-        detector,
-        all_faces=bool(all_faces),
-        threshold=float(threshold),
-        min_face_size=int(min_face_size),
-        max_gap=int(max_gap),
-        every=int(every),
-        detect_size=int(detect_size),
-        track=bool(track) and detector == "mtcnn",
-        keyframe_every=int(keyframe_every),
-        start_time=float(start_time),
-        end_time=None if end_time is None else float(end_time),
-    )
-    tracker = IoUTracker(max_age=max_gap)
-    start = 1
-    if resume and os.path.isfile(partial):
-        check_resume(meta_path, partial, settings)
-        start, tracks, next_id = recover_partial(partial, header)
-        start = start - (start - 1) % every  # a processed frame (the partial file only has those)
-        tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
-        print(f"resuming {partial} from frame {start}", file=sys.stderr)
-    else:
-        if resume:
-            print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
-        elif os.path.isfile(partial):
+            predictor = load_inference_model(ckpt, device=device, threads=threads, config=config, batch_size=batch_size)
+        model = getattr(predictor, "model", predictor)  # a Predictor wraps an InferenceModel
+        model_path = getattr(model, "path", ckpt or "")
+        au_names = list(au_names or model_au_names(model))
+        print(f"detect: {model.describe()}", file=sys.stderr)
+        header = RowSchema(au_names, with_file=source.kind == "images").columns
+        settings = run_settings(
+            source.path,
+            model_path,
+            aligned,
+            detector,
+            all_faces=all_faces,
+            threshold=threshold,
+            min_face_size=min_face_size,
+            max_gap=max_gap,
+            every=every,
+            detect_size=detect_size,
+            track=track,
+            keyframe_every=keyframe_every,
+            start_time=start_time,
+            end_time=end_time,
+        )
+        tracker = IoUTracker(max_age=max_gap)
+        start = 1
+        if resuming:
+            with guard.damaged_resume(partial, meta_path):  # a partial file that cannot be read back: one line
+                check_resume(meta_path, partial, settings)
+                start, tracks, next_id = recover_partial(partial, header)
+            start = start - (start - 1) % every  # a processed frame (the partial file only has those)
+            tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
+            print(f"resuming {partial} from frame {start}", file=sys.stderr)
+        else:
+            if resume:
+                print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
+            elif os.path.isfile(partial):
+                print(
+                    f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
+                    file=sys.stderr,
+                )
+            with guard.writing(partial), open(partial, "w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle, lineterminator="\n").writerow(header)
+            with atomic_write(meta_path) as handle:
+                json.dump(settings, handle)
+
+        from tqdm import tqdm
+
+        total = None if source.count is None else -(-source.count // every)
+        bar = tqdm(
+            total=total,
+            initial=(start - 1) // every,
+            unit="frame",
+            desc="detect",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        stats = {"rows": 0, "faces": 0, "no_face": 0}
+        timer = StageTimer()
+        finders: list = []
+        t0, cpu0 = time.time(), time.process_time()
+        last_flush = t0
+        try:
+            with open(partial, "a", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                rows = iter_detections(
+                    source,
+                    model,
+                    aligned,
+                    detector,
+                    all_faces,
+                    start,
+                    tracker,
+                    lambda f: bar.update(1),
+                    min_face_size,
+                    every=every,
+                    detect_size=detect_size,
+                    timer=timer,
+                    track=track,
+                    keyframe_every=keyframe_every,
+                    start_time=start_time,
+                    end_time=end_time,
+                    au_names=au_names,
+                    finder_out=finders,
+                )
+                for row in rows:
+                    t = time.perf_counter()
+                    writer.writerow(row.fields(threshold))
+                    stats["rows"] += 1
+                    stats["faces" if row.face is not None else "no_face"] += 1
+                    now = time.time()
+                    if now - last_flush > 1.0:
+                        handle.flush()
+                        last_flush = now
+                    timer.add("write", t)
+        except BaseException as exc:
+            lock.release()
+            bar.close()
+            print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
+            guard.reraise_environment(exc, partial)  # disk full: one line naming the file
+            raise
+        bar.close()
+        if source.skipped:
+            print(f"skipped {len(source.skipped)} non-image file(s): {', '.join(source.skipped[:5])}", file=sys.stderr)
+        if source.unreadable:
             print(
-                f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
+                f"{len(source.unreadable)} image(s) could not be decoded (rows with success=0): "
+                f"{', '.join(source.unreadable[:5])}",
                 file=sys.stderr,
             )
-        with open(partial, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, lineterminator="\n").writerow(header)
-        with atomic_write(meta_path) as handle:
-            json.dump(settings, handle)
+        if source.kind == "video" and source.count and source.seen != source.count and end_time is None:
+            print(f"note: read {source.seen} frames, the container announces {source.count}", file=sys.stderr)
+        t = time.perf_counter()
+        frames = (start - 1) // every + source.decoded
+        seconds = time.time() - t0
+        summary = dict(stats, frames=frames, frames_read=source.seen, every=every, seconds=round(seconds, 3))
+        summary["cpu_seconds"] = round(time.process_time() - cpu0, 3)  # the fair speed measure on a busy machine
+        summary["keyframes"] = finders[0].keyframes if finders and finders[0] is not None else 0
+        summary.update(output=output, backend=model.backend, device=model.device)
+        sidecar = {
+            "version": SIDECAR_VERSION,
+            "kind": source.kind,
+            "fps": source.fps or None,
+            "width": source.width or None,
+            "height": source.height or None,
+            "settings": dict(settings, prob_k=int(prob_k), batch_size=getattr(model, "batch_size", batch_size)),
+            "model_card": model_card(model, au_names),
+            "result": {k: summary[k] for k in ("frames", "rows", "faces", "no_face", "keyframes", "seconds")},
+        }
+        with atomic_write(sidecar_path(output)) as handle:
+            json.dump(sidecar, handle, indent=1)
+        if prob_k > 0:
+            smooth_csv(partial, output, prob_k, threshold, max_gap, every)
+            os.remove(partial)
+        else:
+            with guard.writing(output):
+                os.replace(partial, output)
+        timer.add("write", t)
+        if os.path.exists(meta_path):
+            os.remove(meta_path)
+        summary["stage_seconds"] = timer.summary()
+        summary["fps"] = round(source.decoded / seconds, 2) if seconds > 0 else None
+        if plot:
+            from mindface_au.inference.detect.plot import plot_detections
 
-    from tqdm import tqdm
+            plot_detections(output, plot, video=source.kind == "video", fps=source.fps)
+            summary["plot"] = plot
+        if overlay:
+            from mindface_au.inference.detect.overlay import write_overlay
 
-    total = None if source.count is None else -(-source.count // every)
-    bar = tqdm(
-        total=total,
-        initial=(start - 1) // every,
-        unit="frame",
-        desc="detect",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    stats = {"rows": 0, "faces": 0, "no_face": 0}
-    timer = StageTimer()
-    finders: list = []
-    t0, cpu0 = time.time(), time.process_time()
-    last_flush = t0
-    try:
-        with open(partial, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            rows = iter_detections(
-                source,
-                model,
-                aligned,
-                detector,
-                all_faces,
-                start,
-                tracker,
-                lambda f: bar.update(1),
-                min_face_size,
-                every=every,
-                detect_size=detect_size,
-                timer=timer,
-                track=track,
-                keyframe_every=keyframe_every,
-                start_time=start_time,
-                end_time=end_time,
-                au_names=au_names,
-                finder_out=finders,
-            )
-            for row in rows:
-                t = time.perf_counter()
-                writer.writerow(row.fields(threshold))
-                stats["rows"] += 1
-                stats["faces" if row.face is not None else "no_face"] += 1
-                now = time.time()
-                if now - last_flush > 1.0:
-                    handle.flush()
-                    last_flush = now
-                timer.add("write", t)
-    except BaseException:
-        bar.close()
-        print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
-        raise
-    bar.close()
-    if source.skipped:
-        print(f"skipped {len(source.skipped)} non-image file(s): {', '.join(source.skipped[:5])}", file=sys.stderr)
-    if source.unreadable:
-        print(
-            f"{len(source.unreadable)} image(s) could not be decoded (rows with success=0): "
-            f"{', '.join(source.unreadable[:5])}",
-            file=sys.stderr,
-        )
-    if source.kind == "video" and source.count and source.seen != source.count and end_time is None:
-        print(f"note: read {source.seen} frames, the container announces {source.count}", file=sys.stderr)
-    t = time.perf_counter()
-    frames = (start - 1) // every + source.decoded
-    seconds = time.time() - t0
-    summary = dict(stats, frames=frames, frames_read=source.seen, every=every, seconds=round(seconds, 3))
-    summary["cpu_seconds"] = round(time.process_time() - cpu0, 3)  # the fair speed measure on a busy machine
-    summary["keyframes"] = finders[0].keyframes if finders and finders[0] is not None else 0
-    summary.update(output=output, backend=model.backend, device=model.device)
-    sidecar = {
-        "version": SIDECAR_VERSION,
-        "kind": source.kind,
-        "fps": source.fps or None,
-        "width": source.width or None,
-        "height": source.height or None,
-        "settings": dict(settings, prob_k=int(prob_k), batch_size=getattr(model, "batch_size", batch_size)),
-        "model_card": model_card(model, au_names),
-    }
-    with atomic_write(sidecar_path(output)) as handle:
-        json.dump(sidecar, handle, indent=1)
-    if prob_k > 0:
-        smooth_csv(partial, output, prob_k, threshold, max_gap, every)
-        os.remove(partial)
-    else:
-        os.replace(partial, output)
-    timer.add("write", t)
-    if os.path.exists(meta_path):
-        os.remove(meta_path)
-    summary["stage_seconds"] = timer.summary()
-    summary["fps"] = round(source.decoded / seconds, 2) if seconds > 0 else None
-    if plot:
-        from mindface_au.inference.detect.plot import plot_detections
+            write_overlay(input_path, output, overlay)
+            summary["overlay"] = overlay
+        if report:
+            from mindface_au.inference.detect.report import write_report
 
-        plot_detections(output, plot, video=source.kind == "video", fps=source.fps)
-        summary["plot"] = plot
-    if overlay:
-        from mindface_au.inference.detect.overlay import write_overlay
-
-        write_overlay(input_path, output, overlay)
-        summary["overlay"] = overlay
-    if report:
-        from mindface_au.inference.detect.report import write_report
-
-        write_report([output], report, threshold=threshold, k=prob_k)
-        summary["report"] = report
-    return summary
+            write_report([output], report, threshold=threshold, k=prob_k)
+            summary["report"] = report
+        return summary
+    finally:
+        lock.release()  # also after an error: the output is free again

@@ -1,4 +1,4 @@
-"""Report of a bench run: the framework ratios, the issue's targets with pass/fail, and the Markdown tables."""
+"""Report of a bench run: the framework ratios, the speed targets with pass/fail, and the Markdown tables."""
 
 from typing import Any, Dict, List, Optional
 
@@ -24,7 +24,7 @@ def _target(key: str, where: str, value: Optional[float], passed: Optional[bool]
 
 
 def targets(report: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Each target of the issue at every place it was measured: value and pass (None: not measured)."""
+    """Each speed target at every place it was measured: value and pass (None: not measured)."""
     out = []
     forward = [r for r in report.get("deploy", {}).get("forward", []) if "error" not in r]
     for key, backend, check in (
@@ -130,7 +130,7 @@ def _target_lines(report: Dict[str, Any]) -> List[str]:
     if not rows:
         return []
     names = {key: (what, goal) for key, what, goal in TARGETS}
-    lines = ["", "Targets (issue 13):", "", "| target | goal | where | measured | result |", "|---|---|---|---|---|"]
+    lines = ["", "Targets:", "", "| target | goal | where | measured | result |", "|---|---|---|---|---|"]
     for r in rows:
         what, goal = names[r["key"]]
         value = r["value"]

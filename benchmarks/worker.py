@@ -1,6 +1,6 @@
 """The worker-process protocol: every measurement runs in a fresh Python process, a JSON spec in, a JSON result out.
 
-    python -m mindface_au.bench --worker SPEC_JSON --result FILE
+    python -m benchmarks --worker SPEC_JSON --result FILE   (from the repository root)
 
 A fresh process per measurement makes its peak RSS its own and lets MindSpore's once-per-process settings (thread
 count, JIT level) differ between measurements. The spec's "kind" picks the measurement (KINDS); the thread count
@@ -16,11 +16,12 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
-from mindface_au.bench import deploy, measure
+from benchmarks import deploy, measure
 
 __all__ = ["KINDS", "run_measurement", "run_worker", "main"]
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_ONLY_KINDS = ("torch", "numpy")  # frameworks whose worker runs without our oneDNN cap
 
 KINDS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
@@ -57,6 +58,8 @@ def _worker_env(spec: Dict[str, Any]) -> Dict[str, str]:
 
     env = dict(os.environ)
     env.setdefault("GLOG_v", "3")
+    # the worker runs `python -m benchmarks`: the repository root (this folder's parent) must be importable
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     if spec.get("threads"):
         for var in THREAD_ENV_VARS:
             env[var] = str(spec["threads"])
@@ -70,7 +73,7 @@ def run_worker(spec: Dict[str, Any], timeout: int = 3600) -> Dict[str, Any]:
     """Run one measurement in a fresh Python process; its result, or {"error": message}."""
     with tempfile.TemporaryDirectory(prefix="mindface-au-bench-") as tmp:
         result_path = os.path.join(tmp, "result.json")
-        cmd = [sys.executable, "-m", "mindface_au.bench", "--worker", json.dumps(spec), "--result", result_path]
+        cmd = [sys.executable, "-m", "benchmarks", "--worker", json.dumps(spec), "--result", result_path]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_worker_env(spec))
         except subprocess.TimeoutExpired:
@@ -83,10 +86,10 @@ def run_worker(spec: Dict[str, Any], timeout: int = 3600) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Worker entry: `python -m mindface_au.bench --worker SPEC_JSON --result FILE`."""
+    """Worker entry: `python -m benchmarks --worker SPEC_JSON --result FILE`."""
     from mindface_au.utils.io import atomic_write
 
-    parser = argparse.ArgumentParser(prog="python -m mindface_au.bench")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--worker", required=True, help="measurement spec as JSON")
     parser.add_argument("--result", required=True, help="where to write the result JSON")
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mindface_au.bench.deploy import (
+from benchmarks.deploy import (
     BACKENDS,
     FILE_BACKENDS,
     ONNX_BACKENDS,
@@ -25,9 +25,9 @@ from mindface_au.bench.deploy import (
     detect_model_configs,
     make_video,
 )
-from mindface_au.bench.measure import TRAIN_FLOP_FACTOR, backbone_name, default_threads
-from mindface_au.bench.report import failures, framework_ratios, targets
-from mindface_au.bench.worker import run_worker
+from benchmarks.measure import TRAIN_FLOP_FACTOR, backbone_name, default_threads
+from benchmarks.report import failures, framework_ratios, targets
+from benchmarks.worker import run_worker
 from mindface_au.errors import UserError
 
 __all__ = ["BenchOptions", "DEFAULT_MODELS", "run_bench"]
@@ -39,7 +39,7 @@ DETECT_WIDTHS = ("full", "demo")
 
 @dataclass
 class BenchOptions:
-    """What `run_bench` measures and how; the defaults are the full suite (issues 7 and 13).
+    """What `run_bench` measures and how; the defaults are the full suite.
 
     `quick` (`make bench`, a few minutes on a 2-core CPU) changes only the defaults left empty (None/0/[]): one
     model (aunet_iresnet100) at batch 8, no MindSpore-vs-PyTorch framework rows (the checkpoint backend's row

@@ -1,7 +1,7 @@
 """Measurements run inside a bench worker process: matmul rate, MindSpore and PyTorch train/forward steps, the
 heads' cost, the data pipeline, post-processing, and the MAC count of a model.
 
-Each function measures in the calling process; `mindface_au.bench.worker` runs each one in a fresh subprocess.
+Each function measures in the calling process; `benchmarks.worker` runs each one in a fresh subprocess.
 Warm-up (including graph compilation) is excluded; times are medians of the repeats.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import numpy as np
 
 from mindface_au.errors import UserError
+from mindface_au.utils.cpus import available_cpus
 
 __all__ = [
     "configure_mindspore",
@@ -35,11 +36,8 @@ TRAIN_FLOP_FACTOR = 3.0  # forward + backward ~ 3x forward
 
 
 def default_threads() -> int:
-    """CPUs this process may run on (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """CPUs this process may run on (affinity-aware where the OS has affinity)."""
+    return available_cpus()
 
 
 def backbone_name(name: str) -> str:
@@ -326,7 +324,7 @@ def measure_alternating(spec: Dict[str, Any]) -> Dict[str, Any]:
 def measure_heads(spec: Dict[str, Any]) -> Dict[str, Any]:
     """AUNet vs its backbone alone, built in one process and timed alternately (same machine load for both).
 
-    Returns both medians and heads_cost = AUNet time / backbone time - 1 (issue 4: under 10%).
+    Returns both medians and heads_cost = AUNet time / backbone time - 1 (target: under 10%).
     """
     base_spec = dict(spec, model=backbone_name(spec["model"]))
     steps = {"aunet": _step_for(spec)[0], "backbone": _step_for(base_spec)[0]}

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mindface_au.bench.measure import alternate, configure_mindspore, torch_onednn_defaults
+from benchmarks.measure import alternate, configure_mindspore, torch_onednn_defaults
 
 __all__ = [
     "BACKENDS",
@@ -326,7 +326,7 @@ class _RssSampler:
 def _run_detect(model, video: str, out: str, batch_size: int) -> Dict[str, Any]:
     from mindface_au.inference.detect import detect
 
-    return detect(video, out, predictor=model, batch_size=batch_size, progress=False)
+    return detect(video, out, predictor=model, batch_size=batch_size, progress=False, overwrite=True)  # scratch CSV
 
 
 def measure_detect(spec: Dict[str, Any]) -> Dict[str, Any]:
