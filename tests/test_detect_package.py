@@ -16,7 +16,7 @@ import tempfile
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from conftest import TINY_AUNET, run_cli, run_cli_in_process
 
 from mindface_au.errors import UserError
 from mindface_au.inference.detect import RowSchema, detect, iter_rows, to_dataframe
@@ -234,6 +234,103 @@ def test_shards_together_equal_one_run(media, collection, tmp_path):
     assert os.path.isfile(tmp_path / "sharded" / "summary-shard-1-of-2.json")
     with pytest.raises(UserError, match="--shard"):
         detect(str(collection), str(tmp_path / "x"), predictor=media["predictor"], shard="2/2")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_launch_detect_command_line():
+    base = ["launch", "--workers", "4", "--dry-run", "--", "detect", "--input", "v", "--out", "o", "--model", "m"]
+    proc = run_cli_in_process(*base)
+    assert proc.returncode == 0, proc.stderr
+    cmd = proc.stdout.strip().splitlines()[-1].split()
+    assert cmd[cmd.index("detect") :][:3] == ["detect", "--shard", "auto"] and "train" not in cmd
+    proc = run_cli_in_process(*base, "--shard", "0/4")
+    assert proc.returncode == 2 and "drop --shard" in proc.stderr
+    proc = run_cli_in_process(*base[:3], "--local-workers", "2", *base[3:])
+    assert proc.returncode == 2 and "--node_rank" in proc.stderr
+    proc = run_cli_in_process(*base[:3], "--local-workers", "2", "--msrun-arg=--node_rank=1", *base[3:])
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli_in_process("detect", "--input", "v", "--out", "o", "--model", "m", "--shard", "auto")
+    assert proc.returncode == 2 and "mindface-au launch" in proc.stderr  # not under msrun
+
+
+@pytest.mark.slow
+def test_launch_detect_two_shards_equal_one_run_and_merge_summaries(media, tmp_path):
+    """`mindface-au launch --workers 2 -- detect ...`: msrun's two ranks each take their shard (--shard auto), a
+    broken video fails only itself, launch merges the shard summaries; the CSVs equal a single-process run's."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    cap = cv2.VideoCapture(media["scene"])
+    frames = [cap.read()[1] for _ in range(36)]
+    cap.release()
+    for name, first in (("one_face.avi", 0), ("two_faces.avi", 30)):  # scene frames 1-6 and 31-36
+        writer = cv2.VideoWriter(str(videos / name), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
+        for image in frames[first : first + 6]:
+            writer.write(image)
+        writer.release()
+    (videos / "broken.mp4").write_bytes(b"\x00not a video" * 50)
+    out = tmp_path / "sharded"
+    cmd = [
+        sys.executable, "-m", "mindface_au", "launch", "--workers", "2", f"--port={_free_port()}",
+        f"--log-dir={tmp_path / 'logs'}", "--", "detect", "--input", str(videos), "--out", str(out),
+        "--model", media["ckpt"], "--device", "CPU", "--all-faces", "--no-progress", "--batch-size", "8",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, GLOG_v="3"))
+    logs = {n: open(tmp_path / "logs" / n).read()[-1500:] for n in os.listdir(tmp_path / "logs")}
+    assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr[-1500:] + str(logs)  # the broken video
+    shard_files = sorted(n for n in os.listdir(out) if n.startswith("summary-shard-"))
+    assert shard_files == ["summary-shard-0-of-2.json", "summary-shard-1-of-2.json"]
+    merged = json.loads(proc.stdout.strip().splitlines()[-1])  # launch prints the merged summary last
+    assert merged == json.load(open(out / "summary.json"))
+    status = {v["video"]: v["status"] for v in merged["videos"]}
+    assert status == {"one_face.avi": "ok", "two_faces.avi": "ok", "broken.mp4": "failed"} and merged["failed"] == 1
+    by_shard = [json.load(open(out / name))["videos"] for name in shard_files]
+    assert sorted(v["video"] for s in by_shard for v in s) == sorted(status) and all(by_shard)  # disjoint, both work
+
+    single = tmp_path / "single"
+    summary = detect(str(videos), str(single), predictor=media["predictor"], all_faces=True, progress=False)
+    assert summary["failed"] == 1
+    for name in ("one_face.csv", "two_faces.csv"):
+        assert read_csv(single / name) == read_csv(out / name)
+    assert len({r[2] for r in read_csv(out / "two_faces.csv")[1]}) == 2  # two face ids: not a trivial CSV
+
+    # the merge as a command: the same summary; refused while a shard is missing
+    again = run_cli_in_process("detect", "--merge-summaries", out)
+    assert again.returncode == 1 and json.loads(again.stdout)["videos"] == merged["videos"]
+    os.remove(out / shard_files[1])
+    missing = run_cli_in_process("detect", "--merge-summaries", out)
+    assert missing.returncode == 2 and "summary-shard-1-of-2.json" in missing.stderr
+
+
+def test_every_output_is_checked_before_any_work(media, tmp_path):
+    """Overlay, report and sidecar follow the CSV's rule: never an input, never replaced without overwrite; the
+    sidecar an interrupted run left beside its partial file is that run's own (resume continues)."""
+    video, out = media["scene"], str(tmp_path / "o.csv")
+    report, side = tmp_path / "r.html", tmp_path / "o.csv.json"
+    run = dict(predictor=media["predictor"], progress=False, aligned=True, end_time=0.1)
+    for kwargs, culprit in (
+        (dict(report=video), "input of this command"),
+        (dict(report=out), "two outputs"),
+        (dict(overlay=str(tmp_path / "m.mp4"), report=str(tmp_path / "m.mp4")), "two outputs"),
+    ):
+        with pytest.raises(UserError, match=culprit):
+            detect(video, out, **run, **kwargs)
+    report.write_text("mine")
+    side.write_text("{}")
+    with pytest.raises(UserError, match="r.html.*--overwrite"):
+        detect(video, out, **run, report=str(report))
+    with pytest.raises(UserError, match="o.csv.json.*--overwrite"):
+        detect(video, out, **run)
+    assert report.read_text() == "mine" and side.read_text() == "{}" and not os.path.exists(out)
+    assert sorted(os.listdir(tmp_path)) == ["o.csv.json", "r.html"]
+    detect(video, out, **run, report=str(report), overwrite=True)
+    assert json.load(open(side))["result"]["frames"] == 3 and "<svg" in report.read_text()
 
 
 # ------------------------------------------------------------------------------------------------ outputs

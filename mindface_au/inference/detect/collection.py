@@ -33,7 +33,15 @@ from mindface_au.inference.detect.sources import find_videos
 from mindface_au.utils import guard
 from mindface_au.utils.io import atomic_write
 
-__all__ = ["parse_shard", "shard_videos", "output_names", "detect_videos", "finished_before", "merge_summaries"]
+__all__ = [
+    "parse_shard",
+    "msrun_shard",
+    "shard_videos",
+    "output_names",
+    "detect_videos",
+    "finished_before",
+    "merge_summaries",
+]
 
 SUMMARY_NAME = "summary.json"
 SHARD_SUMMARY = "summary-shard-{i}-of-{n}.json"
@@ -53,6 +61,24 @@ def parse_shard(shard) -> Optional[Tuple[int, int]]:
     if n < 1 or not 0 <= i < n:
         raise UserError(f"--shard: got {i}/{n}, expected I/N with 0 <= I < N (e.g. 0/4)")
     return i, n
+
+
+def msrun_shard() -> Optional[Tuple[int, int]]:
+    """This process's (rank, world size) under msrun (`mindface-au launch -- detect ...`), from the RANK_ID and
+    MS_WORKER_NUM msrun exports; None in msrun's scheduler process, which has no videos to do.
+
+    No MindSpore communication is set up: the shards need no exchange between ranks. msrun exports RANK_ID before a
+    worker starts when it knows the ranks (one machine, or `--node_rank` on each of several machines)."""
+    if os.environ.get("MS_ROLE") == "MS_SCHED":
+        return None
+    rank, world = os.environ.get("RANK_ID", ""), os.environ.get("MS_WORKER_NUM", "")
+    if not (rank.isdigit() and world.isdigit()):
+        raise UserError(
+            "--shard auto: takes this worker's shard from msrun (RANK_ID, MS_WORKER_NUM), which are not set; run "
+            "`mindface-au launch --workers N -- detect ...` (with --msrun-arg=--node_rank=K on several machines), "
+            "or give --shard I/N"
+        )
+    return parse_shard(f"{rank}/{world}")
 
 
 def shard_videos(sizes: Dict[str, int], shard: Optional[Tuple[int, int]]) -> List[str]:
