@@ -386,6 +386,14 @@ def test_report_static_video_image_and_folder(media, scene_run, tmp_path):
     _static_check(page)
     assert page.count("<h2>Face ") == 3 and page.count("<polyline") >= 3 * 12  # three face ids, a line per AU
     assert "10 frames without a face" in page and "Model card" in page and "keyframe_every" in page
+    # what the numbers are worth comes first: this model file does not say what it was trained on
+    assert page.index("does not say what it was trained on") < page.index("<h2>Face ")
+    from mindface_au.inference.detect.report import _validity_note
+
+    assert "trained on synthetic faces (SynthAU). Its outputs on real faces are not validated" in _validity_note(
+        {"card": {"trained_on": "SynthAU synthetic faces"}}
+    )
+    assert _validity_note({"card": {"trained_on": "Aff-Wild2"}}) == ""
     # an image and a folder of images
     folder = tmp_path / "images"
     folder.mkdir()

@@ -33,7 +33,7 @@ def _model(out: str) -> str:
     cfg = dataclasses.replace(cfg, backbone_checkpoint="")
     ckpt = os.path.join(out, "demo_width.ckpt")
     save_checkpoint_atomic(create_model_from_config(cfg), ckpt, model_config=dataclasses.asdict(cfg))
-    cmd = [sys.executable, "-m", "mindface_au", "export", "--ckpt", ckpt, "--format", "ONNX", "--out", onnx]
+    cmd = [sys.executable, "-m", "mindface_au", "export", "--model", ckpt, "--format", "ONNX", "--out", onnx]
     subprocess.run(cmd, check=True)
     return onnx
 
@@ -104,7 +104,7 @@ def main() -> None:
         for name, extra in (("tracked", []), ("per_frame", ["--no-track"])):
             out = os.path.join(args.out, f"{name}.csv")
             cmd = ["taskset", "-c", "0", sys.executable, "-m", "mindface_au", "detect", "--input", video]
-            cmd += ["--output", out, "--ckpt", model, "--threads", "1", "--device", "CPU", "--no-progress"]
+            cmd += ["--out", out, "--model", model, "--threads", "1", "--device", "CPU", "--no-progress", "--overwrite"]
             cmd += ["--batch-size", str(args.batch_size), *extra]
             if args.keyframe_every:
                 cmd += ["--keyframe-every", str(args.keyframe_every)]

@@ -31,6 +31,7 @@ _CSS = (
     "border-bottom:1px solid #ccc}h3{font-size:15px}table{border-collapse:collapse;font-size:12px}"
     "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}.au{display:flex;align-items:center}"
     ".au b{width:48px;font-size:12px}.note{color:#666;font-size:12px}svg{display:block}"
+    ".warn{background:#fff4d6;border:1px solid #e0b84f;padding:6px 10px;font-size:13px}"
 )
 
 
@@ -114,6 +115,24 @@ def _table(items: Dict[str, object]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _validity_note(card: dict) -> str:
+    """What the reader must know before trusting the numbers: what the model was trained on, as far as known."""
+    described = card.get("card")
+    if described and "synth" in json.dumps(described).lower():
+        text = (
+            "This model was trained on synthetic faces (SynthAU). Its outputs on real faces are not validated: "
+            "read them as a demonstration, not as measurements."
+        )
+    elif described:
+        return ""
+    else:
+        text = (
+            "The model file does not say what it was trained on. The project's demo model is trained on synthetic "
+            "faces (SynthAU) only, and its outputs on real faces are not validated."
+        )
+    return f'<p class="warn">{html.escape(text)}</p>'
+
+
 def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int] = None, title: str = "") -> str:
     """The HTML of one CSV's report (a video, or images when the CSV has a file column)."""
     from mindface_au.postprocess import smooth_probs
@@ -127,7 +146,7 @@ def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int
     k_show = run_k or DISPLAY_K
     rows = list(iter_rows(csv_path))
     title = title or os.path.basename(csv_path)
-    body = [f"<h1>{html.escape(title)}</h1>"]
+    body = [f"<h1>{html.escape(title)}</h1>", _validity_note(side.get("model_card") or {})]
     faces = [r for r in rows if r["success"]]
     empty = [r for r in rows if not r["success"]]
     body.append(
