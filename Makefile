@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed setup.py
-	$(PY) -m pip install -q -e ".[torch,dev,onnx]"
+	$(PY) -m pip install -q -e ".[torch,dev,onnx,video,pandas]"
 	touch $@
 
 demo: $(VENV)/.installed

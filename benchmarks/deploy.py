@@ -25,6 +25,7 @@ __all__ = [
     "BACKENDS",
     "FILE_BACKENDS",
     "DETECT_STAGES",
+    "DETECT_PATHS",
     "file_paths",
     "prepare_files",
     "make_video",
@@ -37,6 +38,8 @@ BACKENDS = ("mindspore", "mindir", "onnx", "onnx-int8", "torch")
 FILE_BACKENDS = BACKENDS[:-1]  # the ones `load_inference_model` runs (and `detect` can use)
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 DETECT_STAGES = ("decode", "detect_faces", "align", "network", "write")
+# detect's two face paths: MTCNN on keyframes and O-Net tracking between them (the default), MTCNN on every frame
+DETECT_PATHS = ("tracked", "per-frame")
 VIDEO_SIZE = (640, 360)
 VIDEO_FPS = 30.0
 _TORCH_KEYS = ("num_classes", "head_dim", "lrp", "lrp_num", "lrp_reduction", "arl", "arl_k", "fusion")
@@ -318,18 +321,23 @@ class _RssSampler:
         return {"rss_third_mb": third[0], "rss_end_mb": max(last), "rss_growth_mb": round(max(last) - third[0], 1)}
 
 
-def _run_detect(model, video: str, out: str, batch_size: int) -> Dict[str, Any]:
+def _run_detect(model, video: str, out: str, batch_size: int, track: bool = True, threads: int = 0) -> Dict[str, Any]:
     from mindface_au.inference.detect import detect
 
-    return detect(video, out, predictor=model, batch_size=batch_size, progress=False)
+    return detect(
+        video, out, predictor=model, batch_size=batch_size, progress=False, overwrite=True, track=track, threads=threads
+    )  # the CSV is the bench's scratch file: replaced every round
 
 
 def measure_detect(spec: Dict[str, Any]) -> Dict[str, Any]:
     """End-to-end `detect` on one video for every backend of the spec, loaded once, run in turns for `rounds`.
 
-    spec: video, backends, files, rounds, batch_size, device, threads, out_dir. Per backend: frames/s (median of
-    the rounds), milliseconds per frame of each stage (DETECT_STAGES, median of the rounds) and the rest, and the
-    RSS growth within the last round.
+    spec: video, backends, files, rounds, batch_size, device, threads, out_dir, paths (DETECT_PATHS, default
+    both). Per backend and path ("tracked": keyframes + tracking, "per-frame": `--no-track`): frames/s (median of
+    the rounds), CPU milliseconds per frame (this process's CPU time: fair on a machine other jobs load),
+    milliseconds per frame of each stage (DETECT_STAGES, median of the rounds) and the rest, and the RSS growth
+    within the last round. Returns {"backends": {backend: row of the tracked path}, "paths": {path: {backend:
+    row}}, "errors"}.
     """
     configure_mindspore(spec["device"], spec["threads"])
     models, errors = {}, {}
@@ -342,26 +350,30 @@ def measure_detect(spec: Dict[str, Any]) -> Dict[str, Any]:
             models[name] = model
         except Exception as exc:  # noqa: BLE001
             errors[name] = _first_line(exc)
-    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in models}
-    memory: Dict[str, Any] = {}
+    paths = list(spec.get("paths") or DETECT_PATHS)
+    runs: Dict[Tuple[str, str], List[Dict[str, Any]]] = {(n, p): [] for n in models for p in paths}
+    memory: Dict[Tuple[str, str], Any] = {}
     for _ in range(spec["rounds"]):
         for name, model in models.items():
-            if name in errors:
-                continue
-            out = os.path.join(spec["out_dir"], f"detect-{name}.csv")
-            try:
-                with _RssSampler() as sampler:
-                    runs[name].append(_run_detect(model, spec["video"], out, spec["batch_size"]))
-                memory[name] = sampler.growth()
-            except Exception as exc:  # noqa: BLE001
-                errors[name] = _first_line(exc)
-    rows = {}
-    for name, summaries in runs.items():
+            for path in paths:
+                if name in errors:
+                    continue
+                out = os.path.join(spec["out_dir"], f"detect-{name}-{path}.csv")
+                try:
+                    with _RssSampler() as sampler:
+                        track = path == "tracked"
+                        summary = _run_detect(model, spec["video"], out, spec["batch_size"], track, spec["threads"])
+                        runs[name, path].append(summary)
+                    memory[name, path] = sampler.growth()
+                except Exception as exc:  # noqa: BLE001
+                    errors[name] = _first_line(exc)
+    by_path: Dict[str, Dict[str, Any]] = {p: {} for p in paths}
+    for (name, path), summaries in runs.items():
         if name in errors or not summaries:
             continue
-        rows[name] = _detect_row(summaries)
-        rows[name].update(memory.get(name) or {})
-    return {"backends": rows, "errors": errors}
+        row = by_path[path][name] = _detect_row(summaries)
+        row.update(memory.get((name, path)) or {})
+    return {"backends": by_path.get("tracked", {}), "paths": by_path, "errors": errors}
 
 
 def _detect_row(summaries: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -370,6 +382,11 @@ def _detect_row(summaries: List[Dict[str, Any]]) -> Dict[str, Any]:
     fps = [s["frames"] / s["seconds"] for s in summaries if s.get("seconds")]
     row: Dict[str, Any] = {"frames": frames, "fps": round(float(np.median(fps)), 2), "fps_runs": fps}
     row["backend_reported"] = summaries[0].get("backend")
+    cpu = [s["cpu_seconds"] for s in summaries if s.get("cpu_seconds") is not None]
+    if cpu:
+        row["cpu_ms"] = round(1000.0 * float(np.median(cpu)) / frames, 2)  # CPU time per frame, all threads
+    if summaries[0].get("keyframes") is not None:
+        row["keyframes"] = int(summaries[0]["keyframes"])
     stage_ms: Dict[str, float] = {}
     for stage in DETECT_STAGES:
         values = [s["stage_seconds"][stage] for s in summaries if stage in (s.get("stage_seconds") or {})]

@@ -85,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="detect with the first AUNet of --model at --widths (full) or the demo config's network; repeatable "
         "(default: both; quick: full)",
     )
+    parser.add_argument(
+        "--detect-path",
+        dest="detect_paths",
+        action="append",
+        default=None,
+        choices=["tracked", "per-frame"],
+        help="detect's face path: keyframes + tracking, or detection on every frame (--no-track); repeatable "
+        "(default: both, side by side)",
+    )
     parser.add_argument("--detect-frames", type=int, default=0, help="frames of the generated video (300; quick 30)")
     parser.add_argument("--detect-rounds", type=int, default=0, help="detect runs per backend, in turns (2; quick 1)")
     parser.add_argument(
@@ -184,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         opts.backends = args.backends
     if args.detect_widths:
         opts.detect_widths = args.detect_widths
+    if args.detect_paths:
+        opts.detect_paths = [p for p in ("tracked", "per-frame") if p in args.detect_paths]
     if args.models:
         opts.models = args.models
     if args.batches:

@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks.deploy import (
     BACKENDS,
+    DETECT_PATHS,
     FILE_BACKENDS,
     ONNX_BACKENDS,
     VIDEO_SIZE,
@@ -78,6 +79,7 @@ class BenchOptions:
     detect_frames: int = 0  # 0: 30 with quick, 300 otherwise
     detect_rounds: int = 0  # 0: 1 with quick, 2 otherwise
     detect_batch: int = 0  # 0: the largest deploy batch with quick, 32 otherwise
+    detect_paths: List[str] = field(default_factory=list)  # empty: both DETECT_PATHS (tracked, per-frame)
     calib_frames: int = 0  # int8 calibration frames; 0: 16 with quick, 64 otherwise
     cache: str = ""  # folder for the exported files and the video; empty: a temporary one for this run
 
@@ -97,6 +99,7 @@ class BenchOptions:
         out.detect_frames = self.detect_frames or (30 if self.quick else 300)
         out.detect_batch = self.detect_batch or (max(out.deploy_batches) if self.quick else 32)
         out.detect_rounds = self.detect_rounds or (1 if self.quick else 2)
+        out.detect_paths = list(self.detect_paths) or list(DETECT_PATHS)
         out.calib_frames = self.calib_frames or (16 if self.quick else 64)
         return out
 
@@ -384,19 +387,24 @@ def _detect(report, opts: BenchOptions, common, backends: List[str], cache: str,
         out_dir = os.path.join(tmp, f"detect-{label}")
         os.makedirs(out_dir, exist_ok=True)
         spec = {"kind": "detect", "video": video, "backends": ready, "files": files, "rounds": opts.detect_rounds}
-        spec.update(batch_size=opts.detect_batch, out_dir=out_dir, **common)
-        log(f"bench: detect {label} width ({name}), {opts.detect_rounds} round(s): {', '.join(ready)} ...")
+        spec.update(batch_size=opts.detect_batch, out_dir=out_dir, paths=opts.detect_paths, **common)
+        log(
+            f"bench: detect {label} width ({name}), {' and '.join(opts.detect_paths)}, {opts.detect_rounds} "
+            f"round(s): {', '.join(ready)} ..."
+        )
         result = run_worker(spec, opts.timeout)
         errors.update(result.get("errors", {}))
         if "error" in result:
             errors.update({b: result["error"] for b in ready})
+        measured = result.get("paths") or {"tracked": result.get("backends", {})}
         for backend in backends:
-            row: Dict[str, Any] = {"width": label, "model": name, "backend": backend}
-            if backend in result.get("backends", {}) and backend not in errors:
-                row.update(result["backends"][backend])
-            else:
-                row["error"] = errors.get(backend, "not measured")
-            detect["rows"].append(row)
+            for path in opts.detect_paths:
+                row: Dict[str, Any] = {"width": label, "model": name, "backend": backend, "path": path}
+                if backend in measured.get(path, {}) and backend not in errors:
+                    row.update(measured[path][backend])
+                else:
+                    row["error"] = errors.get(backend, "not measured")
+                detect["rows"].append(row)
 
 
 def _pipeline(report, opts: BenchOptions, common: Dict[str, Any], log) -> None:

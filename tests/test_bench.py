@@ -172,11 +172,12 @@ def _forward(backend, median, vs_torch, fraction, batch=8):
             "vs_torch": vs_torch, "fraction_of_matmul": fraction, "gflops": 1.0, "peak_rss_mb": 9.0}  # fmt: skip
 
 
-def _detect_row(backend, fps, runs, faces_ms=40.0, net_ms=100.0, growth=1.0, width="full"):
+def _detect_row(backend, fps, runs, faces_ms=40.0, net_ms=100.0, growth=1.0, width="full", path="tracked",
+                cpu_ms=None):  # fmt: skip
     stage_ms = {"decode": 2.0, "detect_faces": faces_ms, "align": 1.0, "network": net_ms, "write": 0.5}
     return {"width": width, "model": "aunet_iresnet100", "backend": backend, "frames": 300, "fps": fps,
             "fps_runs": runs, "stage_ms": stage_ms, "other_ms": 3.0, "rss_third_mb": 900.0,
-            "rss_growth_mb": growth}  # fmt: skip
+            "rss_growth_mb": growth, "path": path, "cpu_ms": cpu_ms}  # fmt: skip
 
 
 def _deploy_report():
@@ -198,7 +199,9 @@ def _deploy_report():
             "rows": [
                 _detect_row("mindspore", 3.0, [3.0, 3.2], net_ms=280.0),
                 _detect_row("onnx-int8", 7.0, [6.0, 7.0], growth=80.0),
-                _detect_row("onnx", 5.0, [5.0, 5.0], width="demo"),
+                _detect_row("onnx", 5.0, [5.0, 5.0], width="demo", cpu_ms=8.0),
+                _detect_row("onnx", 1.0, [1.0, 1.0], width="demo", path="per-frame", faces_ms=900.0),
+                _detect_row("mindspore", 1.0, [1.0, 1.0], path="per-frame", net_ms=280.0),
                 {"width": "full", "model": "aunet_iresnet100", "backend": "mindir", "error": "no file"},
             ],
         },
@@ -222,6 +225,11 @@ def test_targets_judge_every_measured_place():
     assert speedup["value"] == pytest.approx(2.094, abs=1e-3) and speedup["passed"] is True  # median of 2.0, 2.1875
     assert by[("detect_memory", "full onnx-int8, 300 frames")]["passed"] is False  # 80 MiB > max(20, 3% of 900)
     assert by[("detect_memory", "full mindspore, 300 frames")]["passed"] is True
+    # tracked vs per-frame: the per-frame rows are judged on their own and do not enter the int8 speedup
+    assert by[("detect_overhead", "full mindspore per-frame")]["value"] == pytest.approx(0.32)
+    assert by[("tracked_speedup", "demo onnx")] == {
+        "key": "tracked_speedup", "where": "demo onnx", "value": 5.0, "passed": True}  # fmt: skip
+    assert by[("tracked_cpu_rate", "demo onnx")]["value"] == 125.0 and by[("tracked_cpu_rate", "demo onnx")]["passed"]
     assert not [r for r in rows if "mindir" in r["where"]]  # failed rows are failures, not targets
 
 
@@ -239,7 +247,11 @@ def test_deploy_and_detect_tables_and_failures():
     assert "oneDNN ISA cap for MindSpore: AVX2 (set by mindface-au)" in table
     assert "| iresnet100 | 8 | onnx | 0.9000 | 1.00 | 1.0 | 83% | 0.98 | 9.0 |" in table
     assert "| iresnet100 | 8 | mindir | failed: boom |" in table and "Skipped torch: PyTorch not installed" in table
-    assert "| full | aunet_iresnet100 | mindspore | 3.00 | 2.0 | 40.0 | 1.0 | 280.0 | 0.5 | 3.0 | 2.66 | 1.0 |" in table
+    assert (
+        "| full | aunet_iresnet100 | mindspore | tracked | 3.00 | - | 2.0 | 40.0 | 1.0 | 280.0 | 0.5 | 3.0 | 2.66 "
+        "| 1.0 |" in table
+    )
+    assert "| demo | aunet_iresnet100 | onnx | per-frame | 1.00 | - | 2.0 | 900.0 |" in table
     assert (
         "| >= 2.00 | aunet_iresnet100 | 2.09 | pass |" in table
         and "| flat | full onnx-int8, 300 frames | 80.00 | FAIL |" in table
@@ -344,20 +356,25 @@ def test_bench_deploy_and_detect_tiny(tmp_path, capsys):
         assert len(row["times_s"]) == 2 and row["gflops"] > 0
         if has_torch:
             assert row["vs_torch"] == pytest.approx(row["median_s"] / forward["torch"]["median_s"], rel=1e-2)
-    rows = {r["backend"]: r for r in rep["detect"]["rows"]}
-    assert set(rows) == set(deploy.FILE_BACKENDS)
-    for row in rows.values():
-        assert row["frames"] == 10 and row["fps"] > 0
+    rows = {(r["backend"], r["path"]): r for r in rep["detect"]["rows"]}
+    assert set(rows) == {(b, p) for b in deploy.FILE_BACKENDS for p in deploy.DETECT_PATHS}  # side by side
+    for (_, path), row in rows.items():
+        assert row["frames"] == 10 and row["fps"] > 0 and row["cpu_ms"] > 0
         assert set(row["stage_ms"]) == set(deploy.DETECT_STAGES)
+        # per-frame detection runs the face detector on all 10 frames; tracking on the first (and after a loss)
+        assert row["keyframes"] == 10 if path == "per-frame" else row["keyframes"] < 10
     detect_files = rep["detect"]["files"]["full"]  # same model and batch: made by the forward measurement
     assert detect_files["seconds"] == {} and len(detect_files["cached"]) == len(deploy.FILE_BACKENDS)
     keys = {t["key"] for t in rep["targets"]}
     assert keys == {k for k, _, _ in bench_report.TARGETS}
+    demo_only = ("tracked_speedup", "tracked_cpu_rate")  # goals of the demo width, which this run does not measure
     for target in rep["targets"]:  # every target measured, with a verdict (the PyTorch ones need PyTorch)
-        if has_torch or target["key"] not in ("onnx_vs_torch", "int8_vs_torch"):
+        if target["key"] in demo_only:
+            assert target["value"] is None and target["passed"] is None and target["where"] == "demo width", target
+        elif has_torch or target["key"] not in ("onnx_vs_torch", "int8_vs_torch"):
             assert isinstance(target["value"], (int, float)) and target["passed"] in (True, False), target
     table = stdout[stdout.index("Targets:") :]
-    assert table.count("| pass |") + table.count("| FAIL |") == len(rep["targets"])
+    assert table.count("| pass |") + table.count("| FAIL |") == len(rep["targets"]) - len(demo_only)
     # a later run finds every export in the cache (the same `prepare` measurement the suite runs first)
     from benchmarks.suite import BenchOptions, _model_config
 

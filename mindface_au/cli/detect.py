@@ -1,7 +1,10 @@
-"""`mindface-au detect`: AU probabilities for an image, a folder of images or a video, one CSV row per frame and face.
+"""`mindface-au detect`: AU probabilities for an image, a folder of images, a video or a folder of videos, one CSV
+row per frame and face (one CSV per video for a folder of videos).
 
 The CSV goes to OUT.partial while running and is renamed to OUT when complete; after an interruption run the same
-command with --resume to continue from the last complete frame (see mindface_au/inference/detect.py).
+command with --resume to continue from the last complete frame (see the package mindface_au/inference/detect/).
+stdout holds only the JSON summary (one line); progress, notes and the per-video table go to stderr.
+`--merge-summaries FOLDER` joins the shard summaries of a sharded folder-of-videos run into FOLDER/summary.json.
 """
 
 import argparse
@@ -11,10 +14,12 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.cli.common import add_config_args
 
-    parser.add_argument("--input", required=True, help="image, folder of images, or video file")
-    parser.add_argument("--output", required=True, help="CSV file to write")
+    parser.add_argument("--input", help="image, folder of images, video file, or folder of videos (recursive)")
     parser.add_argument(
-        "--ckpt", required=True, help="model file: checkpoint (.ckpt), MindIR (.mindir) or ONNX (.onnx)"
+        "--out", "--output", dest="output", help="CSV file to write (a folder for a folder of videos); --output alias"
+    )
+    parser.add_argument(
+        "--model", "--ckpt", dest="ckpt", help="model file: .ckpt, .mindir or .onnx (--ckpt is an alias)"
     )
     add_config_args(parser)
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend (default auto)")
@@ -33,17 +38,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-gap", type=int, default=30, help="processed frames a face may vanish, keeping its id")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the 0/1 columns")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.partial")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and --plot file)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (CSV, sidecar, plot, overlay, report)"
+    )
     parser.add_argument("--plot", default=None, help="PNG: AU time line (video) or per-image bars (images)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-track", action="store_true", help="run the face detector on every frame (slow)")
+    parser.add_argument(
+        "--keyframe-every", type=int, default=15, help="tracking: frames between full face detections (default 15)"
+    )
+    parser.add_argument("--start", type=float, default=0.0, help="video time in seconds to start at (default 0)")
+    parser.add_argument("--end", type=float, default=None, help="video time in seconds to stop after (default: end)")
+    parser.add_argument("--overlay", default=None, help="MP4 to write: the video with faces, landmarks and AU bars")
+    parser.add_argument("--report", default=None, help="HTML report to write (self-contained, one file)")
+    parser.add_argument("--workers", type=int, default=1, help="folder of videos: processes (default 1)")
+    parser.add_argument(
+        "--shard",
+        default=None,
+        help="folder of videos: I/N, this run's share (balanced by size); auto: msrun's rank (mindface-au launch)",
+    )
+    parser.add_argument(
+        "--merge-summaries",
+        metavar="FOLDER",
+        default=None,
+        help="join the shard summaries of FOLDER (a sharded run's --out) into FOLDER/summary.json, then exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import options
     from mindface_au.config import load_config
+    from mindface_au.errors import UserError
     from mindface_au.inference.detect import detect
 
+    if args.merge_summaries:
+        from mindface_au.inference.detect.collection import merge_summaries
+
+        summary = merge_summaries(args.merge_summaries, overwrite=args.overwrite)
+        print(json.dumps(summary))
+        return 1 if summary.get("failed") else 0
+    for value, flag in ((args.input, "--input"), (args.output, "--out"), (args.ckpt, "--model")):
+        if not value:
+            raise UserError(f"{flag} is required (or --merge-summaries FOLDER)")
+    under_msrun = args.shard == "auto"
+    if under_msrun:
+        from mindface_au.inference.detect.collection import msrun_shard
+
+        shard = msrun_shard()
+        if shard is None:  # msrun's scheduler process: the workers do the videos
+            return 0
+        args.shard = f"{shard[0]}/{shard[1]}"
+    args.track, args.start_time, args.end_time = not args.no_track, args.start, args.end
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
     summary = detect(
         args.input,
@@ -53,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
         **options(
             args,
             "ckpt device batch_size aligned detector all_faces prob_k threshold resume plot min_face_size max_gap "
-            "every detect_size threads overwrite",
+            "every detect_size threads track keyframe_every start_time end_time overlay report workers shard "
+            "overwrite",
         ),
     )
     print(json.dumps(summary))
-    return 0
+    if under_msrun and summary.get("failed"):
+        # msrun stops every worker when one exits non-zero: a failed video is reported in the shard summary (and
+        # launch's merged summary and exit status) instead of ending the other ranks' work
+        return 0
+    return 1 if summary.get("failed") else 0

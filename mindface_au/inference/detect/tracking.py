@@ -1,0 +1,119 @@
+"""Faces per frame for `detect`: full detection on every frame, or detection on keyframes and tracking between.
+
+Tracking (the default with MTCNN): the full detector (image pyramid + three stages, about 40 ms at 640x360 on one
+core) runs on keyframes only; on the frames between, each face found in the previous frame is followed by MTCNN's
+last stage alone (`MTCNNDetector.refine`: O-Net on one 48x48 crop around the previous box, about 1 ms), which
+gives the new box, a confidence and the five landmarks. A keyframe (full detection) is taken
+- every `keyframe_every` processed frames (faces that entered the picture are found there),
+- on a cut (the frame's 32x18 grey sample grid differs from the previous one by more than `CUT_THRESHOLD` on average),
+- when a followed face is lost (O-Net's score under its threshold) or two followed faces merge,
+- on every frame while no face is followed (so faces are found as soon as they appear).
+A face lost at a keyframe is looked for again (O-Net at its last box) for `GHOST_AGE` frames, so a face hidden for
+a moment comes back at once rather than at the next keyframe.
+Face ids come from the same `IoUTracker` as per-frame detection. Haar has no refinement stage: it detects on every
+frame.
+"""
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from mindface_au.inference.faces import Face, IoUTracker, iou
+
+__all__ = ["FaceFinder", "KEYFRAME_EVERY", "CUT_THRESHOLD"]
+
+KEYFRAME_EVERY = 15  # default --keyframe-every: processed frames between full detections while tracking
+CUT_THRESHOLD = 25.0  # mean absolute grey-level difference of 32x18 sample grids that counts as a cut
+GHOST_AGE = 30  # processed frames a lost face is looked for where it was last seen
+_MERGE_IOU = 0.5  # two followed faces overlapping this much have merged onto one face
+_MATCH_IOU = 0.3  # a detected face this close to a followed one is that face
+
+
+class FaceFinder:
+    """Faces and face ids of successive frames (boxes, confidences, landmarks), per frame or tracked.
+
+    `all_faces=False` keeps the largest face (id 0); otherwise every face gets an id from `tracker`.
+    `keyframes` counts the frames where the full detector ran.
+    """
+
+    def __init__(
+        self,
+        detector,
+        all_faces: bool,
+        tracker: IoUTracker,
+        track: bool = True,
+        keyframe_every: int = KEYFRAME_EVERY,
+        ghost_age: int = GHOST_AGE,
+    ) -> None:
+        self.detector = detector
+        self.all_faces = all_faces
+        self.tracker = tracker
+        self.track = bool(track) and hasattr(detector, "refine")
+        self.keyframe_every = max(1, int(keyframe_every))
+        self.ghost_age = int(ghost_age)
+        self.keyframes = 0
+        self._live: List[Face] = []
+        self._ghosts: List[Tuple[Face, int]] = []  # faces lost recently and the frames since
+        self._since_key = 0
+        self._thumb: Optional[np.ndarray] = None
+
+    def _cut(self, image: np.ndarray) -> bool:
+        h, w = image.shape[:2]
+        grid = image[h // 36 :: max(1, h // 18), w // 64 :: max(1, w // 32)][:18, :32]  # a pixel per cell: cheap
+        thumb, self._thumb = self._thumb, grid.astype(np.int16).sum(axis=2) // 3
+        return thumb is not None and float(np.abs(self._thumb - thumb).mean()) > CUT_THRESHOLD
+
+    def _follow(self, image: np.ndarray) -> Optional[List[Face]]:
+        """The live faces followed into this frame (and lost ones found again where they were), or None when a
+        keyframe is needed instead."""
+        if self._since_key >= self.keyframe_every or not self._live:
+            return None
+        boxes = [f.box for f in self._live] + [g.box for g, _ in self._ghosts]
+        found = self.detector.refine(image, boxes)
+        faces = found[: len(self._live)]
+        if any(f is None for f in faces):
+            return None  # a face was lost (or left the frame): look again
+        for i, a in enumerate(faces):
+            if any(iou(a.box, b.box) > _MERGE_IOU for b in faces[i + 1 :]):
+                return None
+        ghosts = []
+        for (ghost, age), again in zip(self._ghosts, found[len(self._live) :]):
+            if again is not None and all(iou(again.box, f.box) <= _MERGE_IOU for f in faces):
+                faces.append(again)
+            elif age < self.ghost_age:
+                ghosts.append((ghost, age + 1))
+        self._ghosts = ghosts
+        return faces
+
+    def _keyframe(self, image: np.ndarray) -> List[Face]:
+        faces = self.detector.detect(image)
+        self.keyframes += 1
+        self._since_key = 0
+        if not self.all_faces and faces:
+            faces = [max(faces, key=lambda f: f.area)]
+        # faces followed until now and not found again wait as ghosts for a while (a blink, a hand, a turn)
+        lost = [(f, 0) for f in self._live if all(iou(f.box, g.box) < _MATCH_IOU for g in faces)]
+        kept = [(g, a + 1) for g, a in self._ghosts if a < self.ghost_age]
+        self._ghosts = [(g, a) for g, a in lost + kept if all(iou(g.box, f.box) < _MATCH_IOU for f in faces)]
+        return faces
+
+    def find(self, image: np.ndarray, step: int) -> Tuple[List[Face], List[int]]:
+        """(faces, ids) of one frame; `step` is the frame's processed-frame number (for the id tracker)."""
+        cut = self._cut(image) if self.track else False
+        if cut:
+            self._ghosts = []
+        faces = None if (cut or not self.track) else self._follow(image)
+        if faces is None:
+            faces = self._keyframe(image)
+        self._since_key += 1
+        if not self.all_faces and len(faces) > 1:
+            faces = [max(faces, key=lambda f: f.area)]
+        self._live = faces
+        if not faces:
+            if self.all_faces:
+                self.tracker.update([], step)
+            return [], []
+        if not self.all_faces:
+            return faces, [0]
+        faces = sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+        return faces, self.tracker.update([f.box for f in faces], step)
