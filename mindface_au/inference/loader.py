@@ -24,7 +24,7 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config, validate_model_config
 from mindface_au.errors import UserError
-from mindface_au.model_card import default_crop, format_card
+from mindface_au.model_card import default_crop, format_card, parse_crop
 from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.guard import reclaim_signal_handlers
 
@@ -234,6 +234,17 @@ class InferenceModel:
         self.card = card if isinstance(card, dict) else None  # what the model was trained on (model_card.py)
         self.crop = (self.card or {}).get("crop") or default_crop(self.input_size)  # e.g. "arcface5@112"
         self._checked = False
+
+    def crop_problem(self, aligned: bool = False) -> Optional[str]:
+        """None when faces can be cropped the way the model expects (five-point ArcFace alignment, or `aligned`
+        input taken as such crops); else one line saying why not (e.g. a model trained on detector boxes)."""
+        method, _ = parse_crop(self.crop)
+        if aligned or method == "arcface5":
+            return None
+        return (
+            f"{self.path}: the model was trained on {self.crop} face crops; only five-point ArcFace alignment "
+            "(arcface5) can be redone here: give face crops made the same way as aligned input"
+        )
 
     def card_text(self) -> str:
         """The model card as printed on start by eval, detect and Predictor (stderr)."""
