@@ -30,10 +30,10 @@ def _config(args: argparse.Namespace):
 
     implied = []
     if args.format:
-        implied.append(f"data.format={args.format}")
+        implied += [f"data.format={args.format}", "data.rare_aus=[]"]
         if args.format in FORMAT_AU_SETS:
             names = KNOWN_AU_SETS[FORMAT_AU_SETS[args.format]].au_names
-            implied += [f"model.au_names=[{', '.join(names)}]", "data.rare_aus=[]", "data.au_names=[]"]
+            implied += [f"model.au_names=[{', '.join(names)}]", "data.au_names=[]"]
     if args.root:
         implied.append(f"data.root={args.root}")
     return load_config(args.config, implied + list(args.overrides))

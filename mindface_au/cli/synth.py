@@ -54,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"SynthAU in {fmt} layout written to {out} (seed {args.seed}); {len(names)} AUs: {', '.join(names)}")
         for key, value in summary["images"].items():
             print(f"  {key}: {value}")
-        print(f"  train with: --set data.format={fmt} --set data.root={out} (folds: data.split fold1..fold3)")
+        hint = f"--set data.format={fmt} --set data.root={out}"
+        if fmt == "list":  # list files name no AUs: the config does
+            hint += f' --set "model.au_names=[{", ".join(names)}]"'
+        print(f"  train with: {hint} --fold 1 (folds 1 to 3)")
         return 0
     print(f"SynthAU written to {out} in {summary['seconds']:.1f} s (seed {args.seed})")
     for split, info in summary["splits"].items():
