@@ -95,6 +95,12 @@ def test_card_eval_predict_and_onnx_follow_the_disfa_set(disfa_cv, tmp_path):
     model = load_inference_model(onnx_path)
     assert model.au_names == list(DISFA_AUS) and model.card == card and model.crop == "box@32"
     assert "box@32" in model.crop_problem() and model.crop_problem(aligned=True) is None
+    proc = run_cli_in_process(
+        "export", "--model", best, "--format", "CKPT", "--config", config, "--spec", "t", "--out", tmp_path / "r"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (release,) = [str(tmp_path / "r" / n) for n in os.listdir(tmp_path / "r") if n.endswith(".ckpt")]
+    assert read_card(release) == card and load_inference_model(release).au_names == list(DISFA_AUS)
 
 
 def test_detect_csv_columns_follow_the_model(disfa_cv, tmp_path):

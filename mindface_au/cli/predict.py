@@ -4,6 +4,7 @@ The txt header names the models' AUs (all voting models must share one AU set). 
 test split: the test part of data.split's fold is predicted."""
 
 import argparse
+import os
 
 from mindface_au.cli.common import add_config_args
 
@@ -45,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.errors import UserError
 
     cfg = load_config(args.config, args.overrides)
-    echo_config(cfg)
     if args.prob_k is not None and args.prob_k < 0 or args.label_k is not None and args.label_k < 0:
         raise UserError(f"--prob-k {args.prob_k} / --label-k {args.label_k}: expected integers >= 0")
+    for path in args.ckpt:  # before the config echo: a bad argument is one line on stderr
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: checkpoint not found")
+    echo_config(cfg)
     result = predict(
         cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device,
         overwrite=args.overwrite,

@@ -3,9 +3,11 @@
     model = load_inference_model("best.ckpt")        # MindSpore GRAPH mode, BatchNorm folded
     model = load_inference_model("model.mindir")     # nn.GraphCell (fixed batch inside: padded and sliced)
     model = load_inference_model("model.onnx")       # ONNX Runtime (pip install "mindface-au[onnx]")
-    probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, 12)
+    probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, C)
 
-AU models output sigmoid probabilities (N, 12); bare `iresnet*` backbones their embedding (N, E). The input is
+AU models output sigmoid probabilities (N, C), one column per AU of `model.au_names` (a file without them: the ABAW
+12); bare `iresnet*` backbones their embedding (N, E). `model.card` is the model card (mindface_au.model_card:
+what it was trained on) and `model.crop` the face crop it expects; exports carry both in their metadata. The input is
 described by `model.face_input` (mindface_au.data.transforms: side from the model config, mean/std from the
 model's default config), the same for every format.
 
@@ -115,7 +117,7 @@ def checkpoint_model_config(path: str, config=None) -> ModelConfig:
 
 # ------------------------------------------------------------------------------------------------ networks
 def AUProbabilities(net):  # noqa: N802 - reads like the class it builds; keeps mindspore out of import time
-    """Wrap a logits network: (B, 3, S, S) -> (B, 12) sigmoid probabilities (what evaluation and exports run).
+    """Wrap a logits network: (B, 3, S, S) -> (B, C) sigmoid probabilities (what evaluation and exports run).
 
     The wrapper keeps the network's parameter names (auto_prefix off), so checkpoints saved through it load.
     """
