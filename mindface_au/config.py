@@ -354,7 +354,10 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
+    """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size.
+
+    The range table first, so a count out of range is reported by its own rule whichever check would see it."""
+    _check_ranges(cfg)
     validate_model_config(cfg.model)
     _validate_data(cfg.data, cfg.model)
     if cfg.data.image_size == 0:
@@ -364,7 +367,6 @@ def validate(cfg: Config) -> None:
             f"config keys data.image_size ({cfg.data.image_size}) and model.input_size ({cfg.model.input_size}) differ;"
             " the network reads the images at data.image_size, so set both to the same value"
         )
-    _check_ranges(cfg)
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
