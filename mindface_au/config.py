@@ -81,6 +81,7 @@ class DataConfig:
     au_names: List[str] = field(default_factory=list)  # AUs of the labels; empty = the format's set (list: model's)
     intensity_threshold: int = 2  # disfa: an AU occurs when its intensity (0-5) is at least this
     disfa_image_index: str = "line"  # disfa: image {SN}/{t}.png from the 0-based line index t, or "frame" number
+    crop: str = ""  # face crop of the images: "" = the format's (FORMAT_CROPS) | arcface5 | box | other
     split: str = ""  # "" = official (affwild2) or fold1 | official (affwild2 only) | fold1 .. fold<the format's count>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
@@ -353,7 +354,10 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size."""
+    """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size.
+
+    The range table first, so a count out of range is reported by its own rule whichever check would see it."""
+    _check_ranges(cfg)
     validate_model_config(cfg.model)
     _validate_data(cfg.data, cfg.model)
     if cfg.data.image_size == 0:
@@ -363,7 +367,6 @@ def validate(cfg: Config) -> None:
             f"config keys data.image_size ({cfg.data.image_size}) and model.input_size ({cfg.model.input_size}) differ;"
             " the network reads the images at data.image_size, so set both to the same value"
         )
-    _check_ranges(cfg)
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
@@ -420,6 +423,11 @@ def _check_ranges(cfg: "Config") -> None:
 
 DATA_FORMATS = {"affwild2": 4, "bp4d": 3, "disfa": 3, "list": 0}  # format -> folds (list: its fold files)
 FORMAT_AU_SETS = {"affwild2": "abaw", "bp4d": "bp4d", "disfa": "disfa"}  # list: data.au_names or model.au_names
+# How the face crops were made (recorded in the model card; `detect` redoes it): arcface5 = five-point alignment
+# onto the ArcFace template (Aff-Wild2's cropped_aligned, SynthAU), box = a detector's face box resized (ME-GraphAU's
+# BP4D/DISFA crops), other = a crop this package cannot redo.
+CROPS = ("arcface5", "box", "other")
+FORMAT_CROPS = {"affwild2": "arcface5", "bp4d": "box", "disfa": "box", "list": "other"}
 
 
 def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
@@ -457,6 +465,9 @@ def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
         raise UserError(f"config key data.intensity_threshold: got {data.intensity_threshold}, expected 0..5")
     if data.disfa_image_index not in ("line", "frame"):
         raise UserError(f"config key data.disfa_image_index: got {data.disfa_image_index!r}, expected line or frame")
+    data.crop = data.crop or FORMAT_CROPS[data.format]
+    if data.crop not in CROPS:
+        raise UserError(f"config key data.crop: got {data.crop!r}, expected one of {', '.join(CROPS)}")
 
 
 def validate_model_config(model: ModelConfig) -> None:

@@ -47,7 +47,7 @@ def test_cv_runs_the_three_disfa_folds_and_prints_the_table(tmp_path):
     cfg = load_config(None, [f"model.au_names=[{', '.join(DISFA_AUS)}]", "data.format=disfa", "data.rare_aus=[AU9]"])
     seen = []
 
-    def fake_train(split_cfg):
+    def fake_train(split_cfg, **_):
         seen.append(split_cfg.data.split)
         per_au = {au: 0.1 * (i + 1) for i, au in enumerate(DISFA_AUS)}
         return {"epochs": [{"epoch": 1, "val_per_au": per_au}], "best": {"epoch": 1}}

@@ -25,12 +25,12 @@ from mindface_au.utils.guard import (
 # name -> (module under mindface_au.cli, one-line help)
 COMMANDS = {
     "convert": ("convert", "convert a PyTorch Glint360K IResNet checkpoint to MindSpore"),
-    "synth": ("synth", "generate the SynthAU procedural dataset in Aff-Wild2 layout"),
-    "check-data": ("check_data", "validate an Aff-Wild2-layout dataset and print a summary"),
-    "folds": ("folds", "write the 4-fold cross-validation video lists"),
+    "synth": ("synth", "generate the SynthAU procedural dataset (--format affwild2, bp4d, disfa or list)"),
+    "check-data": ("check_data", "validate a dataset of any data.format and print a summary"),
+    "folds": ("folds", "write Aff-Wild2's 4-fold cross-validation video lists (Aff-Wild2 only)"),
     "train": ("train", "train an AU model (GRAPH mode, Model + callbacks)"),
     "launch": ("launch", "data-parallel `train` under msrun: launch --workers N -- TRAIN_ARGS"),
-    "cv": ("cv", "train the official split and the 4 folds, print per-AU F1 per split"),
+    "cv": ("cv", "train every fold of the data format, print per-fold per-AU F1 and the mean"),
     "eval": ("evaluate", "evaluate a checkpoint on validation data, with smoothing"),
     "predict": ("predict", "write ABAW challenge-format predictions, voting over checkpoints"),
     "score": ("score", "score a prediction folder against annotation files"),

@@ -14,14 +14,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
     parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
     parser.add_argument("--sweep", action="store_true", help="print the paper's Table 2 (k = 1..10)")
-    parser.add_argument("--fold", type=int, choices=[1, 2, 3, 4], help="validate on this fold's videos")
+    parser.add_argument(
+        "--fold", type=int, metavar="K", help="validate on fold K (affwild2: 1-4, bp4d/disfa: 1-3, list: its files)"
+    )
+    parser.add_argument(
+        "--shared-aus",
+        action="store_true",
+        help="score only the AUs the model and the data share (default: differing AU sets are an error)",
+    )
     parser.add_argument("--device", default="auto", help="CPU, GPU, Ascend or auto")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
-    from mindface_au.config import AU_NAMES, load_config
+    from mindface_au.cli.train import load_config_fold
     from mindface_au.engine.evaluator import evaluate, format_sweep
     from mindface_au.errors import UserError
     from mindface_au.metrics import format_f1
@@ -30,17 +37,25 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UserError(f"--{name.replace('_', '-')}: got {value}, expected an integer >= 0")
-    overrides = list(args.overrides) + ([f"data.split=fold{args.fold}"] if args.fold else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config_fold(args.config, args.overrides, args.fold)
     if not args.json:  # --json keeps stdout to one JSON object
         echo_config(cfg)
-    result = evaluate(cfg, args.ckpt, args.prob_k, args.label_k, do_sweep=args.sweep, device=args.device)
+    result = evaluate(
+        cfg, args.ckpt, args.prob_k, args.label_k, do_sweep=args.sweep, device=args.device,
+        shared_aus=args.shared_aus, show_card=True,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    names = list(result["per_au"])  # the AUs scored: the model's and the data's (or those they share)
+    if "shared_aus" in result:
+        print(
+            f"scored the {len(names)} AUs shared by the model ({', '.join(result['model_au_names'])}) and the data "
+            f"({', '.join(result['data_au_names'])}): {', '.join(names)}"
+        )
     print(f"{result['videos']} videos, {result['frames']} frames")
-    print(format_f1([result["per_au"][n] for n in AU_NAMES], label="raw"))
-    smoothed = format_f1([result["per_au_smoothed"][n] for n in AU_NAMES], label="smoothed")
+    print(format_f1([result["per_au"][n] for n in names], names, label="raw"))
+    smoothed = format_f1([result["per_au_smoothed"][n] for n in names], names, label="smoothed")
     print(smoothed.splitlines()[1] + f"   (prob k {result['prob_k']}, label k {result['label_k']})")
     print(f"mean F1: {100 * result['mean_f1']:.2f} raw, {100 * result['mean_f1_smoothed']:.2f} smoothed")
     if args.sweep:

@@ -1,4 +1,7 @@
-"""`mindface-au folds`: write the cross-validation folds (train+val, by video) as JSON."""
+"""`mindface-au folds`: write Aff-Wild2's cross-validation folds (train+val, by video) as JSON.
+
+Aff-Wild2 only: BP4D and DISFA use ME-GraphAU's fixed subject parts and list files their own fold files, so those
+formats need no folds file (data.split fold1..fold3 / fold<k> selects them)."""
 
 import argparse
 
@@ -9,7 +12,7 @@ from mindface_au.config import NUM_FOLDS, load_config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument("--root", default=None, help="dataset root in Aff-Wild2 layout (default: data.root)")
-    parser.add_argument("--out", required=True, help="output JSON file (use it as data.folds_file)")
+    parser.add_argument("--out", required=True, help="output JSON file (use it as data.folds_file; Aff-Wild2 only)")
     parser.add_argument(
         "--num-folds",
         type=int,
@@ -19,7 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mindface_au.errors import UserError
+
     cfg = load_config(args.config, args.overrides)  # always, so a bad --set is reported
+    if cfg.data.format != "affwild2":
+        raise UserError(
+            f"config key data.format: folds are for affwild2 only; {cfg.data.format} has fixed folds "
+            "(data.split fold1..fold3 for bp4d and disfa, the fold files present for list)"
+        )
     root = args.root or cfg.data.root
     from mindface_au.data.folds import write_folds
 

@@ -1,6 +1,10 @@
-"""`mindface-au predict`: ABAW challenge txt files for a split, voting over one or more checkpoints."""
+"""`mindface-au predict`: challenge txt files for a split, voting over one or more checkpoints.
+
+The txt header names the models' AUs (all voting models must share one AU set). BP4D, DISFA and list data have no
+test split: the test part of data.split's fold is predicted."""
 
 import argparse
+import os
 
 from mindface_au.cli.common import add_config_args
 
@@ -19,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split",
         default="test",
         choices=["test", "val", "train", "val-fold"],
-        help="videos to predict (val-fold: the validation videos of data.split)",
+        help="videos to predict (val-fold: the validation videos of data.split); bp4d, disfa, list: the test part "
+        "of data.split's fold",
     )
     parser.add_argument("--out", required=True, help="output folder, one <video>.txt per video")
     parser.add_argument(
@@ -41,12 +46,19 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.errors import UserError
 
     cfg = load_config(args.config, args.overrides)
-    echo_config(cfg)
     if args.prob_k is not None and args.prob_k < 0 or args.label_k is not None and args.label_k < 0:
         raise UserError(f"--prob-k {args.prob_k} / --label-k {args.label_k}: expected integers >= 0")
+    for path in args.ckpt:  # before the config echo: a bad argument is one line on stderr
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: checkpoint not found")
+    echo_config(cfg)
     result = predict(
         cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device,
         overwrite=args.overwrite,
     )  # fmt: skip
-    print(f"wrote {result['videos']} videos ({result['frames']} frames) to {result['out_dir']}")
+    where = f"the test part of {cfg.data.split}" if cfg.data.format != "affwild2" else f"split {args.split}"
+    print(
+        f"wrote {result['videos']} videos ({result['frames']} frames) of {where} to {result['out_dir']}; "
+        f"AUs: {', '.join(result['au_names'])}"
+    )
     return 0

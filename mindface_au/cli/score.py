@@ -1,4 +1,7 @@
-"""`mindface-au score`: score a folder of challenge txt predictions against annotation txt files."""
+"""`mindface-au score`: score a folder of challenge txt predictions against annotation txt files.
+
+Both headers must name the AUs of the config's data (data.au_names: the ABAW 12 for affwild2, the model's for
+others, e.g. `--set data.format=list --set "model.au_names=[AU1, AU2]"`)."""
 
 import argparse
 import json
@@ -18,18 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.config import AU_NAMES
     from mindface_au.metrics import format_f1
     from mindface_au.submission import score_folders
 
-    gt = args.gt or os.path.join(
-        load_config(args.config, args.overrides).data.root, "AU_Detection_Challenge", "Validation_Set"
-    )
-    result = score_folders(args.pred, gt)
+    cfg = load_config(args.config, args.overrides)
+    gt = args.gt or os.path.join(cfg.data.root, "AU_Detection_Challenge", "Validation_Set")
+    result = score_folders(args.pred, gt, au_names=cfg.data.au_names)  # both headers must name the data's AUs
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['videos']} videos, {result['frames']} labelled frames")
-        print(format_f1([result["per_au"][n] for n in AU_NAMES], label="score"))
+        names = list(result["per_au"])
+        print(format_f1([result["per_au"][n] for n in names], names, label="score"))
         print(f"mean F1: {100 * result['mean_f1']:.2f}")
     return 0

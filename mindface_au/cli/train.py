@@ -1,9 +1,9 @@
 """`mindface-au train`: train an AU model into a run directory (data parallel: `mindface-au launch`)."""
 
 import argparse
+from typing import Optional, Sequence
 
 from mindface_au.cli.common import add_config_args
-from mindface_au.config import NUM_FOLDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,27 +19,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fold",
         type=int,
-        choices=range(1, NUM_FOLDS + 1),
-        help=f"train on the other {NUM_FOLDS - 1} folds, validate on this one",
+        metavar="K",
+        help="validate on fold K, train on the others (affwild2: 1-4, bp4d/disfa: 1-3, list: its fold files)",
     )
     group.add_argument("--split", choices=["official"], help="the official train/validation split")
 
 
-def split_overrides(args: argparse.Namespace) -> list:
-    """--set values plus those implied by --out / --fold / --split."""
+def split_overrides(args: argparse.Namespace, fold: bool = True) -> list:
+    """--set values plus those implied by --out / --fold (unless `fold` is False) / --split."""
     overrides = list(args.overrides)
     if getattr(args, "out", None):
         overrides.append(f"train.out_dir={args.out}")
-    if getattr(args, "fold", None):
+    if getattr(args, "fold", None) is not None and fold:
         overrides.append(f"data.split=fold{args.fold}")
     elif getattr(args, "split", None):
         overrides.append(f"data.split={args.split}")
     return overrides
 
 
+def load_config_fold(config: Optional[str], overrides: Sequence[str], fold: Optional[int]):
+    """The config with data.split = fold<`fold`>, the fold count taken from its data format once it is loaded
+    (affwild2 4, bp4d and disfa 3, list the fold files present); a fold outside it names --fold and the count."""
+    from mindface_au.config import load_config
+    from mindface_au.data.formats import num_folds
+    from mindface_au.errors import UserError
+
+    cfg = load_config(config, overrides)
+    if fold is None:
+        return cfg
+    count = num_folds(cfg.data)
+    if not 1 <= fold <= count:
+        raise UserError(f"--fold {fold}: data.format {cfg.data.format} has folds 1 to {count}")
+    return load_config(config, list(overrides) + [f"data.split=fold{fold}"])
+
+
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
-    from mindface_au.config import load_config
     from mindface_au.engine.trainer import train
     from mindface_au.errors import UserError
 
@@ -49,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--resume RUN_DIR uses the run's saved config.yaml; drop --config (use --set to change)")
         result = train(None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides)
     else:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config_fold(args.config, split_overrides(args, fold=False), args.fold)
         echo_config(cfg)
         result = train(cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite)
     best = result["best"]

@@ -220,14 +220,15 @@ class EpochValidator(Callback):
         if not self.run_dir.writes:
             return
         run = self.run_dir
-        self.last_good = run.save_checkpoint(self.net, "epoch", epoch)
+        f1 = record.get("val_mean_f1")
+        self.last_good = run.save_checkpoint(self.net, "epoch", epoch, val_mean_f1=f1)
         if "val_mean_f1" in record:
             score = record["val_mean_f1"]
         else:  # an epoch left out by val_interval never becomes the best; without validation videos the loss picks
             score = -record["loss"] if self.evaluate_fn is None else None
         if score is not None and score > self.best["mean_f1"]:
             self.best = {"epoch": epoch, "mean_f1": score}
-            run.save_checkpoint(self.net, "best", epoch)
+            run.save_checkpoint(self.net, "best", epoch, val_mean_f1=f1)
             self.logger.info(f"epoch {epoch}: new best checkpoint (mean F1 {100 * score:.2f})")
         run.prune(epoch)
         run.write_metrics(self.history, self.best)

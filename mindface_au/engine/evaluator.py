@@ -6,6 +6,7 @@ scored. Predictions written by `predict` go through the same steps, so `score` o
 """
 
 import dataclasses
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -179,12 +180,18 @@ def evaluate(
     do_sweep: bool = False,
     split: str = "val",
     device: str = "auto",
+    shared_aus: bool = False,
+    show_card: bool = False,
 ) -> Dict:
     """Evaluate model file `ckpt` (.ckpt, .mindir or .onnx) on the validation videos of `cfg.data.split` (or a
     named split). `cfg.model` is used only for a checkpoint without an embedded model config.
 
+    The model's AU set (model.au_names of the file) must equal the data's (data.au_names); with `shared_aus` the
+    AUs both have are scored instead (in the data's order; "shared_aus", "model_au_names" and "data_au_names" in
+    the result). `show_card` prints the model card to stderr once the model is loaded.
+
     Returns {"mean_f1", "per_au", "mean_f1_smoothed", "per_au_smoothed", "prob_k", "label_k", "videos",
-    "frames"} plus "sweep" (Table 2) when asked.
+    "frames", "au_names"} plus "sweep" (Table 2) when asked.
     """
     from mindface_au.data import get_split, load_split
     from mindface_au.inference.loader import load_inference_model
@@ -200,15 +207,29 @@ def evaluate(
     if not videos or any(v.labels is None for v in videos):
         raise UserError(f"split {split!r} of {cfg.data.root} has no labelled videos to evaluate")
     model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+    if show_card:
+        print(model.card_text(), file=sys.stderr, flush=True)
     data_names = tuple(cfg.data.au_names or AU_NAMES)
     model_names = tuple(getattr(model, "au_names", None) or data_names)
-    if model_names != data_names:
+    scored = tuple(au for au in data_names if au in model_names)
+    if model_names != data_names and (not shared_aus or not scored):
+        hint = "; shared_aus (eval --shared-aus) scores the AUs both have" if scored else "; they share no AU"
         raise UserError(
             f"{ckpt}: the model predicts {', '.join(model_names)}; data.format {cfg.data.format} labels "
-            f"{', '.join(data_names)}: the AU sets differ"
+            f"{', '.join(data_names)}: the AU sets differ{hint}"
         )
     predictions = predict_videos(model, videos, cfg.data)
-    result = evaluate_probs(videos, predictions, prob_k, label_k, cfg.eval.threshold, data_names)
+    if model_names != data_names:
+        data_idx = [data_names.index(au) for au in scored]
+        model_idx = [model_names.index(au) for au in scored]
+        videos = [dataclasses.replace(v, labels=np.asarray(v.labels)[:, data_idx]) for v in videos]
+        predictions = [(ids, p[:, model_idx]) for ids, p in predictions]
+    result = evaluate_probs(videos, predictions, prob_k, label_k, cfg.eval.threshold, scored)
+    result["au_names"] = list(scored)
+    if scored != data_names or scored != model_names:
+        result["shared_aus"] = list(scored)
+        result["model_au_names"] = list(model_names)
+        result["data_au_names"] = list(data_names)
     if do_sweep:
         result["sweep"] = sweep(videos, result["full_probs"], cfg.eval.threshold, fixed_prob_k=prob_k or 8)
     result["videos"] = len(videos)

@@ -1,5 +1,10 @@
 """Challenge predictions: one ABAW txt per video, one row per frame of its frame list, voting over checkpoints.
 
+The txt header names the models' AUs (every voting model must predict the same AU set). Aff-Wild2 predicts a
+split (test, val, train) or the validation videos of data.split; BP4D, DISFA and list files have no test split:
+they predict the test part of data.split's fold (a BP4D subject-task, a DISFA subject, a list file's image folder
+per file; "/" in a folder name becomes "__").
+
 Each checkpoint predicts the frames that have an image; frames without one take the nearest predicted frame;
 each video is then post-processed (probability smoothing, threshold, label smoothing). Several checkpoints vote:
 "majority" of their 0/1 labels (a tie goes to the mean probability), or "mean" of their probabilities
@@ -24,7 +29,7 @@ VOTES = ("majority", "mean")
 def vote(
     probs: Sequence[np.ndarray], method: str = "majority", prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
 ) -> np.ndarray:
-    """Combine the (T, 12) probabilities of several models for one video into post-processed 0/1 labels."""
+    """Combine the (T, C) probabilities of several models for one video into post-processed 0/1 labels."""
     if method not in VOTES:
         raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
     stacked = np.stack([np.asarray(p, np.float32) for p in probs])
@@ -56,9 +61,9 @@ def predict(
     An existing <video>.txt is replaced only with `overwrite`; `out_dir` is never a folder of the dataset's
     annotation files (nor a model file), whatever `overwrite` says.
 
-    Returns {"videos", "frames", "out_dir", "probs": {video: (T, 12)}}.
+    Returns {"videos", "frames", "out_dir", "au_names", "split", "probs": {video: (T, C)}}.
     """
-    from mindface_au.data import get_split, load_split
+    from mindface_au.data import bp4d, disfa, get_split, load_split
     from mindface_au.data.affwild2 import ANNOTATION_DIR, SPLIT_DIRS
     from mindface_au.engine.evaluator import frame_probs, predict_videos
     from mindface_au.inference.loader import load_inference_model
@@ -73,16 +78,35 @@ def predict(
             raise UserError(f"{ckpt}: checkpoint not found")
     prob_k = cfg.eval.prob_k if prob_k is None else prob_k
     label_k = cfg.eval.label_k if label_k is None else label_k
+    if cfg.data.format != "affwild2":
+        if split not in ("test", "val-fold"):
+            raise UserError(
+                f"split {split!r}: {cfg.data.format} data has no {split} split; the test part of data.split "
+                f"({cfg.data.split}) is predicted (split test or val-fold)"
+            )
+        split = "val-fold"
     videos = get_split(cfg.data)[1] if split == "val-fold" else load_split(cfg.data.root, split)
     if not videos:
         raise UserError(f"split {split!r} of {cfg.data.root} has no videos")
     annotations = os.path.join(cfg.data.root, ANNOTATION_DIR)
-    inputs = [annotations, *(os.path.join(annotations, d) for d in SPLIT_DIRS.values()), *ckpts]
+    label_dirs = [os.path.join(cfg.data.root, d) for d in (bp4d.LABEL_DIR, disfa.LABEL_DIR)] + [cfg.data.root]
+    inputs = [annotations, *(os.path.join(annotations, d) for d in SPLIT_DIRS.values()), *label_dirs, *ckpts]
     guard.check_not_input(out_dir, inputs, "output folder")
-    guard.check_outputs([os.path.join(out_dir, v.name + ".txt") for v in videos], inputs, overwrite)
+    names = [v.name.replace("/", "__").replace(os.sep, "__") for v in videos]
+    guard.check_outputs([os.path.join(out_dir, n + ".txt") for n in names], inputs, overwrite)
+    models = [
+        load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+        for ckpt in ckpts
+    ]
+    au_names = list(models[0].au_names)
+    for ckpt, model in zip(ckpts[1:], models[1:]):
+        if list(model.au_names) != au_names:
+            raise UserError(
+                f"{ckpt}: predicts {', '.join(model.au_names)}; {ckpts[0]} predicts {', '.join(au_names)}: "
+                "voting models must share one AU set"
+            )
     per_model: List[List[np.ndarray]] = []
-    for ckpt in ckpts:
-        model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+    for model in models:
         predictions = predict_videos(model, videos, cfg.data)
         per_model.append([frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)])
     frames = 0
@@ -90,8 +114,15 @@ def predict(
     for i, video in enumerate(videos):
         probs = [model_probs[i] for model_probs in per_model]
         labels = vote(probs, method, prob_k, label_k, cfg.eval.threshold)
-        write_prediction(os.path.join(out_dir, video.name + ".txt"), labels)
+        write_prediction(os.path.join(out_dir, names[i] + ".txt"), labels, au_names=au_names)
         frames += labels.shape[0]
         if save_probs:
             probs_out[video.name] = np.mean(probs, axis=0)
-    return {"videos": len(videos), "frames": frames, "out_dir": out_dir, "probs": probs_out}
+    return {
+        "videos": len(videos),
+        "frames": frames,
+        "out_dir": out_dir,
+        "au_names": au_names,
+        "split": split,
+        "probs": probs_out,
+    }

@@ -112,6 +112,7 @@ class RunDirectory:
         self.rank = int(rank)
         self.model_config = model_config
         self.keep_last = max(1, int(keep_last))
+        self.card: Optional[dict] = None  # the model card (model_card.py), set by the trainer
 
     @property
     def writes(self) -> bool:
@@ -188,15 +189,19 @@ class RunDirectory:
         with atomic_write(self.metrics_path) as handle:
             json.dump({"epochs": history, "best": best}, handle, indent=2)
 
-    def save_checkpoint(self, net, kind: str, epoch: int, extra: Optional[dict] = None) -> Optional[str]:
-        """Write `net` as the `kind` checkpoint of `epoch` (with `epoch_num` and `extra`); its path, None if not
-        written here (rank != 0)."""
+    def save_checkpoint(
+        self, net, kind: str, epoch: int, extra: Optional[dict] = None, val_mean_f1: Optional[float] = None
+    ) -> Optional[str]:
+        """Write `net` as the `kind` checkpoint of `epoch` (with `epoch_num`, `extra` and the model card, its
+        validation mean F1 `val_mean_f1`); its path, None if not written here (rank != 0)."""
         path = self.checkpoint_path(kind, epoch)
         if not self.writes:
             return None
         from mindface_au.models.checkpoint import save_checkpoint_atomic
 
-        save_checkpoint_atomic(net, path, model_config=self.model_config, extra={"epoch_num": epoch, **(extra or {})})
+        card = dict(self.card, val_mean_f1=val_mean_f1) if self.card is not None else None
+        extra = {"epoch_num": epoch, **(extra or {})}
+        save_checkpoint_atomic(net, path, model_config=self.model_config, extra=extra, card=card)
         return path
 
     def prune(self, epoch: int) -> List[str]:

@@ -95,6 +95,7 @@ def train(
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
     from mindface_au.models import create_model_from_config
+    from mindface_au.model_card import make_card
     from mindface_au.models.iresnet import set_prelu_form
     from mindface_au.utils.device import init_context
 
@@ -108,6 +109,7 @@ def train(
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
+    run.card = make_card(cfg)  # what the model was trained on, in every checkpoint (model_card.py)
     stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
 
     # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded

@@ -227,8 +227,11 @@ def export_network(
     held_out_images: Optional[np.ndarray] = None,
     source: str = "",
     calib_source: str = "",
+    card: Optional[dict] = None,
 ) -> dict:
     """Write `net` (built from `model_cfg`, weights loaded) to `out` in format `fmt` (FORMATS); returns its metadata.
+
+    The metadata carries the AU set (`au_names`), the face crop and the model card `card` of the source checkpoint.
 
     `quantize="int8"` (ONNX only) calibrates on `calib_images` (normalised float32 (N, 3, S, S)) and compares with
     float32 on `held_out_images`; the returned dict then has "int8": {speedup, max_prob_diff, ...}. The network is
@@ -249,7 +252,7 @@ def export_network(
     size = int(model_cfg.input_size)
     run_net = inference_network(net, model_cfg)
     if fmt == "MINDIR":
-        info = model_metadata(model_cfg, int(batch_size), source)
+        info = model_metadata(model_cfg, int(batch_size), source, card=card)
         dummy = ms.Tensor(np.zeros((batch_size, 3, size, size), np.float32))
 
         def add_info(proto) -> None:
@@ -271,7 +274,7 @@ def export_network(
 
     onnx = _onnx_modules()
     output_name = "embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"
-    info = model_metadata(model_cfg, None, source)
+    info = model_metadata(model_cfg, None, source, card=card)
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
@@ -344,7 +347,9 @@ def export_model(
     `fmt="CKPT"` writes a release checkpoint into folder `out` instead (export_release: `config` is the recipe,
     `spec` its name). An existing `out` file is replaced only with `overwrite`; `out` is never an input."""
     from mindface_au.data.transforms import face_input
-    from mindface_au.inference.loader import build_network, checkpoint_model_config
+    from mindface_au.inference.loader import checkpoint_model_config
+    from mindface_au.models import build_network
+    from mindface_au.model_card import read_card
     from mindface_au.models.checkpoint import load_checkpoint_strict
     from mindface_au.utils.device import init_context
 
@@ -371,7 +376,7 @@ def export_model(
     calib_source = ""
     if quantize:
         calib_x, held, calib_source = calibration_crops(face_input(model_cfg), calib, calib_frames)
-    net = build_network(model_cfg)
+    net = build_network(model_cfg, load_backbone=False)
     load_checkpoint_strict(net, ckpt)
     return export_network(
         net,
@@ -384,6 +389,7 @@ def export_model(
         held,
         source=ckpt,
         calib_source=calib_source,
+        card=read_card(ckpt),
     )
 
 
@@ -477,7 +483,9 @@ def export_release(
     "sha256", "model", "spec", "tensors", "bytes", "source_bytes"}.
     """
     from mindface_au.config import load_config, save_config
-    from mindface_au.inference.loader import build_network, checkpoint_model_config
+    from mindface_au.inference.loader import checkpoint_model_config
+    from mindface_au.models import build_network
+    from mindface_au.model_card import read_card
     from mindface_au.models.checkpoint import save_checkpoint_atomic, sha256_file
     from mindface_au.utils.device import init_context
 
@@ -507,7 +515,7 @@ def export_release(
             )
     elif not _SPEC.match(spec):
         raise UserError(f"--spec {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
-    net = build_network(model_cfg)
+    net = build_network(model_cfg, load_backbone=False)
     weights = _release_weights(net, ckpt)
     stem = f"{model_cfg.name}_{spec}"
     try:
@@ -517,7 +525,8 @@ def export_release(
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.ckpt", dir=out_dir)
     os.close(fd)
     try:
-        save_checkpoint_atomic(weights, tmp, model_config=dataclasses.asdict(model_cfg))
+        card = read_card(ckpt)  # the model card travels into the release file
+        save_checkpoint_atomic(weights, tmp, model_config=dataclasses.asdict(model_cfg), card=card)
         sha256 = sha256_file(tmp)
         final = os.path.join(out_dir, release_name(model_cfg.name, spec, sha256))
         yaml_path = os.path.join(out_dir, f"{stem}.yaml")

@@ -3,9 +3,11 @@
     model = load_inference_model("best.ckpt")        # MindSpore GRAPH mode, BatchNorm folded
     model = load_inference_model("model.mindir")     # nn.GraphCell (fixed batch inside: padded and sliced)
     model = load_inference_model("model.onnx")       # ONNX Runtime (pip install "mindface-au[onnx]")
-    probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, 12)
+    probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, C)
 
-AU models output sigmoid probabilities (N, 12); bare `iresnet*` backbones their embedding (N, E). The input is
+AU models output sigmoid probabilities (N, C), one column per AU of `model.au_names` (a file without them: the ABAW
+12); bare `iresnet*` backbones their embedding (N, E). `model.card` is the model card (mindface_au.model_card:
+what it was trained on) and `model.crop` the face crop it expects; exports carry both in their metadata. The input is
 described by `model.face_input` (mindface_au.data.transforms: side from the model config, mean/std from the
 model's default config), the same for every format.
 
@@ -22,8 +24,9 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config
+from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config, validate_model_config
 from mindface_au.errors import UserError
+from mindface_au.model_card import default_crop, format_card, parse_crop
 from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.guard import reclaim_signal_handlers
 
@@ -77,17 +80,11 @@ def output_width(model_cfg: ModelConfig) -> int:
 
 
 def check_model_config_any(model_cfg: ModelConfig, source: str = "") -> None:
-    """check_model_config for AU networks; for bare backbones the name and input size."""
-    from mindface_au.models.aunet import check_model_config
-    from mindface_au.models.registry import is_model
-
-    if is_backbone(model_cfg):
-        if not is_model(model_cfg.name):
-            raise UserError(f"{source or 'config'}: model.name {model_cfg.name!r} is not a registered model")
-        if model_cfg.input_size < 16 or model_cfg.input_size % 16:
-            raise UserError(f"config key model.input_size: got {model_cfg.input_size}, expected a multiple of 16")
-        return
-    check_model_config(model_cfg)
+    """config.validate_model_config (the one validator: AU network or bare backbone), errors prefixed by `source`."""
+    try:
+        validate_model_config(model_cfg)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}" if source else str(exc)) from exc
 
 
 def _given_config(config) -> Optional[ModelConfig]:
@@ -120,7 +117,7 @@ def checkpoint_model_config(path: str, config=None) -> ModelConfig:
 
 # ------------------------------------------------------------------------------------------------ networks
 def AUProbabilities(net):  # noqa: N802 - reads like the class it builds; keeps mindspore out of import time
-    """Wrap a logits network: (B, 3, S, S) -> (B, 12) sigmoid probabilities (what evaluation and exports run).
+    """Wrap a logits network: (B, 3, S, S) -> (B, C) sigmoid probabilities (what evaluation and exports run).
 
     The wrapper keeps the network's parameter names (auto_prefix off), so checkpoints saved through it load.
     """
@@ -147,15 +144,10 @@ def _probabilities_class():
 
 
 def build_network(model_cfg: ModelConfig):
-    """The untrained network a ModelConfig describes (AUNet, or a bare IResNet), without backbone checkpoint."""
-    from mindface_au.models import create_model, create_model_from_config
+    """The untrained network a ModelConfig describes, without its backbone checkpoint: models.build_network."""
+    from mindface_au.models import build_network as build
 
-    check_model_config_any(model_cfg)
-    model_cfg = dataclasses.replace(model_cfg, backbone_checkpoint="")
-    if is_backbone(model_cfg):
-        keys = ("widths", "layers", "embedding_size", "input_size", "dropout")  # what a bare backbone takes
-        return create_model(model_cfg.name, **{key: getattr(model_cfg, key) for key in keys})
-    return create_model_from_config(model_cfg)
+    return build(model_cfg, load_backbone=False)
 
 
 def inference_network(net, model_cfg: ModelConfig):
@@ -188,6 +180,9 @@ def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: st
     }
     if not backbone:
         info["au_names"] = list(model_cfg.au_names or AU_NAMES)
+    card = extra.pop("card", None)
+    info["card"] = card  # the model card (model_card.py) of the source checkpoint; None for an older one
+    info["crop"] = (card or {}).get("crop") or default_crop(spec.size)
     info.update(extra)
     return info
 
@@ -210,10 +205,20 @@ class InferenceModel:
 
     Attributes: path, backend ("mindspore" | "mindir" | "onnxruntime"), kind ("ckpt" | "mindir" | "onnx"),
     model_config, face_input (size, mean, std), input_size, out_dim, batch_size (largest forward pass),
-    fixed_batch (True when the graph has one batch size: inputs are padded and sliced), device.
+    fixed_batch (True when the graph has one batch size: inputs are padded and sliced), device, au_names (the
+    AUs of the output columns; [] for a backbone), card (the model card dict, None for a file from before cards),
+    crop (the face crop it expects, "<method>@<size>": arcface5 = five-point ArcFace alignment, box, other).
     """
 
-    def __init__(self, path: str, backend: str, model_config: ModelConfig, batch_size: int, fixed_batch: bool):
+    def __init__(
+        self,
+        path: str,
+        backend: str,
+        model_config: ModelConfig,
+        batch_size: int,
+        fixed_batch: bool,
+        card: Optional[dict] = None,
+    ):
         from mindface_au.data.transforms import face_input
 
         self.path = path
@@ -228,7 +233,24 @@ class InferenceModel:
         self.fixed_batch = bool(fixed_batch)
         self.device = "CPU"
         self.au_names = [] if is_backbone(model_config) else list(model_config.au_names or AU_NAMES)
+        self.card = card if isinstance(card, dict) else None  # what the model was trained on (model_card.py)
+        self.crop = (self.card or {}).get("crop") or default_crop(self.input_size)  # e.g. "arcface5@112"
         self._checked = False
+
+    def crop_problem(self, aligned: bool = False) -> Optional[str]:
+        """None when faces can be cropped the way the model expects (five-point ArcFace alignment, or `aligned`
+        input taken as such crops); else one line saying why not (e.g. a model trained on detector boxes)."""
+        method, _ = parse_crop(self.crop)
+        if aligned or method == "arcface5":
+            return None
+        return (
+            f"{self.path}: the model was trained on {self.crop} face crops; only five-point ArcFace alignment "
+            "(arcface5) can be redone here: give face crops made the same way as aligned input"
+        )
+
+    def card_text(self) -> str:
+        """The model card as printed on start by eval, detect and Predictor (stderr)."""
+        return format_card(self.card, self.au_names, self.crop)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by each backend
         raise NotImplementedError
@@ -276,8 +298,8 @@ class InferenceModel:
 
 
 class _MindSporeModel(InferenceModel):
-    def __init__(self, path: str, net, model_config: ModelConfig, batch_size: int, fixed: bool, backend: str):
-        super().__init__(path, backend, model_config, batch_size, fixed)
+    def __init__(self, path: str, net, model_config: ModelConfig, batch_size: int, fixed: bool, backend: str, card):
+        super().__init__(path, backend, model_config, batch_size, fixed, card)
         self.net = net
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -289,8 +311,8 @@ class _MindSporeModel(InferenceModel):
 
 
 class _OnnxModel(InferenceModel):
-    def __init__(self, path: str, session, model_config: ModelConfig, batch_size: int, fixed: bool):
-        super().__init__(path, "onnxruntime", model_config, batch_size, fixed)
+    def __init__(self, path: str, session, model_config: ModelConfig, batch_size: int, fixed: bool, card=None):
+        super().__init__(path, "onnxruntime", model_config, batch_size, fixed, card)
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.device = session.get_providers()[0].replace("ExecutionProvider", "")
@@ -312,7 +334,10 @@ def _load_ckpt(path: str, config, batch_size: int, device: str) -> InferenceMode
     model_cfg = checkpoint_model_config(path, config)
     net = build_network(model_cfg)
     load_checkpoint_strict(net, path)
-    model = _MindSporeModel(path, inference_network(net, model_cfg), model_cfg, batch_size, False, "mindspore")
+    from mindface_au.model_card import read_card
+
+    net = inference_network(net, model_cfg)
+    model = _MindSporeModel(path, net, model_cfg, batch_size, False, "mindspore", read_card(path))
     model.device = device
     return model
 
@@ -336,7 +361,8 @@ def _load_mindir(path: str, device: str) -> InferenceModel:
     info = _parse_info(raw, path, "MindIR")
     model_cfg = parse_model_config(info["model"], f"{path}: metadata")
     _check_info_size(info, model_cfg, path)
-    model = _MindSporeModel(path, nn.GraphCell(graph), model_cfg, int(info["batch_size"]), True, "mindir")
+    graph_cell = nn.GraphCell(graph)
+    model = _MindSporeModel(path, graph_cell, model_cfg, int(info["batch_size"]), True, "mindir", info.get("card"))
     model.device = device
     return model
 
@@ -397,7 +423,7 @@ def _load_onnx(path: str, threads: int, device: str, batch_size: int) -> Inferen
     if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != width):
         raise UserError(f"{path}: graph output shape {out_shape}, expected [batch, {width}] for {model_cfg.name}")
     fixed = isinstance(shape[0], int) and shape[0] > 0
-    return _OnnxModel(path, session, model_cfg, shape[0] if fixed else batch_size, fixed)
+    return _OnnxModel(path, session, model_cfg, shape[0] if fixed else batch_size, fixed, info.get("card"))
 
 
 def load_inference_model(

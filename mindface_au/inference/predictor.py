@@ -11,6 +11,7 @@ model's own input size and normalisation, so every format gives the same numbers
 `mindface_au.inference.detect.iter_detections`, the one streaming loop `detect` runs too.
 """
 
+import sys
 from typing import Iterable, List, Sequence, Union
 
 import numpy as np
@@ -32,6 +33,9 @@ class Predictor:
         config: for a .ckpt without an embedded config: YAML path, Config or ModelConfig.
         batch_size: faces per forward pass (a MindIR file runs at the batch size it was exported with).
         threads: ONNX Runtime threads (0 = all cores).
+        show_card: print the model card (AU set, face crop, what it was trained on) to stderr on start.
+
+    Attributes include `au_names` (the output columns), `card` (the model card dict, or None) and `crop`.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class Predictor:
         config: Union[None, str, Config, ModelConfig] = None,
         batch_size: int = 32,
         threads: int = 0,
+        show_card: bool = True,
     ) -> None:
         if isinstance(path, InferenceModel):
             self.model = path
@@ -55,6 +60,10 @@ class Predictor:
         self.kind = model.kind
         self.device = model.device
         self.au_names = list(model.au_names)
+        self.card = model.card
+        self.crop = model.crop
+        if show_card:
+            print(model.card_text(), file=sys.stderr, flush=True)
         self.model_config = model.model_config
         self.face_input = model.face_input
         self.input_size = model.input_size

@@ -106,18 +106,22 @@ def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Op
 
 
 def save_checkpoint_atomic(
-    params, path: str, model_config: Optional[dict] = None, extra: Optional[dict] = None
+    params, path: str, model_config: Optional[dict] = None, extra: Optional[dict] = None, card: Optional[dict] = None
 ) -> None:
     """Save a Cell, or {name: array}, to `path` via a temporary file and rename.
 
     `model_config` (a ModelConfig as dict) is embedded so a checkpoint alone rebuilds its network;
-    `extra` holds scalars such as epoch numbers.
+    `extra` holds scalars such as epoch numbers; `card` is the model card (mindface_au.model_card).
     """
     if isinstance(params, dict):
         params = [{"name": k, "data": ms.Tensor(np.asarray(v))} for k, v in params.items()]
     append = dict(extra or {})
     if model_config is not None:
         append[MODEL_CONFIG_KEY] = json.dumps(model_config)
+    if card is not None:
+        from mindface_au.model_card import CARD_KEY
+
+        append[CARD_KEY] = json.dumps(card)
     with atomic_path(path) as tmp:
         ms.save_checkpoint(params, tmp, append_dict=append or None)
 

@@ -1,0 +1,86 @@
+"""The model card: what a checkpoint was trained on, recorded by the trainer in every checkpoint it writes.
+
+A card is a small JSON dict: data format, dataset name (the root's folder name, or "SynthAU"), the AU set, the face
+crop the training images were made with (`crop`: "arcface5@112" = five-point alignment onto the ArcFace template
+at 112 px; "box@256" = a detector's face box resized to 256 px; "other@S" = a crop this package cannot redo), the
+validation split and mean F1, and for SynthAU-trained models a note that their outputs on real faces are not
+validated. Exports (MindIR, ONNX metadata) and release files carry it on. A model file without a card (made before
+cards existed) predicts the ABAW 12 from five-point aligned crops at its input size: `default_crop`.
+Nothing here imports MindSpore at import time.
+"""
+
+import json
+import os
+from typing import Optional, Sequence
+
+from mindface_au.au_sets import au_set_of
+
+__all__ = ["CARD_KEY", "SYNTHAU_NOTE", "make_card", "crop_spec", "default_crop", "parse_crop", "format_card"]
+
+CARD_KEY = "mindface_au_model_card"  # checkpoint entry (JSON string), and the "card" field of export metadata
+SYNTHAU_NOTE = "trained on SynthAU (procedural faces): its outputs on real faces are not validated"
+_SYNTHAU_SUMMARY = "synthau.json"
+
+
+def crop_spec(crop: str, input_size: int) -> str:
+    """'<method>@<size>', e.g. 'arcface5@112'."""
+    return f"{crop}@{int(input_size)}"
+
+
+def default_crop(input_size: int) -> str:
+    """The crop of a model file without a card: five-point ArcFace alignment at its input size."""
+    return crop_spec("arcface5", input_size)
+
+
+def parse_crop(spec: str):
+    """('arcface5', 112) from 'arcface5@112'; (spec, 0) when it has no size."""
+    method, _, size = str(spec).partition("@")
+    return method, int(size) if size.isdigit() else 0
+
+
+def make_card(cfg, val_mean_f1: Optional[float] = None) -> dict:
+    """The card of a model trained with Config `cfg` (validation mean F1 of the checkpoint's epoch, if known)."""
+    root = os.path.normpath(cfg.data.root or ".")
+    synth = os.path.isfile(os.path.join(root, _SYNTHAU_SUMMARY))
+    names = list(cfg.model.au_names)
+    card = {
+        "data_format": cfg.data.format,
+        "dataset": "SynthAU" if synth else os.path.basename(os.path.abspath(root)),
+        "data_root": os.path.basename(os.path.abspath(root)),
+        "au_set": au_set_of(names).name,
+        "au_names": names,
+        "crop": crop_spec(cfg.data.crop, cfg.model.input_size),
+        "val_split": cfg.data.split,
+        "val_mean_f1": None if val_mean_f1 is None else round(float(val_mean_f1), 6),
+    }
+    if synth:
+        card["note"] = SYNTHAU_NOTE
+    return card
+
+
+def read_card(path: str) -> Optional[dict]:
+    """The card stored in a checkpoint, or None (a checkpoint written before cards, or not by the trainer)."""
+    from mindface_au.utils.ckpt_file import read_checkpoint
+
+    value = read_checkpoint(path).get(CARD_KEY)
+    if not isinstance(value, str):
+        return None
+    try:
+        card = json.loads(value)
+    except ValueError:
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def format_card(card: Optional[dict], au_names: Sequence[str], crop: str) -> str:
+    """Two or three lines for stderr: what the model predicts, what it was trained on, and the SynthAU note."""
+    lines = [f"# model: {len(au_names)} AUs ({', '.join(au_names)}), face crop {crop}"]
+    if not card:
+        lines.append("# model card: none (a file from before model cards: ABAW AUs, ArcFace five-point crops)")
+        return "\n".join(lines)
+    f1 = card.get("val_mean_f1")
+    score = f"validation mean F1 {100 * f1:.2f} on {card.get('val_split')}" if f1 is not None else "not validated"
+    lines.append(f"# trained on {card.get('dataset')} ({card.get('data_format')} format); {score}")
+    if card.get("note"):
+        lines.append(f"# note: {card['note']}")
+    return "\n".join(lines)
