@@ -14,6 +14,7 @@ from conftest import TINY_AUNET, run_cli_in_process, write_random_crops
 from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS
 from mindface_au.data import disfa
 from mindface_au.data.synthau import write_synthau
+from mindface_au.errors import UserError
 from mindface_au.model_card import SYNTHAU_NOTE
 
 OLD_MAIN_CKPT = os.path.join(os.path.dirname(__file__), "fixtures", "aunet_tiny_main.ckpt")  # ABAW 12, no card
@@ -111,9 +112,15 @@ def test_detect_csv_columns_follow_the_model(disfa_cv, tmp_path):
     detect_module.detect(faces, out, ckpt=disfa_cv["best"], aligned=True, progress=False, device="CPU")
     with open(out, encoding="utf-8") as handle:
         header = handle.readline().strip().split(",")
-    if not hasattr(detect_module, "model_au_names"):  # issue 22's detect package reads InferenceModel.au_names
-        pytest.xfail("detect on this branch still writes the ABAW columns; the detect package (issue 22) reads them")
     assert "AU9" in header and "AU9_prob" in header and "AU7" not in header
+    with open(out + ".json", encoding="utf-8") as handle:  # the sidecar carries the model card
+        side = json.load(handle)
+    assert side["model_card"]["au_names"] == list(DISFA_AUS)
+    assert side["model_card"]["card"]["note"] == SYNTHAU_NOTE and side["model_card"]["card"]["crop"] == "box@32"
+    # the model was trained on detector-box crops: detect cannot redo them from raw images, and says so
+    with pytest.raises(UserError, match="box@32 face crops"):
+        detect_module.detect(faces, str(tmp_path / "raw.csv"), ckpt=disfa_cv["best"], progress=False, device="CPU")
+    assert not os.path.exists(tmp_path / "raw.csv")
 
 
 def test_abaw_model_on_disfa_data_scores_only_with_shared_aus(disfa_cv):

@@ -140,7 +140,7 @@ def test_freeze_batchnorm_uses_running_statistics_in_training():
     assert parameter_digest(net) != digest
 
 
-# ---------------------------------------------------------------- issue 19: sync_bn and amp_level O1
+# ---------------------------------------------------------------- sync_bn and amp_level O1
 
 
 def _tiny_aunet():

@@ -342,6 +342,11 @@ def detect_one(
         model_path = getattr(model, "path", ckpt or "")
         au_names = list(au_names or model_au_names(model))
         print(f"detect: {model.describe()}", file=sys.stderr)
+        if hasattr(model, "card_text"):  # what the model was trained on (a SynthAU model says it is not validated)
+            print(model.card_text(), file=sys.stderr)
+        problem = model.crop_problem(aligned) if hasattr(model, "crop_problem") else None
+        if problem:  # a model trained on other face crops than this tool can make
+            raise UserError(problem)
         header = RowSchema(au_names, with_file=source.kind == "images").columns
         settings = run_settings(
             source.path,
