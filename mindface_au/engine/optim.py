@@ -4,7 +4,7 @@ Schedule reading: `train.milestones` are 1-based epochs at which the lr is multi
 so the paper's "4th, 6th and 8th epoch" ([4, 6, 8]) trains epochs 1-3 at lr, 4-5 at lr/10, 6-7 at lr/100 and
 8-15 at lr/1000. `train.warmup_epochs` W ramps the first round(W * steps_per_epoch) = n steps linearly: step s
 (0-based) uses the schedule's lr times (s + 1) / n, so the first step trains at lr / n and step n - 1 at the full
-lr (a global batch scaled with the rank count needs this, see the README's linear rule). The lr is a per-step
+lr (a global batch scaled with the rank count needs this, see docs/training.md, the linear rule). The lr is a per-step
 list indexed by the optimiser's global step, which a resumed run restores, so a resumed run continues the schedule
 where it stopped.
 """

@@ -206,7 +206,7 @@ def train(
     logger.info(f"parameters sha256 {parameter_digest(net)} at global step {start_step}")
 
     # Validation runs on rank 0 over every validation frame (the same code as `eval`), the other ranks wait for it
-    # at their next gradient all-reduce; see the README's "Data parallel on clusters".
+    # at their next gradient all-reduce; see docs/clusters.md.
     evaluate_fn = create_validation(net, val_videos, cfg, logger) if run.writes and val_videos else None
     progress = ProgressLogger(
         logger, lrs, steps, runtime.global_batch, start_step=start_step, epoch_losses=epoch_losses

@@ -1,4 +1,4 @@
-"""Model-zoo table: parameters and compute of every registered model, for the README and `mindface-au models`.
+"""Model-zoo table: parameters and compute of every registered model, for docs/model-zoo.md and `mindface-au models`.
 
 Compute is counted from the Cells themselves: one forward pass of a 1-image batch in PyNative mode with forward
 hooks on every nn.Conv2d and nn.Dense, adding their multiply-accumulates (MACs). Batched matmuls inside
