@@ -401,12 +401,13 @@ def _detect_row(summaries: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def detect_model_configs(opts_models: List[str], widths, layers, input_size: int) -> Dict[str, Dict[str, Any]]:
     """The two widths `detect` is measured at: "full" (the first AUNet of --model at --widths) and "demo"."""
-    from mindface_au.config import ModelConfig, load_config
+    from mindface_au.config import ModelConfig, load_config, validate_model_config
     from mindface_au.engine.demo import DEFAULT_CONFIG
 
     out = {}
     aunets = [m for m in opts_models if m.startswith("aunet_")] or ["aunet_iresnet100"]
     full = ModelConfig(name=aunets[0], widths=list(widths), layers=list(layers), input_size=input_size)
+    validate_model_config(full)  # resolves num_classes 0 to one output per AU
     out["full"] = dataclasses.asdict(full)
     demo = load_config(DEFAULT_CONFIG).model
     demo.backbone_checkpoint = ""

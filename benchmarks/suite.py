@@ -309,9 +309,10 @@ def _framework_rows(report, opts: BenchOptions, common: Dict[str, Any], has_torc
 
 
 def _model_config(name: str, opts: BenchOptions) -> Dict[str, Any]:
-    from mindface_au.config import ModelConfig
+    from mindface_au.config import ModelConfig, validate_model_config
 
     cfg = ModelConfig(name=name, widths=list(opts.widths), layers=list(opts.layers), input_size=opts.input_size)
+    validate_model_config(cfg)  # resolves num_classes 0 to one output per AU
     return dataclasses.asdict(cfg)
 
 

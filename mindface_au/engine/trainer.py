@@ -94,8 +94,8 @@ def train(
     from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
     from mindface_au.engine.validation import create_validation
     from mindface_au.losses import create_loss
-    from mindface_au.models import create_model_from_config
     from mindface_au.model_card import make_card
+    from mindface_au.models import create_model_from_config
     from mindface_au.models.iresnet import set_prelu_form
     from mindface_au.utils.device import init_context
 

@@ -348,8 +348,8 @@ def export_model(
     `spec` its name). An existing `out` file is replaced only with `overwrite`; `out` is never an input."""
     from mindface_au.data.transforms import face_input
     from mindface_au.inference.loader import checkpoint_model_config
-    from mindface_au.models import build_network
     from mindface_au.model_card import read_card
+    from mindface_au.models import build_network
     from mindface_au.models.checkpoint import load_checkpoint_strict
     from mindface_au.utils.device import init_context
 
@@ -484,8 +484,8 @@ def export_release(
     """
     from mindface_au.config import load_config, save_config
     from mindface_au.inference.loader import checkpoint_model_config
-    from mindface_au.models import build_network
     from mindface_au.model_card import read_card
+    from mindface_au.models import build_network
     from mindface_au.models.checkpoint import save_checkpoint_atomic, sha256_file
     from mindface_au.utils.device import init_context
 

@@ -31,6 +31,7 @@ from mindface_au.inference.detect.csvfile import sidecar_path
 from mindface_au.inference.detect.run import detect_one, model_file, run_settings
 from mindface_au.inference.detect.sources import find_videos
 from mindface_au.utils import guard
+from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.io import atomic_write
 
 __all__ = [
@@ -288,7 +289,7 @@ def _run_tasks(
 
         per_worker = dict(model_options)
         if not per_worker.get("threads"):
-            per_worker["threads"] = max(1, len(os.sched_getaffinity(0)) // workers)
+            per_worker["threads"] = max(1, available_cpus() // workers)
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(per_worker,)) as pool:
             for record in pool.imap_unordered(_one, tasks):
