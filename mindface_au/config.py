@@ -356,8 +356,10 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 def validate(cfg: Config) -> None:
     """Cross-field checks that types alone cannot express; resolves data.image_size 0 to model.input_size.
 
-    The range table first, so a count out of range is reported by its own rule whichever check would see it."""
-    _check_ranges(cfg)
+    The range table first (the model section's inside validate_model_config), so a count out of range is reported
+    by its own rule whichever check would see it."""
+    for section in ("loss", "data", "train", "eval"):
+        check_ranges(section, getattr(cfg, section))
     validate_model_config(cfg.model)
     _validate_data(cfg.data, cfg.model)
     if cfg.data.image_size == 0:
@@ -411,10 +413,12 @@ RANGES = {
 }
 
 
-def _check_ranges(cfg: "Config") -> None:
-    """Every count, size and window of RANGES within its range, naming the key."""
-    for (section, key), (low, high, note) in RANGES.items():
-        value = getattr(getattr(cfg, section), key)
+def check_ranges(section: str, values: Any) -> None:
+    """Every count, size and window of RANGES in one config section (a dataclass) within its range, naming the key."""
+    for (where, key), (low, high, note) in RANGES.items():
+        if where != section:
+            continue
+        value = getattr(values, key)
         for item in value if isinstance(value, list) else [value]:
             if item < low or (high is not None and item > high):
                 expected = f"{low} <= value <= {high}" if high is not None else f"a value >= {low}"
@@ -481,16 +485,13 @@ def validate_model_config(model: ModelConfig) -> None:
     if arch not in IRESNET_LAYERS:
         known = [f"aunet_{a}" for a in IRESNET_LAYERS] + list(IRESNET_LAYERS)
         raise UserError(f"config key model.name: got {name!r}, expected one of {', '.join(known)}")
-    if model.input_size < 16 or model.input_size % 16:
+    check_ranges("model", model)  # every size and count >= its lowest value, dropout within [0, 0.99]
+    if model.input_size % 16:
         raise UserError(f"config key model.input_size: got {model.input_size}, expected a multiple of 16")
-    if len(model.widths) != 4 or any(w < 1 for w in model.widths):
+    if len(model.widths) != 4:
         raise UserError(f"config key model.widths: got {model.widths}, expected 4 positive stage widths")
-    if model.layers and (len(model.layers) != 4 or any(n < 1 for n in model.layers)):
+    if model.layers and len(model.layers) != 4:
         raise UserError(f"config key model.layers: got {model.layers}, expected 4 positive block counts or []")
-    if model.embedding_size < 1:
-        raise UserError(f"config key model.embedding_size: got {model.embedding_size}, expected a positive integer")
-    if not 0.0 <= model.dropout < 1.0:
-        raise UserError(f"config key model.dropout: got {model.dropout}, expected 0 <= p < 1")
     model.au_names = list(check_au_names(model.au_names or AU_NAMES))
     if model.num_classes == 0:
         model.num_classes = len(model.au_names)
@@ -512,9 +513,6 @@ def validate_model_config(model: ModelConfig) -> None:
         raise UserError(f"config key model.fusion_weight: got {model.fusion_weight}, expected 0 <= w <= 1")
     if not 1 <= model.arl_k <= model.num_classes:
         raise UserError(f"config key model.arl_k: got {model.arl_k}, expected 1 <= k <= {model.num_classes}")
-    for key in ("head_dim", "lrp_num", "lrp_reduction", "fusion_layers", "fusion_heads"):
-        if getattr(model, key) < 1:
-            raise UserError(f"config key model.{key}: got {getattr(model, key)}, expected a positive integer")
     if model.fusion == "transformer" and model.head_dim % model.fusion_heads:
         raise UserError(
             f"config key model.fusion_heads: {model.fusion_heads} does not divide model.head_dim {model.head_dim}"
