@@ -14,7 +14,7 @@ Face ids come from the same `IoUTracker` as per-frame detection. Haar has no ref
 frame.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,6 +27,7 @@ CUT_THRESHOLD = 25.0  # mean absolute grey-level difference of 32x18 sample grid
 GHOST_AGE = 30  # processed frames a lost face is looked for where it was last seen
 _MERGE_IOU = 0.5  # two followed faces overlapping this much have merged onto one face
 _MATCH_IOU = 0.3  # a detected face this close to a followed one is that face
+_CONFIRM_IOU = 0.5  # at a keyframe, a followed face this close to a detection keeps its followed landmarks
 
 
 class FaceFinder:
@@ -63,19 +64,17 @@ class FaceFinder:
         thumb, self._thumb = self._thumb, grid.astype(np.int16).sum(axis=2) // 3
         return thumb is not None and float(np.abs(self._thumb - thumb).mean()) > CUT_THRESHOLD
 
-    def _follow(self, image: np.ndarray) -> Optional[List[Face]]:
-        """The live faces followed into this frame (and lost ones found again where they were), or None when a
-        keyframe is needed instead."""
-        if self._since_key >= self.keyframe_every or not self._live:
-            return None
+    def _follow(self, image: np.ndarray) -> Tuple[List[Optional[Face]], bool]:
+        """(the live faces followed into this frame, None where lost; whether following suffices here). Lost faces
+        found again where they were join the list only on frames that need no keyframe."""
         boxes = [f.box for f in self._live] + [g.box for g, _ in self._ghosts]
         found = self.detector.refine(image, boxes)
         faces = found[: len(self._live)]
-        if any(f is None for f in faces):
-            return None  # a face was lost (or left the frame): look again
+        if self._since_key >= self.keyframe_every or any(f is None for f in faces):
+            return faces, False  # time for a keyframe, or a face was lost (or left the frame): look again
         for i, a in enumerate(faces):
             if any(iou(a.box, b.box) > _MERGE_IOU for b in faces[i + 1 :]):
-                return None
+                return faces, False
         ghosts = []
         for (ghost, age), again in zip(self._ghosts, found[len(self._live) :]):
             if again is not None and all(iou(again.box, f.box) <= _MERGE_IOU for f in faces):
@@ -83,12 +82,27 @@ class FaceFinder:
             elif age < self.ghost_age:
                 ghosts.append((ghost, age + 1))
         self._ghosts = ghosts
-        return faces
+        return faces, True
 
-    def _keyframe(self, image: np.ndarray) -> List[Face]:
+    def _keyframe(self, image: np.ndarray, followed: Sequence[Optional[Face]] = ()) -> List[Face]:
+        """Full detection; a followed face the detector confirms (IoU >= `_CONFIRM_IOU`) stays as followed, so the
+        landmark series does not step where a keyframe falls; the other detections are new faces."""
         faces = self.detector.detect(image)
         self.keyframes += 1
         self._since_key = 0
+        pairs = sorted(
+            ((iou(f.box, d.box), i, j) for i, f in enumerate(followed) if f is not None for j, d in enumerate(faces)),
+            key=lambda p: p[0],
+            reverse=True,
+        )
+        taken_f, taken_d = set(), set()
+        for score, i, j in pairs:
+            if score < _CONFIRM_IOU:
+                break
+            if i not in taken_f and j not in taken_d:
+                faces[j] = followed[i]
+                taken_f.add(i)
+                taken_d.add(j)
         if not self.all_faces and faces:
             faces = [max(faces, key=lambda f: f.area)]
         # faces followed until now and not found again wait as ghosts for a while (a blink, a hand, a turn)
@@ -102,9 +116,12 @@ class FaceFinder:
         cut = self._cut(image) if self.track else False
         if cut:
             self._ghosts = []
-        faces = None if (cut or not self.track) else self._follow(image)
-        if faces is None:
-            faces = self._keyframe(image)
+        faces: List[Optional[Face]] = []
+        enough = False
+        if self.track and not cut and self._live:
+            faces, enough = self._follow(image)
+        if not enough:
+            faces = self._keyframe(image, faces)
         self._since_key += 1
         if not self.all_faces and len(faces) > 1:
             faces = [max(faces, key=lambda f: f.area)]
