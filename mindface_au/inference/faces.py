@@ -69,6 +69,7 @@ class Face:
     box: Tuple[float, float, float, float]
     confidence: Optional[float] = None
     landmarks: Optional[np.ndarray] = None
+    follow_box: Optional[Tuple[float, float, float, float]] = None  # where tracking looks for it in the next frame
 
     @property
     def area(self) -> float:

@@ -10,8 +10,11 @@ gives the new box, a confidence and the five landmarks. A keyframe (full detecti
 - on every frame while no face is followed (so faces are found as soon as they appear).
 A face lost at a keyframe is looked for again (O-Net at its last box) for `GHOST_AGE` frames, so a face hidden for
 a moment comes back at once rather than at the next keyframe.
+At a keyframe the faces followed into the frame are kept where the detector confirms them (IoU >= `_CONFIRM_IOU`):
+the detection finds new faces and catches a follow that drifted, but does not replace the followed landmarks, so the
+landmark series (and the AU probabilities computed from it) does not step every `keyframe_every` frames.
 Face ids come from the same `IoUTracker` as per-frame detection. Haar has no refinement stage: it detects on every
-frame.
+frame. `FaceFinder.snapshot` / `restore` carry everything the next frame's faces depend on (for `detect --resume`).
 """
 
 from typing import List, Optional, Sequence, Tuple
@@ -20,7 +23,7 @@ import numpy as np
 
 from mindface_au.inference.faces import Face, IoUTracker, iou
 
-__all__ = ["FaceFinder", "KEYFRAME_EVERY", "CUT_THRESHOLD"]
+__all__ = ["FaceFinder", "snapshot_json", "KEYFRAME_EVERY", "CUT_THRESHOLD"]
 
 KEYFRAME_EVERY = 15  # default --keyframe-every: processed frames between full detections while tracking
 CUT_THRESHOLD = 25.0  # mean absolute grey-level difference of 32x18 sample grids that counts as a cut
@@ -67,8 +70,11 @@ class FaceFinder:
     def _follow(self, image: np.ndarray) -> Tuple[List[Optional[Face]], bool]:
         """(the live faces followed into this frame, None where lost; whether following suffices here). Lost faces
         found again where they were join the list only on frames that need no keyframe."""
-        boxes = [f.box for f in self._live] + [g.box for g, _ in self._ghosts]
+        boxes = [_start(f) for f in self._live] + [g.box for g, _ in self._ghosts]
         found = self.detector.refine(image, boxes)
+        for box, face in zip(boxes, found):  # the next frame starts halfway: O-Net's box alone overshoots back and forth
+            if face is not None:
+                face.follow_box = tuple(0.5 * (a + b) for a, b in zip(box, face.box))
         faces = found[: len(self._live)]
         if self._since_key >= self.keyframe_every or any(f is None for f in faces):
             return faces, False  # time for a keyframe, or a face was lost (or left the frame): look again
@@ -111,6 +117,32 @@ class FaceFinder:
         self._ghosts = [(g, a) for g, a in lost + kept if all(iou(g.box, f.box) < _MATCH_IOU for f in faces)]
         return faces
 
+    def snapshot(self) -> dict:
+        """What the faces of the next frame depend on (keyframe position, followed and lost faces, face ids, the
+        cut detector's last grid), cheap to take on every frame: `snapshot_json` makes it JSON for the file."""
+        tracks = {k: (tuple(box), frame) for k, (box, frame) in self.tracker.tracks.items()}
+        return {
+            "since_key": self._since_key,
+            "keyframes": self.keyframes,
+            "thumb": self._thumb,  # replaced, never modified, by _cut
+            "live": list(self._live),
+            "ghosts": list(self._ghosts),
+            "tracks": tracks,
+            "next_id": self.tracker.next_id,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from a `snapshot_json` state exactly as the run that saved it would have (KeyError, TypeError or
+        ValueError for a malformed one)."""
+        thumb = state["thumb"]
+        live = [_face_from(f) for f in state["live"]]
+        ghosts = [(_face_from(f), int(age)) for f, age in state["ghosts"]]
+        tracks = {int(k): (tuple(float(v) for v in box), int(frame)) for k, (box, frame) in state["tracks"].items()}
+        self._thumb = None if thumb is None else np.asarray(thumb, dtype=np.int64)
+        self._since_key, self.keyframes = int(state["since_key"]), int(state["keyframes"])
+        self._live, self._ghosts = live, ghosts
+        self.tracker.seed(tracks, int(state["next_id"]))
+
     def find(self, image: np.ndarray, step: int) -> Tuple[List[Face], List[int]]:
         """(faces, ids) of one frame; `step` is the frame's processed-frame number (for the id tracker)."""
         cut = self._cut(image) if self.track else False
@@ -134,3 +166,41 @@ class FaceFinder:
             return faces, [0]
         faces = sorted(faces, key=lambda f: (f.box[0], f.box[1]))
         return faces, self.tracker.update([f.box for f in faces], step)
+
+
+def snapshot_json(snapshot: dict) -> dict:
+    """A `FaceFinder.snapshot` as JSON values (floats survive the round trip exactly)."""
+    thumb = snapshot["thumb"]
+    return dict(
+        snapshot,
+        thumb=None if thumb is None else thumb.tolist(),
+        live=[_face_json(f) for f in snapshot["live"]],
+        ghosts=[[_face_json(f), age] for f, age in snapshot["ghosts"]],
+        tracks={str(k): [[float(v) for v in box], frame] for k, (box, frame) in snapshot["tracks"].items()},
+    )
+
+
+def _start(face: Face) -> Tuple[float, ...]:
+    return face.follow_box if face.follow_box is not None else face.box
+
+
+def _face_json(face: Face) -> dict:
+    return {
+        "box": [float(v) for v in face.box],
+        "confidence": None if face.confidence is None else float(face.confidence),
+        "landmarks": None if face.landmarks is None else np.asarray(face.landmarks, dtype=np.float64).tolist(),
+        "follow_box": None if face.follow_box is None else [float(v) for v in face.follow_box],
+    }
+
+
+def _face_from(data: dict) -> Face:
+    box = tuple(float(v) for v in data["box"])
+    if len(box) != 4:
+        raise ValueError(f"a face box has 4 numbers, got {len(box)}")
+    landmarks, confidence, follow = data["landmarks"], data["confidence"], data.get("follow_box")
+    return Face(
+        box,
+        None if confidence is None else float(confidence),
+        None if landmarks is None else np.asarray(landmarks, dtype=np.float64).reshape(5, 2),
+        None if follow is None else tuple(float(v) for v in follow),
+    )
