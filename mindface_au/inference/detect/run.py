@@ -382,8 +382,11 @@ def detect_one(
                 start, tracks, next_id = recover_partial(partial, header)
             start = start - (start - 1) % every  # a processed frame (the partial file only has those)
             tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
-            if saved is not None and saved["frame"] != start:
-                print(f"note: {states.path} is for frame {saved['frame']}, not {start}; tracking restarts", file=sys.stderr)
+            if saved is not None and saved["frame"] != start:  # cannot happen unless the partial file was edited
+                print(
+                    f"note: {states.path} is for frame {saved['frame']}, not {start}: tracking restarts",
+                    file=sys.stderr,
+                )
                 saved = None
             print(f"resuming {partial} from frame {start}", file=sys.stderr)
         else:

@@ -72,7 +72,9 @@ class FaceFinder:
         found again where they were join the list only on frames that need no keyframe."""
         boxes = [_start(f) for f in self._live] + [g.box for g, _ in self._ghosts]
         found = self.detector.refine(image, boxes)
-        for box, face in zip(boxes, found):  # the next frame starts halfway: O-Net's box alone overshoots back and forth
+        # the next frame starts halfway between the box O-Net was given and the one it returned: from its own box
+        # alone, O-Net overshoots back and forth, and the landmarks jitter with it
+        for box, face in zip(boxes, found):
             if face is not None:
                 face.follow_box = tuple(0.5 * (a + b) for a, b in zip(box, face.box))
         faces = found[: len(self._live)]
