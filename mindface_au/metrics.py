@@ -68,7 +68,9 @@ def f1_from_counts(counts: np.ndarray) -> np.ndarray:
     where it has coded frames but the denominator is 0 (sklearn's zero_division=0)."""
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[0] != len(COUNT_ROWS):
-        raise ValueError(f"counts: expected a ({len(COUNT_ROWS)}, C) array ({', '.join(COUNT_ROWS)}), got {counts.shape}")
+        raise ValueError(
+            f"counts: expected a ({len(COUNT_ROWS)}, C) array ({', '.join(COUNT_ROWS)}), got {counts.shape}"
+        )
     tp, fp, fn, coded = (np.asarray(c, dtype=np.float64) for c in counts)
     denom = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0)

@@ -21,7 +21,18 @@ import numpy as np
 from mindface_au.data.affwild2 import Video
 from mindface_au.errors import UserError
 
-__all__ = ["truncate_videos", "scorable_frames", "check_validation_part", "shard_videos", "create_validation"]
+__all__ = [
+    "EmptyValidationPart",
+    "truncate_videos",
+    "scorable_frames",
+    "check_validation_part",
+    "shard_videos",
+    "create_validation",
+]
+
+
+class EmptyValidationPart(UserError):
+    """The validation part of a split has no frame to score (refused before training starts)."""
 
 
 def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Video], int]:
@@ -82,7 +93,7 @@ def check_validation_part(videos: Sequence[Video], cfg) -> bool:
         held = f"{len(videos)} video(s), {listed} frame(s) listed, none with an image and a coded AU label"
         if missing:
             held += f" ({missing} labelled row(s) without an image)"
-    raise UserError(
+    raise EmptyValidationPart(
         f"{cfg.data.root}: the validation part of data.split {split} has no frame to score ({held}); use another "
         "split or fix the data, or set train.val_interval=0 to train without validation (best.ckpt = the last epoch)"
     )
@@ -127,9 +138,9 @@ def create_validation(
     "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), "subset" (which frames:
     all, or the first data.val_max_frames) and "videos"; logs them to `logger`; leaves `net` in training mode.
     """
+    from mindface_au.config import AU_NAMES
     from mindface_au.engine.evaluator import count_predictions, predict_videos, scores_from_counts
     from mindface_au.inference.loader import AUProbabilities
-    from mindface_au.config import AU_NAMES
 
     prob_net = AUProbabilities(net)
     total = sum(len(v) for v in videos)
