@@ -119,9 +119,7 @@ def test_an_au_without_coded_frames_has_no_f1_and_is_left_out_of_the_mean():
     per_au = f1_per_au(y_true, y_pred)
     assert np.isnan(per_au[4]) and per_au[9] == 0.0
     coded = [i for i in range(12) if i != 4]
-    expected = [
-        f1_score(y_true[y_true[:, i] >= 0, i], y_pred[y_true[:, i] >= 0, i], zero_division=0) for i in coded
-    ]
+    expected = [f1_score(y_true[y_true[:, i] >= 0, i], y_pred[y_true[:, i] >= 0, i], zero_division=0) for i in coded]
     np.testing.assert_allclose(per_au[coded], expected, rtol=0, atol=1e-12)
     assert mean_f1(y_true, y_pred) == pytest.approx(float(np.mean(expected)), abs=1e-12)
     as_dict = per_au_dict(per_au)

@@ -78,11 +78,11 @@ def train(
     from mindface_au.data import create_train_dataset, get_split
     from mindface_au.engine.callbacks import (
         EpochValidator,
-        describe_best,
         ProgressLogger,
         ShardLogger,
         SkippedImagesCallback,
         StepCheckpoint,
+        describe_best,
     )
     from mindface_au.engine.distributed import (
         check_resume_workers,
