@@ -41,6 +41,8 @@ __all__ = [
     "image_name",
     "split_summary",
     "check_data",
+    "is_image_file",
+    "image_problems",
     "pair_key",
 ]
 
@@ -57,6 +59,8 @@ class Video:
     Other formats (mindface_au.data.formats) use the same record: -1 in `labels` marks an AU not coded in that
     frame (BP4D's 9, a list file's -1 or 9), left out of the losses and of that AU's F1.
     frame_number_mismatch: DISFA rows whose frame number is not the 0-based line index + 1.
+    duplicate_frames: rows skipped because an earlier row of the file has the same frame number (BP4D; DISFA when
+    images are taken by frame number): each image is labelled once, by its first row.
     """
 
     name: str
@@ -67,6 +71,7 @@ class Video:
     invalid_rows: int = 0
     missing_images: int = 0
     frame_number_mismatch: int = 0
+    duplicate_frames: int = 0
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -185,9 +190,10 @@ def load_split(root: str, split: str) -> List[Video]:
 
 
 def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Dict:
-    """Counts of one split: videos, labelled frames, skipped rows, per-AU positive rate (labelled splits).
+    """Counts of one split: videos, labelled frames, skipped rows, per-AU coded frames and positive rate.
 
-    Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0)."""
+    Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0); an AU with no coded
+    frame has no rate (None: `null` in JSON, `n/a` in tables), as every AU of a split without labelled frames."""
     summary: Dict = {
         "videos": len(videos),
         "frames": int(sum(v.num_frames for v in videos)),
@@ -196,32 +202,55 @@ def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Di
         "missing_images": int(sum(v.missing_images for v in videos)),
     }
     labelled = [v.labels for v in videos if v.labels is not None and len(v)]
-    if labelled:
-        labels = np.concatenate(labelled)
-        coded = (labels >= 0).sum(axis=0)
-        rates = np.divide((labels == 1).sum(axis=0), coded, out=np.zeros(len(coded)), where=coded > 0)
-        summary["positive_rate"] = {au: round(float(r), 6) for au, r in zip(au_names, rates)}
-    else:
-        summary["positive_rate"] = {au: 0.0 for au in au_names}
-    mismatch = int(sum(v.frame_number_mismatch for v in videos))
-    if mismatch:
-        summary["frame_number_mismatch"] = mismatch
+    labels = np.concatenate(labelled) if labelled else np.zeros((0, len(au_names)), np.int8)
+    coded = (labels >= 0).sum(axis=0)
+    positives = (labels == 1).sum(axis=0)
+    summary["coded_frames"] = {au: int(c) for au, c in zip(au_names, coded)}
+    summary["positive_rate"] = {
+        au: round(float(p) / int(c), 6) if c else None for au, p, c in zip(au_names, positives, coded)
+    }
+    for key in ("frame_number_mismatch", "duplicate_frames"):
+        count = int(sum(getattr(v, key) for v in videos))
+        if count:
+            summary[key] = count
     return summary
+
+
+def is_image_file(path: str) -> bool:
+    """True when OpenCV has a decoder for the file's first bytes (a signature check, not a full decode): a text
+    file or an empty file named `.jpg` is not an image."""
+    import cv2
+
+    return os.path.isfile(path) and bool(cv2.haveImageReader(path))
+
+
+def image_problems(videos: Sequence[Video]) -> List[str]:
+    """One line per image of `videos` that exists but is not an image (`is_image_file`), naming its path."""
+    return [
+        f"{path}: not an image (no image decoder knows its content)"
+        for v in videos
+        for path in v.image_paths
+        if path is not None and os.path.isfile(path) and not is_image_file(path)
+    ]
 
 
 def check_data(root: str, splits: Tuple[str, ...] = ("train", "val", "test")) -> Dict:
     """Validate every annotation under `root` and summarise each split; train and val must exist.
 
-    The test split is summarised only when Test_Set/names.txt exists.
+    The test split is summarised only when Test_Set/names.txt exists. Images that are not images are listed
+    under "problems" (one line each), present only when there are any.
     """
     report: Dict = {}
+    problems: List[str] = []
     for split in splits:
         if split == "test" and not os.path.isfile(os.path.join(_annotation_dir(root, "test"), TEST_LIST)):
             continue
         videos = load_split(root, split)
         report[split] = split_summary(videos)
+        problems += image_problems(videos)
         if split == "test":
-            report[split].pop("positive_rate", None)
-            report[split].pop("labeled_frames", None)
-            report[split].pop("invalid_rows", None)
+            for key in ("positive_rate", "coded_frames", "labeled_frames", "invalid_rows"):
+                report[split].pop(key, None)
+    if problems:
+        report["problems"] = problems
     return report

@@ -16,10 +16,20 @@ from typing import Dict, List, Sequence, Tuple
 from mindface_au.au_sets import KNOWN_AU_SETS
 from mindface_au.config import DATA_FORMATS, FORMAT_AU_SETS
 from mindface_au.data import bp4d, disfa, listfiles
-from mindface_au.data.affwild2 import Video, split_summary
+from mindface_au.data.affwild2 import Video, image_problems, split_summary
 from mindface_au.errors import UserError
 
-__all__ = ["DATA_FORMATS", "au_names", "num_folds", "fold_names", "load_part", "fold_split", "check_format"]
+__all__ = [
+    "DATA_FORMATS",
+    "au_names",
+    "num_folds",
+    "fold_names",
+    "load_part",
+    "fold_split",
+    "check_format",
+    "subjects_found",
+    "check_fold_subjects",
+]
 
 SUBJECT_PARTS = {"bp4d": bp4d.PARTS, "disfa": disfa.PARTS}
 
@@ -78,8 +88,44 @@ def _fold_number(data_cfg) -> int:
     return fold
 
 
+def subjects_found(data_cfg) -> List[str]:
+    """The subjects of a bp4d / disfa tree: the label files' subject names (BP4D: F001 of F001_T1.csv; DISFA: the
+    subject folders), sorted; a tree that is not the format's layout is a UserError."""
+    label_dir = bp4d.LABEL_DIR if data_cfg.format == "bp4d" else disfa.LABEL_DIR
+    folder = os.path.join(data_cfg.root, label_dir)
+    if not os.path.isdir(folder):
+        name = "BP4D" if data_cfg.format == "bp4d" else "DISFA"
+        raise UserError(f"{data_cfg.root}: not a {name} tree; expected {label_dir}/ (see docs/datasets.md)")
+    if data_cfg.format == "bp4d":
+        return sorted({bp4d.subject_of(n[: -len(".csv")]) for n in os.listdir(folder) if n.endswith(".csv")})
+    return sorted(n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n)))
+
+
+def check_fold_subjects(data_cfg, fold: int) -> None:
+    """Refuse fold `fold` of a bp4d / disfa tree when its test part or its training parts hold none of the
+    subjects found: the run would train or validate on nothing. Names how many subjects were found and where."""
+    parts = SUBJECT_PARTS[data_cfg.format]
+    found = set(subjects_found(data_cfg))
+    test_part = len(parts) - fold
+    in_parts = [sorted(found & set(part)) for part in parts]
+    train_found = [s for i, part in enumerate(in_parts) if i != test_part for s in part]
+    if in_parts[test_part] and train_found:
+        return
+    name = data_cfg.format.upper()
+    where = ", ".join(f"part{i + 1}: {len(p)}" for i, p in enumerate(in_parts))
+    lacking = f"part{test_part + 1} (its test part)" if not in_parts[test_part] else "the other two parts (training)"
+    raise UserError(
+        f"{data_cfg.root}: {len(found)} {name} subject(s) found ({where}); the {len(parts)} subject-exclusive folds "
+        f"need at least {len(parts)}, one in each part, and fold{fold} has none in {lacking} "
+        f"(parts: PARTS in mindface_au/data/{data_cfg.format}.py)"
+    )
+
+
 def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
-    """(train, val) videos of `data.split` = fold<k> for bp4d, disfa and list (see the module docstring)."""
+    """(train, val) videos of `data.split` = fold<k> for bp4d, disfa and list (see the module docstring).
+
+    A bp4d / disfa fold whose test or training subjects are all absent is an error (`check_fold_subjects`); an
+    empty list file is an error of `listfiles.load_list`."""
     _check_format(data_cfg)
     fold = _fold_number(data_cfg)
     if data_cfg.format == "list":
@@ -88,6 +134,7 @@ def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
         train = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "train"), names, image_root)
         val = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "test"), names, image_root)
         return train, val
+    check_fold_subjects(data_cfg, fold)
     parts = SUBJECT_PARTS[data_cfg.format]
     test_part = len(parts) - fold  # fold1 -> part3 (index 2), fold3 -> part1 (index 0)
     train_subjects = [s for i, part in enumerate(parts) if i != test_part for s in part]
@@ -96,25 +143,29 @@ def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
 
 def check_format(data_cfg) -> Dict:
     """The check-data report of a bp4d / disfa / list tree: per fold's test part (bp4d, disfa: fold1_test, ...;
-    list: fold<k>_train and fold<k>_test), today's summary keys, positive rates keyed by the data's AU names."""
+    list: fold<k>_train and fold<k>_test), today's summary keys, positive rates keyed by the data's AU names.
+
+    Lines that do not stop the reading are listed under "problems" (present only when there are any): images
+    that are not images, and list lines outside the data root or without an image."""
     names = au_names(data_cfg)
     report: Dict = {}
+    problems: List[str] = []
     if data_cfg.format in SUBJECT_PARTS:
         parts = SUBJECT_PARTS[data_cfg.format]
         for fold in range(1, len(parts) + 1):
             videos = load_part(data_cfg, parts[len(parts) - fold])
             report[f"fold{fold}_test"] = split_summary(videos, names)
+            problems += image_problems(videos)
         known = {s for part in parts for s in part}
-        root = data_cfg.root
-        label_dir = bp4d.LABEL_DIR if data_cfg.format == "bp4d" else disfa.LABEL_DIR
-        found = os.listdir(os.path.join(root, label_dir))
-        subjects = {bp4d.subject_of(n[:-4]) if data_cfg.format == "bp4d" else n for n in found}
-        outside = sorted(subjects - known)
+        outside = sorted(set(subjects_found(data_cfg)) - known)
         if outside:
             report["subjects_outside_parts"] = outside
-        return report
-    image_root = data_cfg.image_root or data_cfg.root
-    for fold, files in listfiles.list_folds(data_cfg.root).items():
-        for part in ("train", "test"):
-            report[f"fold{fold}_{part}"] = split_summary(listfiles.load_list(*files[part], names, image_root), names)
+    else:
+        image_root = data_cfg.image_root or data_cfg.root
+        for fold, files in listfiles.list_folds(data_cfg.root).items():
+            for part in ("train", "test"):
+                videos = listfiles.load_list(*files[part], names, image_root, problems=problems)
+                report[f"fold{fold}_{part}"] = split_summary(videos, names)
+    if problems:
+        report["problems"] = problems
     return report
