@@ -88,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         for line in problems:
             print(line, file=sys.stderr)
-        raise UserError(f"{len(problems)} problem(s) in the data, listed above (one line each)")
+        raise UserError(f"{len(problems)} problem(s) in the data, listed above")
     return 0
