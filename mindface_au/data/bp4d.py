@@ -9,9 +9,9 @@ Values are 0/1; 9 means "not coded": that AU is -1 in the returned labels (left 
 frame's other AUs still count (ME-GraphAU keeps the 9s; docs/datasets.md says why we do not). A row with no coded
 AU of the set is an invalid row; a row whose image is missing is skipped; both are counted. A row whose frame
 number an earlier row of the file already has is skipped with a warning naming the file and frame (each image
-is labelled once, by its first row) and counted (`duplicate_frames`), as DISFA's shifted frame numbers are. Columns of AUs
-outside the set are ignored. One `Video` per subject-task, frames in file order (`frame_ids` are 1-based row
-positions, so smoothing runs over consecutive rows even where frame numbers have gaps).
+is labelled once, by its first row) and counted (`duplicate_frames`), as DISFA's shifted frame numbers are.
+Columns of AUs outside the set are ignored. One `Video` per subject-task, frames in file order (`frame_ids` are
+1-based row positions, so smoothing runs over consecutive rows even where frame numbers have gaps).
 """
 
 import csv

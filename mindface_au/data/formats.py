@@ -102,30 +102,30 @@ def subjects_found(data_cfg) -> List[str]:
 
 
 def check_fold_subjects(data_cfg, fold: int) -> None:
-    """Refuse fold `fold` of a bp4d / disfa tree when its test part or its training parts hold none of the
-    subjects found: the run would train or validate on nothing. Names how many subjects were found and where."""
+    """Refuse fold `fold` of a bp4d / disfa tree when its test part holds none of the subjects found: training
+    would validate on nothing and evaluation would score nothing. Names how many subjects were found and where.
+
+    Empty training parts are left to the trainer ("no labelled frames ... to train on"): `eval` and `predict` of a
+    fold need only its test part."""
     parts = SUBJECT_PARTS[data_cfg.format]
     found = set(subjects_found(data_cfg))
     test_part = len(parts) - fold
-    in_parts = [sorted(found & set(part)) for part in parts]
-    train_found = [s for i, part in enumerate(in_parts) if i != test_part for s in part]
-    if in_parts[test_part] and train_found:
+    in_parts = [found & set(part) for part in parts]
+    if in_parts[test_part]:
         return
-    name = data_cfg.format.upper()
     where = ", ".join(f"part{i + 1}: {len(p)}" for i, p in enumerate(in_parts))
-    lacking = f"part{test_part + 1} (its test part)" if not in_parts[test_part] else "the other two parts (training)"
     raise UserError(
-        f"{data_cfg.root}: {len(found)} {name} subject(s) found ({where}); the {len(parts)} subject-exclusive folds "
-        f"need at least {len(parts)}, one in each part, and fold{fold} has none in {lacking} "
-        f"(parts: PARTS in mindface_au/data/{data_cfg.format}.py)"
+        f"{data_cfg.root}: {len(found)} {data_cfg.format.upper()} subject(s) found ({where}); the {len(parts)} "
+        f"subject-exclusive folds need at least {len(parts)}, one in each part, and fold{fold} tests on "
+        f"part{test_part + 1}, which has none (parts: PARTS in mindface_au/data/{data_cfg.format}.py)"
     )
 
 
 def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
     """(train, val) videos of `data.split` = fold<k> for bp4d, disfa and list (see the module docstring).
 
-    A bp4d / disfa fold whose test or training subjects are all absent is an error (`check_fold_subjects`); an
-    empty list file is an error of `listfiles.load_list`."""
+    A bp4d / disfa fold whose test subjects are all absent is an error (`check_fold_subjects`); an empty list file
+    is an error of `listfiles.load_list`."""
     _check_format(data_cfg)
     fold = _fold_number(data_cfg)
     if data_cfg.format == "list":

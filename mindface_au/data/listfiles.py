@@ -115,7 +115,7 @@ def load_list(
         if not _inside(path, image_root):
             problem = (
                 f"{paths_file}:{p_line}: image {rel[:80]!r} is outside the data root {root_text} "
-                "(data.image_root, else data.root); list paths under it, or set data.image_root to a folder holding them"
+                "(data.image_root, else data.root); list paths under it or set data.image_root to a folder holding them"
             )
         elif not os.path.isfile(path):
             problem = f"{paths_file}:{p_line}: image {rel[:80]!r} not found under {root_text}"
