@@ -11,8 +11,10 @@ import pytest
 from conftest import TINY_AUNET, run_cli
 
 from mindface_au.au_sets import BP4D_AUS, DISFA_AUS
-from mindface_au.config import load_config
+from mindface_au.config import DataConfig, load_config
 from mindface_au.data import bp4d, disfa, formats
+from mindface_au.data.affwild2 import check_data
+from mindface_au.data.au_txt import write_au_file
 from mindface_au.data.folds import get_split
 from mindface_au.errors import UserError
 
@@ -219,3 +221,48 @@ def test_bp4d_fold_with_only_its_test_part_still_loads(tmp_path):
     image(f"{tmp_path}/F007/T1/1.jpg")
     train, val = get_split(cfg_for("bp4d", tmp_path, "fold1").data)
     assert train == [] and [v.name for v in val] == ["F007_T1"]
+
+
+# --- other inputs that changed what is measured ----------------------------------------------------------------
+
+
+def test_disfa_au_files_listing_other_frames_are_refused(tmp_path):
+    """Row t of each AU file is one frame: an AU file whose frames differ (here shifted) would misalign labels."""
+    disfa_subject(tmp_path, "SN003", [1, 2, 3, 4])
+    write(f"{tmp_path}/ActionUnit_Labels/SN003/SN003_au4.txt", "1,0\n3,0\n2,0\n4,0\n")
+    with pytest.raises(UserError, match=r"SN003_au4.txt:2: frame 3, but line 2 of SN003_au1.txt is frame 2"):
+        disfa.load_disfa(str(tmp_path))
+
+
+def test_bp4d_header_with_two_columns_for_one_au_is_refused(tmp_path):
+    write(f"{tmp_path}/AUCoding/AU_OCC/F001_T1.csv", BP4D_HEADER + ",4\n" + bp4d_row(1) + ",1\n")
+    with pytest.raises(UserError, match=r"F001_T1.csv:1: 2 columns for AU4 \(header '4'\)"):
+        bp4d.load_bp4d(str(tmp_path))
+
+
+def test_list_test_image_also_trained_on_or_listed_twice_is_refused_and_reported(tmp_path):
+    list_tree(tmp_path, ["b/0.png", "a/1.png"])  # a/1.png is in the training list too
+    cfg = cfg_for("list", f"{tmp_path}/lists", image_root=f"{tmp_path}/img")
+    with pytest.raises(UserError, match=r"DS_test_img_path_fold1.txt: image .*a/1.png' is also in the training list"):
+        get_split(cfg.data)
+    assert any("is also in the training list" in p for p in formats.check_format(cfg.data)["problems"])
+    list_tree(tmp_path, ["b/0.png", "b/1.png", "b/0.png"])
+    with pytest.raises(UserError, match=r"DS_test_img_path_fold1.txt: image .*b/0.png' is listed twice"):
+        get_split(cfg.data)
+    list_tree(tmp_path, ["b/0.png", "b/1.png"])
+    write(f"{tmp_path}/lists/DS_train_img_path_fold1.txt", "a/0.png\na/1.png\na/1.png\n")  # oversampling: allowed
+    write(f"{tmp_path}/lists/DS_train_label_fold1.txt", "1 0 -1\n" * 3)
+    train, _ = get_split(cfg.data)
+    assert sum(len(v) for v in train) == 3
+
+
+def test_affwild2_video_in_train_and_val_is_refused_and_reported(tmp_path):
+    root = str(tmp_path)
+    for split in ("Train_Set", "Validation_Set"):
+        for name in ("x", "y") if split == "Train_Set" else ("x",):
+            write_au_file(f"{root}/AU_Detection_Challenge/{split}/{name}.txt", np.zeros((2, 12), np.int8))
+    for name in ("x", "y"):
+        image(f"{root}/cropped_aligned/{name}/00001.jpg")
+    with pytest.raises(UserError, match=r"video 'x' is in both Train_Set and Validation_Set \(1 such video"):
+        get_split(DataConfig(root=root, split="official"))
+    assert "video 'x' is in both" in check_data(root)["problems"][0]

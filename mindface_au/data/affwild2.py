@@ -43,6 +43,7 @@ __all__ = [
     "check_data",
     "is_image_file",
     "image_problems",
+    "shared_videos",
     "pair_key",
 ]
 
@@ -216,6 +217,18 @@ def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Di
     return summary
 
 
+def shared_videos(root: str, train: Sequence[Video], val: Sequence[Video]) -> Optional[str]:
+    """The problem line when a video name is in both Train_Set and Validation_Set (the official split would
+    validate on a video it trains on, the folds would count it twice), else None."""
+    shared = sorted({v.name for v in train} & {v.name for v in val})
+    if not shared:
+        return None
+    return (
+        f"{root}: video {shared[0]!r} is in both Train_Set and Validation_Set ({len(shared)} such video(s)); "
+        "a video belongs to one split"
+    )
+
+
 def is_image_file(path: str) -> bool:
     """True when OpenCV has a decoder for the file's first bytes (a signature check, not a full decode): a text
     file or an empty file named `.jpg` is not an image."""
@@ -237,20 +250,23 @@ def image_problems(videos: Sequence[Video]) -> List[str]:
 def check_data(root: str, splits: Tuple[str, ...] = ("train", "val", "test")) -> Dict:
     """Validate every annotation under `root` and summarise each split; train and val must exist.
 
-    The test split is summarised only when Test_Set/names.txt exists. Images that are not images are listed
-    under "problems" (one line each), present only when there are any.
+    The test split is summarised only when Test_Set/names.txt exists. Images that are not images and a video in
+    both train and val are listed under "problems" (one line each), present only when there are any.
     """
     report: Dict = {}
     problems: List[str] = []
+    loaded: Dict[str, List[Video]] = {}
     for split in splits:
         if split == "test" and not os.path.isfile(os.path.join(_annotation_dir(root, "test"), TEST_LIST)):
             continue
-        videos = load_split(root, split)
+        videos = loaded[split] = load_split(root, split)
         report[split] = split_summary(videos)
         problems += image_problems(videos)
         if split == "test":
             for key in ("positive_rate", "coded_frames", "labeled_frames", "invalid_rows"):
                 report[split].pop(key, None)
+    shared = shared_videos(root, loaded.get("train", []), loaded.get("val", []))
+    problems += [shared] if shared else []
     if problems:
         report["problems"] = problems
     return report

@@ -62,6 +62,8 @@ def _read_csv(path: str, au_names: Sequence[str]):
         key = str(au_number(au))
         if key not in header:
             raise UserError(f"{path}:1: no column for {au} (header {key!r}); the header holds {','.join(header)}")
+        if header.count(key) > 1:
+            raise UserError(f"{path}:1: {header.count(key)} columns for {au} (header {key!r}); expected one")
         columns.append(header.index(key))
     frames, labels, lines = [], [], []
     for line_no, row in enumerate(rows[1:], start=2):

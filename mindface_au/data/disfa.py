@@ -11,7 +11,9 @@ the frame number in the file is not used) or `{SN}/{frame}.png` with `image_inde
 number is not t + 1 are counted (`Video.frame_number_mismatch`) and logged, so a shifted tree is not silent.
 With `image_index="frame"` a frame number that repeats an earlier row's would label one image twice: the later
 rows are skipped with a warning and counted (`Video.duplicate_frames`), as in the BP4D reader.
-Rows whose image is missing are skipped and counted. One `Video` per subject, rows in file order.
+Rows whose image is missing are skipped and counted. The AU files of a subject must list the same frame numbers
+in the same order (else a UserError naming the first line that differs): row t of each is one frame. One `Video`
+per subject, rows in file order.
 """
 
 import logging
@@ -94,6 +96,13 @@ def load_disfa(
                 frames, first, lines = au_frames, path, au_lines
             elif len(au_frames) != len(frames):
                 raise UserError(f"{path}: {len(au_frames)} lines, {os.path.basename(first)} has {len(frames)}")
+            elif (au_frames != frames).any():  # line t of every AU file must describe the same frame
+                i = int(np.flatnonzero(au_frames != frames)[0])
+                raise UserError(
+                    f"{path}:{au_lines[i]}: frame {int(au_frames[i])}, but line {lines[i]} of "
+                    f"{os.path.basename(first)} is frame {int(frames[i])}; a subject's AU files must list the same "
+                    "frames in the same order"
+                )
             columns.append(values >= int(intensity_threshold))
         labels = np.stack(columns, axis=1).astype(np.int8)
         mismatch = int((frames != np.arange(1, len(frames) + 1)).sum())

@@ -125,14 +125,18 @@ def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
     """(train, val) videos of `data.split` = fold<k> for bp4d, disfa and list (see the module docstring).
 
     A bp4d / disfa fold whose test subjects are all absent is an error (`check_fold_subjects`); an empty list file
-    is an error of `listfiles.load_list`."""
+    is an error of `listfiles.load_list`, a test image also trained on or listed twice one of `fold_problem`."""
     _check_format(data_cfg)
     fold = _fold_number(data_cfg)
     if data_cfg.format == "list":
         names = au_names(data_cfg)
         image_root = data_cfg.image_root or data_cfg.root
-        train = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "train"), names, image_root)
-        val = listfiles.load_list(*listfiles.fold_files(data_cfg.root, fold, "test"), names, image_root)
+        files = {part: listfiles.fold_files(data_cfg.root, fold, part) for part in ("train", "test")}
+        train = listfiles.load_list(*files["train"], names, image_root)
+        val = listfiles.load_list(*files["test"], names, image_root)
+        problem = listfiles.fold_problem(files, train, val)
+        if problem:
+            raise UserError(problem)
         return train, val
     check_fold_subjects(data_cfg, fold)
     parts = SUBJECT_PARTS[data_cfg.format]
@@ -146,7 +150,8 @@ def check_format(data_cfg) -> Dict:
     list: fold<k>_train and fold<k>_test), today's summary keys, positive rates keyed by the data's AU names.
 
     Lines that do not stop the reading are listed under "problems" (present only when there are any): images
-    that are not images, and list lines outside the data root or without an image."""
+    that are not images, list lines outside the data root or without an image, and a list fold's test image that
+    is also in its training list or listed twice."""
     names = au_names(data_cfg)
     report: Dict = {}
     problems: List[str] = []
@@ -163,9 +168,12 @@ def check_format(data_cfg) -> Dict:
     else:
         image_root = data_cfg.image_root or data_cfg.root
         for fold, files in listfiles.list_folds(data_cfg.root).items():
+            videos = {}
             for part in ("train", "test"):
-                videos = listfiles.load_list(*files[part], names, image_root, problems=problems)
-                report[f"fold{fold}_{part}"] = split_summary(videos, names)
+                videos[part] = listfiles.load_list(*files[part], names, image_root, problems=problems)
+                report[f"fold{fold}_{part}"] = split_summary(videos[part], names)
+            problem = listfiles.fold_problem(files, videos["train"], videos["test"])
+            problems += [problem] if problem else []
     if problems:
         report["problems"] = problems
     return report

@@ -28,7 +28,7 @@ from mindface_au.errors import UserError
 _PATHS = re.compile(r"^(?P<ds>.+)_(?P<part>train|test)_img_path_fold(?P<k>[0-9]+)\.txt$")
 NOT_LABELLED = ("-1", "9")
 
-__all__ = ["list_folds", "load_list", "fold_files"]
+__all__ = ["list_folds", "load_list", "fold_files", "fold_problem"]
 
 
 def list_folds(root: str) -> Dict[int, Dict[str, Tuple[str, str]]]:
@@ -140,3 +140,18 @@ def load_list(
             )
         )
     return videos
+
+
+def fold_problem(files: Dict[str, Tuple[str, str]], train: Sequence[Video], test: Sequence[Video]) -> Optional[str]:
+    """The problem line of one fold's lists, else None: an image in both the train and the test list (the fold
+    would score images it trains on), or listed twice in the test list (scored twice). The train list may repeat
+    an image on purpose (oversampling)."""
+    trained = {os.path.abspath(p) for v in train for p in v.image_paths}
+    seen: set = set()
+    for path in (os.path.abspath(p) for v in test for p in v.image_paths):
+        if path in trained:
+            return f"{files['test'][0]}: image {path[-80:]!r} is also in the training list {files['train'][0]}"
+        if path in seen:
+            return f"{files['test'][0]}: image {path[-80:]!r} is listed twice; each test image is scored once"
+        seen.add(path)
+    return None
