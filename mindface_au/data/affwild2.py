@@ -144,7 +144,7 @@ def read_test_list(root: str) -> List[Tuple[str, int]]:
             continue
         parts = [p.strip() for p in text.split(",")]
         name = parts[0]
-        if len(parts) > 2 or not name or os.sep in name or "/" in name:
+        if len(parts) > 2 or not name or os.sep in name or "/" in name or name in (".", ".."):
             raise UserError(f"{path}:{line_no}: expected '<video>' or '<video>,<num_frames>', got {text!r}")
         if name in seen:
             raise UserError(f"{path}:{line_no}: video {name!r} listed twice")
