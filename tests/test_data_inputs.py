@@ -266,3 +266,15 @@ def test_affwild2_video_in_train_and_val_is_refused_and_reported(tmp_path):
     with pytest.raises(UserError, match=r"video 'x' is in both Train_Set and Validation_Set \(1 such video"):
         get_split(DataConfig(root=root, split="official"))
     assert "video 'x' is in both" in check_data(root)["problems"][0]
+
+
+def test_check_folds_refuses_before_training_the_first_fold(tmp_path):
+    """Subjects in part1 and part3 only: fold1 (tests on part3) and fold3 (part1) can run, fold2 (part2) cannot;
+    `check_folds` says so for the whole list of splits before anything trains."""
+    for subject in ("F001", "F007"):
+        write(f"{tmp_path}/AUCoding/AU_OCC/{subject}_T1.csv", BP4D_HEADER + "\n" + bp4d_row(1) + "\n")
+        image(f"{tmp_path}/{subject}/T1/1.jpg")
+    data = cfg_for("bp4d", tmp_path).data
+    formats.check_folds(data, ["fold1", "fold3"])
+    with pytest.raises(UserError, match=r"2 BP4D subject\(s\) found .*fold2 tests on part2, which has none"):
+        formats.check_folds(data, ["fold1", "fold2", "fold3"])

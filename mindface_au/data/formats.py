@@ -10,6 +10,7 @@ Every reader returns `Video` records whose labels hold -1 where an AU is not cod
 the set of their columns. `fold_split` is what `data.split` = fold<k> means for the non-Aff-Wild2 formats.
 """
 
+import dataclasses
 import os
 from typing import Dict, List, Sequence, Tuple
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_format",
     "subjects_found",
     "check_fold_subjects",
+    "check_folds",
 ]
 
 SUBJECT_PARTS = {"bp4d": bp4d.PARTS, "disfa": disfa.PARTS}
@@ -119,6 +121,15 @@ def check_fold_subjects(data_cfg, fold: int) -> None:
         f"subject-exclusive folds need at least {len(parts)}, one in each part, and fold{fold} tests on "
         f"part{test_part + 1}, which has none (parts: PARTS in mindface_au/data/{data_cfg.format}.py)"
     )
+
+
+def check_folds(data_cfg, splits: Sequence[str]) -> None:
+    """Refuse, before any training, a bp4d / disfa split whose test part holds no subject (`check_fold_subjects`):
+    `cv` can call it once for all its splits instead of meeting the error after training the folds before it."""
+    if data_cfg.format not in SUBJECT_PARTS:
+        return
+    for split in splits:
+        check_fold_subjects(data_cfg, _fold_number(dataclasses.replace(data_cfg, split=split)))
 
 
 def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
