@@ -278,3 +278,17 @@ def test_check_folds_refuses_before_training_the_first_fold(tmp_path):
     formats.check_folds(data, ["fold1", "fold3"])
     with pytest.raises(UserError, match=r"2 BP4D subject\(s\) found .*fold2 tests on part2, which has none"):
         formats.check_folds(data, ["fold1", "fold2", "fold3"])
+
+
+def test_cv_checks_every_fold_before_the_first_one_trains(tmp_path):
+    """`run_cv` refuses fold2 (no test subject) before fold1 trains: the train function is never called."""
+    from mindface_au.engine.cv import run_cv
+
+    for subject in ("F001", "F007"):
+        write(f"{tmp_path}/AUCoding/AU_OCC/{subject}_T1.csv", BP4D_HEADER + "\n" + bp4d_row(1) + "\n")
+        image(f"{tmp_path}/{subject}/T1/1.jpg")
+    cfg = cfg_for("bp4d", tmp_path)
+    trained = []
+    with pytest.raises(UserError, match=r"fold2 tests on part2, which has none"):
+        run_cv(cfg, str(tmp_path / "cv"), ["fold1", "fold2", "fold3"], train_fn=lambda c, **kw: trained.append(c))
+    assert trained == []
