@@ -64,7 +64,9 @@ def plot_au_timeline(
         title: figure title.
     """
     names = _names(au_names)
-    series = [_as_2d(p, "probs", len(names)) for p in probs] if labels is not None else [_as_2d(probs, "probs", len(names))]
+    series = (
+        [_as_2d(p, "probs", len(names)) for p in probs] if labels is not None else [_as_2d(probs, "probs", len(names))]
+    )
     probs = series[0]
     t = probs.shape[0]
     x = np.arange(t) if times is None else np.asarray(times, dtype=np.float64)

@@ -227,7 +227,9 @@ def test_what_the_file_system_holds_does_not_crash_a_folder_run(model, tmp_path)
     base = ["detect", "--input", videos, "--out", out, "--model", model["ckpt"], "--aligned", "--no-progress"]
     proc = run_cli(*base, "--device", "CPU")
     assert proc.returncode == 1, proc.stderr[-2000:]  # the broken link failed; the others finished
-    assert "Traceback" not in proc.stderr and "link.avi failed:" in proc.stderr and "broken symbolic link" in proc.stderr
+    assert (
+        "Traceback" not in proc.stderr and "link.avi failed:" in proc.stderr and "broken symbolic link" in proc.stderr
+    )
     summary = json.loads(proc.stdout)
     assert statuses(summary) == {"good.avi": "ok", "caf\udce9.avi": "ok", "link.avi": "failed"}
     assert len(rows_of(os.path.join(os.fsencode(out), b"caf\xe9.csv"))) == 8
@@ -240,18 +242,13 @@ def test_a_signal_during_an_import_ends_the_command_after_the_import(tmp_path):
     """A SIGTERM that arrives while a module imports (MindSpore takes seconds) does not stop the import half-way
     (an ImportError, or "Fatal Python error" from the half-imported module's exit hooks): it is raised once the
     import has finished, and the CLI ends with 143."""
-    (tmp_path / "slow_module.py").write_text(
-        textwrap.dedent(
-            """
+    (tmp_path / "slow_module.py").write_text(textwrap.dedent("""
             import os, signal, time
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.3)
             COMPLETE = True
-            """
-        )
-    )
-    script = textwrap.dedent(
-        """
+            """))
+    script = textwrap.dedent("""
         import sys, time
         from mindface_au.utils import guard
         guard.install_signal_handlers()
@@ -261,8 +258,7 @@ def test_a_signal_during_an_import_ends_the_command_after_the_import(tmp_path):
             time.sleep(30)
         except guard.Interrupted as exc:
             print("interrupted", exc.signum, "slow_module" in sys.modules, flush=True)
-        """
-    )
+        """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert proc.stdout.split() == ["imported", "True", "interrupted", str(int(signal.SIGTERM)), "True"], proc.stderr

@@ -196,7 +196,9 @@ def detect_videos(
         raise UserError(f"--workers: got {workers}, expected a positive integer")
     shard = parse_shard(shard)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise guard.EnvironmentFailure(f"{output_dir}: is a file, not a folder (a folder of videos needs an --out folder)")
+        raise guard.EnvironmentFailure(
+            f"{output_dir}: is a file, not a folder (a folder of videos needs an --out folder)"
+        )
     for key, flag in (("overlay", "--overlay"), ("plot", "--plot")):
         if options.pop(key, None):
             raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")

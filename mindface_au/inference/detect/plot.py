@@ -62,4 +62,6 @@ def plot_detections(csv_path: str, out_png: str, video: bool = True, fps: float 
     idx = np.arange(probs.shape[1]) * step
     times = idx / fps if fps else None
     labels = [f"face {face}" for face in faces]
-    plot_au_timeline(probs, out_png, times=times, title=os.path.basename(csv_path), labels=labels, au_names=schema.au_names)
+    plot_au_timeline(
+        probs, out_png, times=times, title=os.path.basename(csv_path), labels=labels, au_names=schema.au_names
+    )

@@ -287,9 +287,7 @@ def open_input(path: str, stack: contextlib.ExitStack) -> FrameSource:
         source = open_source(path)
         bad = [f for f in source.files if not _utf8(f)]
         if bad:
-            raise UserError(
-                f"{os.fsencode(bad[0])!r}: file name is not valid UTF-8 (OpenCV cannot open it); rename it"
-            )
+            raise UserError(f"{os.fsencode(bad[0])!r}: file name is not valid UTF-8 (OpenCV cannot open it); rename it")
         return source
     folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mindface-au-input."))
     ext = os.path.splitext(path)[1]
