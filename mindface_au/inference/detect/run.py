@@ -478,9 +478,9 @@ def _detect_one(
             tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
             print(f"resuming {partial} from frame {start}", file=sys.stderr)
         else:
-            if resume:
+            if resume and not stale:
                 print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
-            elif os.path.isfile(partial):
+            elif os.path.isfile(partial) and not stale:
                 print(
                     f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
                     file=sys.stderr,
