@@ -236,6 +236,12 @@ def test_what_the_file_system_holds_does_not_crash_a_folder_run(model, tmp_path)
     assert not [n for n in os.listdir(out) if n.endswith(".lock")]
     proc = run_cli_in_process(*base, "--shard", "0/1000000000000")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr and len(json.loads(proc.stdout)["videos"]) == 1
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    shutil.copy(images / "a.png", os.path.join(os.fsencode(images), b"b\xff.png"))
+    proc = run_cli_in_process("detect", "--input", images, "--out", tmp_path / "i.csv", "--model", model["ckpt"])
+    assert proc.returncode == 2 and "b\\xff.png'" in proc.stderr and "not valid UTF-8" in proc.stderr, proc.stderr
 
 
 def test_a_signal_during_an_import_ends_the_command_after_the_import(tmp_path):
