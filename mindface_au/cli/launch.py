@@ -66,6 +66,7 @@ def msrun_command(
     args = list(train_args)
     command, args = (args[0], args[1:]) if args[:1] in (["train"], ["detect"]) else ("train", args)
     if command == "detect":
+        check_detect_args(args)
         given = [a for a in args if a == "--shard" or a.startswith("--shard=")]
         if given and _flag_value(args, "--shard") != "auto":
             raise UserError("launch detect: each rank takes its own shard (--shard auto); drop --shard")
@@ -83,6 +84,29 @@ def msrun_command(
         f"--log_dir={log_dir}", "--join=True", *msrun_args,
         script, command, *extra, *args,
     ]  # fmt: skip
+
+
+class _DetectParser(argparse.ArgumentParser):
+    """detect's own parser, with its errors (unknown flag, bad value) as a UserError: one line, exit 2."""
+
+    def error(self, message: str):
+        raise UserError(f"launch detect: {message}")
+
+
+def check_detect_args(detect_args: Sequence[str]) -> None:
+    """Parse and check the detect arguments in the launch process, with detect's own parser and checks, so a
+    missing model or input, an unknown flag or a missing --out is one line before msrun starts any worker."""
+    from mindface_au.cli import detect
+
+    parser = _DetectParser(prog="mindface-au detect", add_help=False)
+    detect.add_arguments(parser)
+    args = parser.parse_args(list(detect_args))
+    if args.merge_summaries:
+        raise UserError(
+            "launch detect: --merge-summaries runs once, not on every worker: run `mindface-au detect "
+            "--merge-summaries FOLDER` itself (launch merges a one-machine run's shards by itself)"
+        )
+    detect.check_args(args)
 
 
 def _flag_value(args: Sequence[str], flag: str):
