@@ -211,3 +211,19 @@ def test_resume_with_another_worker_count_is_a_one_line_error(tmp_path):
         f"--resume {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
         "shards, steps per epoch and learning-rate schedule count steps of 2 ranks)"
     )
+
+
+def test_launch_gives_workers_the_collective_timeouts_unless_set():
+    """The workers get HCCL's timeouts from engine.distributed (validation must not hit the default exec timeout);
+    a value the user exported wins, and this interpreter leads PATH (msrun starts `python` from there)."""
+    from mindface_au.cli.launch import worker_env
+    from mindface_au.engine.distributed import COLLECTIVE_TIMEOUTS
+
+    env = worker_env({"PATH": "/usr/bin"})
+    assert {key: env[key] for key in COLLECTIVE_TIMEOUTS} == COLLECTIVE_TIMEOUTS
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    mine = worker_env({"PATH": "/usr/bin", "HCCL_EXEC_TIMEOUT": "300"})
+    assert (
+        mine["HCCL_EXEC_TIMEOUT"] == "300"
+        and mine["HCCL_CONNECT_TIMEOUT"] == COLLECTIVE_TIMEOUTS["HCCL_CONNECT_TIMEOUT"]
+    )

@@ -126,12 +126,21 @@ def run(args: argparse.Namespace) -> int:
     print(" ".join(cmd), flush=True)
     if args.dry_run:
         return 0
-    # msrun starts each worker with the `python` found on PATH: make that this interpreter
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    code = run_process_group(cmd, env)
+    code = run_process_group(cmd, worker_env())
     if train_args[:1] != ["detect"]:
         return code
     return _after_detect(code, train_args[1:], args.workers, args.local_workers)
+
+
+def worker_env(environ=None) -> dict:
+    """The workers' environment: `environ` (default os.environ) with this interpreter first on PATH (msrun starts
+    each worker with the `python` found there) and the collective timeouts the sharded validation relies on
+    (engine.distributed.COLLECTIVE_TIMEOUTS) where the user has not set them."""
+    from mindface_au.engine.distributed import collective_timeout_env
+
+    environ = dict(os.environ if environ is None else environ)
+    path = os.path.dirname(sys.executable) + os.pathsep + environ.get("PATH", "")
+    return {**environ, **collective_timeout_env(environ), "PATH": path}
 
 
 def _after_detect(code: int, detect_args: Sequence[str], workers: int, local_workers: int) -> int:
