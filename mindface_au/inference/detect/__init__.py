@@ -6,6 +6,7 @@ The package's parts, one job each:
 - `rows`: the one row schema (CSV writer, CSV reader, Python rows, report), AU columns from the model's AU set.
 - `run`: `iter_detections` (the streaming loop) and `detect` (one input -> one CSV, resumable, sidecar JSON).
 - `csvfile`: the partial file and its resume; reading a CSV back by column name.
+- `tracker_state`: the tracker's state saved with each flush of the partial file, so a resume continues exactly.
 - `smoothing`: `--prob-k`, per face track.
 - `collection`: a folder of videos -> one CSV per video, workers, shards, a summary.
 - outputs: `plot` (PNG), `overlay` (H.264 MP4), `report` (self-contained HTML); `to_dataframe` (pandas).

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.rows import RowSchema
+from mindface_au.inference.detect.tracker_state import state_path
 
 __all__ = [
     "sidecar_path",
@@ -60,10 +61,11 @@ def sidecar_path(output: str) -> str:
 
 
 def working_files(output: str) -> List[str]:
-    """The files detect itself keeps beside CSV `output` (sidecar, partial file and its settings, lock): no other
-    output of the run may be given one of these names."""
+    """The files detect itself keeps beside CSV `output` (sidecar, partial file, its settings and tracker state,
+    lock): no other output of the run may be given one of these names."""
     partial = output + ".partial"
-    return [sidecar_path(output), partial, partial + ".json", partial + ".smoothed", output + ".lock"]
+    tracking = state_path(partial)
+    return [sidecar_path(output), partial, partial + ".json", tracking, partial + ".smoothed", output + ".lock"]
 
 
 def input_identity(path: str, kind: str, files: Sequence[str] = ()) -> dict:

@@ -39,6 +39,7 @@ from mindface_au.inference.detect.csvfile import (
 from mindface_au.inference.detect.rows import DetectionRow, RowSchema
 from mindface_au.inference.detect.smoothing import smooth_csv
 from mindface_au.inference.detect.sources import Frame, FrameSource, open_source
+from mindface_au.inference.detect.tracker_state import StateLog, rewind, state_path
 from mindface_au.inference.detect.tracking import KEYFRAME_EVERY, FaceFinder
 from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
 from mindface_au.utils import guard
@@ -58,6 +59,7 @@ __all__ = [
     "open_input",
 ]
 
+FLUSH_SECONDS = 1.0  # the partial file is flushed (and the tracker state saved) at most this often
 MAX_QUEUE_ROWS = 4096  # run a partial batch rather than hold more rows than this (sparse faces in long videos)
 STAGES = ("decode", "detect_faces", "align", "network", "write")  # keys of the summary's "stage_seconds"
 SIDECAR_VERSION = 2  # 2: settings name the inputs' identity, "output" what the CSV holds (1 is redone on re-runs)
@@ -106,6 +108,8 @@ def iter_detections(
     end_time: Optional[float] = None,
     au_names: Optional[Sequence[str]] = None,
     finder_out: Optional[list] = None,
+    states: Optional[StateLog] = None,
+    finder_state: Optional[dict] = None,
 ) -> Iterator[DetectionRow]:
     """Rows (DetectionRow) for every processed frame and face of an input, in frame order, computed in batches.
 
@@ -113,11 +117,14 @@ def iter_detections(
     frames (frame 1 + k * every is step k + 1), so its `max_age` is in processed frames. `track=False` runs the
     face detector on every frame; otherwise faces are followed between keyframes (see `tracking`).
     `au_names` default to the model's. `finder_out`, if given, receives the FaceFinder (for its keyframe count).
+    `states` records the finder's state before each frame; `finder_state` (a saved one) is where a resume starts.
     """
     source = path_or_source if isinstance(path_or_source, FrameSource) else open_source(path_or_source)
     det = None if aligned else create_detector(detector, min_face_size=min_face_size, max_side=detect_size)
     tracker = tracker or IoUTracker()
     finder = None if aligned else FaceFinder(det, all_faces, tracker, track=track, keyframe_every=keyframe_every)
+    if finder is not None and finder_state is not None:
+        finder.restore(finder_state)
     if finder_out is not None:
         finder_out.append(finder)
     timer = timer if timer is not None else StageTimer()
@@ -147,6 +154,8 @@ def iter_detections(
         timer.add("decode", t)
         if frame is None:
             break
+        if states is not None:
+            states.record(frame.index, finder)
         faces, ids, frame_crops = [], [], []
         if frame.image is not None and aligned:
             h, w = frame.image.shape[:2]
@@ -469,13 +478,20 @@ def _detect_one(
             print(f"{partial}: started over, not resumed: {stale}", file=sys.stderr)
             resuming = False
         tracker = IoUTracker(max_age=max_gap)
-        start = 1
+        start, states, saved = 1, StateLog(state_path(partial)), None
         if resuming:
             with guard.damaged_resume(partial, meta_path):  # a partial file that cannot be read back: one line
                 check_resume(meta_path, partial, settings)
+                saved = None if aligned else rewind(partial, states.path)  # back to the last saved tracker state
                 start, tracks, next_id = recover_partial(partial, header)
             start = start - (start - 1) % every  # a processed frame (the partial file only has those)
             tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
+            if saved is not None and saved["frame"] != start:  # cannot happen unless the partial file was edited
+                print(
+                    f"note: {states.path} is for frame {saved['frame']}, not {start}: tracking restarts",
+                    file=sys.stderr,
+                )
+                saved = None
             print(f"resuming {partial} from frame {start}", file=sys.stderr)
         else:
             if resume and not stale:
@@ -489,6 +505,8 @@ def _detect_one(
                 csv.writer(handle, lineterminator="\n").writerow(header)
             with atomic_write(meta_path) as handle:
                 json.dump(settings, handle)
+            if not aligned:
+                states.start(os.path.getsize(partial))
 
         from tqdm import tqdm
 
@@ -529,16 +547,22 @@ def _detect_one(
                     end_time=end_time,
                     au_names=au_names,
                     finder_out=finders,
+                    states=states,
+                    finder_state=saved and saved["finder"],
                 )
+                last_frame = None
                 for row in rows:
                     t = time.perf_counter()
+                    if row.frame != last_frame:  # between two frames: flush, and save the tracker state there
+                        now = time.time()
+                        if now - last_flush > FLUSH_SECONDS and last_frame is not None:
+                            handle.flush()
+                            states.save(last_frame, os.fstat(handle.fileno()).st_size)
+                            last_flush = now
+                        last_frame = row.frame
                     writer.writerow(row.fields(threshold))
                     stats["rows"] += 1
                     stats["faces" if row.face is not None else "no_face"] += 1
-                    now = time.time()
-                    if now - last_flush > 1.0:
-                        handle.flush()
-                        last_flush = now
                     timer.add("write", t)
         except BaseException as exc:
             lock.release()
@@ -597,6 +621,7 @@ def _detect_one(
         timer.add("write", t)
         if os.path.exists(meta_path):
             os.remove(meta_path)
+        states.clear()
         summary["stage_seconds"] = timer.summary()
         summary["fps"] = round(source.decoded / seconds, 2) if seconds > 0 else None
         if plot:
