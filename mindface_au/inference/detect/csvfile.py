@@ -2,8 +2,10 @@
 
 For `out.csv`, rows go to `out.csv.partial` as they are computed and `out.csv.partial.json` records the settings;
 the partial file is renamed to `out.csv` only when the whole input is done, so `out.csv` is never half-written.
-After an interruption both stay; resuming checks the settings match, drops the rows of the last (possibly
-incomplete) frame and continues from that frame, with the face ids restored from the rows.
+`out.csv.partial.state.json` (detect/tracker_state.py) holds the face tracker's state at the last flush.
+After an interruption all three stay; resuming checks the settings match, cuts the partial file back to the last
+flush, drops the rows of the last (possibly incomplete) frame and continues from that frame with the tracker
+restored, so the rows equal an uninterrupted run's.
 """
 
 import csv
