@@ -218,3 +218,13 @@ def test_model_zoo_page_snippet_runs(small_model, tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "docs/model-zoo.md", "exec"), {})  # noqa: S102 - the page's own code
     assert "aunet_iresnet18" in capsys.readouterr().out
+
+
+def test_bench_times_the_file_network(small_model):
+    ckpt, _ = small_model
+    proc = run_cli_in_process("bench", "--model", ckpt, "--set", "model.input_size=64", "--backend", "mindspore")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "got 64" in proc.stderr
+    args = ("bench", "--model", ckpt, "--backend", "mindspore", "--repeats", "1", "--warmup", "0", "--device", "CPU")
+    proc = run_cli_in_process(*args)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "aunet_iresnet18, batch 8" in proc.stdout and "| mindspore |" in proc.stdout

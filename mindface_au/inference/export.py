@@ -4,8 +4,10 @@ as a model-zoo release checkpoint (CKPT).
 What is exported is what `load_inference_model` runs for a checkpoint: BatchNorm folded, batch-agnostic
 (mindface_au.inference.fold), sigmoid probabilities for AU networks, the embedding for bare `iresnet*` backbones.
 The input is float32 (B, 3, S, S) RGB normalised as mindface_au.data.transforms says. Both formats carry the same
-JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batch size, output) under
-`loader.MODEL_INFO_KEY` (MindIR user_info, ONNX metadata_props), so the file alone is enough to run it.
+JSON metadata (`loader.model_metadata`: model config, input size, mean/std, crop, the evaluation settings the
+source checkpoint was validated with, batch size, output) under `loader.MODEL_INFO_KEY` (MindIR user_info, ONNX
+metadata_props), so the file alone is enough to run it. The source checkpoint is read once
+(`model_file.read_model_file`).
 
 - MINDIR: fixed batch (`--batch-size`); the loader pads and slices.
 - ONNX: `mindspore.onnx.export` (opset 11) with a dynamic batch axis; the export is checked against MindSpore
