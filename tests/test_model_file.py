@@ -228,3 +228,14 @@ def test_bench_times_the_file_network(small_model):
     proc = run_cli_in_process(*args)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert "aunet_iresnet18, batch 8" in proc.stdout and "| mindspore |" in proc.stdout
+
+
+def test_detect_refuses_a_contradicting_set(small_model, tmp_path):
+    from conftest import write_random_crops
+
+    faces = write_random_crops(str(tmp_path / "faces"), 2, size=32)
+    out = tmp_path / "au.csv"
+    args = ["detect", "--input", faces, "--out", out, "--model", small_model[0], "--aligned", "--no-progress"]
+    proc = run_cli_in_process(*args, "--set", "model.input_size=64", "--device", "CPU")
+    assert proc.returncode == 2 and "model.input_size: got 64" in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["faces"]  # nothing written, no lock left
