@@ -55,6 +55,7 @@ def load_config_fold(config: Optional[str], overrides: Sequence[str], fold: Opti
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
+    from mindface_au.engine.callbacks import describe_best
     from mindface_au.engine.trainer import train
     from mindface_au.errors import UserError
 
@@ -70,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     best = result["best"]
     if result.get("rank", 0) != 0:
         return 0
-    print(f"best epoch {best['epoch']}: val mean F1 {100 * best['mean_f1']:.2f}; run directory {result['run_dir']}")
+    print(f"{describe_best(best)}; run directory {result['run_dir']}")
     return 0

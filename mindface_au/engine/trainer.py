@@ -82,6 +82,7 @@ def train(
         ShardLogger,
         SkippedImagesCallback,
         StepCheckpoint,
+        describe_best,
     )
     from mindface_au.engine.distributed import (
         check_resume_workers,
@@ -92,7 +93,7 @@ def train(
     )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
     from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
-    from mindface_au.engine.validation import create_validation
+    from mindface_au.engine.validation import check_validation_part, create_validation
     from mindface_au.losses import create_loss
     from mindface_au.model_card import make_card
     from mindface_au.models import create_model_from_config
@@ -138,6 +139,7 @@ def train(
     ds.config.set_seed(seed)
 
     train_videos, val_videos = get_split(cfg.data)
+    validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     net = create_model_from_config(cfg.model)
     apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     if cfg.train.sync_bn:
@@ -205,9 +207,8 @@ def train(
         logger.info(f"resumed from {where} (global step {int(optimizer.global_step.asnumpy()[0])})")
     logger.info(f"parameters sha256 {parameter_digest(net)} at global step {start_step}")
 
-    # Validation runs on rank 0 over every validation frame (the same code as `eval`), the other ranks wait for it
-    # at their next gradient all-reduce; see docs/clusters.md.
-    evaluate_fn = create_validation(net, val_videos, cfg, logger) if run.writes and val_videos else None
+    # Every rank validates its shard of whole videos and the counts are summed over the ranks (engine/validation.py)
+    evaluate_fn = create_validation(net, val_videos, cfg, logger, rank, world_size) if validating else None
     progress = ProgressLogger(
         logger, lrs, steps, runtime.global_batch, start_step=start_step, epoch_losses=epoch_losses
     )
@@ -241,12 +242,9 @@ def train(
             f"(lower train.lr or use amp_level O0); last good checkpoint: {kept}"
         )
     if run.writes:
-        logger.info(
-            f"done in {time.time() - t0:.1f} s; best epoch {validator.best['epoch']} "
-            f"mean F1 {100 * validator.best['mean_f1']:.2f}"
-        )
+        logger.info(f"done in {time.time() - t0:.1f} s; {describe_best(validator.best)}")
     else:
-        logger.info(f"done in {time.time() - t0:.1f} s (rank 0 validates and writes the run directory)")
+        logger.info(f"done in {time.time() - t0:.1f} s (rank 0 writes the run directory)")
     logger.info(f"parameters sha256 {parameter_digest(net)} at global step {progress.global_step}")
     for handler in list(logger.handlers):
         handler.flush()

@@ -197,6 +197,11 @@ class InferenceModel:
         self.crop = file.crop if file is not None else (self.card or {}).get("crop") or default_crop(self.input_size)
         self._checked = False
 
+    @property
+    def sha256(self) -> Optional[str]:
+        """The model file's sha256 (the reader's, computed once; detect's sidecars record it); None in memory."""
+        return self.file.sha256 if self.file is not None else None
+
     def crop_problem(self, aligned: bool = False) -> Optional[str]:
         """None when faces can be cropped the way the model expects (five-point ArcFace alignment, or `aligned`
         input taken as such crops); else one line saying why not (e.g. a model trained on detector boxes)."""

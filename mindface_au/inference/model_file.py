@@ -23,7 +23,6 @@ for a smoothing window (eval.prob_k, eval.label_k) or eval.threshold overrides t
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 from typing import Any, List, Optional, Tuple
@@ -77,11 +76,9 @@ class ModelFile:
     def sha256(self) -> str:
         """The file's sha256, read on first use and kept (detect's sidecars record it)."""
         if self._sha256 is None:
-            digest = hashlib.sha256()
-            with open(self.path, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            self._sha256 = digest.hexdigest()
+            from mindface_au.models.checkpoint import sha256_file
+
+            self._sha256 = sha256_file(self.path)
         return self._sha256
 
     def load_into(self, net) -> None:
