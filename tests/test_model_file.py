@@ -239,3 +239,20 @@ def test_detect_refuses_a_contradicting_set(small_model, tmp_path):
     proc = run_cli_in_process(*args, "--set", "model.input_size=64", "--device", "CPU")
     assert proc.returncode == 2 and "model.input_size: got 64" in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["faces"]  # nothing written, no lock left
+
+
+def test_eval_normalises_with_the_file_mean_and_std():
+    """The data pipeline normalises with the packaged mean/std; a file storing others is fed its own."""
+    from mindface_au.data.transforms import FaceInput, default_face_input
+    from mindface_au.engine.evaluator import _normalisation_remap
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 4)).astype(np.float64)
+    packaged, stored = default_face_input(4), FaceInput(4, (0.4, 0.45, 0.5), (0.2, 0.25, 0.3))
+
+    def normalise(spec):
+        return (pixels / 255 - np.reshape(spec.mean, (1, 3, 1, 1))) / np.reshape(spec.std, (1, 3, 1, 1))
+
+    remapped = _normalisation_remap(stored)(normalise(packaged).astype(np.float32))
+    np.testing.assert_allclose(remapped, normalise(stored), atol=1e-5)
+    same = normalise(packaged).astype(np.float32)
+    assert _normalisation_remap(packaged)(same) is same
