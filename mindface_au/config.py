@@ -142,6 +142,10 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    # "section.key" of every value a YAML file or --set gave (set by load_config); not a field, so never saved.
+    # A model file's settings give way only to these (mindface_au.inference.model_file).
+    given_keys = frozenset()
+
 
 def _field_types(cls) -> Dict[str, Any]:
     hints = typing.get_type_hints(cls)
@@ -347,10 +351,27 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
         except RecursionError as exc:
             raise UserError(f"{path}: not a valid config (nested too deep)") from exc
         _merge(cfg, data, path)
+    else:
+        data = {}
+    given = [data]
     for text in overrides:
-        _merge(cfg, parse_override(text), f"--set {short_repr(text)}")
+        given.append(parse_override(text))
+        _merge(cfg, given[-1], f"--set {short_repr(text)}")
     validate(cfg)
+    cfg.given_keys = frozenset(f"{s}.{k}" for d in given for s, v in d.items() if isinstance(v, dict) for k in v)
     return cfg
+
+
+def section_from_dict(section: str, data: Dict[str, Any]) -> Any:
+    """A config section (ModelConfig, EvalConfig, ...) from a stored mapping (a model file's): type-checked key by
+    key as YAML is, then range-checked (a model section: validate_model_config)."""
+    obj = _field_types(Config)[section]()
+    _apply(obj, section, data)
+    if section == "model":
+        validate_model_config(obj)
+    else:
+        check_ranges(section, obj)
+    return obj
 
 
 def validate(cfg: Config) -> None:

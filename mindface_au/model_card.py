@@ -6,16 +6,20 @@ at 112 px; "box@256" = a detector's face box resized to 256 px; "other@S" = a cr
 validation split and mean F1, and for SynthAU-trained models a note that their outputs on real faces are not
 validated. Exports (MindIR, ONNX metadata) and release files carry it on. A model file without a card (made before
 cards existed) predicts the ABAW 12 from five-point aligned crops at its input size: `default_crop`.
+
+The card also says how to run the model (timm's `pretrained_cfg`): `preprocessing` (input size, mean and std in
+[0, 1] units, crop) and `eval`, the settings it was validated with (prob_k, label_k, threshold). The model-file
+reader (mindface_au.inference.model_file) reads them; a card without them (older files) gets the packaged defaults.
 Nothing here imports MindSpore at import time.
 """
 
-import json
 import os
 from typing import Optional, Sequence
 
 from mindface_au.au_sets import au_set_of
 
-__all__ = ["CARD_KEY", "SYNTHAU_NOTE", "make_card", "crop_spec", "default_crop", "parse_crop", "format_card"]
+__all__ = ["CARD_KEY", "SYNTHAU_NOTE", "make_card", "run_settings", "crop_spec", "default_crop", "parse_crop"]
+__all__ += ["format_card", "read_card"]
 
 CARD_KEY = "mindface_au_model_card"  # checkpoint entry (JSON string), and the "card" field of export metadata
 SYNTHAU_NOTE = "trained on SynthAU (procedural faces): its outputs on real faces are not validated"
@@ -38,6 +42,20 @@ def parse_crop(spec: str):
     return method, int(size) if size.isdigit() else 0
 
 
+def run_settings(model_cfg, eval_cfg=None, crop: str = "arcface5") -> dict:
+    """{"preprocessing": {input_size, mean, std, crop}, "eval": {prob_k, label_k, threshold}}: how to feed and score
+    the model of ModelConfig `model_cfg` (`eval_cfg` an EvalConfig, None: the packaged defaults; `crop` the method)."""
+    from mindface_au.config import EvalConfig
+    from mindface_au.data.transforms import face_input
+
+    spec = face_input(model_cfg)
+    eval_cfg = eval_cfg if eval_cfg is not None else EvalConfig()
+    return {
+        "preprocessing": {**spec.as_dict(), "crop": crop_spec(crop, spec.size)},
+        "eval": {"prob_k": eval_cfg.prob_k, "label_k": eval_cfg.label_k, "threshold": eval_cfg.threshold},
+    }
+
+
 def make_card(cfg, val_mean_f1: Optional[float] = None) -> dict:
     """The card of a model trained with Config `cfg` (validation mean F1 of the checkpoint's epoch, if known)."""
     root = os.path.normpath(cfg.data.root or ".")
@@ -55,27 +73,22 @@ def make_card(cfg, val_mean_f1: Optional[float] = None) -> dict:
     }
     if synth:
         card["note"] = SYNTHAU_NOTE
+    card.update(run_settings(cfg.model, cfg.eval, cfg.data.crop))
     return card
 
 
 def read_card(path: str) -> Optional[dict]:
-    """The card stored in a checkpoint, or None (a checkpoint written before cards, or not by the trainer)."""
-    from mindface_au.utils.ckpt_file import read_checkpoint
+    """The card stored in a checkpoint, or None (a checkpoint written before cards, or not by the trainer).
+    Reads the whole file: a caller that needs more than the card uses mindface_au.inference.model_file."""
+    from mindface_au.models.checkpoint import read_checkpoint_contents
 
-    value = read_checkpoint(path).get(CARD_KEY)
-    if not isinstance(value, str):
-        return None
-    try:
-        card = json.loads(value)
-    except ValueError:
-        return None
-    return card if isinstance(card, dict) else None
+    return read_checkpoint_contents(path).json(CARD_KEY)
 
 
 def format_card(card: Optional[dict], au_names: Sequence[str], crop: str) -> str:
     """Two or three lines for stderr: what the model predicts, what it was trained on, and the SynthAU note."""
     lines = [f"# model: {len(au_names)} AUs ({', '.join(au_names)}), face crop {crop}"]
-    if not card:
+    if not card or "dataset" not in card:  # none, or only how to run it (a file not written by the trainer)
         lines.append("# model card: none (a file from before model cards: ABAW AUs, ArcFace five-point crops)")
         return "\n".join(lines)
     f1 = card.get("val_mean_f1")

@@ -27,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: every CPU)")
     parser.add_argument("--device", default="auto", help="auto, CPU, GPU or Ascend")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
-    add_config_args(parser)  # the network: model.* of --config/--set (default aunet_iresnet100)
+    parser.add_argument(
+        "--model", default=None, help="model file (.ckpt/.mindir/.onnx) whose network and input size to time"
+    )
+    add_config_args(parser)  # the network: model.* of --config/--set (default aunet_iresnet100), or --model's
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.utils.io import atomic_write
 
     cfg = load_config(args.config, args.overrides)
+    if args.model:  # the file decides the network and its input size; a contradicting --config/--set is refused
+        from mindface_au.inference.model_file import apply_model_file, read_model_file
+
+        cfg = apply_model_file(read_model_file(args.model, cfg.model, args.device, args.threads), cfg)[0]
     if args.json and not os.access(os.path.dirname(os.path.abspath(args.json)), os.W_OK):
         raise UserError(f"--json {args.json}: its folder does not exist or is not writable")
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 0:

@@ -11,8 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", "--ckpt", dest="ckpt", required=True, help="model file: .ckpt, .mindir or .onnx (--ckpt is an alias)"
     )
-    parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
-    parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
+    parser.add_argument(
+        "--prob-k", type=int, default=None, help="probability smoothing half-window (default: the model file's)"
+    )
+    parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (default: the file's)")
     parser.add_argument("--sweep", action="store_true", help="print the paper's Table 2 (k = 1..10)")
     parser.add_argument(
         "--fold", type=int, metavar="K", help="validate on fold K (affwild2: 1-4, bp4d/disfa: 1-3, list: its files)"
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.train import load_config_fold
     from mindface_au.engine.evaluator import evaluate, format_sweep
     from mindface_au.errors import UserError
+    from mindface_au.inference.model_file import apply_model_file, read_model_file
     from mindface_au.metrics import format_f1
 
     for name in ("prob_k", "label_k"):
@@ -38,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 0:
             raise UserError(f"--{name.replace('_', '-')}: got {value}, expected an integer >= 0")
     cfg = load_config_fold(args.config, args.overrides, args.fold)
+    # the model file is read once and decides the model section, input size and evaluation settings (a given
+    # smoothing window overrides them, said on stderr); the echo shows what is run
+    model_file = read_model_file(args.ckpt, cfg.model, args.device)
+    cfg, _ = apply_model_file(model_file, cfg, args.prob_k, args.label_k, aus=False)
     if not args.json:  # --json keeps stdout to one JSON object
         echo_config(cfg)
     result = evaluate(
-        cfg, args.ckpt, args.prob_k, args.label_k, do_sweep=args.sweep, device=args.device,
+        cfg, model_file, args.prob_k, args.label_k, do_sweep=args.sweep, device=args.device,
         shared_aus=args.shared_aus, show_card=True,
     )  # fmt: skip
     if args.json:

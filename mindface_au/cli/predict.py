@@ -5,6 +5,7 @@ test split: the test part of data.split's fold is predicted."""
 
 import argparse
 import os
+import sys
 
 from mindface_au.cli.common import add_config_args
 
@@ -33,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["majority", "mean"],
         help="majority of the 0/1 labels, or mean of the probabilities",
     )
-    parser.add_argument("--prob-k", type=int, default=None, help="probability smoothing half-window (eval.prob_k)")
-    parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (eval.label_k)")
+    parser.add_argument(
+        "--prob-k", type=int, default=None, help="probability smoothing half-window (default: the model file's)"
+    )
+    parser.add_argument("--label-k", type=int, default=None, help="label smoothing half-window (default: the file's)")
     parser.add_argument("--device", default="auto", help="CPU, GPU, Ascend or auto")
     parser.add_argument("--overwrite", action="store_true", help="replace existing <video>.txt files in --out")
 
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.config import load_config
     from mindface_au.engine.predict import predict
     from mindface_au.errors import UserError
+    from mindface_au.inference.model_file import apply_model_file, read_model_file
 
     cfg = load_config(args.config, args.overrides)
     if args.prob_k is not None and args.prob_k < 0 or args.label_k is not None and args.label_k < 0:
@@ -51,11 +55,15 @@ def run(args: argparse.Namespace) -> int:
     for path in args.ckpt:  # before the config echo: a bad argument is one line on stderr
         if not os.path.isfile(path):
             raise UserError(f"{path}: checkpoint not found")
-    echo_config(cfg)
+    # each model file is read once; the first decides the evaluation settings unless given (said on stderr)
+    files = [read_model_file(path, cfg.model, args.device) for path in args.ckpt]
+    echo_config(apply_model_file(files[0], cfg, args.prob_k, args.label_k)[0])
     result = predict(
-        cfg, args.ckpt, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device,
+        cfg, files, args.out, args.split, args.vote, args.prob_k, args.label_k, device=args.device,
         overwrite=args.overwrite,
     )  # fmt: skip
+    for note in result["notes"]:
+        print(note, file=sys.stderr)
     where = f"the test part of {cfg.data.split}" if cfg.data.format != "affwild2" else f"split {args.split}"
     print(
         f"wrote {result['videos']} videos ({result['frames']} frames) of {where} to {result['out_dir']}; "

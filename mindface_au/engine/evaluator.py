@@ -7,13 +7,13 @@ scored. Predictions written by `predict` go through the same steps, so `score` o
 
 import dataclasses
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
-from mindface_au.inference.loader import checkpoint_model_config
+from mindface_au.inference.model_file import ModelFile
 from mindface_au.metrics import COUNT_ROWS, F1Accumulator, f1_from_counts, mean_of_coded, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
@@ -35,17 +35,13 @@ __all__ = [
 def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
     """The training-form network of a checkpoint (not folded; for inspection or fine-tuning) and its ModelConfig.
 
-    The config rule is the loader's (`checkpoint_model_config`): the embedded config, strictly parsed, else
+    Read once by the model-file reader (`read_model_file`): the embedded config, strictly parsed, else
     `model_cfg`. For inference use `mindface_au.inference.loader.load_inference_model`.
     """
-    from mindface_au.models import build_network
-    from mindface_au.models.checkpoint import load_checkpoint_strict
+    from mindface_au.inference.model_file import read_model_file
 
-    model_cfg = checkpoint_model_config(ckpt, model_cfg)
-    net = build_network(model_cfg, load_backbone=False)
-    load_checkpoint_strict(net, ckpt)
-    net.set_train(False)
-    return net, model_cfg
+    mf = read_model_file(ckpt, model_cfg)
+    return mf.build_network(), mf.model_config
 
 
 def _image_only(video):
@@ -74,9 +70,10 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
 
     if hasattr(model, "face_input"):  # an InferenceModel: its own input size, padding inside `predict`
         data_cfg = dataclasses.replace(data_cfg, image_size=model.input_size)
+        remap = _normalisation_remap(model.face_input)
 
         def run(images: np.ndarray) -> np.ndarray:
-            return model.predict(images, pad=True)
+            return model.predict(remap(images), pad=True)
 
     else:
 
@@ -98,6 +95,19 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
             for p, vi, fi in zip(probs, row["video_index"].reshape(-1), row["frame_index"].reshape(-1)):
                 outputs[nonempty[int(vi)]][int(fi)] = p
     return [(np.asarray(v.frame_ids), out) for v, out in zip(subsets, outputs)]
+
+
+def _normalisation_remap(spec):
+    """The data pipeline normalises with the packaged mean/std; a model file that stores others gets its own:
+    x_file = (x_default * std_default + mean_default - mean_file) / std_file (identity when they agree)."""
+    from mindface_au.data.transforms import default_face_input
+
+    default = default_face_input(spec.size)
+    if (default.mean, default.std) == (spec.mean, spec.std):
+        return lambda images: images
+    scale = (np.asarray(default.std, np.float32) / np.asarray(spec.std, np.float32)).reshape(1, 3, 1, 1)
+    shift = ((np.asarray(default.mean) - np.asarray(spec.mean)) / np.asarray(spec.std)).astype(np.float32)
+    return lambda images: (images * scale + shift.reshape(1, 3, 1, 1)).astype(np.float32)
 
 
 def _num_aus(model, data_cfg) -> int:
@@ -230,7 +240,7 @@ def evaluate_probs(
 
 def evaluate(
     cfg: Config,
-    ckpt: str,
+    ckpt: Union[str, ModelFile],
     prob_k: Optional[int] = None,
     label_k: Optional[int] = None,
     do_sweep: bool = False,
@@ -239,8 +249,13 @@ def evaluate(
     shared_aus: bool = False,
     show_card: bool = False,
 ) -> Dict:
-    """Evaluate model file `ckpt` (.ckpt, .mindir or .onnx) on the validation videos of `cfg.data.split` (or a
-    named split). `cfg.model` is used only for a checkpoint without an embedded model config.
+    """Evaluate model file `ckpt` (.ckpt, .mindir or .onnx, or what `read_model_file` read from one) on the
+    validation videos of `cfg.data.split` (or a named split). `cfg.model` is used only for a checkpoint without an
+    embedded model config.
+
+    The model file decides its input size and normalisation, and its evaluation settings (prob_k, label_k,
+    threshold) unless `prob_k` / `label_k` or the config's given values (`cfg.given_keys`: --config/--set)
+    override them (model_file.apply_model_file); with `show_card` the model card and any such note go to stderr.
 
     The model's AU set (model.au_names of the file) must equal the data's (data.au_names); with `shared_aus` the
     AUs both have are scored instead (in the data's order; "shared_aus", "model_au_names" and "data_au_names" in
@@ -251,9 +266,11 @@ def evaluate(
     """
     from mindface_au.data import get_split, load_split
     from mindface_au.inference.loader import load_inference_model
+    from mindface_au.inference.model_file import apply_model_file, read_model_file
 
-    prob_k = cfg.eval.prob_k if prob_k is None else prob_k
-    label_k = cfg.eval.label_k if label_k is None else label_k
+    mf = read_model_file(ckpt, cfg.model, device) if isinstance(ckpt, str) else ckpt
+    cfg, notes = apply_model_file(mf, cfg, prob_k, label_k, aus=False)  # the AU sets are compared below
+    prob_k, label_k = cfg.eval.prob_k, cfg.eval.label_k
     if split == "val":
         videos = get_split(cfg.data)[1]
     elif cfg.data.format != "affwild2":
@@ -262,16 +279,16 @@ def evaluate(
         videos = load_split(cfg.data.root, split)
     if not videos or any(v.labels is None for v in videos):
         raise UserError(f"split {split!r} of {cfg.data.root} has no labelled videos to evaluate")
-    model = load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
+    model = load_inference_model(mf, device=device, batch_size=cfg.data.eval_batch_size)
     if show_card:
-        print(model.card_text(), file=sys.stderr, flush=True)
+        print("\n".join([model.card_text(), *notes]), file=sys.stderr, flush=True)
     data_names = tuple(cfg.data.au_names or AU_NAMES)
     model_names = tuple(getattr(model, "au_names", None) or data_names)
     scored = tuple(au for au in data_names if au in model_names)
     if model_names != data_names and (not shared_aus or not scored):
         hint = "; shared_aus (eval --shared-aus) scores the AUs both have" if scored else "; they share no AU"
         raise UserError(
-            f"{ckpt}: the model predicts {', '.join(model_names)}; data.format {cfg.data.format} labels "
+            f"{mf.path}: the model predicts {', '.join(model_names)}; data.format {cfg.data.format} labels "
             f"{', '.join(data_names)}: the AU sets differ{hint}"
         )
     predictions = predict_videos(model, videos, cfg.data)

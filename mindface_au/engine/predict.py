@@ -12,12 +12,13 @@ before post-processing.
 """
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from mindface_au.config import Config
 from mindface_au.errors import UserError
+from mindface_au.inference.model_file import ModelFile
 from mindface_au.postprocess import binarize, postprocess_video
 from mindface_au.utils import guard
 
@@ -45,7 +46,7 @@ def vote(
 
 def predict(
     cfg: Config,
-    ckpts: Sequence[str],
+    ckpts: Sequence[Union[str, ModelFile]],
     out_dir: str,
     split: str = "test",
     method: str = "majority",
@@ -56,17 +57,21 @@ def predict(
     overwrite: bool = False,
 ) -> Dict:
     """Write <out_dir>/<video>.txt for every video of `split` ("test", "val", "train" or "val-fold" for the
-    validation videos of cfg.data.split). `ckpts`: model files (.ckpt, .mindir or .onnx).
+    validation videos of cfg.data.split). `ckpts`: model files (.ckpt, .mindir or .onnx), or what
+    `read_model_file` read from them. The first model file's evaluation settings (prob_k, label_k, threshold)
+    are used unless `prob_k` / `label_k` or the config's given values override them (model_file.apply_model_file;
+    a given input size or AU set that contradicts a file is refused); "notes" in the result says so.
 
     An existing <video>.txt is replaced only with `overwrite`; `out_dir` is never a folder of the dataset's
     annotation files (nor a model file), whatever `overwrite` says.
 
-    Returns {"videos", "frames", "out_dir", "au_names", "split", "probs": {video: (T, C)}}.
+    Returns {"videos", "frames", "out_dir", "au_names", "split", "probs": {video: (T, C)}, "notes": [str]}.
     """
     from mindface_au.data import bp4d, disfa, get_split, load_split
     from mindface_au.data.affwild2 import ANNOTATION_DIR, SPLIT_DIRS
     from mindface_au.engine.evaluator import frame_probs, predict_videos
     from mindface_au.inference.loader import load_inference_model
+    from mindface_au.inference.model_file import apply_model_file, check_config, read_model_file
     from mindface_au.submission import write_prediction
 
     if not ckpts:
@@ -74,10 +79,16 @@ def predict(
     if method not in VOTES:
         raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
     for ckpt in ckpts:
-        if not os.path.isfile(ckpt):
+        if isinstance(ckpt, str) and not os.path.isfile(ckpt):
             raise UserError(f"{ckpt}: checkpoint not found")
-    prob_k = cfg.eval.prob_k if prob_k is None else prob_k
-    label_k = cfg.eval.label_k if label_k is None else label_k
+    files = [read_model_file(c, cfg.model, device) if isinstance(c, str) else c for c in ckpts]
+    cfg, notes = apply_model_file(files[0], cfg, prob_k, label_k)
+    for mf in files[1:]:
+        check_config(mf, cfg)
+        if mf.eval != files[0].eval:
+            notes.append(f"{mf.path}: stores other evaluation settings than {files[0].path}; the first model's apply")
+    ckpts = [mf.path for mf in files]
+    prob_k, label_k = cfg.eval.prob_k, cfg.eval.label_k
     if cfg.data.format != "affwild2":
         if split not in ("test", "val-fold"):
             raise UserError(
@@ -94,10 +105,7 @@ def predict(
     guard.check_not_input(out_dir, inputs, "output folder")
     names = [v.name.replace("/", "__").replace(os.sep, "__") for v in videos]
     guard.check_outputs([os.path.join(out_dir, n + ".txt") for n in names], inputs, overwrite)
-    models = [
-        load_inference_model(ckpt, device=device, config=cfg.model, batch_size=cfg.data.eval_batch_size)
-        for ckpt in ckpts
-    ]
+    models = [load_inference_model(mf, device=device, batch_size=cfg.data.eval_batch_size) for mf in files]
     au_names = list(models[0].au_names)
     for ckpt, model in zip(ckpts[1:], models[1:]):
         if list(model.au_names) != au_names:
@@ -125,4 +133,5 @@ def predict(
         "au_names": au_names,
         "split": split,
         "probs": probs_out,
+        "notes": notes,
     }

@@ -4,8 +4,10 @@ as a model-zoo release checkpoint (CKPT).
 What is exported is what `load_inference_model` runs for a checkpoint: BatchNorm folded, batch-agnostic
 (mindface_au.inference.fold), sigmoid probabilities for AU networks, the embedding for bare `iresnet*` backbones.
 The input is float32 (B, 3, S, S) RGB normalised as mindface_au.data.transforms says. Both formats carry the same
-JSON metadata (`loader.model_metadata`: model config, input size, mean/std, batch size, output) under
-`loader.MODEL_INFO_KEY` (MindIR user_info, ONNX metadata_props), so the file alone is enough to run it.
+JSON metadata (`loader.model_metadata`: model config, input size, mean/std, crop, the evaluation settings the
+source checkpoint was validated with, batch size, output) under `loader.MODEL_INFO_KEY` (MindIR user_info, ONNX
+metadata_props), so the file alone is enough to run it. The source checkpoint is read once
+(`model_file.read_model_file`).
 
 - MINDIR: fixed batch (`--batch-size`); the loader pads and slices.
 - ONNX: `mindspore.onnx.export` (opset 11) with a dynamic batch axis; the export is checked against MindSpore
@@ -228,10 +230,12 @@ def export_network(
     source: str = "",
     calib_source: str = "",
     card: Optional[dict] = None,
+    settings: Optional[dict] = None,
 ) -> dict:
     """Write `net` (built from `model_cfg`, weights loaded) to `out` in format `fmt` (FORMATS); returns its metadata.
 
-    The metadata carries the AU set (`au_names`), the face crop and the model card `card` of the source checkpoint.
+    The metadata carries the AU set (`au_names`), the face crop, the model card `card` of the source checkpoint
+    and how to run it, `settings` (ModelFile.settings(): preprocessing and evaluation settings).
 
     `quantize="int8"` (ONNX only) calibrates on `calib_images` (normalised float32 (N, 3, S, S)) and compares with
     float32 on `held_out_images`; the returned dict then has "int8": {speedup, max_prob_diff, ...}. The network is
@@ -252,7 +256,7 @@ def export_network(
     size = int(model_cfg.input_size)
     run_net = inference_network(net, model_cfg)
     if fmt == "MINDIR":
-        info = model_metadata(model_cfg, int(batch_size), source, card=card)
+        info = model_metadata(model_cfg, int(batch_size), source, card=card, settings=settings)
         dummy = ms.Tensor(np.zeros((batch_size, 3, size, size), np.float32))
 
         def add_info(proto) -> None:
@@ -274,7 +278,7 @@ def export_network(
 
     onnx = _onnx_modules()
     output_name = "embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"
-    info = model_metadata(model_cfg, None, source, card=card)
+    info = model_metadata(model_cfg, None, source, card=card, settings=settings)
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
@@ -345,12 +349,11 @@ def export_model(
     `out` (see export_network). Returns the metadata stored in the file (plus the int8 report).
 
     `fmt="CKPT"` writes a release checkpoint into folder `out` instead (export_release: `config` is the recipe,
-    `spec` its name). An existing `out` file is replaced only with `overwrite`; `out` is never an input."""
-    from mindface_au.data.transforms import face_input
-    from mindface_au.inference.loader import checkpoint_model_config
-    from mindface_au.model_card import read_card
+    `spec` its name). An existing `out` file is replaced only with `overwrite`; `out` is never an input. The
+    checkpoint is read once (model_file.read_model_file); a Config whose given values contradict its input size or
+    AU set is refused, and the export carries the file's preprocessing and evaluation settings."""
+    from mindface_au.inference.model_file import check_config, read_model_file
     from mindface_au.models import build_network
-    from mindface_au.models.checkpoint import load_checkpoint_strict
     from mindface_au.utils.device import init_context
 
     fmt = fmt.upper()
@@ -371,13 +374,16 @@ def export_model(
     if fmt == "ONNX":
         _onnx_modules()
     init_context(device)
-    model_cfg = checkpoint_model_config(ckpt, config)
+    mf = read_model_file(ckpt, config)
+    if isinstance(config, Config):
+        check_config(mf, config)
+    model_cfg = mf.model_config
     calib_x = held = None
     calib_source = ""
     if quantize:
-        calib_x, held, calib_source = calibration_crops(face_input(model_cfg), calib, calib_frames)
+        calib_x, held, calib_source = calibration_crops(mf.preprocessing, calib, calib_frames)
     net = build_network(model_cfg, load_backbone=False)
-    load_checkpoint_strict(net, ckpt)
+    mf.load_into(net)
     return export_network(
         net,
         model_cfg,
@@ -389,7 +395,8 @@ def export_model(
         held,
         source=ckpt,
         calib_source=calib_source,
-        card=read_card(ckpt),
+        card=mf.card,
+        settings=mf.settings(),
     )
 
 
@@ -439,8 +446,8 @@ def default_spec(recipe: Config, name_or_path: str = "") -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "_", stem).strip("_.")
 
 
-def _release_weights(net, path: str) -> dict:
-    """{name: float32 array} of `net`'s parameters, loaded strictly from training checkpoint `path`.
+def _release_weights(net, params: dict, path: str) -> dict:
+    """{name: float32 array} of `net`'s parameters, loaded strictly from `params` read from checkpoint `path`.
 
     Optimiser slots (`moments.X`, `adam_m.X`, ... for a parameter X of `net`) and top-level scalars (learning
     rate, momentum, global_step, epoch_num) are dropped; any other entry that is not a parameter of `net` is an
@@ -448,11 +455,11 @@ def _release_weights(net, path: str) -> dict:
     """
     import mindspore as ms
 
-    from mindface_au.models.checkpoint import load_params_strict, read_checkpoint
+    from mindface_au.models.checkpoint import load_params_strict
 
     own = {name for name, _ in net.parameters_and_names()}
     kept = {}
-    for name, value in read_checkpoint(path).items():
+    for name, value in params.items():
         if not isinstance(value, ms.Parameter):
             continue  # embedded strings: the model config, resume's best-epoch record
         rest = name.partition(".")[2]
@@ -483,8 +490,8 @@ def export_release(
     "sha256", "model", "spec", "tensors", "bytes", "source_bytes"}.
     """
     from mindface_au.config import load_config, save_config
-    from mindface_au.inference.loader import checkpoint_model_config
-    from mindface_au.model_card import read_card
+    from mindface_au.inference.model_file import read_model_file
+    from mindface_au.model_card import run_settings
     from mindface_au.models import build_network
     from mindface_au.models.checkpoint import save_checkpoint_atomic, sha256_file
     from mindface_au.utils.device import init_context
@@ -493,7 +500,8 @@ def export_release(
     _check_source(ckpt)
     init_context(device)
     recipe_cfg = load_config(recipe) if isinstance(recipe, str) else recipe
-    model_cfg = checkpoint_model_config(ckpt, recipe_cfg)
+    mf = read_model_file(ckpt, recipe_cfg)
+    model_cfg = mf.model_config
     if recipe_cfg is None:
         raise UserError(
             f"{ckpt}: no recipe: not in a run folder's checkpoints/ beside its config.yaml; give the config "
@@ -516,7 +524,7 @@ def export_release(
     elif not _SPEC.match(spec):
         raise UserError(f"--spec {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
     net = build_network(model_cfg, load_backbone=False)
-    weights = _release_weights(net, ckpt)
+    weights = _release_weights(net, mf.params, ckpt)
     stem = f"{model_cfg.name}_{spec}"
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -525,7 +533,9 @@ def export_release(
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.ckpt", dir=out_dir)
     os.close(fd)
     try:
-        card = read_card(ckpt)  # the model card travels into the release file
+        card = mf.card  # the model card travels into the release file; a card from before it held the settings
+        if card is not None and "eval" not in card:  # gets the recipe's (what the run was validated with)
+            card = {**card, **run_settings(model_cfg, recipe_cfg.eval, recipe_cfg.data.crop)}
         save_checkpoint_atomic(weights, tmp, model_config=dataclasses.asdict(model_cfg), card=card)
         sha256 = sha256_file(tmp)
         final = os.path.join(out_dir, release_name(model_cfg.name, spec, sha256))

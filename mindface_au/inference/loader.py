@@ -5,29 +5,38 @@
     model = load_inference_model("model.onnx")       # ONNX Runtime (pip install "mindface-au[onnx]")
     probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, C)
 
+The file is opened once, by the model-file reader (mindface_au.inference.model_file: `read_model_file`), and
+`model.file` is what it read: model config, card, preprocessing, evaluation settings, sha256.
 AU models output sigmoid probabilities (N, C), one column per AU of `model.au_names` (a file without them: the ABAW
 12); bare `iresnet*` backbones their embedding (N, E). `model.card` is the model card (mindface_au.model_card:
 what it was trained on) and `model.crop` the face crop it expects; exports carry both in their metadata. The input is
-described by `model.face_input` (mindface_au.data.transforms: side from the model config, mean/std from the
-model's default config), the same for every format.
+described by `model.face_input` (the file's input size, mean and std; the packaged defaults for a file from before
+it stored them), the same for every format.
 
 Model configs, one strict rule: a training checkpoint embeds its ModelConfig (JSON), an exported MindIR or ONNX
-file carries it in its metadata (`MODEL_INFO_KEY`, with the input size, batch size and output). An unknown key
-in any of them is a one-line error naming the key; a `config` given by the caller is used only for a checkpoint
-without an embedded one (the embedded config is what the weights were trained with).
+file carries it in its metadata (`MODEL_INFO_KEY`, with the input size, batch size and output). An unknown key or a
+mistyped value in any of them is a one-line error naming the key; a `config` given by the caller is the model
+section only of a checkpoint without an embedded one (the embedded config is what the weights were trained with),
+and a Config whose `--config`/`--set` values contradict the file's input size or AU set is refused.
 """
 
 import dataclasses
-import json
 import os
 from typing import Optional, Union
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES, Config, ModelConfig, load_config, validate_model_config
+from mindface_au.config import AU_NAMES, Config, ModelConfig
 from mindface_au.errors import UserError
+from mindface_au.inference.model_file import (
+    MODEL_INFO_KEY,
+    ONNX_EXTRA,
+    ModelFile,
+    check_config,
+    parse_model_config,
+    read_model_file,
+)
 from mindface_au.model_card import default_crop, format_card, parse_crop
-from mindface_au.utils.cpus import available_cpus
 from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
@@ -46,30 +55,12 @@ __all__ = [
     "model_metadata",
 ]
 
-MODEL_INFO_KEY = "mindface_au"  # MindIR user_info / ONNX metadata_props key of the JSON metadata
 FORMAT_VERSION = 1
-ONNX_EXTRA = 'pip install "mindface-au[onnx]"'
 BACKENDS = {".ckpt": "mindspore", ".mindir": "mindir", ".onnx": "onnxruntime"}
 _KINDS = {"mindspore": "ckpt", "mindir": "mindir", "onnxruntime": "onnx"}
 
 
 # ------------------------------------------------------------------------------------------------ model configs
-def parse_model_config(data, source: str) -> ModelConfig:
-    """A ModelConfig from a stored dict (checkpoint, MindIR or ONNX metadata); unknown keys are an error."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: stored model config is not a mapping ({type(data).__name__})")
-    valid = [f.name for f in dataclasses.fields(ModelConfig)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise UserError(
-            f"{source}: stored model config has unknown key model.{unknown[0]}"
-            f"{' (and ' + ', '.join(unknown[1:]) + ')' if unknown[1:] else ''}; valid keys: {', '.join(valid)}"
-        )
-    cfg = ModelConfig(**data)
-    check_model_config_any(cfg, source)
-    return cfg
-
-
 def is_backbone(model_cfg: ModelConfig) -> bool:
     """True for a bare IResNet (outputs its embedding), False for an AU network (outputs probabilities)."""
     return model_cfg.name.startswith("iresnet")
@@ -79,40 +70,11 @@ def output_width(model_cfg: ModelConfig) -> int:
     return int(model_cfg.embedding_size if is_backbone(model_cfg) else model_cfg.num_classes)
 
 
-def check_model_config_any(model_cfg: ModelConfig, source: str = "") -> None:
-    """config.validate_model_config (the one validator: AU network or bare backbone), errors prefixed by `source`."""
-    try:
-        validate_model_config(model_cfg)
-    except UserError as exc:
-        raise UserError(f"{source}: {exc}" if source else str(exc)) from exc
-
-
-def _given_config(config) -> Optional[ModelConfig]:
-    if config is None or config == "":
-        return None
-    if isinstance(config, ModelConfig):
-        return dataclasses.replace(config)
-    if isinstance(config, Config):
-        return dataclasses.replace(config.model)
-    if isinstance(config, str):
-        return load_config(config).model
-    raise TypeError(f"config: expected None, a YAML path, Config or ModelConfig, got {type(config).__name__}")
-
-
 def checkpoint_model_config(path: str, config=None) -> ModelConfig:
     """The ModelConfig of a training checkpoint: the embedded one (strictly parsed), else `config` (YAML path,
-    Config or ModelConfig); `backbone_checkpoint` cleared (the trained checkpoint holds the backbone)."""
-    from mindface_au.models.checkpoint import read_model_config
-
-    embedded = read_model_config(path)
-    if embedded is not None:
-        model_cfg = parse_model_config(embedded, f"{path}: embedded")
-    else:
-        model_cfg = _given_config(config)
-        if model_cfg is None:
-            raise UserError(f"{path}: checkpoint has no embedded model config; pass --config with its model section")
-        check_model_config_any(model_cfg)
-    return dataclasses.replace(model_cfg, backbone_checkpoint="")
+    Config or ModelConfig); `backbone_checkpoint` cleared (the trained checkpoint holds the backbone). Reads the
+    whole file: a caller that needs more uses `read_model_file`."""
+    return read_model_file(path, config).model_config
 
 
 # ------------------------------------------------------------------------------------------------ networks
@@ -161,18 +123,25 @@ def inference_network(net, model_cfg: ModelConfig):
 
 
 def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: str = "", **extra) -> dict:
-    """The JSON metadata stored in exported MindIR and ONNX files (one layout for both)."""
+    """The JSON metadata stored in exported MindIR and ONNX files (one layout for both).
+
+    `settings` (ModelFile.settings() of the source checkpoint) gives the preprocessing and evaluation settings;
+    without it the packaged defaults' preprocessing and no evaluation settings are stored.
+    """
     from mindface_au.data.transforms import face_input
 
-    spec = face_input(model_cfg)
+    settings = extra.pop("settings", None) or {}
+    spec = face_input(model_cfg).as_dict()
+    spec.update((settings.get("preprocessing") or {}))
     backbone = is_backbone(model_cfg)
+    size = int(spec["input_size"])
     info = {
         "format_version": FORMAT_VERSION,
-        "input_size": spec.size,
+        "input_size": size,
         "batch_size": batch_size,  # None: dynamic batch axis
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "input": f"float32 (B, 3, {spec.size}, {spec.size}) RGB, (x / 255 - mean) / std",
+        "mean": list(spec["mean"]),
+        "std": list(spec["std"]),
+        "input": f"float32 (B, 3, {size}, {size}) RGB, (x / 255 - mean) / std",
         "output": "embedding" if backbone else "probabilities",
         "out_dim": output_width(model_cfg),
         "model": dataclasses.asdict(dataclasses.replace(model_cfg, backbone_checkpoint="")),
@@ -182,20 +151,9 @@ def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: st
         info["au_names"] = list(model_cfg.au_names or AU_NAMES)
     card = extra.pop("card", None)
     info["card"] = card  # the model card (model_card.py) of the source checkpoint; None for an older one
-    info["crop"] = (card or {}).get("crop") or default_crop(spec.size)
+    info["crop"] = spec.get("crop") or (card or {}).get("crop") or default_crop(size)
+    info["eval"] = settings.get("eval")  # prob_k, label_k, threshold it was validated with; None: not known
     info.update(extra)
-    return info
-
-
-def _parse_info(raw, path: str, kind: str) -> dict:
-    if not raw:
-        raise UserError(f"{path}: {kind} file has no mindface-au metadata; export it with `mindface-au export`")
-    try:
-        info = json.loads(raw)
-    except ValueError as exc:
-        raise UserError(f"{path}: {kind} metadata is not valid JSON ({exc})") from exc
-    if not isinstance(info, dict) or "model" not in info or "input_size" not in info:
-        raise UserError(f"{path}: {kind} metadata lacks the model config or input size")
     return info
 
 
@@ -218,6 +176,7 @@ class InferenceModel:
         batch_size: int,
         fixed_batch: bool,
         card: Optional[dict] = None,
+        file: Optional[ModelFile] = None,
     ):
         from mindface_au.data.transforms import face_input
 
@@ -225,7 +184,8 @@ class InferenceModel:
         self.backend = backend
         self.kind = _KINDS[backend]
         self.model_config = model_config
-        self.face_input = face_input(model_config)
+        self.file = file  # what the model-file reader read (settings, sha256); None for a model built in memory
+        self.face_input = file.preprocessing if file is not None else face_input(model_config)
         self.input_size = self.face_input.size
         self.mean, self.std = self.face_input.mean, self.face_input.std
         self.out_dim = output_width(model_config)
@@ -234,8 +194,13 @@ class InferenceModel:
         self.device = "CPU"
         self.au_names = [] if is_backbone(model_config) else list(model_config.au_names or AU_NAMES)
         self.card = card if isinstance(card, dict) else None  # what the model was trained on (model_card.py)
-        self.crop = (self.card or {}).get("crop") or default_crop(self.input_size)  # e.g. "arcface5@112"
+        self.crop = file.crop if file is not None else (self.card or {}).get("crop") or default_crop(self.input_size)
         self._checked = False
+
+    @property
+    def sha256(self) -> Optional[str]:
+        """The model file's sha256 (the reader's, computed once; detect's sidecars record it); None in memory."""
+        return self.file.sha256 if self.file is not None else None
 
     def crop_problem(self, aligned: bool = False) -> Optional[str]:
         """None when faces can be cropped the way the model expects (five-point ArcFace alignment, or `aligned`
@@ -250,7 +215,14 @@ class InferenceModel:
 
     def card_text(self) -> str:
         """The model card as printed on start by eval, detect and Predictor (stderr)."""
-        return format_card(self.card, self.au_names, self.crop)
+        text = format_card(self.card, self.au_names, self.crop)
+        if self.file is not None and any(k.startswith("preprocessing.") for k in self.file.defaults):
+            spec = self.face_input
+            text += (
+                f"\n# preprocessing: not stored in the file; packaged defaults mean {list(spec.mean)}, "
+                f"std {list(spec.std)}"
+            )
+        return text
 
     def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by each backend
         raise NotImplementedError
@@ -298,8 +270,8 @@ class InferenceModel:
 
 
 class _MindSporeModel(InferenceModel):
-    def __init__(self, path: str, net, model_config: ModelConfig, batch_size: int, fixed: bool, backend: str, card):
-        super().__init__(path, backend, model_config, batch_size, fixed, card)
+    def __init__(self, net, mf: ModelFile, batch_size: int, fixed: bool, backend: str):
+        super().__init__(mf.path, backend, mf.model_config, batch_size, fixed, mf.card, mf)
         self.net = net
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -311,12 +283,12 @@ class _MindSporeModel(InferenceModel):
 
 
 class _OnnxModel(InferenceModel):
-    def __init__(self, path: str, session, model_config: ModelConfig, batch_size: int, fixed: bool, card=None):
-        super().__init__(path, "onnxruntime", model_config, batch_size, fixed, card)
-        self.session = session
-        self.input_name = session.get_inputs()[0].name
-        self.device = session.get_providers()[0].replace("ExecutionProvider", "")
-        options = session.get_session_options()
+    def __init__(self, mf: ModelFile, batch_size: int, fixed: bool):
+        super().__init__(mf.path, "onnxruntime", mf.model_config, batch_size, fixed, mf.card, mf)
+        self.session = mf.handle
+        self.input_name = self.session.get_inputs()[0].name
+        self.device = self.session.get_providers()[0].replace("ExecutionProvider", "")
+        options = self.session.get_session_options()
         self.threads = int(options.intra_op_num_threads)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -326,91 +298,30 @@ class _OnnxModel(InferenceModel):
         return super().describe()[:-1] + f", {self.threads} threads)"
 
 
-def _load_ckpt(path: str, config, batch_size: int, device: str) -> InferenceModel:
-    from mindface_au.models.checkpoint import load_checkpoint_strict
+def _load_ckpt(mf: ModelFile, batch_size: int, device: str) -> InferenceModel:
     from mindface_au.utils.device import init_context
 
     device = init_context(device)
-    model_cfg = checkpoint_model_config(path, config)
-    net = build_network(model_cfg)
-    load_checkpoint_strict(net, path)
-    from mindface_au.model_card import read_card
-
-    net = inference_network(net, model_cfg)
-    model = _MindSporeModel(path, net, model_cfg, batch_size, False, "mindspore", read_card(path))
+    net = build_network(mf.model_config)
+    mf.load_into(net)
+    mf.params = None  # in the network now; a detect worker keeps one copy of the weights, not two
+    model = _MindSporeModel(inference_network(net, mf.model_config), mf, batch_size, False, "mindspore")
     model.device = device
     return model
 
 
-def _load_mindir(path: str, device: str) -> InferenceModel:
-    import mindspore as ms
+def _load_mindir(mf: ModelFile, device: str) -> InferenceModel:
     from mindspore import nn
 
     from mindface_au.utils.device import init_context
-    from mindface_au.utils.io import mindspore_safe_path
 
-    device = init_context(device)
-    try:
-        with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
-            proto = ms.load_mindir(readable)
-            raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
-            graph = ms.load(readable)
-    except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path}: not a readable MindIR file ({first})") from exc
-    info = _parse_info(raw, path, "MindIR")
-    model_cfg = parse_model_config(info["model"], f"{path}: metadata")
-    _check_info_size(info, model_cfg, path)
-    graph_cell = nn.GraphCell(graph)
-    model = _MindSporeModel(path, graph_cell, model_cfg, int(info["batch_size"]), True, "mindir", info.get("card"))
-    model.device = device
+    model = _MindSporeModel(nn.GraphCell(mf.handle), mf, int(mf.info["batch_size"]), True, "mindir")
+    model.device = init_context(device)
     return model
 
 
-def _check_info_size(info: dict, model_cfg: ModelConfig, path: str) -> None:
-    if int(info["input_size"]) != model_cfg.input_size:
-        raise UserError(
-            f"{path}: metadata input_size {info['input_size']} differs from its model config's "
-            f"model.input_size {model_cfg.input_size}"
-        )
-
-
-def _onnx_session(path: str, threads: int, device: str):
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise UserError(f"{path}: ONNX models need ONNX Runtime: {ONNX_EXTRA}") from exc
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads < 0:
-        raise UserError(f"--threads: got {threads}, expected 0 (all cores) or a positive integer")
-    options.intra_op_num_threads = int(threads) or available_cpus()
-    options.log_severity_level = 3
-    target = (device or "auto").lower()
-    available = ort.get_available_providers()
-    if target in ("auto", "cpu"):
-        providers = ["CPUExecutionProvider"]
-        if target == "auto" and "CUDAExecutionProvider" in available:
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    elif target == "gpu":
-        if "CUDAExecutionProvider" not in available:
-            raise UserError(f"--device GPU: this onnxruntime has no CUDA provider (has {', '.join(available)})")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    else:
-        raise UserError(f"--device {device}: ONNX Runtime runs .onnx files on auto, CPU or GPU")
-    try:
-        return ort.InferenceSession(path, sess_options=options, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types for bad files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path}: not a readable ONNX model ({first[:200]})") from exc
-
-
-def _load_onnx(path: str, threads: int, device: str, batch_size: int) -> InferenceModel:
-    session = _onnx_session(path, threads, device)
-    raw = session.get_modelmeta().custom_metadata_map.get(MODEL_INFO_KEY, "")
-    info = _parse_info(raw, path, "ONNX")
-    model_cfg = parse_model_config(info["model"], f"{path}: metadata")
-    _check_info_size(info, model_cfg, path)
+def _load_onnx(mf: ModelFile, batch_size: int) -> InferenceModel:
+    session, model_cfg, path = mf.handle, mf.model_config, mf.path
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
         raise UserError(f"{path}: expected a graph with one input, got {len(inputs)} inputs, {len(outputs)} outputs")
@@ -423,11 +334,11 @@ def _load_onnx(path: str, threads: int, device: str, batch_size: int) -> Inferen
     if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != width):
         raise UserError(f"{path}: graph output shape {out_shape}, expected [batch, {width}] for {model_cfg.name}")
     fixed = isinstance(shape[0], int) and shape[0] > 0
-    return _OnnxModel(path, session, model_cfg, shape[0] if fixed else batch_size, fixed, info.get("card"))
+    return _OnnxModel(mf, shape[0] if fixed else batch_size, fixed)
 
 
 def load_inference_model(
-    path: str,
+    path: Union[str, ModelFile],
     device: str = "auto",
     threads: int = 0,
     config: Union[None, str, Config, ModelConfig] = None,
@@ -436,21 +347,21 @@ def load_inference_model(
     """Load a .ckpt (MindSpore GRAPH mode, BatchNorm folded), .mindir (GraphCell) or .onnx (ONNX Runtime).
 
     Args:
-        path: the model file; its extension picks the backend.
+        path: the model file (its extension picks the backend), or what `read_model_file` read from it (then
+            a .mindir or .onnx file keeps the device and threads it was opened with).
         device: "auto", "CPU", "GPU" or "Ascend" (MindSpore, set once per process); ONNX Runtime: auto, CPU, GPU.
         threads: ONNX Runtime intra-op threads; 0 = every core this process may use.
-        config: model config for a checkpoint without an embedded one (YAML path, Config or ModelConfig).
+        config: model config for a checkpoint without an embedded one (YAML path, Config or ModelConfig); a
+            Config's `--config`/`--set` values that contradict the file (input size, AU set) are refused.
         batch_size: largest forward pass (a MindIR file or fixed-batch ONNX file uses its own).
     """
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: model file not found")
     if batch_size < 1:  # the CLI's --batch-size, or data.eval_batch_size of a config
         raise UserError(f"batch_size: got {batch_size}, expected a positive integer")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".onnx":
-        return _load_onnx(path, threads, device, batch_size)
-    if ext == ".mindir":
-        return _load_mindir(path, device)
-    if ext == ".ckpt":
-        return _load_ckpt(path, config, batch_size, device)
-    raise UserError(f"{path}: unknown model file type {ext or '(none)'}; expected .ckpt, .mindir or .onnx")
+    mf = path if isinstance(path, ModelFile) else read_model_file(path, config, device, threads)
+    if isinstance(config, Config):
+        check_config(mf, config)
+    if mf.kind == "onnx":
+        return _load_onnx(mf, batch_size)
+    if mf.kind == "mindir":
+        return _load_mindir(mf, device)
+    return _load_ckpt(mf, batch_size, device)

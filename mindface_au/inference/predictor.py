@@ -12,7 +12,7 @@ model's own input size and normalisation, so every format gives the same numbers
 """
 
 import sys
-from typing import Iterable, List, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -35,7 +35,8 @@ class Predictor:
         threads: ONNX Runtime threads (0 = all cores).
         show_card: print the model card (AU set, face crop, what it was trained on) to stderr on start.
 
-    Attributes include `au_names` (the output columns), `card` (the model card dict, or None) and `crop`.
+    Attributes include `au_names` (the output columns), `card` (the model card dict, or None), `crop` and `file`
+    (what the model-file reader read: preprocessing, evaluation settings, sha256; mindface_au.inference.model_file).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class Predictor:
         if show_card:
             print(model.card_text(), file=sys.stderr, flush=True)
         self.model_config = model.model_config
+        self.file = model.file
         self.face_input = model.face_input
         self.input_size = model.input_size
 
@@ -113,9 +115,9 @@ class Predictor:
             out[where] = self.predict_faces(crops)
         return out
 
-    def predict_video(self, path: str, threshold: float = 0.5, **options) -> List[dict]:
+    def predict_video(self, path: str, threshold: Optional[float] = None, **options) -> List[dict]:
         """Rows ({column: value}, the `detect` CSV columns) for every processed frame and face of a video, image or
-        folder.
+        folder; the 0/1 columns at `threshold` (None: the threshold the model file was validated with).
 
         `options` go to `mindface_au.inference.detect.iter_detections` (aligned, detector, all_faces,
         min_face_size, every, detect_size). Every row is kept in memory: for long videos stream to a CSV with
@@ -123,6 +125,8 @@ class Predictor:
         """
         from mindface_au.inference.detect import iter_detections
 
+        if threshold is None:
+            threshold = self.file.eval.threshold if self.file is not None else 0.5
         return [row.as_dict(threshold) for row in iter_detections(path, self.model, **options)]
 
     def describe(self) -> str:

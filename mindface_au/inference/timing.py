@@ -38,12 +38,14 @@ def _write_files(model: ModelConfig, folder: str, batch_size: int, backends: Lis
     import mindspore as ms
 
     from mindface_au.inference.export import export_model
+    from mindface_au.model_card import run_settings
     from mindface_au.models import create_model_from_config
     from mindface_au.models.checkpoint import save_checkpoint_atomic
 
     ckpt = os.path.join(folder, "model" + _SUFFIX["mindspore"])
     ms.set_seed(0)
-    save_checkpoint_atomic(create_model_from_config(model), ckpt, model_config=dataclasses.asdict(model))
+    net = create_model_from_config(model)  # a file that says how to run it, as a trained one does
+    save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(model), card=run_settings(model))
     files, errors = {"mindspore": ckpt}, {}
     for backend in backends:
         if backend == "mindspore":

@@ -11,11 +11,10 @@ from mindspore import nn
 
 from mindface_au.config import ModelConfig, validate_model_config
 from mindface_au.models.aunet import check_model_config
-from mindface_au.models.factory import create_model
+from mindface_au.models.factory import BACKBONE_KEYS, create_model
 
 __all__ = ["build_network", "create_model_from_config", "BACKBONE_KEYS"]
 
-BACKBONE_KEYS = ("widths", "layers", "embedding_size", "input_size", "dropout")  # what a bare IResNet takes
 _AUNET_KEYS = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "name"]
 
 

@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Dict, Optional
 
 import mindspore as ms
@@ -74,12 +75,15 @@ def _as_dtype(param: ms.Parameter, dtype) -> ms.Parameter:
     return ms.Parameter(param.astype(dtype), name=param.name, requires_grad=param.requires_grad)
 
 
-def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None) -> str:
+def load_checkpoint_strict(
+    net: nn.Cell, path: str, prefix: str = "", sha256: Optional[str] = None, params: Optional[Dict] = None
+) -> str:
     """Load a checkpoint file into `net` strictly; check its sha256 when one is given. Returns the layout's name.
 
     Besides MindSpore checkpoints of `net` itself, a backbone (`prefix` "") also loads from the model-zoo
     layouts in `mindface_au.convert.ACCEPTED`: torch.save files (read without PyTorch) and MindFace
-    `_backbone.*` checkpoints, mapped to `net`'s names and cast to float32 first.
+    `_backbone.*` checkpoints, mapped to `net`'s names and cast to float32 first. `params`: the file's contents
+    when already read (`read_checkpoint_contents(path).params`), so the file is not read again.
     """
     if sha256 is not None and os.path.isfile(path):
         actual = sha256_file(path)
@@ -88,10 +92,10 @@ def load_checkpoint_strict(net: nn.Cell, path: str, prefix: str = "", sha256: Op
     from mindface_au.convert.layouts import MINDFACE, mindspore_backbone_state, mindspore_layout, read_backbone_state
     from mindface_au.convert.torch_reader import is_torch_file
 
-    if prefix == "" and os.path.isfile(path) and is_torch_file(path):
+    if params is None and prefix == "" and os.path.isfile(path) and is_torch_file(path):
         state = read_backbone_state(path)
     else:
-        params = read_checkpoint(path)
+        params = read_checkpoint(path) if params is None else params
         layout = mindspore_layout(params) if prefix == "" else "MindSpore checkpoint"
         if layout != MINDFACE:  # a checkpoint of `net` itself: loaded as saved
             load_params_strict(net, params, path, prefix=prefix)
@@ -124,6 +128,46 @@ def save_checkpoint_atomic(
         append[CARD_KEY] = json.dumps(card)
     with atomic_path(path) as tmp:
         ms.save_checkpoint(params, tmp, append_dict=append or None)
+
+
+# what a training checkpoint holds besides the network: optimiser slots (`moments.X` of SGD/Momentum, `adam_m.X` /
+# `adam_v.X` of Adam and AdamWeightDecay, ...) and the step counters and scalars MindSpore or the trainer append
+OPTIMIZER_PREFIXES = ("moments.", "adam_m.", "adam_v.", "accum.", "mean_grad.", "mean_square.")
+COUNTERS = ("global_step", "learning_rate", "epoch_num", "step_num", "momentum", "beta1_power", "beta2_power")
+
+
+@dataclass
+class CheckpointContents:
+    """A .ckpt read once: the network's parameters (no optimiser state, no counters) and the embedded strings
+    (model config, model card, resume records), keyed as saved; `dropped` counts the entries left out."""
+
+    params: Dict[str, ms.Parameter]
+    embedded: Dict[str, str]
+    dropped: int = 0
+
+    def json(self, key: str) -> Optional[dict]:
+        """The embedded JSON mapping under `key`, or None when absent or not a mapping."""
+        value = self.embedded.get(key)
+        if not isinstance(value, str):
+            return None
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def read_checkpoint_contents(path: str) -> CheckpointContents:
+    """Read a MindSpore .ckpt once and split it into network parameters and embedded strings."""
+    params, embedded, dropped = {}, {}, 0
+    for name, value in read_checkpoint(path).items():
+        if isinstance(value, str):
+            embedded[name] = value
+        elif not isinstance(value, ms.Parameter) or name in COUNTERS or name.startswith(OPTIMIZER_PREFIXES):
+            dropped += 1
+        else:
+            params[name] = value
+    return CheckpointContents(params, embedded, dropped)
 
 
 def read_model_config(path: str) -> Optional[dict]:
