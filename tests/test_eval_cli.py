@@ -109,3 +109,18 @@ def test_predict_and_eval_errors(run, cli_in_process, tmp_path):
     assert proc.returncode == 2 and "--prob-k" in proc.stderr
     proc = cli("eval", "--config", config, "--ckpt", missing)
     assert proc.returncode == 2 and "nope.ckpt" in proc.stderr
+
+
+def test_eval_prints_no_mean_over_an_au_without_coded_frames(run, cli_in_process, monkeypatch):
+    """An AU with no coded frame is n/a in eval's table and its mean line says how many AUs it covers."""
+    import mindface_au.engine.evaluator as evaluator
+
+    _, config, result = run
+    per_au = {name: (None if name == "AU1" else 0.5) for name in AU_NAMES}
+    fake = {"videos": 1, "frames": 3, "per_au": per_au, "per_au_smoothed": dict(per_au), "mean_f1": 0.5,
+            "mean_f1_smoothed": 0.5, "prob_k": 2, "label_k": 1}  # fmt: skip
+    monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: fake)
+    proc = cli_in_process("eval", "--config", config, "--model", result["best_ckpt"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mean F1: 50.00 over 11 of 12 AUs raw, 50.00 over 11 of 12 AUs smoothed" in proc.stdout
+    assert "n/a" in proc.stdout

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.engine.evaluator import evaluate, format_sweep
     from mindface_au.errors import UserError
     from mindface_au.inference.model_file import apply_model_file, read_model_file
-    from mindface_au.metrics import format_f1
+    from mindface_au.metrics import format_f1, format_mean
 
     for name in ("prob_k", "label_k"):
         value = getattr(args, name)
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_f1([result["per_au"][n] for n in names], names, label="raw"))
     smoothed = format_f1([result["per_au_smoothed"][n] for n in names], names, label="smoothed")
     print(smoothed.splitlines()[1] + f"   (prob k {result['prob_k']}, label k {result['label_k']})")
-    print(f"mean F1: {100 * result['mean_f1']:.2f} raw, {100 * result['mean_f1_smoothed']:.2f} smoothed")
+    raw = format_mean([result["per_au"][n] for n in names])
+    print(f"mean F1: {raw} raw, {format_mean([result['per_au_smoothed'][n] for n in names])} smoothed")
     if args.sweep:
         print(format_sweep(result["sweep"], result["prob_k"] or 8))
     return 0
