@@ -41,6 +41,7 @@ RECIPE_SETTINGS = {
     "affwild2/table3_4_arl": ["train.optimizer=adamw"],
     "affwild2/table3_5_lrp": ["train.sync_bn=true"],
     "affwild2/table3_6_ff": ["train.prelu_form=native", "train.amp_level=O0"],
+    "affwild2/ascend_o2": [],  # its own amp_level O2
     "affwild2/fixed_fusion": ["train.optimizer=sgd", "train.sync_bn=false", "train.freeze_bn=false"],
     "bp4d/full_network": [],  # the paper's full network on the BP4D AU set (12 outputs, its own rare AUs)
     "disfa/full_network": [],  # and on the DISFA set (8 outputs)
