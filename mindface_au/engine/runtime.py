@@ -59,6 +59,7 @@ class RuntimeSettings:
     batch_size: int
     world_size: int
     notes: tuple = ()  # deprecations met while resolving, logged with the settings line
+    device_id: Optional[int] = None  # the device this process runs on (MindSpore's context), logged by every rank
 
     @property
     def global_batch(self) -> int:
@@ -92,6 +93,7 @@ class RuntimeSettings:
             f"device {self.device}, mode {self.mode}, sink mode {'on' if self.sink_mode else 'off'}, "
             f"jit level {self.jit_level or 'default'}, AMP {self.amp_level}, loss scale {scale}, "
             f"global batch {self.global_batch} ({self.batch_size} per device x {self.world_size})"
+            + (f", device id {self.device_id}" if self.device_id is not None else "")
             + "".join(f"; note: {note}" for note in self.notes)
         )
 
@@ -130,7 +132,27 @@ def resolve_runtime(train_cfg, device: str, world_size: int, batch_size: int, mo
             "loss scale the optimiser must divide by; use sgd, amp_level O0, or GPU/Ascend (dynamic loss scale)"
         )
     notes = (JIT_O2_NOTE,) if jit == "O2" else ()
-    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes)
+    return RuntimeSettings(
+        device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes, current_device_id()
+    )
+
+
+def current_device_id() -> Optional[int]:
+    """The device id this process runs on (`mindspore.get_current_device`, set by `init_context`: DEVICE_ID under a
+    rank-table launch), None if MindSpore is not loaded yet.
+
+    Not `get_context("device_id")`: that echoes the DEVICE_ID variable even where the device manager uses device 0.
+    """
+    import sys
+
+    if "mindspore" not in sys.modules:
+        return None
+    import mindspore as ms
+
+    try:
+        return int(ms.get_current_device().device_id)
+    except Exception:  # noqa: BLE001 - no device set yet: say nothing rather than guess
+        return None
 
 
 def apply_jit_level(jit_level: Optional[str], net=None) -> None:
