@@ -303,3 +303,16 @@ def test_read_encoded_passes_complete_files_and_decodes_the_rest_with_opencv(tmp
         np.testing.assert_array_equal(decode(encoded), cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1], err_msg=name)
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg at all")
     assert read_encoded(str(tmp_path / "bad.jpg")) is None and read_encoded(str(tmp_path / "missing.jpg")) is None
+
+
+def test_benchmark_has_a_row_per_worker_count(root):
+    from benchmarks.measure import measure_pipeline
+
+    from mindface_au.data.pipeline import pipeline_rates
+
+    rates = pipeline_rates(root, _cfg(num_workers=2, color_jitter=0.4), num_batches=3)
+    assert rates["workers"] == 2 and rates["process_workers"] is False
+    assert rates["images_per_s"] > 0 and rates["images_per_cpu_s"] > 0
+    result = measure_pipeline(root, batch=8, num_batches=2, threads=2)
+    assert [row["workers"] for row in result["by_workers"]] == [1, 2]
+    assert result["images_per_s"] == result["by_workers"][-1]["images_per_s"]

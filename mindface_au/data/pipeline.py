@@ -52,6 +52,7 @@ __all__ = [
     "build_image_ops",
     "skipped_images",
     "benchmark_pipeline",
+    "pipeline_rates",
     "read_image",
     "read_encoded",
     "augment_decoded",
@@ -434,10 +435,19 @@ def skipped_images(dataset) -> int:
 
 def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10, process_workers: bool = False) -> float:
     """Images/s of the training pipeline alone (decode, augment, batch) on the train split of `root`, with
-    `data_cfg.num_workers` workers (threads, or processes with `process_workers`).
+    `data_cfg.num_workers` workers (threads, or processes with `process_workers`); see `pipeline_rates`."""
+    return pipeline_rates(root, data_cfg, num_batches, process_workers)["images_per_s"]
 
+
+def pipeline_rates(root: str, data_cfg, num_batches: int = 10, process_workers: bool = False) -> dict:
+    """{"workers", "process_workers", "images_per_s", "images_per_cpu_s"} of the training pipeline on `root`.
+
+    images_per_cpu_s: images per second of CPU time this process spent (every thread; None with process workers,
+    whose CPU time is not this process's), the per-core rate that does not depend on other load on the machine.
     Samples every frame (sample_rate 1) so that epoch boundaries do not distort the rate of a small dataset.
     """
+    import resource
+
     from mindface_au.data.affwild2 import load_split
 
     cfg = dataclasses.replace(data_cfg, sample_rate=1.0, rare_rate=1.0)
@@ -451,15 +461,26 @@ def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10, process_worke
     per_epoch = dataset.get_dataset_size()
     epochs = -(-(num_batches + 1) // per_epoch)
     iterator = dataset.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
-    done, start = -1, 0.0
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    done, start, cpu_start = -1, 0.0, 0.0
     for _ in range(epochs):
         for _batch in iterator:
             done += 1
             if done == 0:
-                start = time.perf_counter()  # the first batch includes start-up; not timed
+                start, cpu_start = time.perf_counter(), cpu_seconds()  # the first batch includes start-up
             if done >= num_batches:
                 break
         if done >= num_batches:
             break
-    elapsed = time.perf_counter() - start
-    return done * data_cfg.batch_size / max(elapsed, 1e-9)
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    images = done * data_cfg.batch_size
+    return {
+        "workers": _workers(data_cfg),
+        "process_workers": bool(process_workers),
+        "images_per_s": images / max(elapsed, 1e-9),
+        "images_per_cpu_s": None if process_workers else images / max(cpu, 1e-9),
+    }
