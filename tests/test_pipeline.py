@@ -307,7 +307,6 @@ def test_read_encoded_passes_complete_files_and_decodes_the_rest_with_opencv(tmp
 
 def test_benchmark_has_a_row_per_worker_count(root):
     from benchmarks.measure import measure_pipeline
-
     from mindface_au.data.pipeline import pipeline_rates
 
     rates = pipeline_rates(root, _cfg(num_workers=2, color_jitter=0.4), num_batches=3)
