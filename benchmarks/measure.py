@@ -354,7 +354,8 @@ def measure_postprocess(frames: int, prob_k: int = 8, label_k: int = 6, repeats:
 def measure_pipeline(
     data_root: str, batch: int, num_batches: int, threads: int, synth_frames: int = 200
 ) -> Dict[str, Any]:
-    """Images/s of the training data pipeline alone (decode, sampling, augmentation, batching)."""
+    """Images/s of the training data pipeline alone (decode, sampling, augmentation, batching): `images_per_s` with
+    `threads` workers, and a row per worker count 1..threads (`by_workers`: images/s and images per CPU second)."""
     from mindface_au.config import DataConfig
     from mindface_au.data import pipeline
 
@@ -365,6 +366,16 @@ def measure_pipeline(
 
             root = os.path.join(tmp, "synthau")
             synthau.generate(root, videos=4, frames=synth_frames, seed=0)
-        cfg = DataConfig(root=root, image_size=112, batch_size=batch, num_workers=threads)
-        images_per_s = float(pipeline.benchmark_pipeline(root, cfg, num_batches))
-    return {"images_per_s": round(images_per_s, 1), "batch": batch, "num_batches": num_batches}
+        rows = []
+        for workers in range(1, max(1, int(threads)) + 1):
+            cfg = DataConfig(root=root, image_size=112, batch_size=batch, num_workers=workers)
+            rates = pipeline.pipeline_rates(root, cfg, num_batches)
+            per_cpu = rates["images_per_cpu_s"]
+            rows.append(
+                {
+                    "workers": rates["workers"],
+                    "images_per_s": round(rates["images_per_s"], 1),
+                    "images_per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
+                }
+            )
+    return {"images_per_s": rows[-1]["images_per_s"], "batch": batch, "num_batches": num_batches, "by_workers": rows}

@@ -304,6 +304,11 @@ def format_table(report: Dict[str, Any]) -> str:
                 f"Data pipeline (augmented, batch {pipe['batch']}): {pipe['images_per_s']} images/s{extra}; "
                 f"peak RSS {pipe['peak_rss_mb']} MiB"
             )
+            for row in pipe.get("by_workers", ()):
+                per_cpu = "n/a" if row["images_per_cpu_s"] is None else row["images_per_cpu_s"]
+                lines.append(
+                    f"- {row['workers']} worker(s): {row['images_per_s']} images/s, {per_cpu} images per CPU second"
+                )
     post = report.get("postprocess", {})
     if "error" in post:
         lines.append(f"Post-processing: failed: {post['error']}")

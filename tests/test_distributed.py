@@ -227,3 +227,17 @@ def test_launch_gives_workers_the_collective_timeouts_unless_set():
         mine["HCCL_EXEC_TIMEOUT"] == "300"
         and mine["HCCL_CONNECT_TIMEOUT"] == COLLECTIVE_TIMEOUTS["HCCL_CONNECT_TIMEOUT"]
     )
+
+
+def test_launch_refuses_more_local_workers_than_devices_before_msrun(monkeypatch):
+    """On a GPU machine with one device, `launch --workers 2` is one line naming the count; --device CPU is not
+    limited (the detect and CPU data-parallel launches)."""
+    import mindface_au.utils.device as device
+    from mindface_au.cli.launch import msrun_command
+    from mindface_au.errors import UserError
+
+    monkeypatch.setattr(device, "detect_device", lambda *a, **k: "GPU")
+    monkeypatch.setattr(device, "device_count", lambda target: 1)
+    with pytest.raises(UserError, match=r"2 local workers for 1 GPU device\(s\)"):
+        msrun_command(2, ["train", "--config", "x.yaml"])
+    assert "--worker_num=2" in msrun_command(2, ["train", "--config", "x.yaml", "--device", "CPU"])

@@ -208,3 +208,110 @@ def test_augment_flips_and_jitters_like_numpy():
     expected = np.clip((out - gray) * saturation + gray + 0.5, 0, 255).astype(np.uint8)
     got = augment(image, np.random.default_rng(0), hflip=False, jitter=0.5)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def _old_pipeline_item(paths, labels, size, seed, index, hflip, jitter):
+    """The frame the pipeline served before decoding moved to vision.Decode (cv2.imread, resize, BGR -> RGB, flip
+    and jitter drawn in that order from a generator keyed by (seed, epoch, frame)), normalised and CHW."""
+    from mindface_au.data.transforms import resize_face
+
+    epoch, frame = divmod(index, len(paths))
+    current, image = frame, cv2.imread(paths[frame], cv2.IMREAD_COLOR)
+    while image is None:
+        current = (current + 1) % len(paths)
+        image = cv2.imread(paths[current], cv2.IMREAD_COLOR)
+    image = resize_face(image, size)[:, :, ::-1]
+    rng = np.random.default_rng((seed, epoch, frame))
+    if hflip and rng.random() < 0.5:
+        image = image[:, ::-1]
+    if jitter > 0:
+        brightness, contrast, saturation = rng.uniform(1 - jitter, 1 + jitter, 3)
+        out = image.astype(np.float32) * brightness
+        gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
+        out = (out - gray.mean()) * contrast + gray.mean()
+        gray = (out @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        out = (out - gray) * saturation + gray
+        image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    normalised = ((image.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    return normalised, labels[current]
+
+
+@pytest.mark.parametrize("process_workers", [False, True])
+def test_decoding_in_the_map_stage_serves_the_same_images_and_labels(root, process_workers):
+    """Threads or processes, 1 or 2 workers: every batch equals the OpenCV decode-and-augment of the same frames
+    (flip and jitter on, a 64 px video resized to 112, a corrupt frame replaced by the next one), two epochs."""
+    videos, _ = _paths(root)
+    paths = [p for v in videos for p in v.image_paths]
+    labels = np.concatenate([v.labels for v in videos]).astype(np.float32)
+    for workers in (1, 2):
+        cfg = _cfg(hflip=True, color_jitter=0.4, sample_rate=0.5, batch_size=4, num_workers=workers)
+        dataset = create_train_dataset(videos, cfg, seed=3, process_workers=process_workers)
+        sampler = dataset.epoch_sampler
+        iterator = dataset.create_tuple_iterator(num_epochs=2, output_numpy=True)
+        for epoch in range(2):
+            images = np.concatenate([image for image, _ in iterator])
+            order = sampler.indices(epoch)[: len(images)] + epoch * sampler.num_frames
+            expected = [_old_pipeline_item(paths, labels, 112, 3, int(i), True, 0.4) for i in order]
+            served = np.concatenate([lab for _, lab in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)])
+            np.testing.assert_allclose(images, np.stack([e[0] for e in expected]), atol=1e-6)
+            assert len(served) == len(images)
+        first = create_train_dataset(videos, cfg, seed=3, process_workers=process_workers)
+        got = np.concatenate([lab for _, lab in first.create_tuple_iterator(num_epochs=1, output_numpy=True)])
+        order = first.epoch_sampler.indices(0)[: len(got)]
+        np.testing.assert_array_equal(
+            got, np.stack([_old_pipeline_item(paths, labels, 112, 3, int(i), False, 0)[1] for i in order])
+        )
+
+
+def test_frame_table_pickles_for_process_workers(root):
+    import pickle
+
+    videos, _ = _paths(root)
+    cfg = _cfg(hflip=True, color_jitter=0.4)
+    table = create_train_dataset(videos, cfg, seed=2).frame_table
+    copy = pickle.loads(pickle.dumps(table))
+    for index in (0, 4, 30, len(table) + 7):
+        for mine, theirs in zip(table[index], copy[index]):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_read_encoded_passes_complete_files_and_decodes_the_rest_with_opencv(tmp_path):
+    """JPEG/PNG/BMP bytes go to vision.Decode as they are; a truncated JPEG, an EXIF JPEG and a TIFF are decoded by
+    OpenCV in the reader (lossless BMP): vision.Decode then gives OpenCV's pixels for all of them."""
+    import mindspore.dataset.vision as vision
+
+    from mindface_au.data.pipeline import read_encoded
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    files = {}
+    for ext in ("jpg", "png", "bmp", "tiff"):
+        files[ext] = str(tmp_path / f"a.{ext}")
+        cv2.imwrite(files[ext], image)
+    data = open(files["jpg"], "rb").read()
+    files["truncated"] = str(tmp_path / "t.jpg")
+    open(files["truncated"], "wb").write(data[: len(data) * 2 // 3])
+    assert cv2.imread(files["truncated"]) is not None  # OpenCV reads a truncated JPEG (vision.Decode raises)
+    files["exif"] = str(tmp_path / "e.jpg")  # an APP1 Exif segment (no orientation tag) right after SOI
+    app1 = b"Exif\x00\x00" + b"II*\x00\x08\x00\x00\x00\x00\x00"
+    open(files["exif"], "wb").write(data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:])
+    decode = vision.Decode()
+    for name, path in files.items():
+        encoded = read_encoded(path)
+        assert encoded is not None and encoded.dtype == np.uint8, name
+        passed = encoded.tobytes() == open(path, "rb").read()
+        assert passed == (name in ("jpg", "png", "bmp")), name
+        np.testing.assert_array_equal(decode(encoded), cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1], err_msg=name)
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg at all")
+    assert read_encoded(str(tmp_path / "bad.jpg")) is None and read_encoded(str(tmp_path / "missing.jpg")) is None
+
+
+def test_benchmark_has_a_row_per_worker_count(root):
+    from benchmarks.measure import measure_pipeline
+    from mindface_au.data.pipeline import pipeline_rates
+
+    rates = pipeline_rates(root, _cfg(num_workers=2, color_jitter=0.4), num_batches=3)
+    assert rates["workers"] == 2 and rates["process_workers"] is False
+    assert rates["images_per_s"] > 0 and rates["images_per_cpu_s"] > 0
+    result = measure_pipeline(root, batch=8, num_batches=2, threads=2)
+    assert [row["workers"] for row in result["by_workers"]] == [1, 2]
+    assert result["images_per_s"] == result["by_workers"][-1]["images_per_s"]

@@ -256,3 +256,26 @@ def test_amp_o1_writes_its_generated_modules_to_a_temporary_folder(tmp_path, mon
     assert proc.returncode == 0, proc.stderr
     made = proc.stdout.strip()
     assert "mindface_au_amp_o1_" in made and not os.path.exists(made)
+
+
+@pytest.mark.parametrize("amp_level", ["O2", "O3"])
+def test_sync_bn_stays_float32_under_amp(amp_level):
+    """MindSpore's AMP black list keeps BatchNorm float32 at O2 but does not list nn.SyncBatchNorm: train.sync_bn's
+    layers keep float32 at O2 and O3 (their output cast to float16, as MindSpore does for black-listed layers),
+    while the convolutions turn float16. Read from the flags AMP sets, without compiling."""
+    import mindspore as ms
+    from mindspore.amp import auto_mixed_precision
+
+    from mindface_au.engine.distributed import sync_batchnorm
+
+    net = _tiny_aunet()
+    assert sync_batchnorm(net) > 0
+    auto_mixed_precision(net, amp_level)
+    syncs = [c for _, c in net.cells_and_names() if isinstance(c, nn.SyncBatchNorm)]
+    convs = [c for _, c in net.cells_and_names() if isinstance(c, nn.Conv2d)]
+    assert syncs and convs
+    for cell in syncs:
+        flags = cell.get_flags()
+        assert flags.get("fp32") is True and not flags.get("fp16"), flags
+        assert cell.output_dtype == ms.float16
+    assert all(c.get_flags().get("fp16") is True for c in convs)

@@ -18,6 +18,7 @@ import time
 from typing import List, Sequence
 
 import mindface_au
+from mindface_au.engine.distributed import check_local_workers
 from mindface_au.errors import UserError
 
 
@@ -78,6 +79,7 @@ def msrun_command(
         extra = [] if given else ["--shard", "auto"]
     else:
         extra = [] if "--distributed" in args else ["--distributed"]
+    check_local_workers(local_workers or workers, _flag_value(args, "--device") or "auto")  # GPU/Ascend: <= devices
     script = os.path.join(os.path.dirname(os.path.abspath(mindface_au.__file__)), "__main__.py")
     return [
         msrun, f"--worker_num={workers}", f"--local_worker_num={local_workers or workers}", f"--master_port={port}",

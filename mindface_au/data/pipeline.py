@@ -1,11 +1,19 @@
 """mindspore.dataset pipelines for training and evaluation.
 
-Train: a random-access `FrameTable` over every labelled frame (decode with OpenCV, BGR -> RGB, resize to
-`data.image_size` when needed), an `EpochSampler` choosing the paper's per-epoch subset (see
-`mindface_au.data.sampling`) and this rank's shard of it, the augmentation (horizontal flip, colour jitter) in
-the table with a random generator keyed by (seed, epoch, frame), then C++ map ops (normalise (x/255 - 0.5)/0.5,
-HWC -> CHW) and `batch(drop_remainder=True)`. Every epoch has the same number of batches, as `Model.train`
-needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted run sees.
+Train: a random-access `FrameTable` over every labelled frame that reads each image's encoded bytes and draws its
+augmentation parameters (horizontal flip, colour jitter) from a random generator keyed by (seed, epoch, frame);
+an `EpochSampler` choosing the paper's per-epoch subset (see `mindface_au.data.sampling`) and this rank's shard
+of it; then the map stages: MindSpore's C++ `vision.Decode` (outside the GIL, in `data.num_workers` threads), the
+resize to `data.image_size` when needed and the augmentation (`augment_decoded`), C++ normalise
+(x/255 - 0.5)/0.5 and HWC -> CHW, and `batch(drop_remainder=True)`. This is mindcv's layout (a reader of encoded
+bytes, decoding in the map stage): the Python reader does little per image, so more workers give more images/s
+(docs/clusters.md has the rates). The images equal those of decoding with OpenCV (`read_image` + `augment`, the
+reference tests/test_pipeline.py compares with): `vision.Decode` and OpenCV use the same libjpeg-turbo/libpng,
+and bytes `vision.Decode` would not read like OpenCV (other formats, truncated JPEG/PNG, EXIF orientation, CMYK)
+are decoded by OpenCV in the reader and passed on as lossless BMP. Every epoch has the same number of batches, as
+`Model.train` needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted
+run sees. `process_workers=True` runs the reader and the augmentation in worker processes
+(`python_multiprocessing`), the usual choice on Ascend hosts; the table is picklable for that.
 
 Eval: all frames with an image in video/frame order, no augmentation; columns image, label, video_index (index
 into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
@@ -14,13 +22,13 @@ carry the label -1.
 An unreadable image is logged once with its path and never stops an epoch: in training the next readable frame
 of the table is served instead, in evaluation the frame is dropped. The number of skipped images is kept on the
 table (`skipped_images(dataset)`); training prints it after each epoch (engine/callbacks.py,
-`SkippedImagesCallback`).
+`SkippedImagesCallback`). With process workers each worker counts its own (the warnings are still logged), so the
+count in the training process stays 0.
 """
 
 import dataclasses
 import logging
 import os
-import threading
 import time
 from typing import List, Optional, Sequence
 
@@ -31,6 +39,7 @@ import numpy as np
 
 from mindface_au.data.affwild2 import Video
 from mindface_au.data.sampling import epoch_size, rare_mask, sample_epoch
+from mindface_au.data.transforms import resize_face
 from mindface_au.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -43,14 +52,17 @@ __all__ = [
     "build_image_ops",
     "skipped_images",
     "benchmark_pipeline",
+    "pipeline_rates",
     "read_image",
+    "read_encoded",
+    "augment_decoded",
 ]
+
+_ENCODED_PLACEHOLDER = np.zeros(0, np.uint8)  # the "image" of an unreadable eval frame (filtered out before Decode)
 
 
 def read_image(path: str, size: int) -> Optional[np.ndarray]:
     """RGB uint8 (size, size, 3) image, or None if the file cannot be read or decoded (resize: `resize_face`)."""
-    from mindface_au.data.transforms import resize_face
-
     if path is None:
         return None
     image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -59,13 +71,23 @@ def read_image(path: str, size: int) -> Optional[np.ndarray]:
     return np.ascontiguousarray(resize_face(image, size)[:, :, ::-1])
 
 
-def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: float, flip_prob: float = 0.5):
-    """Horizontal flip and colour jitter (brightness, contrast, saturation in [1 - jitter, 1 + jitter]) of RGB uint8."""
+def draw_augment(rng: np.random.Generator, hflip: bool, jitter: float, flip_prob: float = 0.5) -> np.ndarray:
+    """The augmentation parameters [flip, brightness, contrast, saturation] drawn from `rng` (1 = no change)."""
+    params = np.array([0.0, 1.0, 1.0, 1.0], np.float32)
     if hflip and rng.random() < flip_prob:
-        image = image[:, ::-1]
+        params[0] = 1.0
     if jitter > 0:
         low, high = max(0.0, 1 - jitter), 1 + jitter
-        brightness, contrast, saturation = rng.uniform(low, high, 3)
+        params[1:] = rng.uniform(low, high, 3)
+    return params
+
+
+def apply_augment(image: np.ndarray, params: np.ndarray, jitter: bool) -> np.ndarray:
+    """Flip and colour jitter of an RGB uint8 image with parameters from `draw_augment` (`jitter`: apply it)."""
+    if params[0]:
+        image = image[:, ::-1]
+    if jitter:
+        brightness, contrast, saturation = (np.float32(v) for v in params[1:])
         out = image.astype(np.float32) * brightness
         gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
         out = (out - gray.mean()) * contrast + gray.mean()
@@ -75,14 +97,83 @@ def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: fl
     return np.ascontiguousarray(image)
 
 
-class FrameTable:
-    """Random-access table of frames (videos concatenated in order) yielding decoded images and labels.
+def augment(image: np.ndarray, rng: np.random.Generator, hflip: bool, jitter: float, flip_prob: float = 0.5):
+    """Horizontal flip and colour jitter (brightness, contrast, saturation in [1 - jitter, 1 + jitter]) of RGB uint8."""
+    return apply_augment(image, draw_augment(rng, hflip, jitter, flip_prob), jitter > 0)
 
-    mode "train": (image, label) and an unreadable image is replaced by the next readable frame; the index is
-    `epoch * len(self) + frame` (see EpochSampler) and the frame is augmented with a generator keyed by
-    (seed, epoch, frame), so augmentation is reproducible whatever the worker count or a resume;
-    mode "eval": (image, label, video_index, frame_index, ok) with ok = False for an unreadable image.
+
+def _complete_for_decode(data: bytes) -> bool:
+    """Whether MindSpore's `vision.Decode` reads `data` exactly as OpenCV's imread does: a JPEG with its end marker
+    and no EXIF orientation or Adobe (CMYK) segment, a PNG with its IEND chunk, or a BMP of its declared size."""
+    if data[:3] == b"\xff\xd8\xff":
+        head = data[:65536]
+        return data.rstrip(b"\x00")[-2:] == b"\xff\xd9" and b"Exif\x00\x00" not in head and b"Adobe" not in head
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" in data[-16:]
+    if data[:2] == b"BM" and len(data) >= 6:
+        return int.from_bytes(data[2:6], "little") == len(data)
+    return False
+
+
+def read_encoded(path: Optional[str]) -> Optional[np.ndarray]:
+    """The bytes of image `path` as uint8 for `vision.Decode`, or None if it cannot be read or decoded.
+
+    Bytes `vision.Decode` would not read like OpenCV (see `_complete_for_decode`) are decoded here with OpenCV and
+    re-encoded as BMP (lossless), so the decoded pixels are `cv2.imread`'s either way.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    if _complete_for_decode(data):
+        return np.frombuffer(data, np.uint8)
+    image = cv2.imread(path, cv2.IMREAD_COLOR) if data else None  # imread, as before (imdecode refuses truncation)
+    if image is None or image.ndim != 3 or image.size == 0:
+        return None
+    ok, encoded = cv2.imencode(".bmp", image)
+    return encoded.reshape(-1) if ok else None
+
+
+class _AugmentDecoded:
+    """Map stage after `vision.Decode`: resize to `size` when needed, then flip/jitter with the frame's parameters.
+
+    A class (not a closure) so that process workers can pickle it."""
+
+    def __init__(self, size: int, jitter: bool) -> None:
+        self.size, self.jitter = int(size), bool(jitter)
+
+    def __call__(self, image: np.ndarray, params: np.ndarray):
+        return apply_augment(resize_face(image, self.size), params, self.jitter), params
+
+
+class _ResizeDecoded:
+    """Map stage after `vision.Decode` in evaluation: resize to `size` when needed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(resize_face(image, self.size))
+
+
+def augment_decoded(size: int, jitter: float):
+    """The Python map stage of the training pipeline (resize, flip, jitter); picklable."""
+    return _AugmentDecoded(size, jitter > 0)
+
+
+class FrameTable:
+    """Random-access table of frames (videos concatenated in order) yielding encoded images and labels.
+
+    mode "train": (encoded image, label, augmentation parameters) and an unreadable image is replaced by the next
+    readable frame; the index is `epoch * len(self) + frame` (see EpochSampler) and the parameters come from a
+    generator keyed by (seed, epoch, frame), so augmentation is reproducible whatever the worker count or a resume;
+    mode "eval": (encoded image, label, video_index, frame_index, ok) with ok = False for an unreadable image.
+    The map stages decode the image (`vision.Decode`) and apply the parameters (`augment_decoded`).
     Labels have one column per AU of the videos (-1: not coded); `num_aus` is the width when no video is labelled.
+    Picklable (process workers): it holds paths, arrays and counters only.
     """
 
     def __init__(
@@ -116,7 +207,6 @@ class FrameTable:
         self.labels = np.concatenate(labels) if labels else np.zeros((0, width), np.float32)
         self.video_index = np.concatenate(vid) if vid else np.zeros(0, np.int32)
         self.frame_index = np.concatenate(pos) if pos else np.zeros(0, np.int32)
-        self._lock = threading.Lock()
         self._bad: set = set()
         self.skipped = 0  # unreadable images met so far (every occurrence)
 
@@ -124,34 +214,38 @@ class FrameTable:
         return len(self.paths)
 
     def _note_bad(self, index: int) -> None:
+        """Count an unreadable image and log it the first time. Reader threads may interleave here: `skipped` and
+        the set are only a report (a lost increment under a race miscounts it by one, never a pixel)."""
         path = self.paths[index]
-        with self._lock:
-            self.skipped += 1
-            first = path not in self._bad
+        self.skipped += 1
+        if path not in self._bad:
             self._bad.add(path)
-        if first:
             logger.warning("unreadable image skipped: %s", path)
+
+    def _gray(self) -> np.ndarray:
+        """The stand-in when no readable frame is found: mid-gray at the table's size, encoded as BMP."""
+        return cv2.imencode(".bmp", np.full((self.image_size, self.image_size, 3), 127, np.uint8))[1].reshape(-1)
 
     def __getitem__(self, index: int):
         epoch, index = divmod(int(index), len(self.paths))
-        image = read_image(self.paths[index], self.image_size)
+        encoded = read_encoded(self.paths[index])
         if self.mode == "eval":
-            ok = image is not None
+            ok = encoded is not None
             if not ok:
                 self._note_bad(index)
-                image = np.zeros((self.image_size, self.image_size, 3), np.uint8)
-            return image, self.labels[index], self.video_index[index], self.frame_index[index], np.bool_(ok)
+                encoded = _ENCODED_PLACEHOLDER
+            return encoded, self.labels[index], self.video_index[index], self.frame_index[index], np.bool_(ok)
         tries, current = 0, index
-        while image is None:
+        while encoded is None:
             self._note_bad(current)
             tries += 1
             current = (current + 1) % len(self.paths)
             if tries >= min(64, len(self.paths)):
-                image = np.full((self.image_size, self.image_size, 3), 127, np.uint8)
+                encoded = self._gray()
                 break
-            image = read_image(self.paths[current], self.image_size)
+            encoded = read_encoded(self.paths[current])
         rng = np.random.default_rng((self.seed, epoch, index))
-        return augment(image, rng, self.hflip, self.jitter, self.flip_prob), self.labels[current]
+        return encoded, self.labels[current], draw_augment(rng, self.hflip, self.jitter, self.flip_prob)
 
 
 class EpochSampler(ds.Sampler):
@@ -240,13 +334,15 @@ def create_train_dataset(
     flip_prob: float = 0.5,
     max_steps: int = 0,
     skip_steps: int = 0,
+    process_workers: bool = False,
 ):
     """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded); same batch count every
     epoch.
 
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
-    EpochSampler (its `accounting` counts the frames trained and dropped).
+    EpochSampler (its `accounting` counts the frames trained and dropped). `process_workers`: the reader and the
+    Python augmentation run in worker processes instead of threads (see the module docstring).
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise UserError(f"data parallel rank {rank} of world size {world_size}: expected 0 <= rank < world size")
@@ -279,9 +375,13 @@ def create_train_dataset(
             f"per epoch{' per rank' if world_size > 1 else ''}; lower it or raise data.sample_rate"
         )
     workers = _workers(data_cfg)
-    dataset = ds.GeneratorDataset(
-        source, ["image", "label"], sampler=sampler, num_parallel_workers=workers, python_multiprocessing=False
-    )
+    dataset = _reader(source, ["image", "label", "augment"], workers, process_workers, sampler=sampler)
+    dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.map(
+        augment_decoded(source.image_size, source.jitter), input_columns=["image", "augment"],
+        num_parallel_workers=workers, python_multiprocessing=process_workers,
+    )  # fmt: skip
+    dataset = dataset.project(["image", "label"])
     dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
     dataset.frame_table = source
@@ -289,7 +389,22 @@ def create_train_dataset(
     return dataset
 
 
-def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[int] = None, num_aus: int = 0):
+def _reader(source: FrameTable, columns: List[str], workers: int, process_workers: bool, **kwargs):
+    """The GeneratorDataset over `source`: one reader thread (it reads bytes, the map stages decode; several
+    GeneratorDataset threads contend for the GIL and were 5x slower), or `workers` processes."""
+    return ds.GeneratorDataset(
+        source, columns, num_parallel_workers=workers if process_workers else 1,
+        python_multiprocessing=bool(process_workers), **kwargs,
+    )  # fmt: skip
+
+
+def create_eval_dataset(
+    videos: Sequence[Video],
+    data_cfg,
+    batch_size: Optional[int] = None,
+    num_aus: int = 0,
+    process_workers: bool = False,
+):
     """Evaluation batches of every frame with an image, in video/frame order (see the module docstring);
     `num_aus` is the label width of unlabelled (test) videos, default len(data_cfg.au_names) or 12."""
     num_aus = num_aus or len(getattr(data_cfg, "au_names", None) or ()) or 12
@@ -298,11 +413,14 @@ def create_eval_dataset(videos: Sequence[Video], data_cfg, batch_size: Optional[
         raise UserError("no frames with images to evaluate")
     workers = _workers(data_cfg)
     columns = ["image", "label", "video_index", "frame_index", "ok"]
-    dataset = ds.GeneratorDataset(
-        source, columns, shuffle=False, num_parallel_workers=workers, python_multiprocessing=False
-    )
+    dataset = _reader(source, columns, workers, process_workers, shuffle=False)
     dataset = dataset.filter(predicate=lambda ok: bool(ok), input_columns=["ok"])
     dataset = dataset.project(columns[:4])
+    dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.map(
+        _ResizeDecoded(source.image_size), input_columns=["image"], num_parallel_workers=workers,
+        python_multiprocessing=process_workers,
+    )  # fmt: skip
     dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(batch_size or data_cfg.eval_batch_size, drop_remainder=False)
     dataset.frame_table = source
@@ -315,11 +433,21 @@ def skipped_images(dataset) -> int:
     return int(source.skipped) if source is not None else 0
 
 
-def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
-    """Images/s of the training pipeline alone (decode, augment, batch) on the train split of `root`.
+def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10, process_workers: bool = False) -> float:
+    """Images/s of the training pipeline alone (decode, augment, batch) on the train split of `root`, with
+    `data_cfg.num_workers` workers (threads, or processes with `process_workers`); see `pipeline_rates`."""
+    return pipeline_rates(root, data_cfg, num_batches, process_workers)["images_per_s"]
 
+
+def pipeline_rates(root: str, data_cfg, num_batches: int = 10, process_workers: bool = False) -> dict:
+    """{"workers", "process_workers", "images_per_s", "images_per_cpu_s"} of the training pipeline on `root`.
+
+    images_per_cpu_s: images per second of CPU time this process spent (every thread; None with process workers,
+    whose CPU time is not this process's), the per-core rate that does not depend on other load on the machine.
     Samples every frame (sample_rate 1) so that epoch boundaries do not distort the rate of a small dataset.
     """
+    import resource
+
     from mindface_au.data.affwild2 import load_split
 
     cfg = dataclasses.replace(data_cfg, sample_rate=1.0, rare_rate=1.0)
@@ -329,19 +457,30 @@ def benchmark_pipeline(root: str, data_cfg, num_batches: int = 10) -> float:
         videos = get_split(dataclasses.replace(cfg, root=root))[0]
     else:
         videos = load_split(root, "train")
-    dataset = create_train_dataset(videos, cfg)
+    dataset = create_train_dataset(videos, cfg, process_workers=process_workers)
     per_epoch = dataset.get_dataset_size()
     epochs = -(-(num_batches + 1) // per_epoch)
     iterator = dataset.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
-    done, start = -1, 0.0
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    done, start, cpu_start = -1, 0.0, 0.0
     for _ in range(epochs):
         for _batch in iterator:
             done += 1
             if done == 0:
-                start = time.perf_counter()  # the first batch includes start-up; not timed
+                start, cpu_start = time.perf_counter(), cpu_seconds()  # the first batch includes start-up
             if done >= num_batches:
                 break
         if done >= num_batches:
             break
-    elapsed = time.perf_counter() - start
-    return done * data_cfg.batch_size / max(elapsed, 1e-9)
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    images = done * data_cfg.batch_size
+    return {
+        "workers": _workers(data_cfg),
+        "process_workers": bool(process_workers),
+        "images_per_s": images / max(elapsed, 1e-9),
+        "images_per_cpu_s": None if process_workers else images / max(cpu, 1e-9),
+    }

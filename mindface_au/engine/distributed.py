@@ -149,11 +149,14 @@ def sync_batchnorm(net) -> int:
     SyncBatchNorm takes the weight of the running statistics (running = m * running + (1 - m) * batch), so the
     BatchNorm's own meaning is kept by passing 1 - bn.momentum. Its docstring announces PyTorch's convention
     (momentum = weight of the batch) for a later version; tests/test_runtime.py pins the installed behaviour.
+
+    AMP: MindSpore's O2 keeps the classes of its AMP black list (BatchNorm1d/2d/3d, LayerNorm) in float32, and
+    nn.SyncBatchNorm is not on it, so O2 (and O3) would run it in float16, statistics summed across devices
+    included. The layers made here are `Fp32SyncBatchNorm`, which stays float32 at every AMP level.
     """
-    from mindspore import nn
 
     def make(bn):
-        return nn.SyncBatchNorm(bn.num_features, eps=bn.eps, momentum=1.0 - bn.momentum)
+        return fp32_sync_batchnorm_class()(bn.num_features, eps=bn.eps, momentum=1.0 - bn.momentum)
 
     return swap_batchnorm(net, make)
 
@@ -197,3 +200,73 @@ def all_reduce_sum(values):
     out = all_reduce(tensor, op="sum")  # MindSpore 2.10 sums in place (returns a handle); older forms return a copy
     total = out[0] if isinstance(out, tuple) and isinstance(out[0], ms.Tensor) else tensor
     return total.asnumpy().astype(array.dtype)
+
+
+_FP32_SYNC_BN = {}
+
+
+def fp32_sync_batchnorm_class():
+    """nn.SyncBatchNorm that stays float32 under AMP, its output cast to the AMP type (as MindSpore's _OutputTo16
+    does for black-listed layers). Built on first use: MindSpore is imported only when BatchNorm is synchronised.
+
+    AMP O2/O3 set their float16 flag on every layer through `Cell.add_flags_recursive` (`to_float`); this class
+    turns that flag into float32 for itself and remembers the type to cast its output to.
+    """
+    if "class" in _FP32_SYNC_BN:
+        return _FP32_SYNC_BN["class"]
+    import mindspore as ms
+    from mindspore import nn, ops
+
+    low = {"fp16": ms.float16, "bf16": ms.bfloat16}
+
+    class Fp32SyncBatchNorm(nn.SyncBatchNorm):
+        """SyncBatchNorm kept float32 under AMP (see fp32_sync_batchnorm_class)."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.output_dtype = None
+
+        def add_flags_recursive(self, **flags):
+            asked = [key for key in low if flags.get(key)]
+            if asked:
+                self.output_dtype = low[asked[0]]
+                flags = {**flags, "fp16": False, "bf16": False, "fp32": True}
+            elif flags.get("fp32"):
+                self.output_dtype = None
+            return super().add_flags_recursive(**flags)
+
+        def construct(self, x):
+            out = super().construct(x)
+            if self.output_dtype is not None:
+                out = ops.cast(out, self.output_dtype)
+            return out
+
+    _FP32_SYNC_BN["class"] = Fp32SyncBatchNorm
+    return Fp32SyncBatchNorm
+
+
+# ---- device checks for launches (before msrun starts, and per rank) ----------------------------------------------
+
+
+def check_local_workers(local_workers: int, device: str = "auto") -> None:
+    """More local workers than devices on GPU or Ascend: one line naming the device count, before msrun starts.
+
+    msrun gives each local worker the device of its local rank (DEVICE_ID = local rank), so a worker beyond the
+    device count has no device and fails only after every other worker has started. `device` as `train --device`
+    (auto: the device `train` would pick). CPU runs (the tests, `launch -- detect`) are not limited. Where the
+    count is unknown (no plugin loaded and no driver device files) nothing is checked: the run fails at its start.
+    """
+    from mindface_au.utils.device import DEVICES, detect_device, device_count
+
+    auto = device is None or str(device).lower() in ("", "auto")
+    canonical = {d.lower(): d for d in DEVICES}
+    target = detect_device() if auto else canonical.get(str(device).lower(), str(device))
+    if target not in ("GPU", "Ascend"):
+        return
+    count = device_count(target)
+    if count is not None and int(local_workers) > count:
+        raise UserError(
+            f"launch: {local_workers} local workers for {count} {target} device(s) on this machine; msrun gives "
+            f"each local worker its own device, so start at most {count} here (--workers, or --local-workers "
+            "with the total in --workers on several machines)"
+        )

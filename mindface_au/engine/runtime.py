@@ -33,6 +33,9 @@ __all__ = [
     "RuntimeSettings",
     "resolve_runtime",
     "amp_rewrite_folder",
+    "MemoryEstimate",
+    "estimate_memory",
+    "describe_memory",
 ]
 
 AMP_LEVELS = ("O0", "O1", "O2", "O3")
@@ -56,6 +59,7 @@ class RuntimeSettings:
     batch_size: int
     world_size: int
     notes: tuple = ()  # deprecations met while resolving, logged with the settings line
+    device_id: Optional[int] = None  # the device this process runs on (MindSpore's context), logged by every rank
 
     @property
     def global_batch(self) -> int:
@@ -89,6 +93,7 @@ class RuntimeSettings:
             f"device {self.device}, mode {self.mode}, sink mode {'on' if self.sink_mode else 'off'}, "
             f"jit level {self.jit_level or 'default'}, AMP {self.amp_level}, loss scale {scale}, "
             f"global batch {self.global_batch} ({self.batch_size} per device x {self.world_size})"
+            + (f", device id {self.device_id}" if self.device_id is not None else "")
             + "".join(f"; note: {note}" for note in self.notes)
         )
 
@@ -127,7 +132,27 @@ def resolve_runtime(train_cfg, device: str, world_size: int, batch_size: int, mo
             "loss scale the optimiser must divide by; use sgd, amp_level O0, or GPU/Ascend (dynamic loss scale)"
         )
     notes = (JIT_O2_NOTE,) if jit == "O2" else ()
-    return RuntimeSettings(device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes)
+    return RuntimeSettings(
+        device, mode, sink, jit, amp, scale, int(batch_size), int(world_size), notes, current_device_id()
+    )
+
+
+def current_device_id() -> Optional[int]:
+    """The device id this process runs on (`mindspore.get_current_device`, set by `init_context`: DEVICE_ID under a
+    rank-table launch), None if MindSpore is not loaded yet.
+
+    Not `get_context("device_id")`: that echoes the DEVICE_ID variable even where the device manager uses device 0.
+    """
+    import sys
+
+    if "mindspore" not in sys.modules:
+        return None
+    import mindspore as ms
+
+    try:
+        return int(ms.get_current_device().device_id)
+    except Exception:  # noqa: BLE001 - no device set yet: say nothing rather than guess
+        return None
 
 
 def apply_jit_level(jit_level: Optional[str], net=None) -> None:
@@ -145,6 +170,80 @@ def apply_jit_level(jit_level: Optional[str], net=None) -> None:
         net.set_jit_config(ms.JitConfig(jit_level=jit_level))
     else:
         ms.set_context(jit_config={"jit_level": jit_level})
+
+
+GIB = 2.0**30  # device memory sizes (a "32 GB" card) are binary
+STATE_COPIES = {"sgd": 3, "adamw": 4}  # float32 copies per parameter: weights, gradients, momentum (sgd) / 2 moments
+FIT_ADVICE = (
+    "the recipe affwild2/ascend_o2 (amp O2, about half the activation memory), or a lower data.batch_size with "
+    "train.lr scaled by the same factor"
+)
+
+
+@dataclass
+class MemoryEstimate:
+    """Estimated device memory of one training step: activations (utils/memory.py's count) and parameter state."""
+
+    values_per_image: int
+    layers: int
+    input_size: int
+    batch_size: int
+    amp_level: str
+    activation_bytes: int
+    parameters: int
+    state_copies: int
+    device_memory: Optional[dict]  # utils.device.device_memory: {"name", "total_bytes", "free_bytes"} or None
+
+    @property
+    def state_bytes(self) -> int:
+        return self.parameters * 4 * self.state_copies
+
+    @property
+    def fits(self) -> Optional[bool]:
+        """Whether activations and parameter state fit in the device memory; None when the device reports none."""
+        if not self.device_memory:
+            return None
+        return self.activation_bytes + self.state_bytes <= self.device_memory["total_bytes"]
+
+    def describe(self) -> str:
+        line = (
+            f"memory estimate: activations {self.values_per_image / 1e6:.2f} M values per image ({self.layers} layer "
+            f"outputs at {self.input_size} px) x batch {self.batch_size} at AMP {self.amp_level} = "
+            f"{self.activation_bytes / GIB:.2f} GiB; weights, gradients and optimiser state {self.state_copies} x "
+            f"{self.parameters / 1e6:.2f} M parameters x 4 bytes = {self.state_bytes / GIB:.2f} GiB; "
+        )
+        if not self.device_memory:
+            return line + "device memory: not reported by MindSpore on this device (workspace not included)"
+        total = self.device_memory["total_bytes"]
+        name = f" ({self.device_memory['name']})" if self.device_memory.get("name") else ""
+        left = total - self.activation_bytes - self.state_bytes
+        line += f"device memory {total / GIB:.2f} GiB{name}, "
+        if left >= 0:
+            return line + f"{left / GIB:.2f} GiB left for workspace"
+        return line + f"short by {-left / GIB:.2f} GiB before workspace: use {FIT_ADVICE}"
+
+
+def estimate_memory(net, input_size: int, runtime: "RuntimeSettings", optimizer: str = "sgd") -> MemoryEstimate:
+    """The MemoryEstimate of training `net` at `input_size` px with `runtime`'s per-device batch and AMP level.
+
+    Call before the network is compiled (it runs one PyNative forward pass of one image; see count_activations).
+    """
+    from mindface_au.utils.device import device_memory
+    from mindface_au.utils.memory import activation_bytes, count_activations
+
+    rows = count_activations(net, (1, 3, int(input_size), int(input_size)))
+    parameters = sum(int(p.size) for p in net.trainable_params())
+    return MemoryEstimate(
+        values_per_image=sum(size for _, _, size in rows), layers=len(rows), input_size=int(input_size),
+        batch_size=runtime.batch_size, amp_level=runtime.amp_level,
+        activation_bytes=activation_bytes(rows, runtime.batch_size, runtime.amp_level), parameters=parameters,
+        state_copies=STATE_COPIES.get(str(optimizer).lower(), 3), device_memory=device_memory(runtime.device),
+    )  # fmt: skip
+
+
+def describe_memory(net, cfg, runtime: "RuntimeSettings") -> str:
+    """The line `train` logs at start: `estimate_memory` for the run's model input size and optimiser."""
+    return estimate_memory(net, cfg.model.input_size, runtime, cfg.train.optimizer).describe()
 
 
 @contextlib.contextmanager

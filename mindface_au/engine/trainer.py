@@ -92,7 +92,7 @@ def train(
         sync_batchnorm,
     )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
-    from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
+    from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, describe_memory, resolve_runtime
     from mindface_au.engine.validation import check_validation_part, create_validation
     from mindface_au.losses import create_loss
     from mindface_au.model_card import make_card
@@ -152,6 +152,7 @@ def train(
         logger.info(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
     if cfg.train.prelu_form != "native":
         logger.info(f"PReLU: {cfg.train.prelu_form} form in {set_prelu_form(net, cfg.train.prelu_form)} layers")
+    logger.info(describe_memory(net, cfg, runtime))  # activation estimate against the device memory, before compiling
     loss_fn = create_loss(cfg.loss)
 
     def make_dataset(first_epoch: int, skip_steps: int = 0):
