@@ -71,4 +71,19 @@ def run(args: argparse.Namespace) -> int:
     if result.get("rank", 0) != 0:
         return 0
     print(f"best epoch {best['epoch']}: val mean F1 {100 * best['mean_f1']:.2f}; run directory {result['run_dir']}")
+    for line in next_steps(result["run_dir"], result["best_ckpt"]):
+        print(line)
     return 0
+
+
+def next_steps(run_dir: str, best_ckpt: str) -> list:
+    """The commands that evaluate and export the run's best checkpoint, ready to paste (paths shell-quoted)."""
+    import os
+    import shlex
+
+    config = shlex.quote(os.path.join(run_dir, "config.yaml"))
+    model = shlex.quote(best_ckpt)
+    return [
+        f"evaluate with: mindface-au eval --config {config} --model {model}",
+        f"export with: mindface-au export --model {model} --out {shlex.quote(os.path.join(run_dir, 'model.mindir'))}",
+    ]
