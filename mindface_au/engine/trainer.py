@@ -149,15 +149,18 @@ def train(
             raise UserError(f"--resume {resume}: not a run directory (no {RUN_FILES['config']})")
         cfg = load_config(saved, overrides)
         cfg.train.out_dir = resume
+    # Every check that can fail before training runs before the run directory is touched, so a failed command can
+    # be run again as it is. First those that need no device: the files the config names and the data.
+    check_backbone_checkpoint(cfg.model)
+    train_videos, val_videos = get_split(cfg.data)
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
     run.card = make_card(cfg)  # what the model was trained on, in every checkpoint (model_card.py)
 
-    # Every check that can fail before training runs before the run directory is touched, so a failed command can
-    # be run again as it is: the run directory's state, the resume state, the files the config names, the data,
-    # the network (its backbone checkpoint) and the batch size against the frames of an epoch.
+    # Then the run directory's state, the resume state, the network (loading its backbone checkpoint) and the batch
+    # size against the frames of an epoch.
     run.check_target(resume=bool(resume), overwrite=overwrite)
     # resume.ckpt is read once: the epoch decides the dataset, the state is loaded into the train network once it
     # exists. Every rank reads it (a shared run directory on several machines).
@@ -167,7 +170,6 @@ def train(
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
     if resume:
         check_resume_workers(run.root, world_size)  # the worker count the run last ran with
-    check_backbone_checkpoint(cfg.model)
 
     # One seed for MindSpore, numpy and the data pipeline, set before any Cell is built: every rank initialises
     # the same parameters (the run logs their digest below on every rank).
@@ -176,7 +178,6 @@ def train(
     np.random.seed(seed)
     ds.config.set_seed(seed)
 
-    train_videos, val_videos = get_split(cfg.data)
     net = create_model_from_config(cfg.model)
     apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     notes = []  # logged once the log exists
