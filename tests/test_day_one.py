@@ -147,6 +147,8 @@ def test_failed_checks_leave_no_run_folder_and_the_backbone_message_works(tiny_f
     assert "checkpoints/glint360k_r100.ckpt: model.backbone_checkpoint not found" in message
     convert = re.search(r"`(mindface-au convert [^`]*)`", message).group(1)
     assert convert.endswith("--arch iresnet100 --out checkpoints/glint360k_r100.ckpt")
+    pasted = run_cli_in_process(*shlex.split(convert)[1:])  # runs as printed: only the downloaded file is missing
+    assert pasted.returncode == 2 and "glint360k_r100.pth" in pasted.stderr.strip().splitlines()[-1], pasted.stderr
     assert "51.78 instead of 53.06" in message
     scratch = re.search(r"with (--set model\.backbone_checkpoint=\S*) ", message).group(1)
     proc = run_cli_in_process(*base, *_tiny_args(), *shlex.split(scratch), "--set", "data.root=nowhere")
