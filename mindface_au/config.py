@@ -112,7 +112,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/default"
     keep_last: int = 2
-    val_interval: int = 1  # validate after every N-th epoch and after the last one (mindcv's val_interval)
+    val_interval: int = 1  # validate after every N-th epoch and after the last one; 0 = no validation (last epoch)
     steps_per_epoch: int = 0  # 0 = one pass over the sampled frames
     warmup_epochs: float = 0.0  # linear lr warm-up over this many epochs (fractions allowed); 0 = none
     save_every_steps: int = 0  # also write the resumable checkpoints/resume.ckpt every N global steps; 0 = epochs only
@@ -565,8 +565,8 @@ def _validate_train(train: "TrainConfig") -> None:
         raise UserError(f"config key train.warmup_epochs: got {train.warmup_epochs}, expected >= 0")
     if train.prelu_form not in TRAIN_PRELU_FORMS:
         raise UserError(f"config key train.prelu_form: got {train.prelu_form!r}, expected native or relu")
-    if train.val_interval < 1:
-        raise UserError(f"config key train.val_interval: got {train.val_interval}, expected >= 1 (1 = every epoch)")
+    if train.val_interval < 0:
+        raise UserError(f"config key train.val_interval: got {train.val_interval}, expected >= 0 (0 = no validation)")
     if train.save_every_steps < 0:
         raise UserError(f"config key train.save_every_steps: got {train.save_every_steps}, expected >= 0 (0 = off)")
     if train.sync_bn and train.freeze_bn:

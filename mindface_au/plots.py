@@ -51,18 +51,23 @@ def plot_au_timeline(
     times: Optional[Sequence[float]] = None,
     title: str = "",
     au_names: Optional[Sequence[str]] = None,
+    labels: Optional[Sequence[str]] = None,
 ) -> None:
     """One small panel per AU: probability over time, with the 0/1 truth shaded when given.
 
     Args:
-        probs: (T, C) probabilities, one column per AU of `au_names`; NaN rows (no face) leave gaps.
+        probs: (T, C) probabilities, one column per AU of `au_names`; NaN rows (no face) leave gaps. With `labels`
+            (one per series, e.g. per face), (S, T, C): one line per series in each panel.
         out_png: output PNG path.
         truth: optional (T, C) 0/1 labels drawn as a shaded band.
         times: optional (T,) x values (seconds); frame indices otherwise.
         title: figure title.
     """
     names = _names(au_names)
-    probs = _as_2d(probs, "probs", len(names))
+    series = (
+        [_as_2d(p, "probs", len(names)) for p in probs] if labels is not None else [_as_2d(probs, "probs", len(names))]
+    )
+    probs = series[0]
     t = probs.shape[0]
     x = np.arange(t) if times is None else np.asarray(times, dtype=np.float64)
     if x.shape != (t,):
@@ -77,7 +82,11 @@ def plot_au_timeline(
     for i, (ax, au) in enumerate(zip(axes[:, 0], names)):
         if truth is not None:
             ax.fill_between(x, 0, truth[:, i], step="mid", color="tab:green", alpha=0.25, linewidth=0)
-        ax.plot(x, probs[:, i], color="tab:blue", linewidth=1.0)
+        for j, one in enumerate(series):
+            label = labels[j] if labels is not None and i == 0 else None
+            ax.plot(x, one[:, i], color=None if labels is not None else "tab:blue", linewidth=1.0, label=label)
+        if labels is not None and i == 0:
+            ax.legend(fontsize=7, ncol=min(6, len(series)), loc="upper right")
         ax.axhline(0.5, color="grey", linewidth=0.5, linestyle="--")
         ax.set_ylim(-0.02, 1.02)
         ax.set_yticks([])

@@ -11,7 +11,7 @@ import numpy as np
 
 from mindface_au.data.au_txt import ANNOTATION_VALUES, HEADER, PREDICTION_VALUES, read_au_file, write_au_file
 from mindface_au.errors import UserError
-from mindface_au.metrics import F1Accumulator, per_au_dict
+from mindface_au.metrics import F1Accumulator, mean_of_coded, per_au_dict
 
 __all__ = ["HEADER", "write_prediction", "read_au_file", "score_folders"]  # HEADER, read_au_file: from au_txt
 
@@ -36,7 +36,9 @@ def score_folders(
 
     Every annotation video (or those in `videos`) needs a prediction with the same header and row count;
     rows labelled -1 are ignored; F1 is accumulated over all frames of all videos. Returns
-    {"mean_f1", "per_au": {AU: F1}, "videos", "frames"}. `au_names`: the header both must have (default ABAW).
+    {"mean_f1", "per_au": {AU: F1}, "coded_frames": {AU: n}, "mean_aus", "videos", "frames"}: an AU with no coded
+    frame has F1 None and is left out of "mean_f1" (None if no AU has one), which covers "mean_aus" AUs.
+    `au_names`: the header both must have (default ABAW).
     """
     for folder, what in ((pred_dir, "prediction"), (gt_dir, "annotation")):
         if not os.path.isdir(folder):
@@ -62,9 +64,12 @@ def score_folders(
         frames += int(np.sum(np.all(truth >= 0, axis=1)))
     per_au = acc.per_au()
     per_au_names = names or HEADER.split(",")
+    mean, covered = mean_of_coded(per_au)
     return {
-        "mean_f1": float(per_au.mean()),
+        "mean_f1": mean,
         "per_au": per_au_dict(per_au, per_au_names),
+        "coded_frames": {name: int(n) for name, n in zip(per_au_names, acc.coded())},
+        "mean_aus": covered,
         "videos": len(videos),
         "frames": frames,
     }

@@ -143,3 +143,14 @@ def test_test_split_lists(tmp_path):
         handle.write("x,5\nz,abc\n")
     with pytest.raises(UserError, match=r"names.txt:2: frame count 'abc'"):
         read_test_list(root)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b"])
+def test_test_list_names_stay_inside_the_image_folder(tmp_path, name):
+    """A test video name is a folder of cropped_aligned/: `..` would read the images of the root's parent."""
+    test_dir = os.path.join(str(tmp_path), "AU_Detection_Challenge", "Test_Set")
+    os.makedirs(test_dir)
+    with open(os.path.join(test_dir, "names.txt"), "w") as handle:
+        handle.write(f"{name},3\n")
+    with pytest.raises(UserError, match=r"names.txt:1: expected '<video>' or '<video>,<num_frames>'"):
+        read_test_list(str(tmp_path))

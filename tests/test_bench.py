@@ -355,7 +355,9 @@ def test_bench_deploy_and_detect_tiny(tmp_path, capsys):
         assert row["images_per_s"] == round(4 / row["median_s"], 2)
         assert len(row["times_s"]) == 2 and row["gflops"] > 0
         if has_torch:
-            assert row["vs_torch"] == round(row["median_s"] / forward["torch"]["median_s"], 3)  # rounded as the suite does
+            assert row["vs_torch"] == round(
+                row["median_s"] / forward["torch"]["median_s"], 3
+            )  # rounded as the suite does
     rows = {(r["backend"], r["path"]): r for r in rep["detect"]["rows"]}
     assert set(rows) == {(b, p) for b in deploy.FILE_BACKENDS for p in deploy.DETECT_PATHS}  # side by side
     for (_, path), row in rows.items():

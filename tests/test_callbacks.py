@@ -105,7 +105,8 @@ def test_epoch_validator_saves_best_prunes_and_writes_metrics(tmp_path):
     for epoch in (1, 2):
         _epoch(progress, validator, epoch)
     assert sorted(os.listdir(run.ckpt_dir)) == ["best.ckpt", "epoch_002.ckpt", "resume.ckpt"]  # keep_last 1
-    assert validator.best == {"epoch": 1, "mean_f1": 0.3} and validator.last_good == run.checkpoint_path("epoch", 2)
+    assert validator.best == {"epoch": 1, "mean_f1": 0.3, "metric": "raw val_mean_f1, prob k 0 label k 0"}
+    assert validator.last_good == run.checkpoint_path("epoch", 2)
     saved = json.load(open(run.metrics_path))
     assert [r["epoch"] for r in saved["epochs"]] == [1, 2] and saved["best"] == validator.best
     assert [r["lr"] for r in history] == [0.1, 0.01] and history[0]["loss"] == pytest.approx(0.45)
@@ -119,7 +120,7 @@ def test_epoch_validator_on_rank_one_writes_nothing(tmp_path):
     progress, validator, run, history = _validator(tmp_path, 1, [0.3])
     _epoch(progress, validator, 1)
     assert [r["epoch"] for r in history] == [1] and validator.last_good is None
-    assert validator.best == {"epoch": 0, "mean_f1": -1.0}
+    assert validator.best == {"epoch": 0, "mean_f1": None}
     assert not os.path.exists(run.root)
 
 
@@ -131,15 +132,50 @@ def test_epoch_validator_val_interval_validates_every_nth_and_the_last_epoch(tmp
         _epoch(progress, validator, epoch)
     assert validator.evaluated == [2, 4, 5]
     assert [("val_mean_f1" in r) for r in history] == [False, True, False, True, True]
-    assert validator.best == {"epoch": 2, "mean_f1": 0.4}
+    assert (validator.best["epoch"], validator.best["mean_f1"]) == (2, 0.4)
     assert os.path.exists(run.checkpoint_path("epoch", 5)) and os.path.exists(run.best_path)
     saved = json.load(open(run.metrics_path))
     assert [r.get("val_mean_f1") for r in saved["epochs"]] == [None, 0.4, None, 0.1, 0.3]
 
 
-def test_epoch_validator_without_validation_videos_keeps_the_lowest_loss(tmp_path):
+def test_epoch_validator_without_validation_keeps_the_last_epoch_and_says_so_once(tmp_path, caplog):
+    """train.val_interval 0 (no validation): best.ckpt is the last epoch, not a loss-picked one, said once."""
+    from mindface_au.engine.callbacks import LAST_EPOCH, describe_best
+
     progress, validator, run, history = _validator(tmp_path, 0, [], val_interval=3, last_epoch=2)
     validator.evaluate_fn = None
-    _epoch(progress, validator, 1, losses=(0.5, 0.5))
-    _epoch(progress, validator, 2, losses=(0.2, 0.2))
-    assert validator.best == {"epoch": 2, "mean_f1": pytest.approx(-0.2)}
+    with caplog.at_level(logging.INFO, logger="test_callbacks"):
+        _epoch(progress, validator, 1, losses=(0.2, 0.2))
+        _epoch(progress, validator, 2, losses=(0.5, 0.5))
+    assert validator.best == {"epoch": 2, "mean_f1": None, "metric": LAST_EPOCH}
+    assert caplog.text.count("no validation") == 1 and "new best" not in caplog.text
+    assert json.load(open(run.metrics_path))["best"]["mean_f1"] is None and os.path.exists(run.best_path)
+    assert describe_best(validator.best) == "best epoch 2: the last epoch (no validation)"
+
+
+def test_epoch_validator_never_picks_an_epoch_without_a_score(tmp_path, caplog):
+    """A validation that scored no AU (mean None) is no best epoch: no "new best checkpoint (mean F1 0.00)", no
+    best.ckpt, and the end of the run says no epoch was picked instead of "best epoch 0 mean F1 -100.00"."""
+    from mindface_au.engine.callbacks import describe_best
+
+    progress, validator, run, history = _validator(tmp_path, 0, [None, None])
+    with caplog.at_level(logging.INFO, logger="test_callbacks"):
+        for epoch in (1, 2):
+            _epoch(progress, validator, epoch)
+    assert validator.best == {"epoch": 0, "mean_f1": None} and not os.path.exists(run.best_path)
+    assert "new best" not in caplog.text and "val mean F1 n/a (smoothed n/a)" in caplog.text
+    assert describe_best(validator.best) == "no best epoch (no epoch finished with a score)"
+    assert [r["val_mean_f1"] for r in json.load(open(run.metrics_path))["epochs"]] == [None, None]
+
+
+def test_epoch_validator_records_which_frames_and_metric(tmp_path, caplog):
+    """Item 10: each record says which validation frames it covers, the best says which metric picked it."""
+    progress, validator, run, history = _validator(tmp_path, 0, [0.5])
+    subset = "the first 750 of 3000 validation frames (prefixes of each video, data.val_max_frames 750)"
+    inner = validator.evaluate_fn
+    validator.evaluate_fn = lambda: dict(inner(), subset=subset, mean_aus=1, frames=750)
+    with caplog.at_level(logging.INFO, logger="test_callbacks"):
+        _epoch(progress, validator, 1)
+    assert history[0]["val_subset"] == subset and history[0]["val_frames"] == 750
+    assert validator.best["metric"] == f"raw val_mean_f1, prob k 0 label k 0, over {subset}"
+    assert f"val mean F1 50.00 (smoothed 50.00) over {subset}" in caplog.text

@@ -243,8 +243,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_launch_detect_command_line():
-    base = ["launch", "--workers", "4", "--dry-run", "--", "detect", "--input", "v", "--out", "o", "--model", "m"]
+def test_launch_detect_command_line(media, collection, tmp_path):
+    detect_args = ["--input", collection, "--out", tmp_path / "o", "--model", media["ckpt"]]
+    base = ["launch", "--workers", "4", "--dry-run", "--", "detect", *detect_args]
     proc = run_cli_in_process(*base)
     assert proc.returncode == 0, proc.stderr
     cmd = proc.stdout.strip().splitlines()[-1].split()
@@ -255,7 +256,7 @@ def test_launch_detect_command_line():
     assert proc.returncode == 2 and "--node_rank" in proc.stderr
     proc = run_cli_in_process(*base[:3], "--local-workers", "2", "--msrun-arg=--node_rank=1", *base[3:])
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli_in_process("detect", "--input", "v", "--out", "o", "--model", "m", "--shard", "auto")
+    proc = run_cli_in_process("detect", *detect_args, "--shard", "auto")
     assert proc.returncode == 2 and "mindface-au launch" in proc.stderr  # not under msrun
 
 

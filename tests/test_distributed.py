@@ -2,8 +2,8 @@
 
 One msrun run trains one step with 2 ranks x batch 4; a single process trains one step with batch 8 on the same
 frames (BatchNorm frozen, plain SGD): same parameters. A second msrun run resumes it for 2 more epochs: both ranks
-resume at the same epoch, read disjoint shards and end with the same parameters, and the logged validation F1
-equals a single-process `eval` of the epoch checkpoint.
+resume at the same epoch, read disjoint shards and end with the same parameters, each rank validates its shard of
+whole videos, and the validation F1 from the summed counts equals a single-process `eval` of the epoch checkpoint.
 """
 
 import hashlib
@@ -124,7 +124,7 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     run = tmp_path / "run"
     workers = _launch(tmp_path, "logs1", "--config", config, "--out", run)
 
-    # what the first launch test checked: both ranks finish, only rank 0 validates and writes
+    # what the first launch test checked: both ranks finish, only rank 0 writes
     assert all("done in" in text for text in workers), [t[-800:] for t in workers]
     assert sum("best epoch 1: val mean F1" in text for text in workers) == 1
     assert "rank 0/2" in workers[0] and "rank 1/2" in workers[1]
@@ -174,7 +174,13 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
             shards[rank, epoch] = set(indices.tolist())
     assert all(not (shards[0, e] & shards[1, e]) for e in (2, 3))
 
-    # rank 0 validated every frame: the logged F1 is a single-process eval of the same checkpoint
+    # every rank scored a shard of whole videos and the counts were summed: the logged F1 is a single-process eval
+    # of the same checkpoint
+    val_videos = get_split(cfg.data)[1]
+    scored = [re.findall(r"2 ranks, this one scored (\d+) whole videos", text) for text in workers]
+    assert all(len(found) == 2 for found in scored), scored  # epochs 2 and 3, on each rank
+    assert [int(a) + int(b) for a, b in zip(*scored)] == [len(val_videos)] * 2
+    assert all(int(n) > 0 for found in scored for n in found)  # as many videos as ranks or more: both have work
     last = json.load(open(run / "metrics.json"))["epochs"][-1]
     assert last["epoch"] == 3
     # the function `mindface-au eval` calls, in this (single) process: one process start less for the suite
@@ -204,4 +210,20 @@ def test_resume_with_another_worker_count_is_a_one_line_error(tmp_path):
     assert str(info.value) == (
         f"--resume {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
         "shards, steps per epoch and learning-rate schedule count steps of 2 ranks)"
+    )
+
+
+def test_launch_gives_workers_the_collective_timeouts_unless_set():
+    """The workers get HCCL's timeouts from engine.distributed (validation must not hit the default exec timeout);
+    a value the user exported wins, and this interpreter leads PATH (msrun starts `python` from there)."""
+    from mindface_au.cli.launch import worker_env
+    from mindface_au.engine.distributed import COLLECTIVE_TIMEOUTS
+
+    env = worker_env({"PATH": "/usr/bin"})
+    assert {key: env[key] for key in COLLECTIVE_TIMEOUTS} == COLLECTIVE_TIMEOUTS
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    mine = worker_env({"PATH": "/usr/bin", "HCCL_EXEC_TIMEOUT": "300"})
+    assert (
+        mine["HCCL_EXEC_TIMEOUT"] == "300"
+        and mine["HCCL_CONNECT_TIMEOUT"] == COLLECTIVE_TIMEOUTS["HCCL_CONNECT_TIMEOUT"]
     )

@@ -111,7 +111,7 @@ def test_export_errors_are_one_line(exported, tmp_path, args, culprit):
     if "--ckpt" not in args:
         args = ["--ckpt", exported["ckpt"]] + args
     proc = run_cli_in_process("export", *args)
-    assert proc.returncode == 2
+    assert proc.returncode == (1 if "file.txt/" in " ".join(args) else 2)  # a file where a folder is needed: 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mindface-au export: error:") and culprit in lines[0], proc.stderr
     assert [n for n in os.listdir(tmp_path) if n != "file.txt"] == []

@@ -2,6 +2,7 @@
 
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,8 +14,9 @@ from mindface_au.errors import UserError
 
 
 def touch(path):
+    """A tiny real image at `path` (its format from the extension): check-data reads image signatures."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    open(path, "wb").close()
+    cv2.imwrite(path, np.zeros((2, 2, 3), np.uint8))
 
 
 def write(path, text):

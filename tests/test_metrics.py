@@ -103,3 +103,54 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(read_au_file(path, "prediction", allowed=(0, 1)), labels)
     assert open(path).readline().strip() == HEADER
     assert os.listdir(tmp_path / "out") == ["v.txt"]
+
+
+def test_an_au_without_coded_frames_has_no_f1_and_is_left_out_of_the_mean():
+    """Issue 26 item 4: an AU with zero coded frames is NaN / None (JSON null) / n/a, the mean covers the other AUs
+    (compared with sklearn on the coded AUs) and says so; an AU coded but never positive nor predicted stays 0."""
+    from mindface_au.metrics import format_f1, format_mean, per_au_dict
+
+    rng = np.random.default_rng(5)
+    y_true = (rng.random((120, 12)) < 0.3).astype(np.int8)
+    y_pred = (rng.random((120, 12)) < 0.3).astype(np.int8)
+    y_true[:, 4] = -1  # AU7 never coded
+    y_true[:60, 7] = -1  # AU15 coded in half the frames
+    y_true[:, 9], y_pred[:, 9] = 0, 0  # AU24 coded, never positive, never predicted: F1 0 (zero_division=0)
+    per_au = f1_per_au(y_true, y_pred)
+    assert np.isnan(per_au[4]) and per_au[9] == 0.0
+    coded = [i for i in range(12) if i != 4]
+    expected = [f1_score(y_true[y_true[:, i] >= 0, i], y_pred[y_true[:, i] >= 0, i], zero_division=0) for i in coded]
+    np.testing.assert_allclose(per_au[coded], expected, rtol=0, atol=1e-12)
+    assert mean_f1(y_true, y_pred) == pytest.approx(float(np.mean(expected)), abs=1e-12)
+    as_dict = per_au_dict(per_au)
+    assert AU_NAMES[4] == "AU7" and as_dict["AU7"] is None and json.loads(json.dumps(as_dict))["AU7"] is None
+    table = format_f1(per_au, label="val").splitlines()
+    assert table[1].split()[5] == "n/a"
+    assert table[1].endswith(f"{100 * np.mean(expected):8.2f} (mean over 11 of 12 AUs)")
+    assert format_mean(per_au) == f"{100 * np.mean(expected):.2f} over 11 of 12 AUs"
+    acc = F1Accumulator()
+    acc.update(y_true, y_pred)
+    assert acc.coded().tolist() == [120] * 4 + [0, 120, 120, 60] + [120] * 4
+    assert acc.mean() == pytest.approx(float(np.mean(expected)), abs=1e-12)
+    nothing = -np.ones((5, 12), np.int8)
+    assert mean_f1(nothing, nothing) is None and format_mean(f1_per_au(nothing, nothing)).startswith("n/a")
+    assert format_f1(f1_per_au(nothing, nothing)).splitlines()[1].split()[-1] == "n/a"
+
+
+def test_score_cli_uncoded_au_is_null_in_json_and_na_in_the_table(cli, tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    z = [0] * 9
+    # AU1: TP 1, FN 1 -> 2/3; AU2: TP 1 -> 1; AU4 (third column) never coded; the others coded, all 0 -> 0
+    _write_txt(gt / "v.txt", [[1, 1, -1] + z, [1, 0, -1] + z])
+    _write_txt(pred / "v.txt", [[1, 1, 1] + z, [0, 0, 1] + z])
+    proc = cli("score", "--pred", pred, "--gt", gt, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["per_au"]["AU4"] is None and result["coded_frames"]["AU4"] == 0 and result["mean_aus"] == 11
+    assert result["mean_f1"] == pytest.approx((2 / 3 + 1.0) / 11, abs=1e-9)
+    text = cli("score", "--pred", pred, "--gt", gt)
+    assert text.returncode == 0, text.stderr
+    assert f"mean F1: {100 * (2 / 3 + 1.0) / 11:.2f} over 11 of 12 AUs" in text.stdout
+    assert text.stdout.splitlines()[2].split()[3] == "n/a"

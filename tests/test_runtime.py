@@ -91,7 +91,7 @@ def test_sync_bn_needs_ascend_and_save_every_steps_needs_no_sink():
     assert _resolve("Ascend", save_every_steps=100, sink_mode="false").sink_mode is False
     with pytest.raises(UserError, match="sync_bn and train.freeze_bn"):
         load_config(None, ["train.sync_bn=true", "train.freeze_bn=true"])
-    for key in ("warmup_epochs=-1", "save_every_steps=-2", "val_interval=0", "prelu_form=fast"):
+    for key in ("warmup_epochs=-1", "save_every_steps=-2", "val_interval=-1", "prelu_form=fast"):
         with pytest.raises(UserError, match=key.split("=")[0]):
             load_config(None, [f"train.{key}"])
 

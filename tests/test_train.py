@@ -55,7 +55,12 @@ def test_two_epoch_run_writes_everything_and_learns(trained):
         assert e["val_mean_f1"] == pytest.approx(np.mean(list(e["val_per_au"].values())))
         assert e["images_per_s"] > 0
     best = max(epochs, key=lambda e: e["val_mean_f1"])
-    assert metrics["best"] == {"epoch": best["epoch"], "mean_f1": pytest.approx(best["val_mean_f1"])}
+    assert metrics["best"] == {
+        "epoch": best["epoch"],
+        "mean_f1": pytest.approx(best["val_mean_f1"]),
+        "metric": f"raw val_mean_f1, prob k 0 label k 0, over {best['val_subset']}",  # which metric and frames
+    }
+    assert best["val_subset"] == f"all {best['val_frames']} validation frames"
     log = open(run / "train.log").read()
     assert "loss" in log and "img/s" in log and "val mean F1" in log
     assert yaml.safe_load(open(run / "config.yaml"))["train"]["out_dir"] == str(run)

@@ -17,8 +17,10 @@ from typing import List, Optional
 from mindface_au.errors import UserError
 from mindface_au.utils.guard import (
     EnvironmentFailure,
+    Interrupted,
     environment_message,
     install_signal_handlers,
+    pending_signal,
     restore_signal_handlers,
 )
 
@@ -66,38 +68,52 @@ def main(argv: Optional[List[str]] = None) -> int:
     # MindSpore logs every missing device plugin as a warning; keep the user's terminal to our own messages
     # unless they asked for MindSpore's log level themselves. Must be set before MindSpore is imported.
     os.environ.setdefault("GLOG_v", "3")
-    module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
-    parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    previous = install_signal_handlers()
+    previous = install_signal_handlers()  # from the start: a signal during the imports ends the command cleanly too
     try:
+        try:
+            module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
+            parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
+            module.add_arguments(parser)
+            args = parser.parse_args(argv[1:])
+        except KeyboardInterrupt as exc:
+            return _interrupted(name, exc, "")
         return _run(name, module, args)
     finally:
         restore_signal_handlers(previous)  # an in-process caller (a test, a notebook) gets its own handlers back
 
 
+def _interrupted(name: str, exc: BaseException, hint: str) -> int:
+    signum = getattr(exc, "signum", signal.SIGINT)
+    print(f"mindface-au {name}: interrupted ({signal.Signals(signum).name}){hint}", file=sys.stderr)
+    return 128 + signum
+
+
 def _run(name: str, module, args: argparse.Namespace) -> int:
     """Run a subcommand, mapping its exceptions to one line and an exit code (see the module docstring)."""
+    hint = ", run again with --resume" if hasattr(args, "resume") or name in ("cv", "launch") else ""
     try:
         return int(module.run(args) or 0)
-    except UserError as exc:
+    except KeyboardInterrupt as exc:
+        return _interrupted(name, exc, hint)
+    except Exception as exc:
+        if pending_signal():  # a library turned the signal into its own error (a failed read): still the signal
+            return _interrupted(name, Interrupted(pending_signal()), hint)
+        return _error(name, exc)
+
+
+def _error(name: str, exc: Exception) -> int:
+    """The user's and the environment's errors as one line and an exit code; any other exception is re-raised."""
+    if isinstance(exc, UserError):
         print(f"mindface-au {name}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except EnvironmentFailure as exc:
+    if isinstance(exc, EnvironmentFailure):
         print(f"mindface-au {name}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except (OSError, UnicodeError) as exc:
-        message = environment_message(exc)
-        if message is None:
-            raise  # a bug: keep the traceback
-        print(f"mindface-au {name}: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        hint = ", run again with --resume" if hasattr(args, "resume") or name in ("cv", "launch") else ""
-        print(f"mindface-au {name}: interrupted ({signal.Signals(signum).name}){hint}", file=sys.stderr)
-        return 128 + signum
+    message = environment_message(exc) if isinstance(exc, (OSError, UnicodeError)) else None
+    if message is None:
+        raise exc  # a bug: keep the traceback
+    print(f"mindface-au {name}: error: {message}", file=sys.stderr)
+    return 1
 
 
 def _one_line(exc: BaseException, limit: int = 2000) -> str:

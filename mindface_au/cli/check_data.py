@@ -2,10 +2,14 @@
 
 affwild2: train / val / test; bp4d, disfa: the three subject parts as fold1_test..fold3_test; list: fold<k>_train
 and fold<k>_test. Positive rates are keyed by the dataset's AU names, each over the frames where that AU is coded
-and the image exists."""
+and the image exists; an AU
+with no coded frame has no rate (`n/a`, `null` in JSON). Problems that do not stop the reading (an image file
+that is not an image, a list line outside the data root) are listed one line each on stderr and end the command
+with exit 2 after the report."""
 
 import argparse
 import json
+import sys
 
 from mindface_au.cli.common import add_config_args
 from mindface_au.config import FORMAT_AU_SETS, load_config
@@ -39,26 +43,50 @@ def _config(args: argparse.Namespace):
     return load_config(args.config, implied + list(args.overrides))
 
 
+NOTES = {
+    "frame_number_mismatch": "rows whose frame number is not line index + 1 (data.disfa_image_index)",
+    "duplicate_frames": "rows skipped: their frame number repeats an earlier row's",
+}
+
+
+def _rate(rate) -> str:
+    return "n/a" if rate is None else f"{rate:.3f}"
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = _config(args)  # always, so a bad --set is reported even with --root
     from mindface_au.data.affwild2 import check_data
     from mindface_au.data.formats import check_format
+    from mindface_au.errors import UserError
 
     report = check_data(cfg.data.root) if cfg.data.format == "affwild2" else check_format(cfg.data)
+    problems = report.get("problems", [])
     if args.json:
         print(json.dumps(report, indent=1))
-        return 0
-    for split, info in report.items():
-        if not isinstance(info, dict):
-            print(f"{split}: {', '.join(map(str, info)) if isinstance(info, list) else info}")
-            continue
-        if "positive_rate" not in info:
-            print(f"{split}: {info['videos']} videos, {info['frames']} frames, {info['missing_images']} without image")
-            continue
-        print(
-            f"{split}: {info['videos']} videos, {info['labeled_frames']} labelled frames used, "
-            f"{info['invalid_rows']} rows skipped for -1, {info['missing_images']} rows whose image is missing"
-        )
-        rates = info["positive_rate"]
-        print("  positive rate: " + " ".join(f"{au}={rate:.3f}" for au, rate in rates.items()))
+    else:
+        for split, info in report.items():
+            if split == "problems":
+                continue
+            if not isinstance(info, dict):
+                print(f"{split}: {', '.join(map(str, info)) if isinstance(info, list) else info}")
+                continue
+            if "positive_rate" not in info:
+                print(
+                    f"{split}: {info['videos']} videos, {info['frames']} frames, {info['missing_images']} without image"
+                )
+                continue
+            print(
+                f"{split}: {info['videos']} videos, {info['labeled_frames']} labelled frames used, "
+                f"{info['invalid_rows']} rows skipped for -1, {info['missing_images']} rows whose image is missing"
+            )
+            rates = info["positive_rate"]
+            print("  positive rate: " + " ".join(f"{au}={_rate(rate)}" for au, rate in rates.items()))
+            for key, text in NOTES.items():
+                if info.get(key):
+                    print(f"  {info[key]} {text}")
+    if problems:
+        sys.stdout.flush()
+        for line in problems:
+            print(line, file=sys.stderr)
+        raise UserError(f"{len(problems)} problem(s) in the data, listed above")
     return 0

@@ -66,10 +66,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """The checks that need no model: required flags, input and model files that exist, option values in range,
+    the shard. `detect` runs them first; `launch ... -- detect` runs them before msrun starts any worker."""
+    import os
+
+    from mindface_au.errors import UserError
+    from mindface_au.inference.detect.collection import parse_shard
+    from mindface_au.inference.detect.run import check_options
+
+    for value, flag in ((args.input, "--input"), (args.output, "--out"), (args.ckpt, "--model")):
+        if not value:
+            raise UserError(f"{flag} is required (or --merge-summaries FOLDER)")
+    for value, flag in ((args.input, "--input"), (args.ckpt, "--model")):
+        if not os.path.lexists(value):
+            raise UserError(f"{flag} {value}: not found")
+        if not os.path.exists(value):
+            raise UserError(f"{flag} {value}: a broken symbolic link")
+    for value, flag, low in ((args.batch_size, "--batch-size", 1), (args.workers, "--workers", 1)):
+        if value < low:
+            raise UserError(f"{flag}: got {value}, expected a positive integer")
+    if args.threads < 0:
+        raise UserError(f"--threads: got {args.threads}, expected 0 (all cores) or a positive integer")
+    check_options(
+        args.prob_k, args.threshold, args.detector, args.min_face_size, args.max_gap, args.every, args.detect_size,
+        args.keyframe_every, args.start, args.end,
+    )  # fmt: skip
+    if args.shard != "auto":
+        parse_shard(args.shard)
+
+
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import options
     from mindface_au.config import load_config
-    from mindface_au.errors import UserError
     from mindface_au.inference.detect import detect
 
     if args.merge_summaries:
@@ -78,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
         summary = merge_summaries(args.merge_summaries, overwrite=args.overwrite)
         print(json.dumps(summary))
         return 1 if summary.get("failed") else 0
-    for value, flag in ((args.input, "--input"), (args.output, "--out"), (args.ckpt, "--model")):
-        if not value:
-            raise UserError(f"{flag} is required (or --merge-summaries FOLDER)")
+    check_args(args)
     under_msrun = args.shard == "auto"
     if under_msrun:
         from mindface_au.inference.detect.collection import msrun_shard

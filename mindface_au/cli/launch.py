@@ -66,6 +66,7 @@ def msrun_command(
     args = list(train_args)
     command, args = (args[0], args[1:]) if args[:1] in (["train"], ["detect"]) else ("train", args)
     if command == "detect":
+        check_detect_args(args)
         given = [a for a in args if a == "--shard" or a.startswith("--shard=")]
         if given and _flag_value(args, "--shard") != "auto":
             raise UserError("launch detect: each rank takes its own shard (--shard auto); drop --shard")
@@ -85,6 +86,29 @@ def msrun_command(
     ]  # fmt: skip
 
 
+class _DetectParser(argparse.ArgumentParser):
+    """detect's own parser, with its errors (unknown flag, bad value) as a UserError: one line, exit 2."""
+
+    def error(self, message: str):
+        raise UserError(f"launch detect: {message}")
+
+
+def check_detect_args(detect_args: Sequence[str]) -> None:
+    """Parse and check the detect arguments in the launch process, with detect's own parser and checks, so a
+    missing model or input, an unknown flag or a missing --out is one line before msrun starts any worker."""
+    from mindface_au.cli import detect
+
+    parser = _DetectParser(prog="mindface-au detect", add_help=False)
+    detect.add_arguments(parser)
+    args = parser.parse_args(list(detect_args))
+    if args.merge_summaries:
+        raise UserError(
+            "launch detect: --merge-summaries runs once, not on every worker: run `mindface-au detect "
+            "--merge-summaries FOLDER` itself (launch merges a one-machine run's shards by itself)"
+        )
+    detect.check_args(args)
+
+
 def _flag_value(args: Sequence[str], flag: str):
     """The value of `flag` in an argument list (`--flag V` or `--flag=V`), the last one given; None if absent."""
     value = None
@@ -102,12 +126,21 @@ def run(args: argparse.Namespace) -> int:
     print(" ".join(cmd), flush=True)
     if args.dry_run:
         return 0
-    # msrun starts each worker with the `python` found on PATH: make that this interpreter
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    code = run_process_group(cmd, env)
+    code = run_process_group(cmd, worker_env())
     if train_args[:1] != ["detect"]:
         return code
     return _after_detect(code, train_args[1:], args.workers, args.local_workers)
+
+
+def worker_env(environ=None) -> dict:
+    """The workers' environment: `environ` (default os.environ) with this interpreter first on PATH (msrun starts
+    each worker with the `python` found there) and the collective timeouts the sharded validation relies on
+    (engine.distributed.COLLECTIVE_TIMEOUTS) where the user has not set them."""
+    from mindface_au.engine.distributed import collective_timeout_env
+
+    environ = dict(os.environ if environ is None else environ)
+    path = os.path.dirname(sys.executable) + os.pathsep + environ.get("PATH", "")
+    return {**environ, **collective_timeout_env(environ), "PATH": path}
 
 
 def _after_detect(code: int, detect_args: Sequence[str], workers: int, local_workers: int) -> int:

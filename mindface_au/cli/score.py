@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mindface_au.metrics import format_f1
+    from mindface_au.metrics import format_f1, format_mean
     from mindface_au.submission import score_folders
 
     cfg = load_config(args.config, args.overrides)
@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['videos']} videos, {result['frames']} labelled frames")
+        print(f"{result['videos']} videos, {result['frames']} frames with every AU labelled")
         names = list(result["per_au"])
         print(format_f1([result["per_au"][n] for n in names], names, label="score"))
-        print(f"mean F1: {100 * result['mean_f1']:.2f}")
+        print(f"mean F1: {format_mean([result['per_au'][n] for n in names])}")
     return 0

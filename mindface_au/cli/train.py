@@ -55,6 +55,7 @@ def load_config_fold(config: Optional[str], overrides: Sequence[str], fold: Opti
 
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
+    from mindface_au.engine.callbacks import describe_best
     from mindface_au.engine.trainer import train
     from mindface_au.errors import UserError
 
@@ -62,15 +63,19 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise UserError("--resume RUN_DIR uses the run's saved config.yaml; drop --config (use --set to change)")
-        result = train(None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides)
+        result = train(
+            None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides,
+            on_start=echo_config,
+        )  # fmt: skip
     else:
         cfg = load_config_fold(args.config, split_overrides(args, fold=False), args.fold)
-        echo_config(cfg)
-        result = train(cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite)
+        result = train(
+            cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite, on_start=echo_config
+        )
     best = result["best"]
     if result.get("rank", 0) != 0:
         return 0
-    print(f"best epoch {best['epoch']}: val mean F1 {100 * best['mean_f1']:.2f}; run directory {result['run_dir']}")
+    print(f"{describe_best(best)}; run directory {result['run_dir']}")
     for line in next_steps(result["run_dir"], result["best_ckpt"]):
         print(line)
     return 0

@@ -41,6 +41,9 @@ __all__ = [
     "image_name",
     "split_summary",
     "check_data",
+    "is_image_file",
+    "image_problems",
+    "shared_videos",
     "pair_key",
 ]
 
@@ -57,6 +60,8 @@ class Video:
     Other formats (mindface_au.data.formats) use the same record: -1 in `labels` marks an AU not coded in that
     frame (BP4D's 9, a list file's -1 or 9), left out of the losses and of that AU's F1.
     frame_number_mismatch: DISFA rows whose frame number is not the 0-based line index + 1.
+    duplicate_frames: rows skipped because an earlier row of the file has the same frame number (BP4D; DISFA when
+    images are taken by frame number): each image is labelled once, by its first row.
     """
 
     name: str
@@ -67,6 +72,7 @@ class Video:
     invalid_rows: int = 0
     missing_images: int = 0
     frame_number_mismatch: int = 0
+    duplicate_frames: int = 0
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -138,7 +144,7 @@ def read_test_list(root: str) -> List[Tuple[str, int]]:
             continue
         parts = [p.strip() for p in text.split(",")]
         name = parts[0]
-        if len(parts) > 2 or not name or os.sep in name or "/" in name:
+        if len(parts) > 2 or not name or os.sep in name or "/" in name or name in (".", ".."):
             raise UserError(f"{path}:{line_no}: expected '<video>' or '<video>,<num_frames>', got {text!r}")
         if name in seen:
             raise UserError(f"{path}:{line_no}: video {name!r} listed twice")
@@ -185,9 +191,10 @@ def load_split(root: str, split: str) -> List[Video]:
 
 
 def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Dict:
-    """Counts of one split: videos, labelled frames, skipped rows, per-AU positive rate (labelled splits).
+    """Counts of one split: videos, labelled frames, skipped rows, per-AU coded frames and positive rate.
 
-    Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0)."""
+    Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0); an AU with no coded
+    frame has no rate (None: `null` in JSON, `n/a` in tables), as every AU of a split without labelled frames."""
     summary: Dict = {
         "videos": len(videos),
         "frames": int(sum(v.num_frames for v in videos)),
@@ -196,32 +203,70 @@ def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Di
         "missing_images": int(sum(v.missing_images for v in videos)),
     }
     labelled = [v.labels for v in videos if v.labels is not None and len(v)]
-    if labelled:
-        labels = np.concatenate(labelled)
-        coded = (labels >= 0).sum(axis=0)
-        rates = np.divide((labels == 1).sum(axis=0), coded, out=np.zeros(len(coded)), where=coded > 0)
-        summary["positive_rate"] = {au: round(float(r), 6) for au, r in zip(au_names, rates)}
-    else:
-        summary["positive_rate"] = {au: 0.0 for au in au_names}
-    mismatch = int(sum(v.frame_number_mismatch for v in videos))
-    if mismatch:
-        summary["frame_number_mismatch"] = mismatch
+    labels = np.concatenate(labelled) if labelled else np.zeros((0, len(au_names)), np.int8)
+    coded = (labels >= 0).sum(axis=0)
+    positives = (labels == 1).sum(axis=0)
+    summary["coded_frames"] = {au: int(c) for au, c in zip(au_names, coded)}
+    summary["positive_rate"] = {
+        au: round(float(p) / int(c), 6) if c else None for au, p, c in zip(au_names, positives, coded)
+    }
+    for key in ("frame_number_mismatch", "duplicate_frames"):
+        count = int(sum(getattr(v, key) for v in videos))
+        if count:
+            summary[key] = count
     return summary
+
+
+def shared_videos(root: str, train: Sequence[Video], val: Sequence[Video]) -> Optional[str]:
+    """The problem line when a video name is in both Train_Set and Validation_Set (the official split would
+    validate on a video it trains on, the folds would count it twice), else None."""
+    shared = sorted({v.name for v in train} & {v.name for v in val})
+    if not shared:
+        return None
+    return (
+        f"{root}: video {shared[0]!r} is in both Train_Set and Validation_Set ({len(shared)} such video(s)); "
+        "a video belongs to one split"
+    )
+
+
+def is_image_file(path: str) -> bool:
+    """True when OpenCV has a decoder for the file's first bytes (a signature check, not a full decode): a text
+    file or an empty file named `.jpg` is not an image."""
+    import cv2
+
+    return os.path.isfile(path) and bool(cv2.haveImageReader(path))
+
+
+def image_problems(videos: Sequence[Video]) -> List[str]:
+    """One line per image of `videos` that exists but is not an image (`is_image_file`), naming its path."""
+    return [
+        f"{path}: not an image (no image decoder knows its content)"
+        for v in videos
+        for path in v.image_paths
+        if path is not None and os.path.isfile(path) and not is_image_file(path)
+    ]
 
 
 def check_data(root: str, splits: Tuple[str, ...] = ("train", "val", "test")) -> Dict:
     """Validate every annotation under `root` and summarise each split; train and val must exist.
 
-    The test split is summarised only when Test_Set/names.txt exists.
+    The test split is summarised only when Test_Set/names.txt exists. Images that are not images and a video in
+    both train and val are listed under "problems" (one line each), present only when there are any.
     """
     report: Dict = {}
+    problems: List[str] = []
+    loaded: Dict[str, List[Video]] = {}
     for split in splits:
         if split == "test" and not os.path.isfile(os.path.join(_annotation_dir(root, "test"), TEST_LIST)):
             continue
-        videos = load_split(root, split)
+        videos = loaded[split] = load_split(root, split)
         report[split] = split_summary(videos)
+        problems += image_problems(videos)
         if split == "test":
-            report[split].pop("positive_rate", None)
-            report[split].pop("labeled_frames", None)
-            report[split].pop("invalid_rows", None)
+            for key in ("positive_rate", "coded_frames", "labeled_frames", "invalid_rows"):
+                report[split].pop(key, None)
+    shared = shared_videos(root, loaded.get("train", []), loaded.get("val", []))
+    problems += [shared] if shared else []
+    if problems:
+        report["problems"] = problems
     return report

@@ -7,12 +7,15 @@ Layout (as ME-GraphAU's `tool/BP4D_image_label_process.py` reads it)::
 
 Values are 0/1; 9 means "not coded": that AU is -1 in the returned labels (left out of the loss and its F1), the
 frame's other AUs still count (ME-GraphAU keeps the 9s; docs/datasets.md says why we do not). A row with no coded
-AU of the set is an invalid row; a row whose image is missing is skipped; both are counted. Columns of AUs
-outside the set are ignored. One `Video` per subject-task, frames in file order (`frame_ids` are 1-based row
-positions, so smoothing runs over consecutive rows even where frame numbers have gaps).
+AU of the set is an invalid row; a row whose image is missing is skipped; both are counted. A row whose frame
+number an earlier row of the file already has is skipped with a warning naming the file and frame (each image
+is labelled once, by its first row) and counted (`duplicate_frames`), as DISFA's shifted frame numbers are.
+Columns of AUs outside the set are ignored. One `Video` per subject-task, frames in file order (`frame_ids` are
+1-based row positions, so smoothing runs over consecutive rows even where frame numbers have gaps).
 """
 
 import csv
+import logging
 import os
 from typing import List, Optional, Sequence
 
@@ -21,6 +24,8 @@ import numpy as np
 from mindface_au.au_sets import BP4D_AUS, au_number
 from mindface_au.data.affwild2 import Video
 from mindface_au.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 LABEL_DIR = os.path.join("AUCoding", "AU_OCC")
 IMAGE_EXT = ".jpg"
@@ -57,8 +62,10 @@ def _read_csv(path: str, au_names: Sequence[str]):
         key = str(au_number(au))
         if key not in header:
             raise UserError(f"{path}:1: no column for {au} (header {key!r}); the header holds {','.join(header)}")
+        if header.count(key) > 1:
+            raise UserError(f"{path}:1: {header.count(key)} columns for {au} (header {key!r}); expected one")
         columns.append(header.index(key))
-    frames, labels = [], []
+    frames, labels, lines = [], [], []
     for line_no, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -73,9 +80,33 @@ def _read_csv(path: str, au_names: Sequence[str]):
         if bad:
             raise UserError(f"{path}:{line_no}: AU value {bad[0]}; expected 0, 1 or 9 (not coded)")
         labels.append(values)
+        lines.append(line_no)
     labels = np.asarray(labels, np.int8).reshape(-1, len(au_names))
     labels[labels == NOT_CODED] = -1
-    return np.asarray(frames, np.int64), labels
+    return np.asarray(frames, np.int64), labels, lines
+
+
+def repeated_frames(path: str, frames: np.ndarray, lines: Sequence[int]) -> np.ndarray:
+    """Mask of rows whose frame number an earlier row already has; warns once per file, naming the first.
+
+    A frame number names the frame's image, so a repeat would label one image twice: the first row is kept, the
+    later ones are skipped and counted (`Video.duplicate_frames`). Shared by the BP4D and DISFA readers."""
+    _, first = np.unique(frames, return_index=True)
+    repeat = np.ones(len(frames), bool)
+    repeat[first] = False
+    if repeat.any():
+        i = int(np.flatnonzero(repeat)[0])
+        earlier = lines[int(np.flatnonzero(frames == frames[i])[0])]
+        logger.warning(
+            "%s:%d: frame %d is listed again (first on line %d); %d row(s) repeat an earlier frame number and are "
+            "skipped, the first row of each frame is used",
+            path,
+            lines[i],
+            int(frames[i]),
+            earlier,
+            int(repeat.sum()),
+        )
+    return repeat
 
 
 def load_bp4d(
@@ -98,14 +129,16 @@ def load_bp4d(
         subject, task = stem.split("_", 1)
         if wanted is not None and subject not in wanted:
             continue
-        frames, labels = _read_csv(os.path.join(folder, name), au_names)
+        path = os.path.join(folder, name)
+        frames, labels, lines = _read_csv(path, au_names)
+        repeat = repeated_frames(path, frames, lines)
         try:
             present = set(os.listdir(os.path.join(image_root, subject, task)))
         except OSError:
             present = set()
         coded = (labels >= 0).any(axis=1)
         has_image = np.array([f"{f}{IMAGE_EXT}" in present for f in frames], bool)
-        keep = coded & has_image
+        keep = coded & has_image & ~repeat
         positions = np.flatnonzero(keep) + 1
         videos.append(
             Video(
@@ -114,8 +147,9 @@ def load_bp4d(
                 labels=labels[keep],
                 image_paths=[image_path(image_root, subject, task, f) for f in frames[keep]],
                 num_frames=len(frames),
-                invalid_rows=int((~coded).sum()),
-                missing_images=int((coded & ~has_image).sum()),
+                invalid_rows=int((~coded & ~repeat).sum()),
+                missing_images=int((coded & ~has_image & ~repeat).sum()),
+                duplicate_frames=int(repeat.sum()),
             )
         )
     return videos

@@ -9,7 +9,11 @@ An AU occurs when its intensity is at least `intensity_threshold` (data.intensit
 intensity estimation is out of scope. The image of line t is `{SN}/{t}.png` with `image_index="line"` (ME-GraphAU:
 the frame number in the file is not used) or `{SN}/{frame}.png` with `image_index="frame"`. Rows whose frame
 number is not t + 1 are counted (`Video.frame_number_mismatch`) and logged, so a shifted tree is not silent.
-Rows whose image is missing are skipped and counted. One `Video` per subject, rows in file order.
+With `image_index="frame"` a frame number that repeats an earlier row's would label one image twice: the later
+rows are skipped with a warning and counted (`Video.duplicate_frames`), as in the BP4D reader.
+Rows whose image is missing are skipped and counted. The AU files of a subject must list the same frame numbers
+in the same order (else a UserError naming the first line that differs): row t of each is one frame. One `Video`
+per subject, rows in file order.
 """
 
 import logging
@@ -20,6 +24,7 @@ import numpy as np
 
 from mindface_au.au_sets import DISFA_AUS, au_number
 from mindface_au.data.affwild2 import Video
+from mindface_au.data.bp4d import repeated_frames
 from mindface_au.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +47,7 @@ def label_path(root: str, subject: str, au: str) -> str:
 def _read_au(path: str):
     if not os.path.isfile(path):
         raise UserError(f"{path}: DISFA label file not found; expected lines frame,intensity")
-    frames, values = [], []
+    frames, values, lines = [], [], []
     with open(path, encoding="utf-8-sig") as handle:
         for line_no, line in enumerate(handle, start=1):
             text = line.strip()
@@ -57,7 +62,8 @@ def _read_au(path: str):
                 raise UserError(f"{path}:{line_no}: expected frame,intensity with intensity 0-5, got {text[:60]!r}")
             frames.append(frame)
             values.append(value)
-    return np.asarray(frames, np.int64), np.asarray(values, np.int64)
+            lines.append(line_no)
+    return np.asarray(frames, np.int64), np.asarray(values, np.int64), lines
 
 
 def load_disfa(
@@ -85,11 +91,18 @@ def load_disfa(
         columns, frames = [], None
         for au in au_names:
             path = label_path(root, subject, au)
-            au_frames, values = _read_au(path)
+            au_frames, values, au_lines = _read_au(path)
             if frames is None:
-                frames, first = au_frames, path
+                frames, first, lines = au_frames, path, au_lines
             elif len(au_frames) != len(frames):
                 raise UserError(f"{path}: {len(au_frames)} lines, {os.path.basename(first)} has {len(frames)}")
+            elif (au_frames != frames).any():  # line t of every AU file must describe the same frame
+                i = int(np.flatnonzero(au_frames != frames)[0])
+                raise UserError(
+                    f"{path}:{au_lines[i]}: frame {int(au_frames[i])}, but line {lines[i]} of "
+                    f"{os.path.basename(first)} is frame {int(frames[i])}; a subject's AU files must list the same "
+                    "frames in the same order"
+                )
             columns.append(values >= int(intensity_threshold))
         labels = np.stack(columns, axis=1).astype(np.int8)
         mismatch = int((frames != np.arange(1, len(frames) + 1)).sum())
@@ -103,20 +116,24 @@ def load_disfa(
                 "line index" if image_index == "line" else "frame number",
             )
         numbers = np.arange(len(frames)) if image_index == "line" else frames
+        # by frame number, a repeated number would label one image twice: as BP4D, the first row is used
+        repeat = np.zeros(len(frames), bool) if image_index == "line" else repeated_frames(first, frames, lines)
         try:
             present = set(os.listdir(os.path.join(image_root, subject)))
         except OSError:
             present = set()
         has_image = np.array([f"{n}{IMAGE_EXT}" in present for n in numbers], bool)
+        keep = has_image & ~repeat
         videos.append(
             Video(
                 name=subject,
-                frame_ids=(np.flatnonzero(has_image) + 1).astype(np.int64),
-                labels=labels[has_image],
-                image_paths=[os.path.join(image_root, subject, f"{n}{IMAGE_EXT}") for n in numbers[has_image]],
+                frame_ids=(np.flatnonzero(keep) + 1).astype(np.int64),
+                labels=labels[keep],
+                image_paths=[os.path.join(image_root, subject, f"{n}{IMAGE_EXT}") for n in numbers[keep]],
                 num_frames=len(frames),
-                missing_images=int((~has_image).sum()),
+                missing_images=int((~has_image & ~repeat).sum()),
                 frame_number_mismatch=mismatch,
+                duplicate_frames=int(repeat.sum()),
             )
         )
     return videos

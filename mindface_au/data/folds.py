@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
 from mindface_au.config import FOLD_SPLITS, NUM_FOLDS
-from mindface_au.data.affwild2 import Video, load_split, pair_key
+from mindface_au.data.affwild2 import Video, load_split, pair_key, shared_videos
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_write
 
@@ -52,10 +52,8 @@ def make_folds(root: str, num_folds: int = NUM_FOLDS) -> Dict:
         raise UserError(
             f"number of folds: got {num_folds}, only {NUM_FOLDS} is supported (data.split knows fold1..fold{NUM_FOLDS})"
         )
-    videos = load_split(root, "train") + load_split(root, "val")
-    counts = {v.name: len(v) for v in videos}
-    if len(counts) != len(videos):
-        raise UserError(f"{root}: a video name appears in both Train_Set and Validation_Set")
+    train, val = load_train_val(root)
+    counts = {v.name: len(v) for v in train + val}
     folds = compute_folds(counts, num_folds)
     return {
         "format": FOLDS_FORMAT,
@@ -101,6 +99,16 @@ def read_folds(path: str) -> List[List[str]]:
     return folds
 
 
+def load_train_val(root: str) -> Tuple[List[Video], List[Video]]:
+    """Aff-Wild2's Train_Set and Validation_Set videos; a video name in both is a UserError naming it (the
+    official split would validate on a video it trains on, the folds would count it twice)."""
+    train, val = load_split(root, "train"), load_split(root, "val")
+    shared = shared_videos(root, train, val)
+    if shared:
+        raise UserError(shared)
+    return train, val
+
+
 def split_by_folds(
     videos: Sequence[Video], folds: List[List[str]], fold: int, source: str = "folds"
 ) -> Tuple[List[Video], List[Video]]:
@@ -127,10 +135,11 @@ def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
         return fold_split(data_cfg)
     root = data_cfg.root
     if data_cfg.split in ("official", ""):  # "" is a DataConfig not yet validated: the default, official
-        return load_split(root, "train"), load_split(root, "val")
+        return load_train_val(root)
     if data_cfg.split not in FOLD_SPLITS:
         raise UserError(f"config key data.split: got {data_cfg.split!r}, expected official or fold1..fold{NUM_FOLDS}")
-    videos = load_split(root, "train") + load_split(root, "val")
+    train, val = load_train_val(root)
+    videos = train + val
     if data_cfg.folds_file:
         folds, source = read_folds(data_cfg.folds_file), data_cfg.folds_file
     else:

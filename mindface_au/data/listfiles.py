@@ -2,32 +2,33 @@
 
 Under a folder, per fold k (the fold count is the number of test path files present)::
 
-    <DS>_train_img_path_fold<k>.txt    one image path per line (relative to data.image_root, or absolute)
+    <DS>_train_img_path_fold<k>.txt    one image path per line (relative to data.image_root, or absolute under it)
     <DS>_train_label_fold<k>.txt       one row of space-separated labels per image, one column per AU
     <DS>_test_img_path_fold<k>.txt     ... the images fold k evaluates on
     <DS>_test_label_fold<k>.txt
 
 The AU names of the columns come from the config (data.au_names, else model.au_names). 0 and 1 are labels;
 -1 and 9 mean "not labelled" for that AU (-1 in the returned labels: masked out of the loss and its F1). Any
-other value, a row with the wrong number of columns, a path without an image, or path and label files of
-different lengths is an error naming the file and line. Images are grouped into one `Video` per image folder
+other value, a row with the wrong number of columns, a path without an image, a path outside the image root
+(absolute, or climbing out with `..`: a list never makes a run read elsewhere), an empty list, or path and label
+files of different lengths is an error naming the file and line. Images are grouped into one `Video` per image folder
 (in listed order), the sequence over which predictions are smoothed.
 """
 
 import os
 import re
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mindface_au.data.affwild2 import Video
+from mindface_au.data.affwild2 import Video, is_image_file
 from mindface_au.errors import UserError
 
 _PATHS = re.compile(r"^(?P<ds>.+)_(?P<part>train|test)_img_path_fold(?P<k>[0-9]+)\.txt$")
 NOT_LABELLED = ("-1", "9")
 
-__all__ = ["list_folds", "load_list", "fold_files"]
+__all__ = ["list_folds", "load_list", "fold_files", "fold_problem"]
 
 
 def list_folds(root: str) -> Dict[int, Dict[str, Tuple[str, str]]]:
@@ -69,11 +70,31 @@ def _lines(path: str) -> List[Tuple[int, str]]:
         return [(i, line.strip()) for i, line in enumerate(handle, start=1) if line.strip()]
 
 
-def load_list(paths_file: str, labels_file: str, au_names: Sequence[str], image_root: str = "") -> List[Video]:
-    """Videos (one per image folder) of one paths/labels pair; see the module docstring."""
+def _inside(path: str, root: str) -> bool:
+    """True when `path` lies under `root` once both are made absolute and `..` is resolved (by name: a symbolic
+    link inside the root is the user's own choice and is followed)."""
+    root = os.path.abspath(root or ".")
+    return os.path.commonpath([os.path.abspath(path), root]) == root
+
+
+def load_list(
+    paths_file: str,
+    labels_file: str,
+    au_names: Sequence[str],
+    image_root: str = "",
+    problems: Optional[List[str]] = None,
+) -> List[Video]:
+    """Videos (one per image folder) of one paths/labels pair; see the module docstring.
+
+    A path outside `image_root` (absolute, or climbing out with `..`) or without an image is a UserError naming
+    the list file and line. With a `problems` list (check-data), such lines and lines whose file is not an image
+    are appended to it, one line each, and left out instead."""
     paths, rows = _lines(paths_file), _lines(labels_file)
     if len(paths) != len(rows):
         raise UserError(f"{labels_file}: {len(rows)} label rows, {paths_file} lists {len(paths)} images")
+    if not paths:
+        raise UserError(f"{paths_file}: lists no images; expected one image path per line")
+    root_text = image_root or "."
     groups: "OrderedDict[str, List[Tuple[str, np.ndarray]]]" = OrderedDict()
     for (p_line, rel), (l_line, row) in zip(paths, rows):
         values = row.split()
@@ -90,8 +111,21 @@ def load_list(paths_file: str, labels_file: str, au_names: Sequence[str], image_
             else:
                 raise UserError(f"{labels_file}:{l_line}: value {value!r}; expected 0, 1, or -1 / 9 (not labelled)")
         path = rel if os.path.isabs(rel) else os.path.join(image_root, rel)
-        if not os.path.isfile(path):
-            raise UserError(f"{paths_file}:{p_line}: image {rel!r} not found under {image_root or '.'}")
+        problem = None
+        if not _inside(path, image_root):
+            problem = (
+                f"{paths_file}:{p_line}: image {rel[:80]!r} is outside the data root {root_text} "
+                "(data.image_root, else data.root); list paths under it or set data.image_root to a folder holding them"
+            )
+        elif not os.path.isfile(path):
+            problem = f"{paths_file}:{p_line}: image {rel[:80]!r} not found under {root_text}"
+        elif problems is not None and not is_image_file(path):
+            problem = f"{paths_file}:{p_line}: {rel[:80]!r} is not an image (no image decoder knows its content)"
+        if problem is not None:
+            if problems is None:
+                raise UserError(problem)
+            problems.append(problem)
+            continue
         groups.setdefault(os.path.dirname(rel) or ".", []).append((path, np.asarray(labels, np.int8)))
     videos = []
     for folder, items in groups.items():
@@ -106,3 +140,18 @@ def load_list(paths_file: str, labels_file: str, au_names: Sequence[str], image_
             )
         )
     return videos
+
+
+def fold_problem(files: Dict[str, Tuple[str, str]], train: Sequence[Video], test: Sequence[Video]) -> Optional[str]:
+    """The problem line of one fold's lists, else None: an image in both the train and the test list (the fold
+    would score images it trains on), or listed twice in the test list (scored twice). The train list may repeat
+    an image on purpose (oversampling)."""
+    trained = {os.path.abspath(p) for v in train for p in v.image_paths}
+    seen: set = set()
+    for path in (os.path.abspath(p) for v in test for p in v.image_paths):
+        if path in trained:
+            return f"{files['test'][0]}: image {path[-80:]!r} is also in the training list {files['train'][0]}"
+        if path in seen:
+            return f"{files['test'][0]}: image {path[-80:]!r} is listed twice; each test image is scored once"
+        seen.add(path)
+    return None

@@ -16,7 +16,14 @@ from mindface_au.engine.run_dir import RunDirectory
 from mindface_au.metrics import format_f1
 from mindface_au.utils.guard import reclaim_signal_handlers
 
-__all__ = ["ProgressLogger", "EpochValidator", "StepCheckpoint", "ShardLogger", "SkippedImagesCallback"]
+__all__ = [
+    "ProgressLogger",
+    "EpochValidator",
+    "describe_best",
+    "StepCheckpoint",
+    "ShardLogger",
+    "SkippedImagesCallback",
+]
 
 
 def _loss_value(outputs) -> float:
@@ -135,17 +142,43 @@ class ProgressLogger(Callback):
         }
 
 
+LAST_EPOCH = "the last epoch (no validation: train.val_interval 0)"  # `best["metric"]` of a run without validation
+
+
+def describe_best(best: Dict) -> str:
+    """The best epoch as the end of a run reports it: epoch, score and the metric that picked it (e.g. "best epoch 3:
+    val mean F1 70.21 (raw, over all 3000 validation frames)"), or that no epoch was picked."""
+    if not best.get("epoch"):
+        return "no best epoch (no epoch finished with a score)"
+    f1 = best.get("mean_f1")
+    score = "n/a" if f1 is None else f"{100 * f1:.2f}"
+    metric = best.get("metric")
+    if metric == LAST_EPOCH:
+        return f"best epoch {best['epoch']}: the last epoch (no validation)"
+    return f"best epoch {best['epoch']}: val mean F1 {score}" + (f" ({metric})" if metric else "")
+
+
+def _mean_text(mean: Optional[float], aus: Optional[int], total: int) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{100 * mean:.2f}" + (f" over {aus} of {total} AUs" if aus is not None and aus < total else "")
+
+
 class EpochValidator(Callback):
-    """After each epoch: validation F1 (rank 0), metrics.json, last-N and best-F1 checkpoints, resume state.
+    """After each epoch: validation F1 (every rank scores its shard), metrics.json, last-N and best-F1 checkpoints,
+    resume state.
 
-    `val_interval` N validates after every N-th epoch and after `last_epoch`; the best checkpoint is chosen among
-    the validated epochs only (an epoch without validation never replaces it). Without `evaluate_fn` (no
-    validation videos) the lowest training loss picks it.
+    `val_interval` N validates after every N-th epoch and after `last_epoch`; the best checkpoint is the validated
+    epoch with the highest raw validation mean F1 (over the AUs with coded frames; an epoch without validation, or
+    whose validation scored no AU, never replaces it). Without `evaluate_fn` (a run without validation,
+    train.val_interval 0) the last epoch is the best checkpoint, as said once at the first epoch.
 
-    `evaluate_fn()` returns the evaluate_probs dict (engine/validation.py); `run_dir` writes the files (nothing on
-    ranks other than 0); `net` is saved as the epoch and best checkpoints, `train_network` (network + optimiser) as
-    the resume state. Nothing is written for an epoch in which the loss went non-finite, so the last good
-    checkpoint stays.
+    `evaluate_fn()` returns the `scores_from_counts` dict with "frames" and "subset" (engine/validation.py; on
+    every rank in a data-parallel run, which sums the counts); `run_dir` writes the files (nothing on ranks other
+    than 0); `net` is saved as the epoch and best checkpoints, `train_network` (network + optimiser) as the resume
+    state. Nothing is written for an epoch in which the loss went non-finite, so the last good checkpoint stays.
+    Each record says which frames its validation covered ("val_subset") and `best` which metric picked it
+    ("metric").
     """
 
     def __init__(
@@ -173,13 +206,20 @@ class EpochValidator(Callback):
         self.history = history
         self.lrs = lrs
         self.steps_per_epoch = steps_per_epoch
-        self.best = dict(best or {"epoch": 0, "mean_f1": -1.0})
+        self.best = dict(best or {"epoch": 0, "mean_f1": None})
         self.last_good: Optional[str] = None
         self.val_interval, self.last_epoch = max(1, int(val_interval)), int(last_epoch)
+        self._said_no_validation = False
 
     def validates(self, epoch: int) -> bool:
         """Whether epoch `epoch` (1-based) is validated: every `val_interval`-th epoch and the last one."""
         return self.evaluate_fn is not None and (epoch % self.val_interval == 0 or epoch == self.last_epoch)
+
+    def _improves(self, score: Optional[float]) -> bool:
+        if score is None:
+            return False
+        best = self.best.get("mean_f1")
+        return not self.best.get("epoch") or best is None or score > best
 
     def on_train_epoch_end(self, run_context) -> None:
         if self.progress.diverged is not None:
@@ -201,35 +241,45 @@ class EpochValidator(Callback):
                 val_mean_f1_smoothed=result["mean_f1_smoothed"],
                 val_time_s=time.time() - t0,
             )
-            if "frames" in result:
-                record["val_frames"] = result["frames"]
+            for key in ("frames", "subset", "mean_aus", "coded_frames"):
+                if key in result:
+                    record[f"val_{key}"] = result[key]
             self.logger.info(
-                f"epoch {epoch} validation\n"
+                f"epoch {epoch} validation ({result.get('subset', 'validation frames')})\n"
                 + format_f1(list(result["per_au"].values()), list(result["per_au"]), label="val")
             )
         if "val_mean_f1" in record:
+            total = len(record["val_per_au"])
+            aus = record.get("val_mean_aus")
             val_text = (
-                f", val mean F1 {100 * record['val_mean_f1']:.2f} (smoothed {100 * record['val_mean_f1_smoothed']:.2f})"
+                f", val mean F1 {_mean_text(record['val_mean_f1'], aus, total)} (smoothed "
+                f"{_mean_text(record['val_mean_f1_smoothed'], aus, total)})"
+                + (f" over {record['val_subset']}" if "val_subset" in record else "")
             )
         elif self.evaluate_fn is not None:
             val_text = f", not validated (train.val_interval {self.val_interval})"
         else:
             val_text = ""
         self.logger.info(f"epoch {epoch}: loss {record['loss']:.4f}, {record['images_per_s']:.1f} img/s{val_text}")
+        if self.evaluate_fn is None and not self._said_no_validation:
+            self.logger.info("no validation (train.val_interval 0): best.ckpt is the last epoch")
+            self._said_no_validation = True
         self.history.append(record)
         if not self.run_dir.writes:
             return
         run = self.run_dir
         f1 = record.get("val_mean_f1")
         self.last_good = run.save_checkpoint(self.net, "epoch", epoch, val_mean_f1=f1)
-        if "val_mean_f1" in record:
-            score = record["val_mean_f1"]
-        else:  # an epoch left out by val_interval never becomes the best; without validation videos the loss picks
-            score = -record["loss"] if self.evaluate_fn is None else None
-        if score is not None and score > self.best["mean_f1"]:
-            self.best = {"epoch": epoch, "mean_f1": score}
+        if self.evaluate_fn is None:  # no validation: every epoch replaces the best, the last one stays
+            self.best = {"epoch": epoch, "mean_f1": None, "metric": LAST_EPOCH}
+            run.save_checkpoint(self.net, "best", epoch)
+        elif "val_mean_f1" in record and self._improves(f1):  # epochs left out by val_interval never become best
+            metric = "raw val_mean_f1, prob k 0 label k 0"
+            if "val_subset" in record:
+                metric += f", over {record['val_subset']}"
+            self.best = {"epoch": epoch, "mean_f1": f1, "metric": metric}
             run.save_checkpoint(self.net, "best", epoch, val_mean_f1=f1)
-            self.logger.info(f"epoch {epoch}: new best checkpoint (mean F1 {100 * score:.2f})")
+            self.logger.info(f"epoch {epoch}: new best checkpoint (val mean F1 {100 * f1:.2f}, {metric})")
         run.prune(epoch)
         run.write_metrics(self.history, self.best)
         # last: a resumed run re-reads metrics.json up to this epoch

@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from mindface_au.config import FOLD_SPLITS, Config
+from mindface_au.config import AU_NAMES, FOLD_SPLITS, Config
+from mindface_au.metrics import mean_of_coded
 from mindface_au.utils.io import atomic_write
 
 __all__ = ["SPLITS", "run_cv", "format_table1", "cv_splits"]
@@ -19,10 +20,17 @@ __all__ = ["SPLITS", "run_cv", "format_table1", "cv_splits"]
 SPLITS = ("official", *FOLD_SPLITS)  # Aff-Wild2's; other formats: mindface_au.data.formats.fold_names
 
 
-def format_table1(rows: Dict[str, Dict[str, float]], mean_row: bool = False) -> str:
+def _pct(value: Optional[float], width: int) -> str:
+    return f"{'n/a':>{width}s}" if value is None else f"{100 * value:{width}.2f}"
+
+
+def format_table1(rows: Dict[str, Dict[str, Optional[float]]], mean_row: bool = False) -> str:
     """One row per split, per-AU F1 and the mean, in percent; AU columns from the rows' own keys (the data's set).
 
-    `mean_row` adds ME-GraphAU's last row, the mean over the fold rows (the official split is not a fold)."""
+    An F1 of None (an AU without coded frames in that split, or a split that has no score) is `n/a` and is left
+    out of the row's mean, which then says how many AUs it covers. `mean_row` adds ME-GraphAU's last row: per AU,
+    the mean over the fold rows that have a value (the official split is not a fold); a fold with no value at all
+    is left out of it, and the row says over how many folds it is."""
     if not rows:
         return ""
     names = list(next(iter(rows.values())))
@@ -30,17 +38,26 @@ def format_table1(rows: Dict[str, Dict[str, float]], mean_row: bool = False) -> 
         if list(per_au) != names:
             raise ValueError(f"split {split}: AUs {', '.join(per_au)} differ from {', '.join(names)}")
 
-    def line(label: str, values: List[float]) -> str:
-        mean = 100 * sum(values) / len(values)
-        return f"{label:<10s}" + "".join(f"{100 * v:7.2f}" for v in values) + f"{mean:9.2f}"
+    def line(label: str, values: List[Optional[float]], note: str = "") -> str:
+        mean, count = mean_of_coded(values)
+        if mean is not None and count < len(values):
+            note = f" (mean over {count} of {len(values)} AUs)" + note
+        return f"{label:<10s}" + "".join(_pct(v, 7) for v in values) + _pct(mean, 9) + note
 
     lines = [f"{'Val Set':<10s}" + "".join(f"{n:>7s}" for n in names) + f"{'F1':>9s}"]
     for split, per_au in rows.items():
         label = "Official" if split == "official" else f"Fold-{split[4:]}"
         lines.append(line(label, [per_au[n] for n in names]))
     folds = [per_au for split, per_au in rows.items() if split != "official"]
-    if mean_row and folds:
-        lines.append(line("Mean", [sum(f[n] for f in folds) / len(folds) for n in names]))
+    scored = [f for f in folds if any(v is not None for v in f.values())]
+    if mean_row and scored:
+        means = [mean_of_coded([f[n] for f in scored])[0] for n in names]
+        note = (
+            ""
+            if len(scored) == len(folds)
+            else f" (over {len(scored)} of {len(folds)} folds; the others have no score)"
+        )
+        lines.append(line("Mean", means, note))
     return "\n".join(lines)
 
 
@@ -55,17 +72,25 @@ def cv_splits(cfg: Config) -> List[str]:
 def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Optional[Sequence[str]] = None, train_fn=None) -> Dict:
     """Train one run per split under <out_root>/<split> and collect each run's best-epoch per-AU F1.
 
-    Returns {"splits": {split: per_au}, "mean_f1": {split: mean}, "best_ckpts": [...]}; writes cv.json.
-    Splits whose run already finished (metrics.json with every epoch) are not retrained; an unfinished one (with
+    Returns {"splits": {split: per_au}, "mean_f1": {split: mean}, "best_ckpts": [...], "unscored": [...]};
+    writes cv.json. An F1 is None where it has no value (an AU without coded frames in that split's validation
+    part); a split whose validation part has no frame to score (`EmptyValidationPart`), or whose best epoch has no
+    validation, is listed in "unscored" with every F1 None, and the other splits still run. Splits whose run
+    already finished (metrics.json with every epoch) are not retrained; an unfinished one (with
     checkpoints/resume.ckpt) is resumed.
     """
     from mindface_au.engine.trainer import RUN_FILES, train
+    from mindface_au.engine.validation import EmptyValidationPart
+    from mindface_au.data.formats import check_folds
 
     train_fn = train_fn or train
     splits = cv_splits(cfg) if splits is None else splits
+    check_folds(cfg.data, splits)  # every fold's test subjects before the first fold trains
     out_root = out_root or cfg.train.out_dir
-    rows: Dict[str, Dict[str, float]] = {}
+    rows: Dict[str, Dict[str, Optional[float]]] = {}
     ckpts: List[str] = []
+    unscored: List[str] = []
+    names = list(cfg.data.au_names or AU_NAMES)
     for split in splits:
         split_cfg = copy.deepcopy(cfg)
         split_cfg.data.split = split
@@ -84,22 +109,33 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Optional[Sequenc
                 )
         if history is None:
             resume_ckpt = os.path.join(split_cfg.train.out_dir, RUN_FILES["resume"])
-            if os.path.isfile(resume_ckpt):  # an unfinished split continues where it stopped
-                print(
-                    f"{split}: unfinished run found in {split_cfg.train.out_dir}, resumed", file=sys.stderr, flush=True
-                )
-                result = train_fn(None, resume=split_cfg.train.out_dir)
-            else:  # nothing or no finished epoch yet: cv's own unfinished work, started over
-                result = train_fn(split_cfg, overwrite=True)
+            try:
+                if os.path.isfile(resume_ckpt):  # an unfinished split continues where it stopped
+                    print(
+                        f"{split}: unfinished run found in {split_cfg.train.out_dir}, resumed",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    result = train_fn(None, resume=split_cfg.train.out_dir)
+                else:  # nothing or no finished epoch yet: cv's own unfinished work, started over
+                    result = train_fn(split_cfg, overwrite=True)
+            except EmptyValidationPart as exc:
+                print(f"{split}: not trained, no score: {exc}", file=sys.stderr, flush=True)
+                rows[split] = dict.fromkeys(names)
+                unscored.append(split)
+                continue
             history = {"epochs": result["epochs"], "best": result["best"]}
         best_epoch = history["best"]["epoch"]
-        record = next(r for r in history["epochs"] if r["epoch"] == best_epoch)
-        rows[split] = record["val_per_au"]
+        record = next((r for r in history["epochs"] if r["epoch"] == best_epoch), {})
+        rows[split] = record.get("val_per_au") or dict.fromkeys(names)
+        if all(v is None for v in rows[split].values()):
+            unscored.append(split)
         ckpts.append(os.path.join(split_cfg.train.out_dir, RUN_FILES["best"]))
     summary = {
         "splits": rows,
-        "mean_f1": {s: sum(v.values()) / len(v) for s, v in rows.items()},
+        "mean_f1": {s: mean_of_coded(list(v.values()))[0] for s, v in rows.items()},
         "best_ckpts": ckpts,
+        "unscored": unscored,
     }
     with atomic_write(os.path.join(out_root, "cv.json")) as handle:
         json.dump(summary, handle, indent=2)

@@ -156,3 +156,44 @@ def sync_batchnorm(net) -> int:
         return nn.SyncBatchNorm(bn.num_features, eps=bn.eps, momentum=1.0 - bn.momentum)
 
     return swap_batchnorm(net, make)
+
+
+# Validation collective and the collective timeouts a launch sets (engine/validation.py; docs/training.md).
+
+# Environment variables `launch` sets for every worker unless the user set them: how long a rank waits at a
+# collective for the others. HCCL_EXEC_TIMEOUT (Ascend; CANN's default 1836 s; the Atlas training series (910A)
+# accepts up to 17340 s and rounds down to a multiple of 68 s, Atlas A2/A3 up to 2147483647): the wait of the
+# ranks at the sum of the validation counts, and at the first gradient all-reduce after rank 0 saves the epoch's
+# checkpoints. 7200 s covers a validation part scored at ~100 frames/s per rank for ~4 hours of video per rank.
+# HCCL_CONNECT_TIMEOUT (Ascend; MindSpore sets 600 s when unset; CANN accepts 120..7200): building the links at
+# start, while every rank loads its data and compiles. GPU (NCCL) collectives have no execution timeout here.
+COLLECTIVE_TIMEOUTS = {"HCCL_EXEC_TIMEOUT": "7200", "HCCL_CONNECT_TIMEOUT": "1800"}
+
+
+def collective_timeout_env(environ=None) -> dict:
+    """The COLLECTIVE_TIMEOUTS not already set in `environ` (default os.environ): a user's own value wins. A
+    launcher adds the result to the workers' environment."""
+    environ = os.environ if environ is None else environ
+    return {key: value for key, value in COLLECTIVE_TIMEOUTS.items() if not environ.get(key)}
+
+
+def all_reduce_sum(values):
+    """The element-wise sum of the integer numpy array `values` over all ranks (every rank gets it; every rank must
+    call it). Outside the train graph: `mindspore.ops.communication.all_reduce` on the world group, run eagerly.
+    Counts travel as int32, which every backend sums (MindSpore 2.10's CPU all-reduce refuses float64), on every
+    rank alike (a dtype chosen per rank would hang the collective): the validation counts are bounded by the
+    validation part's frame count, far below 2^31. One process: `values` unchanged."""
+    import numpy as np
+
+    array = np.asarray(values)
+    if _state["world_size"] <= 1:
+        return array
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"all_reduce_sum sums integer counts, got {array.dtype}")
+    import mindspore as ms
+    from mindspore.ops.communication import all_reduce
+
+    tensor = ms.Tensor(array.astype(np.int32))
+    out = all_reduce(tensor, op="sum")  # MindSpore 2.10 sums in place (returns a handle); older forms return a copy
+    total = out[0] if isinstance(out, tuple) and isinstance(out[0], ms.Tensor) else tensor
+    return total.asnumpy().astype(array.dtype)

@@ -14,16 +14,20 @@ import numpy as np
 from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
 from mindface_au.inference.loader import checkpoint_model_config
-from mindface_au.metrics import F1Accumulator, per_au_dict
+from mindface_au.metrics import COUNT_ROWS, F1Accumulator, f1_from_counts, mean_of_coded, per_au_dict
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
 __all__ = [
     "load_model",
     "predict_videos",
     "frame_probs",
+    "count_videos",
     "score_videos",
     "sweep",
     "format_sweep",
+    "count_predictions",
+    "scores_from_counts",
+    "evaluate_probs",
     "evaluate",
 ]
 
@@ -117,35 +121,94 @@ def video_labels(video, full_probs: np.ndarray, prob_k: int, label_k: int, thres
     return postprocess_video(full_probs, prob_k, label_k, threshold)
 
 
-def score_videos(
-    videos: Sequence, full_probs: Sequence[np.ndarray], prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
+def count_videos(
+    videos: Sequence,
+    full_probs: Sequence[np.ndarray],
+    prob_k: int = 0,
+    label_k: int = 0,
+    threshold: float = 0.5,
+    num_aus: Optional[int] = None,
 ) -> np.ndarray:
-    """Per-AU F1 over the labelled frames of all videos after post-processing each video's full frame list."""
-    acc = F1Accumulator(full_probs[0].shape[1] if len(full_probs) else len(AU_NAMES))
+    """(4, C) counts (metrics.COUNT_ROWS: TP, FP, FN, coded frames) over the labelled frames of all videos after
+    post-processing each video's full frame list. Counts of disjoint sets of whole videos add up to the counts of
+    their union (the sharded validation sums them over ranks). `num_aus` (C) is needed only for no videos."""
+    if num_aus is None:
+        num_aus = full_probs[0].shape[1] if len(full_probs) else len(AU_NAMES)
+    acc = F1Accumulator(num_aus)
     for video, probs in zip(videos, full_probs):
         labels = video_labels(video, probs, prob_k, label_k, threshold)
         acc.update(video.labels, labels[np.asarray(video.frame_ids) - 1])
-    return acc.per_au()
+    return acc.counts
+
+
+def score_videos(
+    videos: Sequence, full_probs: Sequence[np.ndarray], prob_k: int = 0, label_k: int = 0, threshold: float = 0.5
+) -> np.ndarray:
+    """Per-AU F1 over the labelled frames of all videos after post-processing (NaN: an AU with no coded frame)."""
+    return f1_from_counts(count_videos(videos, full_probs, prob_k, label_k, threshold))
 
 
 def sweep(
     videos: Sequence, full_probs: Sequence[np.ndarray], threshold: float = 0.5, fixed_prob_k: int = 8, ks=range(1, 11)
-) -> Dict[str, List[Tuple[int, float]]]:
-    """The paper's Table 2: mean F1 for probability k, label k, and fixed probability k with label k."""
+) -> Dict[str, List[Tuple[int, Optional[float]]]]:
+    """The paper's Table 2: mean F1 (over the AUs with coded frames; None if none has) for probability k, label
+    k, and fixed probability k with label k."""
     table = {"prob": [], "label": [], "prob_label": []}
+
+    def mean(prob_k: int, label_k: int) -> Optional[float]:
+        return mean_of_coded(score_videos(videos, full_probs, prob_k, label_k, threshold))[0]
+
     for k in ks:
-        table["prob"].append((k, float(score_videos(videos, full_probs, k, 0, threshold).mean())))
-        table["label"].append((k, float(score_videos(videos, full_probs, 0, k, threshold).mean())))
-        table["prob_label"].append((k, float(score_videos(videos, full_probs, fixed_prob_k, k, threshold).mean())))
+        table["prob"].append((k, mean(k, 0)))
+        table["label"].append((k, mean(0, k)))
+        table["prob_label"].append((k, mean(fixed_prob_k, k)))
     return table
 
 
-def format_sweep(table: Dict[str, List[Tuple[int, float]]], fixed_prob_k: int = 8) -> str:
-    """Table 2 layout: 'k/F1' for probability smoothing, label smoothing, and 'pk/k/F1' for both."""
+def format_sweep(table: Dict[str, List[Tuple[int, Optional[float]]]], fixed_prob_k: int = 8) -> str:
+    """Table 2 layout: 'k/F1' for probability smoothing, label smoothing, and 'pk/k/F1' for both (n/a: no AU has a
+    coded frame)."""
+
+    def pct(value: Optional[float]) -> str:
+        return "n/a" if value is None else f"{100 * value:.3f}"
+
     lines = [f"{'Probability k/F1':<20s}{'Label k/F1':<20s}{'Probability/Label k/k/F1':<26s}"]
     for (kp, fp), (kl, fl), (kb, fb) in zip(table["prob"], table["label"], table["prob_label"]):
-        lines.append(f"{f'{kp}/{100 * fp:.3f}':<20s}{f'{kl}/{100 * fl:.3f}':<20s}{fixed_prob_k}/{kb}/{100 * fb:.3f}")
+        lines.append(f"{f'{kp}/{pct(fp)}':<20s}{f'{kl}/{pct(fl)}':<20s}{fixed_prob_k}/{kb}/{pct(fb)}")
     return "\n".join(lines)
+
+
+def count_predictions(
+    videos: Sequence,
+    predictions: Sequence,
+    prob_k: int = 0,
+    label_k: int = 0,
+    threshold: float = 0.5,
+    num_aus: Optional[int] = None,
+) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """(2, 4, C) counts, raw then post-processed (`count_videos`), of `predict_videos` output, and the full
+    per-video probabilities they were counted from."""
+    full = [frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)]
+    raw = count_videos(videos, full, 0, 0, threshold, num_aus)
+    smoothed = count_videos(videos, full, prob_k, label_k, threshold, num_aus)
+    return np.stack([raw, smoothed]), full
+
+
+def scores_from_counts(counts: np.ndarray, prob_k: int, label_k: int, au_names: Sequence[str]) -> Dict:
+    """The score dict of (2, 4, C) raw and post-processed counts: mean and per-AU F1 (None: an AU with no coded
+    frame, left out of the means), "coded_frames" per AU and "mean_aus", how many AUs the means cover."""
+    raw, smoothed = f1_from_counts(counts[0]), f1_from_counts(counts[1])
+    coded = counts[0][COUNT_ROWS.index("coded")]
+    return {
+        "mean_f1": mean_of_coded(raw)[0],
+        "per_au": per_au_dict(raw, au_names),
+        "mean_f1_smoothed": mean_of_coded(smoothed)[0],
+        "per_au_smoothed": per_au_dict(smoothed, au_names),
+        "coded_frames": {name: int(n) for name, n in zip(au_names, coded)},
+        "mean_aus": mean_of_coded(raw)[1],
+        "prob_k": prob_k,
+        "label_k": label_k,
+    }
 
 
 def evaluate_probs(
@@ -156,20 +219,13 @@ def evaluate_probs(
     threshold: float = 0.5,
     au_names: Optional[Sequence[str]] = None,
 ) -> Dict:
-    """Raw and post-processed scores from `predict_videos` output; per-AU dicts keyed by `au_names` (None: ABAW)."""
+    """Raw and post-processed scores from `predict_videos` output (`scores_from_counts`, plus "full_probs");
+    per-AU dicts keyed by `au_names` (None: ABAW)."""
     au_names = tuple(au_names) if au_names else AU_NAMES
-    full = [frame_probs(v, ids, p) for v, (ids, p) in zip(videos, predictions)]
-    raw = score_videos(videos, full, 0, 0, threshold)
-    smoothed = score_videos(videos, full, prob_k, label_k, threshold)
-    return {
-        "mean_f1": float(raw.mean()),
-        "per_au": per_au_dict(raw, au_names),
-        "mean_f1_smoothed": float(smoothed.mean()),
-        "per_au_smoothed": per_au_dict(smoothed, au_names),
-        "prob_k": prob_k,
-        "label_k": label_k,
-        "full_probs": full,
-    }
+    counts, full = count_predictions(videos, predictions, prob_k, label_k, threshold, len(au_names))
+    result = scores_from_counts(counts, prob_k, label_k, au_names)
+    result["full_probs"] = full
+    return result
 
 
 def evaluate(

@@ -106,8 +106,12 @@ def train(
     overrides: List[str] = (),
     callbacks: Sequence = (),
     overwrite: bool = False,
+    on_start=None,
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
+
+    `on_start(cfg)`: called once every check passed, before the run directory is written (the CLI echoes the
+    resolved config there, so a command that fails a check prints its one-line error only).
 
     `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
     `overwrite`: replace the run in train.out_dir if there is one (else that is an error; see docs/errors.md).
@@ -126,6 +130,7 @@ def train(
         ShardLogger,
         SkippedImagesCallback,
         StepCheckpoint,
+        describe_best,
     )
     from mindface_au.engine.distributed import (
         check_resume_workers,
@@ -136,7 +141,7 @@ def train(
     )
     from mindface_au.engine.optim import create_optimizer, create_scheduler
     from mindface_au.engine.runtime import amp_rewrite_folder, apply_jit_level, resolve_runtime
-    from mindface_au.engine.validation import create_validation
+    from mindface_au.engine.validation import check_validation_part, create_validation
     from mindface_au.losses import create_loss
     from mindface_au.model_card import make_card
     from mindface_au.models import create_model_from_config
@@ -153,6 +158,7 @@ def train(
     # be run again as it is. First those that need no device: the files the config names and the data.
     check_backbone_checkpoint(cfg.model)
     train_videos, val_videos = get_split(cfg.data)
+    validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
@@ -221,6 +227,8 @@ def train(
             phases.append((cfg.train.epochs, make_dataset(start_epoch + 1), start_epoch + 1))
 
     # Nothing failed: from here on the run directory is written.
+    if on_start is not None:
+        on_start(cfg)
     stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
     run.save_config(cfg)
     logger = _make_logger(run.log_path if run.writes else None, rank)
@@ -261,9 +269,8 @@ def train(
         logger.info(f"resumed from {where} (global step {int(optimizer.global_step.asnumpy()[0])})")
     logger.info(f"parameters sha256 {parameter_digest(net)} at global step {start_step}")
 
-    # Validation runs on rank 0 over every validation frame (the same code as `eval`), the other ranks wait for it
-    # at their next gradient all-reduce; see docs/clusters.md.
-    evaluate_fn = create_validation(net, val_videos, cfg, logger) if run.writes and val_videos else None
+    # Every rank validates its shard of whole videos and the counts are summed over the ranks (engine/validation.py)
+    evaluate_fn = create_validation(net, val_videos, cfg, logger, rank, world_size) if validating else None
     progress = ProgressLogger(
         logger, lrs, steps, runtime.global_batch, start_step=start_step, epoch_losses=epoch_losses
     )
@@ -297,12 +304,9 @@ def train(
             f"(lower train.lr or use amp_level O0); last good checkpoint: {kept}"
         )
     if run.writes:
-        logger.info(
-            f"done in {time.time() - t0:.1f} s; best epoch {validator.best['epoch']} "
-            f"mean F1 {100 * validator.best['mean_f1']:.2f}"
-        )
+        logger.info(f"done in {time.time() - t0:.1f} s; {describe_best(validator.best)}")
     else:
-        logger.info(f"done in {time.time() - t0:.1f} s (rank 0 validates and writes the run directory)")
+        logger.info(f"done in {time.time() - t0:.1f} s (rank 0 writes the run directory)")
     logger.info(f"parameters sha256 {parameter_digest(net)} at global step {progress.global_step}")
     for handler in list(logger.handlers):
         handler.flush()

@@ -1,10 +1,16 @@
 """Per-epoch validation during training: the validation videos (optionally shortened) scored as `evaluate` does.
 
-`EpochValidator` (engine/callbacks.py) calls the function `create_validation` returns after each epoch, on rank 0.
-In a data-parallel run rank 0 validates every frame itself (rather than each rank scoring a shard and the counts
-being all-reduced): the smoothing works on whole videos, this is the code `eval` runs (so the logged F1 equals a
-single-process `eval` of the epoch checkpoint with data.val_max_frames 0), and no collective runs outside the
-train graph. The cost: the other ranks wait for it at their next gradient all-reduce.
+`check_validation_part` runs before training: a validation part with no frame to score (no videos, images missing,
+every label uncoded) is an error, unless the run asks for no validation (train.val_interval 0). `EpochValidator`
+(engine/callbacks.py) calls the function `create_validation` returns after each validated epoch, on every rank.
+
+In a data-parallel run each rank scores a shard of whole videos (`shard_videos`: the smoothing works on whole
+videos, so a video's frames are post-processed exactly as in a single process), and the per-AU counts (TP, FP, FN,
+coded frames) and frame counts are summed over the ranks (`engine.distributed.all_reduce_sum`, outside the train
+graph): counts of disjoint videos add up, so the F1 equals a single-process `eval` of the same checkpoint. A rank
+with no video (more ranks than videos) scores nothing and adds zero counts. The ranks wait for each other only at
+that sum, for about the validation time divided by the number of ranks, instead of every other rank waiting at its
+next gradient all-reduce while rank 0 scores everything.
 """
 
 import logging
@@ -13,8 +19,20 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mindface_au.data.affwild2 import Video
+from mindface_au.errors import UserError
 
-__all__ = ["truncate_videos", "create_validation"]
+__all__ = [
+    "EmptyValidationPart",
+    "truncate_videos",
+    "scorable_frames",
+    "check_validation_part",
+    "shard_videos",
+    "create_validation",
+]
+
+
+class EmptyValidationPart(UserError):
+    """The validation part of a split has no frame to score (refused before training starts)."""
 
 
 def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Video], int]:
@@ -44,36 +62,119 @@ def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Vide
     return out, sum(len(v) for v in out)
 
 
-def create_validation(net, videos: Sequence[Video], cfg, logger: Optional[logging.Logger] = None) -> Callable[[], Dict]:
+def scorable_frames(videos: Sequence[Video]) -> int:
+    """Frames that can be scored: with an image and at least one AU label coded (not -1)."""
+    total = 0
+    for v in videos:
+        if v.labels is None or not len(v):
+            continue
+        has_image = np.array([p is not None for p in v.image_paths], dtype=bool)
+        coded = (np.asarray(v.labels) >= 0).any(axis=1)
+        total += int((has_image & coded).sum())
+    return total
+
+
+def check_validation_part(videos: Sequence[Video], cfg) -> bool:
+    """Whether the run validates: False for an explicit no-validation run (train.val_interval 0, which keeps the
+    last epoch as best.ckpt); True when the validation part of `cfg.data.split` has a frame to score; else a
+    UserError naming the split, the data root and what the part holds. Call before training starts (every rank
+    loads the whole part, so every rank reaches the same answer)."""
+    if cfg.train.val_interval == 0:
+        return False
+    frames = scorable_frames(videos)
+    if frames:
+        return True
+    split = cfg.data.split or "official"
+    if not videos:
+        held = "no videos"
+    else:
+        listed = sum(len(v) for v in videos)
+        missing = sum(int(v.missing_images) for v in videos)
+        held = f"{len(videos)} video(s), {listed} frame(s) listed, none with an image and a coded AU label"
+        if missing:
+            held += f" ({missing} labelled row(s) without an image)"
+    raise EmptyValidationPart(
+        f"{cfg.data.root}: the validation part of data.split {split} has no frame to score ({held}); use another "
+        "split or fix the data, or set train.val_interval=0 to train without validation (best.ckpt = the last epoch)"
+    )
+
+
+def shard_videos(videos: Sequence[Video], rank: int, world_size: int) -> List[Video]:
+    """The whole videos rank `rank` of `world_size` scores: each video, longest first, goes to the rank with the
+    fewest frames so far (the lowest rank on a tie), so the shards are disjoint, cover every video and hold about
+    equal frame counts; a shard keeps the videos' order. A rank may get none (more ranks than videos)."""
+    if world_size <= 1:
+        return list(videos)
+    load = [0] * world_size
+    owner = [0] * len(videos)
+    for i in sorted(range(len(videos)), key=lambda i: (-len(videos[i]), i)):
+        target = min(range(world_size), key=lambda r: (load[r], r))
+        owner[i] = target
+        load[target] += len(videos[i])
+    return [v for v, r in zip(videos, owner) if r == rank]
+
+
+def describe_subset(kept: int, total: int, max_frames: int) -> str:
+    """Which validation frames a score covers, as saved beside it (metrics.json "val_subset") and logged."""
+    if kept >= total:
+        return f"all {total} validation frames"
+    return f"the first {kept} of {total} validation frames (prefixes of each video, data.val_max_frames {max_frames})"
+
+
+def create_validation(
+    net,
+    videos: Sequence[Video],
+    cfg,
+    logger: Optional[logging.Logger] = None,
+    rank: int = 0,
+    world_size: int = 1,
+    combine: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> Callable[[], Dict]:
     """A function that scores `net` on `videos` (cut to `data.val_max_frames`) with the `eval` settings.
 
-    It returns the `evaluate_probs` dict without the full probability arrays, plus "frames" (frames with an image
-    scored) and "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), logs both to
-    `logger`, and leaves `net` in training mode.
+    With `world_size` > 1 every rank must call it: this rank predicts and counts its shard (`shard_videos`), and
+    `combine` (default: the sum over the ranks, `all_reduce_sum`) adds the counts of all ranks. It returns the
+    `scores_from_counts` dict (the same on every rank), plus "frames" (frames with an image scored) and
+    "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), "subset" (which frames:
+    all, or the first data.val_max_frames) and "videos"; logs them to `logger`; leaves `net` in training mode.
     """
-    from mindface_au.engine.evaluator import evaluate_probs, predict_videos
+    from mindface_au.config import AU_NAMES
+    from mindface_au.engine.evaluator import count_predictions, predict_videos, scores_from_counts
     from mindface_au.inference.loader import AUProbabilities
 
     prob_net = AUProbabilities(net)
-    eval_videos, _ = truncate_videos(videos, cfg.data.val_max_frames)
+    total = sum(len(v) for v in videos)
+    eval_videos, kept = truncate_videos(videos, cfg.data.val_max_frames)
+    subset = describe_subset(kept, total, cfg.data.val_max_frames)
+    mine = shard_videos(eval_videos, rank, world_size)
+    au_names = tuple(cfg.data.au_names or AU_NAMES)
+    if combine is None and world_size > 1:
+        from mindface_au.engine.distributed import all_reduce_sum
+
+        combine = all_reduce_sum
 
     def validate() -> Dict:
         net.set_train(False)
         try:
-            predictions = predict_videos(prob_net, eval_videos, cfg.data)
+            predictions = predict_videos(prob_net, mine, cfg.data)
         finally:
             net.set_train(True)
-        result = evaluate_probs(
-            eval_videos, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold, cfg.data.au_names or None
+        counts, _ = count_predictions(
+            mine, predictions, cfg.eval.prob_k, cfg.eval.label_k, cfg.eval.threshold, len(au_names)
         )
-        result.pop("full_probs")
-        result["frames"] = int(sum(len(probs) for _, probs in predictions))
-        result["frames_unscored"] = int(sum(np.isnan(probs).any(axis=1).sum() for _, probs in predictions))
+        frames = sum(len(probs) for _, probs in predictions)
+        unscored = sum(int(np.isnan(probs).any(axis=1).sum()) for _, probs in predictions)
+        packed = np.concatenate([counts.reshape(-1), [frames, unscored]]).astype(np.int64)
+        if combine is not None:
+            packed = np.asarray(combine(packed)).astype(np.int64).reshape(packed.shape)
+        result = scores_from_counts(packed[:-2].reshape(counts.shape), cfg.eval.prob_k, cfg.eval.label_k, au_names)
+        result.update(frames=int(packed[-2]), frames_unscored=int(packed[-1]), subset=subset, videos=len(eval_videos))
         if logger is not None:
+            shard = f"; {world_size} ranks, this one scored {len(mine)} whole videos" if world_size > 1 else ""
             logger.info(
-                f"validation: {result['frames']} frames of {len(eval_videos)} videos, each predicted once "
-                f"({result['frames_unscored']} without a prediction); prob k {cfg.eval.prob_k}, "
-                f"label k {cfg.eval.label_k}"
+                f"validation: {result['frames']} frames of {len(eval_videos)} videos ({subset}), each predicted "
+                f"once ({result['frames_unscored']} without a prediction); prob k {cfg.eval.prob_k}, "
+                f"label k {cfg.eval.label_k}{shard}"
             )
         return result
 

@@ -7,7 +7,8 @@
   file systems); a lock whose process is gone on the same host is stale and taken over.
 - `EnvironmentFailure` / `environment_message`: disk full, permission denied, read-only file system... as one
   line naming the file; the CLI exits 1 for these (2 for a `UserError`).
-- `Interrupted` / `install_signal_handlers`: SIGTERM handled like SIGINT (the CLI exits 130 / 143).
+- `Interrupted` / `install_signal_handlers`: SIGTERM handled like SIGINT (the CLI exits 130 / 143), also while
+  a module imports (the signal is raised once the import has finished).
 - `remove_stale_temporaries`: the hidden temporary files an interrupted writer leaves behind.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "check_not_input",
     "environment_message",
     "install_signal_handlers",
+    "pending_signal",
     "reclaim_signal_handlers",
     "remove_stale_temporaries",
     "reraise_environment",
@@ -74,10 +76,38 @@ _INSTALLED = False  # install_signal_handlers ran (the CLI): reclaim_signal_hand
 _PENDING = 0  # the signal received (0: none); raised again at the next graph call should code swallow it
 
 
+RETRY_S = 0.05  # how often a signal that arrived during an import checks whether the import has finished
+
+
+def _importing(frame) -> bool:
+    """Whether Python code runs under an import (the frames of importlib's bootstrap are on the stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_interrupted(signum, frame) -> None:
+    """Raise `Interrupted`, but not inside an import: an exception raised while a module such as MindSpore
+    initialises leaves it half-imported (an ImportError traceback, or "Fatal Python error" from its exit hooks).
+    There the signal is kept and raised as soon as the import has finished (polled with SIGALRM)."""
     global _PENDING
     _PENDING = int(signum)
+    if _importing(frame):
+        signal.signal(signal.SIGALRM, _raise_pending)
+        signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+        return
     raise Interrupted(signum)
+
+
+def _raise_pending(_signum, frame) -> None:
+    if not (_INSTALLED and _PENDING):
+        return
+    if _importing(frame):
+        signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+        return
+    raise Interrupted(_PENDING)
 
 
 def install_signal_handlers() -> dict:
@@ -111,10 +141,19 @@ def reclaim_signal_handlers() -> None:
             raise Interrupted(pending)
 
 
+def pending_signal() -> int:
+    """The SIGINT or SIGTERM received since `install_signal_handlers` (0: none). A library that turned the
+    interruption into its own error (MindSpore reading a checkpoint reports a failed read) is then still an
+    interruption, not a bad file."""
+    return _PENDING if _INSTALLED else 0
+
+
 def restore_signal_handlers(previous: dict) -> None:
     """Put back the handlers `install_signal_handlers` replaced."""
     global _INSTALLED, _PENDING
     _INSTALLED, _PENDING = False, 0
+    with contextlib.suppress(ValueError):  # a retry of a signal deferred during an import: no longer wanted
+        signal.setitimer(signal.ITIMER_REAL, 0)
     for sig, handler in previous.items():
         if handler is not None:
             signal.signal(sig, handler)

@@ -8,18 +8,18 @@ import tempfile
 from typing import IO, Iterator
 
 from mindface_au.errors import UserError
-from mindface_au.utils.guard import writing
+from mindface_au.utils.guard import EnvironmentFailure, writing
 
 
 def ensure_output_folder(path: str) -> str:
     """Create the folder that will hold output file `path` and check it is writable; returns the folder."""
     if os.path.isdir(path):
-        raise UserError(f"{path}: output is a folder; give a file name")
+        raise EnvironmentFailure(f"{path}: output is a folder; give a file name")  # exit 1 (docs/errors.md)
     parent = os.path.dirname(os.path.abspath(path))
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise UserError(f"{path}: {parent} is a file, not a folder")
+        raise EnvironmentFailure(f"{path}: {parent} is a file, not a folder")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

@@ -3,11 +3,13 @@
 - Videos are found recursively (`find_videos`); `a/b.mp4` under the input folder gives `a/b.csv` (and its sidecar
   `a/b.csv.json`) under the output folder (`a/b.mp4.csv` when two videos share a name up to the extension).
 - Each video is written and resumed on its own, under its own lock (`OUT.csv.lock`). A finished CSV is kept and
-  not redone ("done before") only when it is this tool's own result for the same settings: its sidecar names the
-  same video, model file and settings (see `run.run_settings`, plus `prob_k`). Any other existing CSV (or sidecar)
-  is refused before anything runs unless `overwrite` (the CLI's --overwrite), which redoes every video of the
-  run. A partial CSV is continued when `resume` is set (else restarted). A video that cannot be read is reported
-  and skipped; the others finish.
+  not redone ("done before") only when its content says so (`csvfile.check_finished`): its sidecar names the same
+  settings (see `run.run_settings`, plus `prob_k`), the same inputs (the video's size, modification time and the
+  hash of its first and last MiB; the model file's sha256, computed once per run) and the CSV's length and sha256.
+  The same tool's result whose input changed, whose CSV is damaged, or whose sidecar predates these checks is
+  redone, with a note. Any other existing CSV (or sidecar) is refused before anything runs unless `overwrite` (the
+  CLI's --overwrite), which redoes every video of the run. A partial CSV is continued when `resume` is set (else
+  restarted). A video that cannot be read (or a broken link) is reported and failed; the others finish.
 - `workers` processes each load the model once and take videos from a queue (largest first).
 - `shard=(i, n)` takes a deterministic share of the videos: largest first, each to the shard with the fewest bytes
   so far (ties: lower shard), so shards are balanced by size and every machine computes the same split.
@@ -15,11 +17,13 @@
   `summary.json` (`summary-shard-I-of-N.json` for a shard) in the output folder. An existing summary of the same
   input folder and shard is this tool's own record and is replaced; any other file of that name needs `overwrite`.
   The summary file is locked for the run, so a second run of the same shard into the same folder is refused.
-- `merge_summaries(folder)` joins the shards' summaries into `summary.json` (after a multi-machine run).
+- Each shard summary records the whole video list and N; `merge_summaries(folder)` joins the shards' summaries into
+  `summary.json` (after a multi-machine run), checking every video of the list is in exactly one shard.
 - `--report` (an index page and one page per video beside its CSV) is an output like any other: an existing one
   is replaced only with `overwrite`.
 """
 
+import heapq
 import json
 import os
 import sys
@@ -27,8 +31,8 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import sidecar_path
-from mindface_au.inference.detect.run import detect_one, model_file, run_settings
+from mindface_au.inference.detect.csvfile import check_finished, input_identity, sidecar_path
+from mindface_au.inference.detect.run import check_working_names, detect_one, model_digest, model_file, run_settings
 from mindface_au.inference.detect.sources import find_videos
 from mindface_au.utils import guard
 from mindface_au.utils.cpus import available_cpus
@@ -88,11 +92,16 @@ def shard_videos(sizes: Dict[str, int], shard: Optional[Tuple[int, int]]) -> Lis
     if shard is None:
         return order
     i, n = shard
-    loads = [0] * n
+    used: List[Tuple[int, int]] = []  # heap of (load, shard) of the shards given a video so far
+    fresh = 0  # the lowest shard not given one (load 0): shards past it need no memory, whatever N is
     mine = []
     for video in order:
-        k = min(range(n), key=lambda j: (loads[j], j))
-        loads[k] += sizes[video]
+        if fresh < n and (not used or (0, fresh) < used[0]):
+            k, load = fresh, 0
+            fresh += 1
+        else:
+            load, k = heapq.heappop(used)
+        heapq.heappush(used, (load + sizes[video], k))
         if k == i:
             mine.append(video)
     return mine
@@ -133,18 +142,10 @@ def _read_json(path: str):
 
 
 def finished_before(out: str, settings: dict, prob_k: int) -> Tuple[bool, str]:
-    """(True, "") when `out` is this tool's finished CSV for `settings` and `prob_k` (its sidecar says so), else
-    (False, why not)."""
-    side = _read_json(sidecar_path(out))
-    if not isinstance(side, dict) or not isinstance(side.get("settings"), dict):
-        return False, f"no readable sidecar {os.path.basename(sidecar_path(out))} beside it"
-    theirs = dict(side["settings"])
-    want = dict(settings, prob_k=int(prob_k))
-    theirs.pop("batch_size", None)
-    for key in sorted(set(want) | set(theirs)):
-        if theirs.get(key) != want.get(key):
-            return False, f"written with {key}={theirs.get(key)!r}, this run has {want.get(key)!r}"
-    return True, ""
+    """(True, "") when `out` is this tool's finished CSV for `settings` and `prob_k` (its sidecar and content say
+    so, see `csvfile.check_finished`), else (False, why not)."""
+    verdict, why = check_finished(out, settings, prob_k)
+    return verdict == "done", why
 
 
 def _record(rel: str, out: str) -> dict:
@@ -172,6 +173,8 @@ def _one(task: Tuple[str, str, str, dict]) -> dict:
     except Exception as exc:  # noqa: BLE001  one bad video must not stop the others
         return dict(record, status="failed", error=f"{type(exc).__name__}: {exc}")
     record.update({k: summary.get(k) for k in ("frames", "faces", "no_face", "keyframes", "fps", "seconds")})
+    if summary.get("notes"):
+        record["notes"] = summary["notes"]
     return dict(record, status="ok")
 
 
@@ -193,14 +196,23 @@ def detect_videos(
         raise UserError(f"--workers: got {workers}, expected a positive integer")
     shard = parse_shard(shard)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise UserError(f"{output_dir}: output must be a folder for a folder of videos")
+        raise guard.EnvironmentFailure(
+            f"{output_dir}: is a file, not a folder (a folder of videos needs an --out folder)"
+        )
     for key, flag in (("overlay", "--overlay"), ("plot", "--plot")):
         if options.pop(key, None):
             raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")
     videos = find_videos(input_dir)
     if not videos:
         raise UserError(f"{input_dir}: folder has no image files and no video files (.mp4, .avi, .mov, ...) under it")
-    sizes = {v: os.path.getsize(os.path.join(input_dir, v)) for v in videos}
+    sizes, unreadable = {}, {}
+    for v in videos:
+        try:
+            sizes[v] = os.path.getsize(os.path.join(input_dir, v))
+        except OSError as exc:  # a broken symbolic link, a file gone since the listing: that video fails
+            sizes[v] = 0
+            what = "a broken symbolic link" if os.path.islink(os.path.join(input_dir, v)) else exc.strerror
+            unreadable[v] = f"{os.path.join(input_dir, v)}: cannot read ({what})"
     mine = shard_videos(sizes, shard)
     names = output_names(videos)
     overwrite = bool(options.get("overwrite"))
@@ -209,6 +221,9 @@ def detect_videos(
     name = SUMMARY_NAME if shard is None else SHARD_SUMMARY.format(i=shard[0], n=shard[1])
     summary_path = os.path.join(output_dir, name)
     guard.check_not_input(summary_path, inputs)
+    outs = [os.path.join(output_dir, names[v]) for v in videos]
+    check_working_names([summary_path, report], outs + [summary_path])
+    options["model_sha256"] = options.get("model_sha256") or model_digest(model_path, predictor)  # once per run
     old = _read_json(summary_path)
     own_summary = (
         isinstance(old, dict)
@@ -218,17 +233,24 @@ def detect_videos(
     )
     if not own_summary:
         guard.check_new_output(summary_path, overwrite)
-    tasks, kept, conflicts = [], [], []
+    tasks, kept, conflicts, failed = [], [], [], []
     for v in mine:
         video, out = os.path.join(input_dir, v), os.path.join(output_dir, names[v])
+        if v in unreadable:
+            failed.append(dict(_record(v, out), status="failed", error=unreadable[v]))
+            continue
         guard.check_not_input(out, [video, model_path])
-        if os.path.lexists(out):
-            same, why = finished_before(out, run_settings(video, model_path, **options), options.get("prob_k", 0))
-            if same and not overwrite:
+        if os.path.lexists(out) and not overwrite:
+            settings = run_settings(video, model_path, input_file=input_identity(video, "video"), **options)
+            verdict, why = check_finished(out, settings, options.get("prob_k", 0))
+            if verdict == "done":
                 kept.append(_done_record(v, out))
                 continue
-            if not overwrite:
-                conflicts.append(f"{out}: exists, not this tool's result for these settings ({why})")
+            if verdict == "redo":  # this tool's own result, no longer right: done again
+                print(f"{out}: redone: {why}", file=sys.stderr)
+                tasks.append((v, video, out, dict(options, overwrite=True)))
+                continue
+            conflicts.append(f"{out}: exists, not this tool's result for these settings ({why})")
         elif os.path.lexists(sidecar_path(out)) and not overwrite:
             if not (options.get("resume") and os.path.isfile(out + ".partial")):
                 conflicts.append(f"{sidecar_path(out)}: exists without its CSV")
@@ -239,6 +261,7 @@ def detect_videos(
     if report:
         pages = [os.path.splitext(os.path.join(output_dir, names[v]))[0] + ".html" for v in mine]
         guard.check_outputs([report] + pages, inputs + [os.path.join(input_dir, v) for v in mine], overwrite)
+        check_working_names(pages, outs + [summary_path])
     os.makedirs(output_dir, exist_ok=True)
     for _, _, out, _ in tasks:
         os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
@@ -246,7 +269,7 @@ def detect_videos(
     lock.acquire()
     try:
         return _run_tasks(
-            tasks, kept, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor,
+            tasks, kept + failed, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor,
             model_options, progress, report, options,
         )  # fmt: skip
     finally:
@@ -263,8 +286,10 @@ def _run_tasks(
     t0 = time.time()
     records: List[dict] = list(kept)
     for record in kept:
-        if progress:
-            print(f"{record['video']}: done before (same settings), kept", file=sys.stderr)
+        if record["status"] == "failed":
+            print(f"{record['video']} failed: {record['error']}", file=sys.stderr)
+        elif progress:
+            print(f"{record['video']}: done before (same inputs, settings and content), kept", file=sys.stderr)
 
     def done(record: dict) -> None:
         records.append(record)
@@ -301,6 +326,8 @@ def _run_tasks(
         "input": input_dir,
         "output": output_dir,
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+        "shards": 1 if shard is None else shard[1],
+        "all_videos": list(videos),  # the whole folder's list: the merge checks every one is in exactly one shard
         "videos": records,
         "failed": failed,
         "seconds": round(time.time() - t0, 3),
@@ -312,8 +339,15 @@ def _run_tasks(
     if report:
         from mindface_au.inference.detect.report import write_report
 
-        csvs = [r["output"] for r in records if r["status"] != "failed"]
-        write_report(csvs, report, threshold=options.get("threshold", 0.5), k=options.get("prob_k", 0), index=True)
+        write_report(
+            [r["output"] for r in records if r["status"] != "failed"],
+            report,
+            threshold=options.get("threshold", 0.5),
+            k=options.get("prob_k", 0),
+            index=True,
+            records=records,
+            root=output_dir,
+        )
         summary["report"] = report
     return summary
 
@@ -325,11 +359,45 @@ def _print_table(records: List[dict]) -> None:
         print(f"{r['video'][-40:]:40s} {r['frames']:7d} {r['faces']:7d} {fps:>8s}  {r['status']}", file=sys.stderr)
 
 
+def _check_accounted(output_dir: str, n: int, shards: Dict[int, dict]) -> None:
+    """Refuse shard summaries that do not account for every video of the folder exactly once (naming the videos
+    missing or found twice), or that are not this version's (without the folder's video list and N)."""
+    lists = []
+    for i in range(n):
+        data = shards[i]
+        if not isinstance(data.get("all_videos"), list) or data.get("shards") != n:
+            raise UserError(
+                f"{data['summary']}: records no video list and shard count (written by an earlier version of "
+                "detect, or not for this run); run that shard again"
+            )
+        lists.append(sorted(map(str, data["all_videos"])))
+    if any(other != lists[0] for other in lists[1:]):
+        raise UserError(f"{output_dir}: the shard summaries list different videos (the folder changed between "
+                        "shards?); run every shard again on the same folder")  # fmt: skip
+    seen: Dict[str, int] = {}
+    for i in range(n):
+        for record in shards[i]["videos"]:
+            video = str(record.get("video") if isinstance(record, dict) else record)
+            seen[video] = seen.get(video, 0) + 1
+    missing = [v for v in lists[0] if v not in seen]
+    twice = sorted(v for v, count in seen.items() if count > 1)
+    extra = sorted(v for v in seen if v not in set(lists[0]))
+    problems = []
+    for words, names in (("in no shard", missing), ("in more than one shard", twice), ("not in the list", extra)):
+        if names:
+            shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+            problems.append(f"{len(names)} video(s) {words}: {shown}")
+    if problems:
+        raise UserError(f"{output_dir}: the shards do not account for every video once; " + "; ".join(problems))
+
+
 def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
     """Join the shard summaries (`summary-shard-I-of-N.json`) of `output_dir` into its `summary.json`, after every
     shard of a multi-machine or `launch` run finished. All N shards of one input folder must be there (a missing
-    shard is named); the merged file lists every video in input order of size, `failed` sums the shards' failures
-    and `seconds` is the slowest shard's. An existing `summary.json` of another input folder needs `overwrite`."""
+    shard is named), and every video of the folder's list (which each shard records, with N) must be in exactly one
+    shard: a video in no shard's results, or in two, is named and refused. The merged file lists every video,
+    `failed` counts the videos whose status is failed and `seconds` is the slowest shard's. An existing
+    `summary.json` of another input folder needs `overwrite`."""
     import glob
     import re
 
@@ -357,6 +425,7 @@ def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
     if len(inputs) != 1:
         raise UserError(f"{output_dir}: the shard summaries are of different input folders; keep one run's")
     input_dir = shards[0].get("input")
+    _check_accounted(output_dir, n, shards)
     target = os.path.join(output_dir, SUMMARY_NAME)
     old = _read_json(target)
     own = isinstance(old, dict) and os.path.realpath(str(old.get("input"))) == inputs.pop()
@@ -367,9 +436,11 @@ def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
         "input": input_dir,
         "output": output_dir,
         "shard": None,
-        "shards": [shards[i]["summary"] for i in range(n)],
+        "shards": n,
+        "shard_summaries": [shards[i]["summary"] for i in range(n)],
+        "all_videos": list(shards[0]["all_videos"]),
         "videos": videos,
-        "failed": sum(int(shards[i].get("failed") or 0) for i in range(n)),
+        "failed": sum(v.get("status") == "failed" for v in videos),
         "seconds": max(float(shards[i].get("seconds") or 0.0) for i in range(n)),
         "summary": target,
     }

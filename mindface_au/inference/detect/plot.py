@@ -1,4 +1,4 @@
-"""`--plot`: a PNG of a detect CSV: the AU time line of a video's main face, or per-image bars."""
+"""`--plot`: a PNG of a detect CSV: the AU time lines of every face of a video, or bars per image and face."""
 
 import collections
 import os
@@ -13,25 +13,34 @@ from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
 
 __all__ = ["plot_detections"]
 
+MAX_BARS = 60  # bars per AU group of an image plot (faces over all images)
+MAX_FACES = 12  # lines per AU panel of a video plot (the face ids with most detections)
+
 
 def plot_detections(csv_path: str, out_png: str, video: bool = True, fps: float = 0.0, max_points: int = 10000):
-    """AU time line of a detect CSV (the face track with most detections), or per-image bars for images."""
+    """AU time lines of a detect CSV (one line per face id), or bars per image and face for images (the first
+    `MAX_BARS` faces)."""
     from mindface_au.plots import plot_au_timeline, plot_image_bars
 
     header, rows = read_detections(csv_path)
     schema = RowSchema.from_header(header, csv_path)
     if not video:
         probs, names = [], []
+        faces_per_image = collections.Counter()
+        found = []
         for fields in rows:
-            if fields[3] == "1" and fields[2] in ("0", ""):
-                probs.append(schema.probs(fields))
-                names.append(fields[-1] if header[-1] == FILE_COLUMN else fields[0])
-            if len(probs) >= 20:
-                print("--plot: showing the first 20 images", file=sys.stderr)
-                break
+            if fields[3] == "1":
+                name = fields[-1] if header[-1] == FILE_COLUMN else fields[0]
+                faces_per_image[name] += 1
+                found.append((name, fields[2], schema.probs(fields)))
+        for name, face, prob in found[:MAX_BARS]:
+            probs.append(prob)
+            names.append(f"{name} face {face}" if faces_per_image[name] > 1 else name)
+        if len(found) > MAX_BARS:
+            print(f"--plot: showing the first {MAX_BARS} of {len(found)} faces", file=sys.stderr)
         if not probs:
             raise UserError(f"--plot: no face was found in any image of {csv_path}; nothing to plot")
-        plot_image_bars(np.asarray(probs), names, out_png, title=os.path.basename(csv_path))
+        plot_image_bars(np.asarray(probs), names, out_png, title=os.path.basename(csv_path), au_names=schema.au_names)
         return
     counts: Dict[str, int] = collections.Counter()
     frames = 0
@@ -39,14 +48,20 @@ def plot_detections(csv_path: str, out_png: str, video: bool = True, fps: float 
         frames = max(frames, int(fields[0]))
         if fields[3] == "1":
             counts[fields[2]] += 1
-    face = counts.most_common(1)[0][0] if counts else "0"
+    faces = sorted(counts, key=lambda f: (-counts[f], int(f) if f.isdigit() else 0))[:MAX_FACES] or ["0"]
+    if len(counts) > MAX_FACES:
+        print(f"--plot: showing the {MAX_FACES} faces with most detections of {len(counts)}", file=sys.stderr)
     step = max(1, -(-frames // max_points))
-    probs = np.full(((frames + step - 1) // step, len(schema.au_names)), np.nan)
+    probs = np.full((len(faces), (frames + step - 1) // step, len(schema.au_names)), np.nan)
+    slot = {face: i for i, face in enumerate(faces)}
     _, rows = read_detections(csv_path)
     for fields in rows:
         frame = int(fields[0])
-        if fields[3] == "1" and fields[2] == face and (frame - 1) % step == 0:
-            probs[(frame - 1) // step] = schema.probs(fields)
-    idx = np.arange(probs.shape[0]) * step
+        if fields[3] == "1" and fields[2] in slot and (frame - 1) % step == 0:
+            probs[slot[fields[2]], (frame - 1) // step] = schema.probs(fields)
+    idx = np.arange(probs.shape[1]) * step
     times = idx / fps if fps else None
-    plot_au_timeline(probs, out_png, times=times, title=f"{os.path.basename(csv_path)} face {face}")
+    labels = [f"face {face}" for face in faces]
+    plot_au_timeline(
+        probs, out_png, times=times, title=os.path.basename(csv_path), labels=labels, au_names=schema.au_names
+    )

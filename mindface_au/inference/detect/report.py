@@ -207,39 +207,64 @@ def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int
     )
 
 
+def _duration(rows: List[dict]) -> str:
+    """The span of a video's processed frames, as m:ss.ss (or frames when there are no timestamps)."""
+    if not rows:
+        return ""
+    if all(r["timestamp"] is not None for r in rows):
+        return _fmt(max(r["timestamp"] for r in rows) - min(r["timestamp"] for r in rows), True)
+    return f"{len({r['frame'] for r in rows})} frames"
+
+
 def write_report(
     csv_paths: Sequence[str],
     out_html: str,
     threshold: Optional[float] = None,
     k: Optional[int] = None,
     index: bool = False,
+    records: Optional[Sequence[dict]] = None,
+    root: Optional[str] = None,
 ) -> List[str]:
     """Write the report of one CSV to `out_html`, or (index=True) an index page at `out_html` linking one page per
-    CSV (written beside each CSV as .html). Returns the files written."""
+    CSV (written beside each CSV as .html). For a folder of videos, `records` (the summary's per-video records:
+    video, output, status, error) give the index one row per video, named by its path under the input folder, with
+    its status and duration; `root` is the output folder. Returns the files written."""
     if not csv_paths and not index:
         raise UserError("--report: no detect results to report")
     if not index:
         with atomic_write(out_html, encoding="utf-8") as handle:
             handle.write(video_page(csv_paths[0], threshold, k))
         return [out_html]
-    written, links = [], []
+    written, links, notes = [], [], []
     folder = os.path.dirname(os.path.abspath(out_html))
-    for csv_path in csv_paths:
+    if records is None:
+        records = [{"video": os.path.relpath(p, root) if root else os.path.basename(p), "output": p} for p in csv_paths]
+    for record in records:
+        name, csv_path, status = str(record["video"]), record.get("output"), record.get("status", "ok")
+        if status == "failed" or not csv_path or not os.path.isfile(csv_path):
+            error = html.escape(str(record.get("error") or "no CSV"))
+            links.append(f"<tr><td>{html.escape(name)}</td><td></td><td></td><td></td><td></td>"
+                         f"<td>{html.escape(status)}: {error}</td></tr>")  # fmt: skip
+            continue
         page = os.path.splitext(csv_path)[0] + ".html"
         with atomic_write(page, encoding="utf-8") as handle:
-            handle.write(video_page(csv_path, threshold, k))
+            handle.write(video_page(csv_path, threshold, k, title=name))
         written.append(page)
         rows = list(iter_rows(csv_path))
         n_faces = sum(1 for r in rows if r["success"])
         ids = len({r["face_id"] for r in rows if r["success"]})
         rel = os.path.relpath(os.path.abspath(page), folder)
+        note = _validity_note(_sidecar(csv_path).get("model_card") or {})
+        if note and note not in notes:
+            notes.append(note)
         links.append(
-            f'<tr><td><a href="{html.escape(rel)}">{html.escape(os.path.basename(csv_path))}</a></td>'
-            f"<td>{len({r['frame'] for r in rows})}</td><td>{n_faces}</td><td>{ids}</td></tr>"
+            f'<tr><td><a href="{html.escape(rel)}">{html.escape(name)}</a></td>'
+            f"<td>{len({r['frame'] for r in rows})}</td><td>{_duration(rows)}</td><td>{n_faces}</td><td>{ids}</td>"
+            f"<td>{html.escape(status)}</td></tr>"
         )
     body = (
-        "<h1>detect: videos</h1><table><tr><th>video</th><th>frames</th><th>face detections</th><th>face ids</th>"
-        "</tr>" + "".join(links) + "</table>"
+        "<h1>detect: videos</h1>" + "".join(notes) + "<table><tr><th>video</th><th>frames</th><th>duration</th>"
+        "<th>face detections</th><th>face ids</th><th>status</th></tr>" + "".join(links) + "</table>"
     )
     with atomic_write(out_html, encoding="utf-8") as handle:
         handle.write(

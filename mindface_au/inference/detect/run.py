@@ -12,10 +12,13 @@ processed frames. Face detection searches a copy downscaled to `detect_size` pix
 """
 
 import collections
+import contextlib
 import csv
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence
 
@@ -23,7 +26,16 @@ import numpy as np
 
 from mindface_au.data.transforms import preprocess_faces
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import check_resume, recover_partial, sidecar_path
+from mindface_au.inference.detect.csvfile import (
+    check_finished,
+    check_resume,
+    csv_facts,
+    input_identity,
+    recover_partial,
+    sidecar_path,
+    stale_partial,
+    working_files,
+)
 from mindface_au.inference.detect.rows import DetectionRow, RowSchema
 from mindface_au.inference.detect.smoothing import smooth_csv
 from mindface_au.inference.detect.sources import Frame, FrameSource, open_source
@@ -41,11 +53,14 @@ __all__ = [
     "check_options",
     "run_settings",
     "model_file",
+    "model_digest",
+    "check_working_names",
+    "open_input",
 ]
 
 MAX_QUEUE_ROWS = 4096  # run a partial batch rather than hold more rows than this (sparse faces in long videos)
 STAGES = ("decode", "detect_faces", "align", "network", "write")  # keys of the summary's "stage_seconds"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: settings name the inputs' identity, "output" what the CSV holds (1 is redone on re-runs)
 
 
 class StageTimer:
@@ -188,8 +203,10 @@ def check_options(
         raise UserError(f"--detect-size: got {detect_size}, expected 0 (full frame) or at least 32 pixels")
     if keyframe_every < 1:
         raise UserError(f"--keyframe-every: got {keyframe_every}, expected a positive integer")
-    if start_time < 0:
-        raise UserError(f"--start: got {start_time}, expected seconds >= 0")
+    if not math.isfinite(start_time) or start_time < 0:
+        raise UserError(f"--start: got {start_time}, expected a finite number of seconds >= 0")
+    if end_time is not None and not math.isfinite(end_time):
+        raise UserError(f"--end: got {end_time}, expected a finite number of seconds (omit --end for the end)")
     if end_time is not None and end_time < start_time:
         raise UserError(f"--end: got {end_time}, expected seconds >= --start ({start_time})")
 
@@ -209,10 +226,13 @@ def run_settings(
     keyframe_every: int = KEYFRAME_EVERY,
     start_time: float = 0.0,
     end_time: Optional[float] = None,
+    input_file: Optional[dict] = None,
+    model_sha256: Optional[str] = None,
     **_ignored,
 ) -> dict:
     """The settings that decide a CSV's rows: what must not change between an interrupted run and its resume, and
-    what a finished CSV's sidecar must hold for a folder-of-videos run to keep it (with `prob_k`)."""
+    what a finished CSV's sidecar must hold for a re-run to keep it (with `prob_k`). `input_file` (see
+    `csvfile.input_identity`) and `model_sha256` identify the inputs behind the paths."""
     return _settings(
         input_path,
         model_path,
@@ -228,12 +248,72 @@ def run_settings(
         keyframe_every=int(keyframe_every),
         start_time=float(start_time),
         end_time=None if end_time is None else float(end_time),
+        input_file=input_file,
+        model_sha256=model_sha256,
     )
 
 
 def model_file(predictor) -> str:
     """The model file a loaded model (InferenceModel or Predictor) came from ("" when unknown)."""
     return getattr(getattr(predictor, "model", predictor), "path", "") or ""
+
+
+def model_digest(model_path: str, predictor=None) -> Optional[str]:
+    """The sha256 of the model file (computed once per run: a folder of videos passes it to every video), or the
+    one a loaded model already knows; None when there is no file to hash."""
+    known = getattr(getattr(predictor, "model", predictor), "sha256", None) if predictor is not None else None
+    if known:
+        return str(known)
+    if model_path and os.path.isfile(model_path):
+        from mindface_au.models.checkpoint import sha256_file
+
+        return sha256_file(model_path)
+    return None
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def open_input(path: str, stack: contextlib.ExitStack) -> FrameSource:
+    """`open_source(path)`, but a file whose name is not valid UTF-8 (which crashes OpenCV) is opened through a
+    symbolic link with a plain name in a temporary folder that lives as long as `stack`; a folder holding such
+    image names is refused in one line."""
+    if _utf8(path) or os.path.isdir(path) or not os.path.exists(path):
+        source = open_source(path)
+        bad = [f for f in source.files if not _utf8(f)]
+        if bad:
+            raise UserError(f"{os.fsencode(bad[0])!r}: file name is not valid UTF-8 (OpenCV cannot open it); rename it")
+        return source
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mindface-au-input."))
+    ext = os.path.splitext(path)[1]
+    link = os.path.join(folder, "input" + (ext if _utf8(ext) else ""))
+    os.symlink(os.path.abspath(path), link)
+    source = open_source(link)
+    source.path = path  # the settings and messages name the user's file; OpenCV reads the link
+    return source
+
+
+def check_working_names(outputs: Sequence[Optional[str]], owners: Sequence[str]) -> None:
+    """Refuse an output named like one of detect's own working files of `owners` (sidecar, partial file, lock):
+    detect would delete or overwrite it."""
+    working = {os.path.abspath(w): w for owner in owners for w in working_files(owner)}
+    for out in outputs:
+        if out and os.path.abspath(out) in working:
+            raise UserError(f"{out}: is the name of one of detect's own working files; choose another path")
+
+
+def _read_sidecar(path: str) -> Optional[dict]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError, UnicodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _settings(input_path: str, model_path: str, aligned: bool, detector: str, **options) -> dict:
@@ -292,6 +372,7 @@ def detect_one(
     au_names: Optional[Sequence[str]] = None,
     source: Optional[FrameSource] = None,
     overwrite: bool = False,
+    model_sha256: Optional[str] = None,
 ) -> dict:
     """Detect AUs on an image, a folder of images or a video and write one CSV row per processed frame and face.
 
@@ -304,18 +385,52 @@ def detect_one(
     Nothing is written over an input (`input_path`, the model file, the images of a folder); an existing output
     (CSV, sidecar, plot, overlay, report) is replaced only with `overwrite`; `output` is locked for the run (a
     second writer is refused). With `resume`, the partial file of an earlier run (and the sidecar it may have
-    left) is this run's own unfinished work.
+    left) is this run's own unfinished work, and a finished `output` is kept when its sidecar and content show it
+    is this tool's result for the same inputs and settings, redone (with a note) when an input changed or the CSV is
+    damaged (`csvfile.check_finished`). `model_sha256`: the model file's, when the caller computed it already.
     """
     check_options(
         prob_k, threshold, detector, min_face_size, max_gap, every, detect_size, keyframe_every, start_time, end_time
     )
-    source = source or open_source(input_path)
+    with contextlib.ExitStack() as stack:
+        source = source or open_input(input_path, stack)
+        return _detect_one(**{k: v for k, v in locals().items() if k != "stack"})
+
+
+def _detect_one(
+    input_path, output, ckpt, config, device, batch_size, aligned, detector, all_faces, prob_k, threshold, resume,
+    plot, progress, min_face_size, max_gap, predictor, every, detect_size, threads, track, keyframe_every,
+    start_time, end_time, overlay, report, au_names, source, overwrite, model_sha256,
+) -> dict:  # fmt: skip
+    """`detect_one` with its input open (see there)."""
     ensure_output_folder(output)
     partial, meta_path, side = output + ".partial", output + ".partial.json", sidecar_path(output)
-    inputs = [input_path, ckpt, model_file(predictor) if predictor is not None else None, *source.files]
+    known_model = model_file(predictor) if predictor is not None else None
+    inputs = [input_path, ckpt, known_model, *source.files]
+    check_working_names([plot, overlay, report], [output])
+    digest = model_sha256 or model_digest(known_model or ckpt or "", predictor)
+    options = dict(all_faces=all_faces, threshold=threshold, min_face_size=min_face_size, max_gap=max_gap)
+    options.update(every=every, detect_size=detect_size, track=track, keyframe_every=keyframe_every)
+    options.update(start_time=start_time, end_time=end_time, model_sha256=digest)
+    identity = input_identity(input_path if source.kind == "video" else source.path, source.kind, source.files)
     resuming = resume and os.path.isfile(partial)
+    redo = False
+    if resume and not resuming and os.path.lexists(output) and not overwrite:
+        wanted = run_settings(source.path, known_model or ckpt or "", aligned, detector, input_file=identity, **options)
+        verdict, why = check_finished(output, wanted, prob_k)
+        if verdict == "done":
+            kept = (_read_sidecar(side) or {}).get("result") or {}
+            print(f"{output}: done before (same inputs, settings and content), kept", file=sys.stderr)
+            return dict(kept, output=output, status="done before")
+        if verdict == "redo":
+            print(f"{output}: redone: {why}", file=sys.stderr)
+            redo = True
     own_sidecar = resuming and os.path.exists(side) and not os.path.exists(output)  # left by the interrupted run
-    guard.check_outputs([output, plot, overlay, report] + ([] if own_sidecar else [side]), inputs, overwrite)
+    outputs = [output, plot, overlay, report] + ([] if own_sidecar else [side])
+    guard.check_outputs(outputs, inputs, overwrite=True)  # never an input, never two outputs in one file
+    for out in outputs:  # an existing output needs --overwrite, except this tool's own result being redone
+        if out and not (redo and out in (output, side)):
+            guard.check_new_output(out, overwrite)
     if own_sidecar:
         guard.check_not_input(side, inputs)
     if overlay:
@@ -348,22 +463,11 @@ def detect_one(
         if problem:  # a model trained on other face crops than this tool can make
             raise UserError(problem)
         header = RowSchema(au_names, with_file=source.kind == "images").columns
-        settings = run_settings(
-            source.path,
-            model_path,
-            aligned,
-            detector,
-            all_faces=all_faces,
-            threshold=threshold,
-            min_face_size=min_face_size,
-            max_gap=max_gap,
-            every=every,
-            detect_size=detect_size,
-            track=track,
-            keyframe_every=keyframe_every,
-            start_time=start_time,
-            end_time=end_time,
-        )
+        settings = run_settings(source.path, model_path, aligned, detector, input_file=identity, **options)
+        stale = stale_partial(meta_path, settings) if resuming else None
+        if stale:  # the same settings, but not the same inputs: the partial rows are not this input's
+            print(f"{partial}: started over, not resumed: {stale}", file=sys.stderr)
+            resuming = False
         tracker = IoUTracker(max_age=max_gap)
         start = 1
         if resuming:
@@ -374,9 +478,9 @@ def detect_one(
             tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
             print(f"resuming {partial} from frame {start}", file=sys.stderr)
         else:
-            if resume:
+            if resume and not stale:
                 print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
-            elif os.path.isfile(partial):
+            elif os.path.isfile(partial) and not stale:
                 print(
                     f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
                     file=sys.stderr,
@@ -453,13 +557,26 @@ def detect_one(
             )
         if source.kind == "video" and source.count and source.seen != source.count and end_time is None:
             print(f"note: read {source.seen} frames, the container announces {source.count}", file=sys.stderr)
+        notes = []
+        if source.kind == "video" and source.decoded == 0 and start_time > 0 and start == 1:
+            length = f"{source.seen} frames" + (f", {source.seen / source.fps:.2f} s" if source.fps else "")
+            notes.append(f"--start {start_time}: past the end of the video ({length}); no frame was processed")
+            print(f"note: {notes[-1]}", file=sys.stderr)
         t = time.perf_counter()
-        frames = (start - 1) // every + source.decoded
         seconds = time.time() - t0
-        summary = dict(stats, frames=frames, frames_read=source.seen, every=every, seconds=round(seconds, 3))
+        summary = dict(stats, frames_read=source.seen, every=every, seconds=round(seconds, 3))
         summary["cpu_seconds"] = round(time.process_time() - cpu0, 3)  # the fair speed measure on a busy machine
         summary["keyframes"] = finders[0].keyframes if finders and finders[0] is not None else 0
         summary.update(output=output, backend=model.backend, device=model.device)
+        if notes:
+            summary["notes"] = notes
+        final = partial
+        if prob_k > 0:  # smoothed into a working file; one rename (after the sidecar) makes the CSV
+            final = partial + ".smoothed"
+            smooth_csv(partial, final, prob_k, threshold, max_gap, every)
+        # the counts and checks come from the finished file itself, so a resumed run counts the whole CSV
+        facts = csv_facts(final)
+        summary.update({k: facts[k] for k in ("rows", "frames", "faces", "no_face")})
         sidecar = {
             "version": SIDECAR_VERSION,
             "kind": source.kind,
@@ -468,16 +585,15 @@ def detect_one(
             "height": source.height or None,
             "settings": dict(settings, prob_k=int(prob_k), batch_size=getattr(model, "batch_size", batch_size)),
             "model_card": model_card(model, au_names),
+            "output": {k: facts[k] for k in ("rows", "bytes", "sha256")},
             "result": {k: summary[k] for k in ("frames", "rows", "faces", "no_face", "keyframes", "seconds")},
         }
         with atomic_write(sidecar_path(output)) as handle:
             json.dump(sidecar, handle, indent=1)
-        if prob_k > 0:
-            smooth_csv(partial, output, prob_k, threshold, max_gap, every)
+        with guard.writing(output):
+            os.replace(final, output)
+        if os.path.exists(partial):
             os.remove(partial)
-        else:
-            with guard.writing(output):
-                os.replace(partial, output)
         timer.add("write", t)
         if os.path.exists(meta_path):
             os.remove(meta_path)
