@@ -16,8 +16,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed setup.py
 	$(PY) -m pip install -q -e ".[torch,dev,onnx,video,pandas]"
 	touch $@
 
+# demo: train and evaluate on SynthAU, then write two MP4 clips and detect AUs in the scene clip (CSV + HTML report)
 demo: $(VENV)/.installed
 	$(VENV)/bin/mindface-au demo --out runs/demo
+	$(VENV)/bin/mindface-au synth --clips --out runs/demo/clips --overwrite
+	$(VENV)/bin/mindface-au detect --model runs/demo/run/checkpoints/best.ckpt --input runs/demo/clips/scene.mp4 \
+		--all-faces --out runs/demo/scene.csv --report runs/demo/scene.html --overwrite
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q --durations=25 tests

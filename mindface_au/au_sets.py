@@ -25,6 +25,7 @@ __all__ = [
     "BP4D_AUS",
     "DISFA_AUS",
     "ABAW_RARE_AUS",
+    "default_rare_aus",
     "au_set",
     "au_set_of",
     "au_number",
@@ -56,6 +57,12 @@ ABAW_AUS = _numbers(1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)
 BP4D_AUS = _numbers(1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 DISFA_AUS = _numbers(1, 2, 4, 6, 9, 12, 25, 26)
 ABAW_RARE_AUS = ("AU2", "AU15", "AU23", "AU24", "AU26")  # the paper's rare AUs on Aff-Wild2 (section 3.4.1)
+
+RARE_AUS_OF_SET: Dict[str, Tuple[str, ...]] = {
+    "abaw": ABAW_RARE_AUS,
+    "bp4d": _numbers(2, 15, 23, 24),
+    "disfa": _numbers(1, 2, 6, 9),
+}
 
 KNOWN_AU_SETS: Dict[str, AUSet] = {
     "abaw": AUSet("abaw", ABAW_AUS),
@@ -104,6 +111,17 @@ def au_set(name_or_names) -> AUSet:
             raise UserError(f"AU set {name_or_names!r}: expected one of {', '.join(KNOWN_AU_SETS)} or a list of AUs")
         return KNOWN_AU_SETS[name_or_names.lower()]
     return au_set_of(check_au_names(name_or_names, "AU set"))
+
+
+def default_rare_aus(au_names: Sequence[str]) -> Tuple[str, ...]:
+    """The rare AUs sampled more often (data.rare_aus) when a config names none, for the set `au_names`.
+
+    abaw: the paper's five (section 3.4.1); bp4d and disfa: the least frequent AUs of those data sets, as their
+    packaged configs name them; any other set: the paper's rare AUs it contains."""
+    known = au_set_of(au_names).name
+    if known in RARE_AUS_OF_SET:
+        return RARE_AUS_OF_SET[known]
+    return tuple(au for au in ABAW_RARE_AUS if au in tuple(au_names))
 
 
 def default_au_names(au_names: Optional[Sequence[str]]) -> Tuple[str, ...]:

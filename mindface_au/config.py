@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from mindface_au.au_sets import ABAW_AUS, ABAW_RARE_AUS, check_au_names
+from mindface_au.au_sets import ABAW_AUS, ABAW_RARE_AUS, KNOWN_AU_SETS, check_au_names
 from mindface_au.errors import UserError
 from mindface_au.utils.guard import short_repr
 
@@ -41,7 +41,8 @@ class ModelConfig:
     """Network architecture (see mindface_au.models)."""
 
     name: str = "aunet_iresnet100"  # registry name
-    au_names: List[str] = field(default_factory=lambda: list(AU_NAMES))  # the AUs predicted, in output order
+    # the AUs predicted, in output order; unset in a config = the AU set of data.format (list data: data.au_names)
+    au_names: List[str] = field(default_factory=lambda: list(AU_NAMES))
     num_classes: int = 0  # outputs; 0 = len(au_names), any other value must equal it
     input_size: int = 112
     widths: List[int] = field(default_factory=lambda: [64, 128, 256, 512])  # IResNet stage widths
@@ -87,7 +88,7 @@ class DataConfig:
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
     sample_rate: float = 0.1  # fraction of frames kept per video per epoch
     rare_rate: float = 0.2  # fraction kept for frames showing a rare AU
-    rare_aus: List[str] = field(default_factory=lambda: list(RARE_AUS))
+    rare_aus: List[str] = field(default_factory=lambda: list(RARE_AUS))  # unset in a config = the AU set's (au_sets)
     hflip: bool = True
     color_jitter: float = 0.4  # brightness/contrast/saturation strength; 0 disables
     batch_size: int = 256
@@ -193,7 +194,8 @@ def _apply(section_obj: Any, section: str, values: Dict[str, Any]) -> None:
         setattr(section_obj, key, _check_value(f"{section}.{key}", value, types[key]))
 
 
-def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
+def _merge(cfg: Config, data: Dict[str, Any], source: str, explicit: Optional[set] = None) -> None:
+    """Apply a mapping of sections to `cfg`; the (section, key) pairs it sets are added to `explicit`."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
     sections = _field_types(Config)
@@ -207,6 +209,8 @@ def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
         if not isinstance(values, dict):
             raise UserError(f"{source}: section {section!r} must be a mapping, got {type(values).__name__}")
         _apply(getattr(cfg, section), section, values)
+        if explicit is not None:
+            explicit.update((section, key) for key in values)
 
 
 MAX_DEPTH = 32  # nesting of lists/mappings in a config (the real ones use 3)
@@ -341,6 +345,7 @@ def resolve_config(name_or_path: str) -> str:
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then the YAML config `path` (a file or a packaged name), then each `section.key=value` override."""
     cfg = Config()
+    explicit: set = set()  # (section, key) the config file or a --set names
     if path:
         path = resolve_config(path)
         text = read_config_text(path)
@@ -350,15 +355,12 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
             raise UserError(f"{path}: not a valid config ({_yaml_problem(exc)})") from exc
         except RecursionError as exc:
             raise UserError(f"{path}: not a valid config (nested too deep)") from exc
-        _merge(cfg, data, path)
-    else:
-        data = {}
-    given = [data]
+        _merge(cfg, data, path, explicit)
     for text in overrides:
-        given.append(parse_override(text))
-        _merge(cfg, given[-1], f"--set {short_repr(text)}")
+        _merge(cfg, parse_override(text), f"--set {short_repr(text)}", explicit)
+    _format_defaults(cfg, explicit)
     validate(cfg)
-    cfg.given_keys = frozenset(f"{s}.{k}" for d in given for s, v in d.items() if isinstance(v, dict) for k in v)
+    cfg.given_keys = frozenset(f"{section}.{key}" for section, key in explicit)
     return cfg
 
 
@@ -372,6 +374,30 @@ def section_from_dict(section: str, data: Dict[str, Any]) -> Any:
     else:
         check_ranges(section, obj)
     return obj
+
+
+def _format_defaults(cfg: Config, explicit: set) -> None:
+    """The AU set and rare AUs a config leaves unset follow data.format.
+
+    The AU set comes from model.au_names as the config file (a run's saved config, whose model it describes) or a
+    --set names it, else data.au_names, else the set of data.format (affwild2, bp4d, disfa). List data has no set
+    of its own: an empty or missing one is refused. data.rare_aus left unset: the set's rare AUs
+    (au_sets.default_rare_aus)."""
+    from mindface_au.au_sets import default_rare_aus
+
+    data, model = cfg.data, cfg.model
+    if data.format not in DATA_FORMATS:
+        return  # validate names the bad format
+    if not (("model", "au_names") in explicit and model.au_names):
+        names = data.au_names or format_au_names(data.format)
+        if not names:
+            raise UserError(
+                "config key model.au_names: empty or unset, and data.format list names no AUs; name the AU of each "
+                'label column in order, e.g. --set "model.au_names=[AU1, AU2, AU4]"'
+            )
+        model.au_names = list(names)
+    if ("data", "rare_aus") not in explicit:
+        data.rare_aus = list(default_rare_aus(model.au_names))
 
 
 def validate(cfg: Config) -> None:
@@ -455,13 +481,16 @@ CROPS = ("arcface5", "box", "other")
 FORMAT_CROPS = {"affwild2": "arcface5", "bp4d": "box", "disfa": "box", "list": "other"}
 
 
+def format_au_names(data_format: str) -> tuple:
+    """The AU set a data format labels (affwild2: ABAW 12, bp4d, disfa); () for list data, which has none."""
+    return KNOWN_AU_SETS[FORMAT_AU_SETS[data_format]].au_names if data_format in FORMAT_AU_SETS else ()
+
+
 def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
     """data.format, its AU set (resolved into data.au_names), split, rare AUs and the DISFA keys."""
-    from mindface_au.au_sets import KNOWN_AU_SETS
-
     if data.format not in DATA_FORMATS:
         raise UserError(f"config key data.format: got {data.format!r}, expected one of {', '.join(DATA_FORMATS)}")
-    names = KNOWN_AU_SETS[FORMAT_AU_SETS[data.format]].au_names if data.format in FORMAT_AU_SETS else ()
+    names = format_au_names(data.format)
     if data.au_names and names and tuple(data.au_names) != names:
         raise UserError(
             f"config key data.au_names: {data.format} labels {', '.join(names)}; got {', '.join(data.au_names)}"
@@ -470,7 +499,8 @@ def _validate_data(data: "DataConfig", model: ModelConfig) -> None:
     if data.au_names != list(model.au_names):
         raise UserError(
             f"config keys model.au_names ({', '.join(model.au_names)}) and the AUs of data.format {data.format} "
-            f"({', '.join(data.au_names)}) differ; set model.au_names to the dataset's AUs"
+            f"({', '.join(data.au_names)}) differ; leave model.au_names unset (it follows data.format) or set it to "
+            "the dataset's AUs"
         )
     unknown = [au for au in data.rare_aus if au not in data.au_names]
     if unknown:

@@ -55,19 +55,19 @@ def test_skipped_images_callback_reports_each_epochs_new_skips(tmp_path, capsys)
     _consume(dataset)
     assert skipped_images(dataset) == 1
     callback.on_train_epoch_end(_Context(1))
-    assert "1 unreadable images skipped" in capsys.readouterr().out
+    assert "1 unreadable images skipped" in capsys.readouterr().err
     callback.on_train_epoch_end(_Context(2))  # nothing new: silent
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().err == ""
     _consume(dataset)
     callback.on_train_epoch_end(_Context(3))
-    assert capsys.readouterr().out == "epoch 3: 1 unreadable images skipped (see warnings for paths)\n"
+    assert capsys.readouterr().err == "epoch 3: 1 unreadable images skipped (see warnings for paths)\n"
 
 
 def test_skipped_images_callback_is_silent_for_a_clean_dataset(tmp_path, capsys):
     dataset = create_eval_dataset([_video(tmp_path, bad=set())], DataConfig(image_size=16, num_workers=1))
     _consume(dataset)
     SkippedImagesCallback(dataset).on_train_epoch_end(_Context(1))
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().err == ""
 
 
 def _validator(tmp_path, rank, results, **kwargs):

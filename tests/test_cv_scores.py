@@ -41,7 +41,7 @@ def test_run_cv_goes_on_past_a_fold_with_an_empty_validation_part(tmp_path, caps
         return {"epochs": [{"epoch": 1, "val_per_au": per_au}], "best": {"epoch": 1, "mean_f1": 0.5}}
 
     summary = run_cv(Config(), str(tmp_path), splits=["fold1", "fold2", "fold3"], train_fn=fake_train)
-    assert summary["unscored"] == ["fold2"] and "fold2: not trained, no score" in capsys.readouterr().out
+    assert summary["unscored"] == ["fold2"] and "fold2: not trained, no score" in capsys.readouterr().err
     saved = json.load(open(tmp_path / "cv.json"))
     assert saved["mean_f1"] == {"fold1": pytest.approx(0.5), "fold2": None, "fold3": pytest.approx(0.5)}
     assert saved["splits"]["fold2"] == dict.fromkeys(AU_NAMES) and saved["splits"]["fold1"]["AU26"] is None

@@ -1,7 +1,8 @@
 """`detect` as a package: face tracking against per-frame detection, the row schema, container timestamps and
 --start/--end, folders of videos (workers, shards, failures, resume), sidecar JSON, DataFrame, overlay, report.
 
-Test faces: SynthAU renderings (tools/detect_media.py; MTCNN finds them at 0.98-0.999), and the tiny AU network.
+Test faces: SynthAU renderings (mindface_au.data.synthau.clips; MTCNN finds them at 0.98-0.999), and the tiny AU
+network.
 """
 
 import csv
@@ -18,15 +19,13 @@ import numpy as np
 import pytest
 from conftest import TINY_AUNET, run_cli, run_cli_in_process
 
+from mindface_au.data.synthau.clips import scene_video
 from mindface_au.errors import UserError
 from mindface_au.inference.detect import RowSchema, detect, iter_rows, to_dataframe
 from mindface_au.inference.detect.collection import output_names, shard_videos
 from mindface_au.inference.detect.rows import DetectionRow
 from mindface_au.inference.detect.tracking import FaceFinder
 from mindface_au.inference.faces import Face, IoUTracker, MTCNNDetector, iou
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from detect_media import scene_video  # noqa: E402
 
 
 @pytest.fixture(scope="module")

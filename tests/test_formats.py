@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mindface_au.au_sets import BP4D_AUS, DISFA_AUS
+from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS
 from mindface_au.config import DataConfig, load_config
 from mindface_au.data import bp4d, disfa, formats
 from mindface_au.data.folds import get_split
@@ -175,8 +175,8 @@ BP4D_MODEL = f"model.au_names=[{', '.join(BP4D_AUS)}]"
         (["data.format=celeba"], "data.format"),
         (["data.format=bp4d", "data.split=official", "data.rare_aus=[AU2]", BP4D_MODEL], "data.split"),
         (["data.format=bp4d", "data.split=fold4", "data.rare_aus=[AU2]", BP4D_MODEL], "data.split"),
-        (["data.format=bp4d"], "model.au_names"),
-        (["data.format=bp4d", "data.split=fold1", BP4D_MODEL], "data.rare_aus"),
+        (["data.format=bp4d", f"model.au_names=[{', '.join(ABAW_AUS)}]"], "model.au_names"),
+        (["data.format=bp4d", "data.split=fold1", BP4D_MODEL, "data.rare_aus=[AU25]"], "data.rare_aus"),
         (["data.disfa_image_index=time"], "data.disfa_image_index"),
     ],
 )

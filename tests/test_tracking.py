@@ -1,28 +1,26 @@
 """Face tracking in `detect`: keyframes leave no step in the landmark series, and `--resume` of a tracked run gives
 the rows of an uninterrupted one.
 
-Input: `tools/detect_media.moving_video`, one SynthAU face moving like a head (sub-pixel path, roll, scale, noise).
+Input: `mindface_au.data.synthau.clips.moving_video`, one SynthAU face moving like a head (sub-pixel path, roll,
+scale, noise).
 """
 
 import csv
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 from conftest import TINY_AUNET
 
+from mindface_au.data.synthau.clips import moving_video, scene_video
 from mindface_au.inference.detect import detect
 from mindface_au.inference.detect import run as detect_mod
 from mindface_au.inference.detect.sources import open_source
 from mindface_au.inference.detect.tracker_state import state_path
 from mindface_au.inference.detect.tracking import FaceFinder
 from mindface_au.inference.faces import IoUTracker, MTCNNDetector
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from detect_media import moving_video, scene_video  # noqa: E402
 
 FRAMES = 120  # keyframes at 1, 16, 31, ..., 106
 

@@ -177,10 +177,10 @@ def test_resume_mid_epoch_from_a_step_checkpoint_matches_uninterrupted_run(train
         capture_output=True, text=True, timeout=900, env=dict(os.environ, GLOG_v="3"),
     )  # fmt: skip
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"step {saved} (epoch 2 step {saved - steps})" in proc.stdout
+    assert f"step {saved} (epoch 2 step {saved - steps})" in proc.stderr
     resumed = cli("train", "--resume", cut, "--device", "CPU")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert f"resumed from epoch 1 + {saved - steps} steps of epoch 2 (global step {saved})" in resumed.stdout
+    assert f"resumed from epoch 1 + {saved - steps} steps of epoch 2 (global step {saved})" in resumed.stderr
     b = json.load(open(cut / "metrics.json"))["epochs"]
     assert [e["epoch"] for e in b] == [1, 2]
     for x, y in zip(full, b):  # the tolerances of test_resume_after_kill_matches_uninterrupted_run (bit-reproducible)
@@ -201,7 +201,7 @@ def test_resume_mid_epoch_from_a_step_checkpoint_matches_uninterrupted_run(train
 
 def test_train_log_shows_the_backbone_layout(tmp_path):
     """The checkpoint loader's layout line (logger mindface_au.models.checkpoint, as model.backbone_checkpoint
-    loads) goes to the train log and stdout."""
+    loads) goes to the train log and stderr."""
     import logging
 
     from mindface_au.engine.trainer import _make_logger

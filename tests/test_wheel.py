@@ -36,7 +36,7 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     yamls = sorted(
         os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True)
     )
-    assert len(yamls) == 10 and [y for y in yamls if y not in names] == []
+    assert len(yamls) == 11 and [y for y in yamls if y not in names] == []
 
     site = tmp_path / "site"
     _run([*pip, "install", "--no-index", "--no-deps", "--target", str(site), wheel])

@@ -1,8 +1,8 @@
 """Make the documentation's report screenshot (docs/images/detect_report.png) from scratch, offline.
 
 1. a small SynthAU set (synthetic faces) and a tiny AU network trained on it for a few epochs (`mindface-au train`);
-2. `tools/detect_media.scene_video`: 60 frames of SynthAU faces in a scene (one person, ten empty frames, a cut to
-   two people);
+2. `mindface_au.data.synthau.clips.scene_video`: 60 frames of SynthAU faces in a scene (one person, ten empty
+   frames, a cut to two people);
 3. `mindface-au detect --all-faces --prob-k 2 --report` on that video;
 4. a headless Chromium screenshot of the report.
 
@@ -20,8 +20,7 @@ import tempfile
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from detect_media import scene_video  # noqa: E402
+from mindface_au.data.synthau.clips import scene_video
 
 
 def _cli(*args: str) -> None:

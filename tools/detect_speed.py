@@ -2,7 +2,7 @@
 
     python tools/detect_speed.py --out DIR [--frames 300] [--rounds 3]
 
-Builds (once, in DIR) a 640x360 video of one SynthAU face (tools/detect_media.py) and the demo-width AU network
+Builds (once, in DIR) a 640x360 video of one SynthAU face (mindface_au.data.synthau.clips) and the demo-width AU network
 (configs/synthau_demo.yaml, random weights: speed does not depend on them) exported to ONNX, then runs
 `mindface-au detect` as a user would, pinned to one core (`taskset -c 0`, `--threads 1`), alternating the two
 paths `--rounds` times, and prints frames/s (median) and milliseconds per frame of each stage.
@@ -89,7 +89,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    from detect_media import speed_video
+    from mindface_au.data.synthau.clips import speed_video
 
     video = os.path.join(args.out, f"one_face_640x360_{args.frames}.mp4")
     if not os.path.exists(video):

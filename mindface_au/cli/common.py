@@ -1,6 +1,7 @@
 """Argument helpers shared by the subcommands: `--config` / `--set` and the echo of the resolved config."""
 
 import argparse
+import sys
 
 from mindface_au.config import Config, dump_config, load_config
 
@@ -26,9 +27,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def echo_config(cfg: Config) -> None:
-    """Print the resolved config at the start of a command whose stdout is a log (not JSON); stderr stays for the
-    one-line errors."""
-    print("# resolved config\n" + dump_config(cfg), flush=True)
+    """Print the resolved config at the start of a long-running command, on stderr with its other progress and logs
+    (stdout holds the command's results)."""
+    print("# resolved config\n" + dump_config(cfg), file=sys.stderr, flush=True)
 
 
 def config_from_args(args: argparse.Namespace, echo: bool = True) -> Config:

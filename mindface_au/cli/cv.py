@@ -41,5 +41,34 @@ def run(args: argparse.Namespace) -> int:
     echo_config(cfg)
     summary = run_cv(cfg, args.out, splits)
     print(format_table1(summary["splits"], mean_row=True))
-    print("vote on the test set with: mindface-au predict --config CONFIG --model " + " ".join(summary["best_ckpts"]))
+    for line in predict_hints(cfg.data.format, summary["best_ckpts"]):
+        print(line)
     return 0
+
+
+def predict_hints(data_format: str, best_ckpts) -> list:
+    """Commands to paste after `cv` (`best_ckpts`: OUT/<split>/checkpoints/best.ckpt of the splits that have a score).
+    affwild2: the fold models vote on the test split (none trained on it); the other formats have no test split of
+    their own (a fold's test part is the others' training data), so each fold's model predicts its own part."""
+    import os
+    import shlex
+
+    runs = [os.path.dirname(os.path.dirname(ckpt)) for ckpt in best_ckpts]
+    if not runs:
+        return []
+    root = os.path.dirname(runs[0])
+    if data_format == "affwild2":
+        config = shlex.quote(os.path.join(runs[0], "config.yaml"))
+        models = " ".join(shlex.quote(c) for c in best_ckpts)
+        out = shlex.quote(os.path.join(root, "test_predictions"))
+        return [f"vote on the test set with: mindface-au predict --config {config} --model {models} --out {out}"]
+    lines = []
+    for run, ckpt in zip(runs, best_ckpts):
+        split = os.path.basename(run)
+        config = shlex.quote(os.path.join(run, "config.yaml"))
+        out = shlex.quote(os.path.join(root, "predictions", split))
+        lines.append(
+            f"predict {split}'s held-out part with: mindface-au predict --config {config} --model {shlex.quote(ckpt)} "
+            f"--out {out}"
+        )
+    return lines

@@ -14,7 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from mindface_au.engine.demo import run_demo
 
-    run_demo(args.out, args.config, args.overrides, args.videos, args.frames, args.device)
+    def progress(line: str) -> None:  # progress and logs on stderr, the result on stdout (docs/training.md)
+        print(line, file=sys.stderr, flush=True)
+
+    run_demo(args.out, args.config, args.overrides, args.videos, args.frames, args.device, log=progress)
     return 0

@@ -63,13 +63,32 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise UserError("--resume RUN_DIR uses the run's saved config.yaml; drop --config (use --set to change)")
-        result = train(None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides)
+        result = train(
+            None, resume=args.resume, distributed=args.distributed, device=args.device, overrides=overrides,
+            on_start=echo_config,
+        )  # fmt: skip
     else:
         cfg = load_config_fold(args.config, split_overrides(args, fold=False), args.fold)
-        echo_config(cfg)
-        result = train(cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite)
+        result = train(
+            cfg, distributed=args.distributed, device=args.device, overwrite=args.overwrite, on_start=echo_config
+        )
     best = result["best"]
     if result.get("rank", 0) != 0:
         return 0
     print(f"{describe_best(best)}; run directory {result['run_dir']}")
+    for line in next_steps(result["run_dir"], result["best_ckpt"]):
+        print(line)
     return 0
+
+
+def next_steps(run_dir: str, best_ckpt: str) -> list:
+    """The commands that evaluate and export the run's best checkpoint, ready to paste (paths shell-quoted)."""
+    import os
+    import shlex
+
+    config = shlex.quote(os.path.join(run_dir, "config.yaml"))
+    model = shlex.quote(best_ckpt)
+    return [
+        f"evaluate with: mindface-au eval --config {config} --model {model}",
+        f"export with: mindface-au export --model {model} --out {shlex.quote(os.path.join(run_dir, 'model.mindir'))}",
+    ]

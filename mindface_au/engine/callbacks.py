@@ -340,5 +340,9 @@ class SkippedImagesCallback(Callback):
         total = skipped_images(self.dataset)
         if total > self._last:
             epoch = run_context.original_args().cur_epoch_num
-            print(f"epoch {epoch}: {total - self._last} unreadable images skipped (see warnings for paths)", flush=True)
+            print(
+                f"epoch {epoch}: {total - self._last} unreadable images skipped (see warnings for paths)",
+                file=sys.stderr,
+                flush=True,
+            )
         self._last = total

@@ -8,6 +8,7 @@ one column per AU of the data's set, the mean F1 last, and a mean row over the f
 import copy
 import json
 import os
+import sys
 from typing import Dict, List, Optional, Sequence
 
 from mindface_au.config import AU_NAMES, FOLD_SPLITS, Config
@@ -101,17 +102,25 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Optional[Sequenc
                 saved = json.load(handle)
             if len(saved.get("epochs", [])) >= split_cfg.train.epochs:
                 history = saved
-                print(f"{split}: finished run found in {split_cfg.train.out_dir}, not retrained", flush=True)
+                print(
+                    f"{split}: finished run found in {split_cfg.train.out_dir}, not retrained",
+                    file=sys.stderr,
+                    flush=True,
+                )
         if history is None:
             resume_ckpt = os.path.join(split_cfg.train.out_dir, RUN_FILES["resume"])
             try:
                 if os.path.isfile(resume_ckpt):  # an unfinished split continues where it stopped
-                    print(f"{split}: unfinished run found in {split_cfg.train.out_dir}, resumed", flush=True)
+                    print(
+                        f"{split}: unfinished run found in {split_cfg.train.out_dir}, resumed",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     result = train_fn(None, resume=split_cfg.train.out_dir)
                 else:  # nothing or no finished epoch yet: cv's own unfinished work, started over
                     result = train_fn(split_cfg, overwrite=True)
             except EmptyValidationPart as exc:
-                print(f"{split}: not trained, no score: {exc}", flush=True)
+                print(f"{split}: not trained, no score: {exc}", file=sys.stderr, flush=True)
                 rows[split] = dict.fromkeys(names)
                 unscored.append(split)
                 continue

@@ -47,11 +47,13 @@ def run_demo(
     frames: int = 0,
     device: str = "auto",
     log=print,
+    result_line=print,
 ) -> Dict:
     """Run the whole demo into `out_dir`; returns the results.json dict.
 
     `config` is a file path or a packaged config name (default `synthau_demo`, resolved by `load_config`);
-    `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set.
+    `videos` / `frames` (0 = the config's defaults below) size the generated SynthAU set. `log` takes the progress
+    lines, `result_line` the final summary (the CLI: stderr and stdout).
     """
     from mindface_au.data import get_split
     from mindface_au.data.synthau import GENERATOR, generate
@@ -148,7 +150,7 @@ def run_demo(
     }
     with atomic_write(os.path.join(out_dir, "results.json")) as handle:
         json.dump(results, handle, indent=2)
-    log(
+    result_line(
         f"val mean F1 {100 * results['val_mean_f1']:.2f} raw, {100 * results['val_mean_f1_smoothed']:.2f} smoothed "
         f"(majority baseline {100 * base['majority']:.2f}, all-positive {100 * base['all_positive']:.2f}); "
         f"{results['time_s']['total']:.0f} s; results in {os.path.join(out_dir, 'results.json')}"

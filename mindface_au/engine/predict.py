@@ -11,7 +11,9 @@ each video is then post-processed (probability smoothing, threshold, label smoot
 before post-processing.
 """
 
+import dataclasses
 import os
+import sys
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -42,6 +44,32 @@ def vote(
     n = len(probs)
     tie_break = binarize(mean, threshold)
     return np.where(2 * ones > n, 1, np.where(2 * ones < n, 0, tie_break)).astype(np.int8)
+
+
+def trained_on_warnings(cfg, ckpts, models, videos) -> List[str]:
+    """One line per model whose card says it trained on some of `videos` (a `cv` fold model voting on a part it
+    trained on): same data format and data folder name, and the videos are in the training part of its split."""
+    from mindface_au.data import get_split
+
+    names = {v.name for v in videos}
+    out = []
+    for ckpt, model in zip(ckpts, models):
+        card = getattr(model, "card", None) or {}
+        split = card.get("val_split")
+        if not split or card.get("data_format") != cfg.data.format:
+            continue
+        if card.get("data_root") != os.path.basename(os.path.abspath(os.path.normpath(cfg.data.root))):
+            continue
+        try:
+            trained = {v.name for v in get_split(dataclasses.replace(cfg.data, split=split))[0]} & names
+        except UserError:
+            continue  # its split does not exist in this data: nothing to compare
+        if trained:
+            out.append(
+                f"{ckpt} trained on {len(trained)} of the {len(names)} videos predicted here (its data.split "
+                f"{split}); these predictions are not held out"
+            )
+    return out
 
 
 def predict(
@@ -113,6 +141,8 @@ def predict(
                 f"{ckpt}: predicts {', '.join(model.au_names)}; {ckpts[0]} predicts {', '.join(au_names)}: "
                 "voting models must share one AU set"
             )
+    for line in trained_on_warnings(cfg, ckpts, models, videos):
+        print(f"warning: {line}", file=sys.stderr, flush=True)
     per_model: List[List[np.ndarray]] = []
     for model in models:
         predictions = predict_videos(model, videos, cfg.data)

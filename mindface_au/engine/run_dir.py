@@ -138,6 +138,19 @@ class RunDirectory:
 
     # ---- writing (rank 0 only) ----
 
+    def check_target(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Refuse, writing nothing, what `prepare` would refuse: a file in place of the folder, another run there
+        without `overwrite`. Called before the other checks, so a failed command leaves the folder as it was."""
+        if not self.writes:
+            return
+        from mindface_au.utils.guard import check_new_output
+
+        if os.path.exists(self.root) and not os.path.isdir(self.root):
+            raise UserError(f"{self.root}: the run directory is an existing file; choose another path")
+        found = [p for p in (self.config_path, self.metrics_path, self.log_path, self.ckpt_dir) if os.path.exists(p)]
+        if found and not resume:
+            check_new_output(self.root, overwrite, "run directory")  # raises unless overwrite
+
     def prepare(self, resume: bool = False, overwrite: bool = False) -> List[str]:
         """Make the run directory ready to write (before anything is written); the stale files removed.
 
@@ -147,14 +160,12 @@ class RunDirectory:
         """
         if not self.writes:
             return []
-        from mindface_au.utils.guard import check_new_output, remove_stale_temporaries, writing
+        from mindface_au.utils.guard import remove_stale_temporaries, writing
 
-        if os.path.exists(self.root) and not os.path.isdir(self.root):
-            raise UserError(f"{self.root}: the run directory is an existing file; choose another path")
+        self.check_target(resume, overwrite)
         found = [p for p in (self.config_path, self.metrics_path, self.log_path, self.ckpt_dir) if os.path.exists(p)]
         removed: List[str] = []
         if found and not resume:
-            check_new_output(self.root, overwrite, "run directory")  # raises unless overwrite
             with writing(self.root):
                 for _, path in self.epoch_checkpoints():
                     os.remove(path)

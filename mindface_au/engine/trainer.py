@@ -32,9 +32,53 @@ class TrainingDiverged(UserError):
 TRAIN_LOGGERS = ("mindface_au.train", "mindface_au.models.checkpoint")
 
 
+# The paper's Table 3 (official Aff-Wild2 validation, mean F1 %): row 2 trains IResNet100 from scratch, row 3 starts
+# it from Glint360K; what a missing backbone file costs when trained without it.
+TABLE3_SCRATCH_F1, TABLE3_GLINT360K_F1 = 51.78, 53.06
+
+
+def check_backbone_checkpoint(model_cfg) -> None:
+    """A model.backbone_checkpoint that does not exist is a one-line error naming both ways forward: convert
+    insightface's Glint360K weights to that path, or train the backbone from scratch (and what Table 3 says that
+    costs)."""
+    path = model_cfg.backbone_checkpoint
+    if not path or os.path.isfile(path):
+        return
+    arch = model_cfg.name[len("aunet_") :] if model_cfg.name.startswith("aunet_") else model_cfg.name
+    cost = TABLE3_GLINT360K_F1 - TABLE3_SCRATCH_F1
+    raise UserError(
+        f"{path}: model.backbone_checkpoint not found; it is the face-recognition backbone the recipe starts from, "
+        f"insightface's Glint360K {arch} (arcface_torch model zoo). Either download it and convert it to that path: "
+        f"`mindface-au convert --src glint360k_{arch.replace('iresnet', 'r')}.pth --arch {arch} --out {path}` "
+        "(docs/conversion.md), or train the backbone from scratch with --set model.backbone_checkpoint= "
+        f"(the paper's Table 3: {TABLE3_SCRATCH_F1:.2f} instead of {TABLE3_GLINT360K_F1:.2f} mean F1 on "
+        f"Aff-Wild2's official validation, {cost:.2f} points less)"
+    )
+
+
+def settings_warnings(cfg: Config) -> List[str]:
+    """Settings of the config that do nothing in this run (said once at the start): lr milestones past the last
+    epoch, a warm-up as long as the run."""
+    out = []
+    late = [m for m in cfg.train.milestones if m > cfg.train.epochs]
+    if late:
+        out.append(
+            f"train.milestones {', '.join(map(str, late))} come after the last epoch (train.epochs "
+            f"{cfg.train.epochs}): the learning rate never drops there; lower them with --set train.milestones=[...]"
+        )
+    if cfg.train.warmup_epochs >= cfg.train.epochs:
+        out.append(
+            f"train.warmup_epochs {cfg.train.warmup_epochs:g} is not shorter than train.epochs {cfg.train.epochs}: "
+            "the learning rate never reaches train.lr"
+        )
+    return out
+
+
 def _make_logger(log_path: Optional[str], rank: int) -> logging.Logger:
-    """The run's logger (stdout, and train.log on rank 0); the other TRAIN_LOGGERS write to the same handlers."""
-    stream = logging.StreamHandler(sys.stdout)
+    """The run's logger (stderr, and train.log on rank 0); the other TRAIN_LOGGERS write to the same handlers.
+
+    Progress and logs go to stderr and the log file; stdout holds the command's result (docs/training.md)."""
+    stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s" if rank else "%(message)s"))
     handlers = [stream]
     if log_path:
@@ -62,8 +106,12 @@ def train(
     overrides: List[str] = (),
     callbacks: Sequence = (),
     overwrite: bool = False,
+    on_start=None,
 ) -> Dict:
     """Train `cfg` (or continue the run in `resume` with its saved config plus `overrides`).
+
+    `on_start(cfg)`: called once every check passed, before the run directory is written (the CLI echoes the
+    resolved config there, so a command that fails a check prints its one-line error only).
 
     `callbacks`: extra mindspore Callbacks, run after the built-in ones (progress, checkpoints, validation).
     `overwrite`: replace the run in train.out_dir if there is one (else that is an error; see docs/errors.md).
@@ -106,30 +154,28 @@ def train(
             raise UserError(f"--resume {resume}: not a run directory (no {RUN_FILES['config']})")
         cfg = load_config(saved, overrides)
         cfg.train.out_dir = resume
+    # Every check that can fail before training runs before the run directory is touched, so a failed command can
+    # be run again as it is. First those that need no device: the files the config names and the data.
+    check_backbone_checkpoint(cfg.model)
+    train_videos, val_videos = get_split(cfg.data)
+    validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
     runtime = resolve_runtime(cfg.train, target, world_size, cfg.data.batch_size)
     run = RunDirectory(cfg.train.out_dir, rank, dataclasses.asdict(cfg.model), cfg.train.keep_last)
     run.card = make_card(cfg)  # what the model was trained on, in every checkpoint (model_card.py)
-    stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
 
-    # resume.ckpt is read once, before anything is written: the epoch decides the dataset, the state is loaded
-    # into the train network once it exists. Every rank reads it (a shared run directory on several machines).
+    # Then the run directory's state, the resume state, the network (loading its backbone checkpoint) and the batch
+    # size against the frames of an epoch.
+    run.check_target(resume=bool(resume), overwrite=overwrite)
+    # resume.ckpt is read once: the epoch decides the dataset, the state is loaded into the train network once it
+    # exists. Every rank reads it (a shared run directory on several machines).
     state = run.read_resume_state() if resume else None
     start_epoch = state.epoch if state else 0
     if state and start_epoch >= cfg.train.epochs:
         raise UserError(f"--resume {resume}: already trained {start_epoch} of {cfg.train.epochs} epochs")
-
     if resume:
         check_resume_workers(run.root, world_size)  # the worker count the run last ran with
-    run.save_config(cfg)
-    logger = _make_logger(run.log_path if run.writes else None, rank)
-    logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
-    if stale:
-        logger.info(f"removed {len(stale)} file(s) of an earlier run or interrupted save: {', '.join(stale[:4])}")
-    logger.info(runtime.describe())
-    if cfg.train.sink_mode == "true" and not runtime.sink_mode:
-        logger.info("train.sink_mode true: Model.train does not sink on CPU, so this run does not")
 
     # One seed for MindSpore, numpy and the data pipeline, set before any Cell is built: every rank initialises
     # the same parameters (the run logs their digest below on every rank).
@@ -138,21 +184,20 @@ def train(
     np.random.seed(seed)
     ds.config.set_seed(seed)
 
-    train_videos, val_videos = get_split(cfg.data)
-    validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     net = create_model_from_config(cfg.model)
     apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
+    notes = []  # logged once the log exists
     if cfg.train.sync_bn:
-        logger.info(
+        notes.append(
             f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
         )
     elif cfg.train.freeze_bn:
-        logger.info(f"BatchNorm: frozen ({freeze_batchnorm(net)} layers use and keep their running statistics)")
+        notes.append(f"BatchNorm: frozen ({freeze_batchnorm(net)} layers use and keep their running statistics)")
     else:
-        logger.info(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
+        notes.append(f"BatchNorm: per device (statistics of each rank's batch of {cfg.data.batch_size})")
     if cfg.train.prelu_form != "native":
-        logger.info(f"PReLU: {cfg.train.prelu_form} form in {set_prelu_form(net, cfg.train.prelu_form)} layers")
-    logger.info(describe_memory(net, cfg, runtime))  # activation estimate against the device memory, before compiling
+        notes.append(f"PReLU: {cfg.train.prelu_form} form in {set_prelu_form(net, cfg.train.prelu_form)} layers")
+    notes.append(describe_memory(net, cfg, runtime))  # activation estimate against the device memory, before compiling
     loss_fn = create_loss(cfg.loss)
 
     def make_dataset(first_epoch: int, skip_steps: int = 0):
@@ -181,6 +226,23 @@ def train(
         phases = [(start_epoch + 1, make_dataset(start_epoch, skip), start_epoch)]
         if start_epoch + 1 < cfg.train.epochs:
             phases.append((cfg.train.epochs, make_dataset(start_epoch + 1), start_epoch + 1))
+
+    # Nothing failed: from here on the run directory is written.
+    if on_start is not None:
+        on_start(cfg)
+    stale = run.prepare(resume=bool(resume), overwrite=overwrite)  # no finished run replaced, no stale temporaries
+    run.save_config(cfg)
+    logger = _make_logger(run.log_path if run.writes else None, rank)
+    logger.info(f"run {run.root}: rank {rank}/{world_size}, split {cfg.data.split}")
+    if stale:
+        logger.info(f"removed {len(stale)} file(s) of an earlier run or interrupted save: {', '.join(stale[:4])}")
+    logger.info(runtime.describe())
+    if cfg.train.sink_mode == "true" and not runtime.sink_mode:
+        logger.info("train.sink_mode true: Model.train does not sink on CPU, so this run does not")
+    for note in notes:
+        logger.info(note)
+    for warning in settings_warnings(cfg):
+        logger.warning(f"warning: {warning}")
     counts = dataset.epoch_sampler.accounting(cfg.data.batch_size)
     logger.info(
         f"epoch sample {counts['sampled']} frames: {world_size} ranks x {steps} steps x {cfg.data.batch_size} = "

@@ -29,7 +29,7 @@ from mindface_au.data.synthau.intensity import (
     labels_from_intensity,
 )
 from mindface_au.errors import UserError
-from mindface_au.utils.guard import writing
+from mindface_au.utils.guard import EnvironmentFailure, writing
 
 TEST_LABEL_DIR = "synthau_test_labels"
 SUMMARY_FILE = "synthau.json"
@@ -115,6 +115,18 @@ def synth_video(seed_seq: np.random.SeedSequence, num_frames: int, render: bool 
     }
 
 
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write one SynthAU image (JPEG quality 92, or PNG by the name); OpenCV's silent failure (a full disk, no
+    permission) becomes one line naming the file (EnvironmentFailure: the CLI exits 1, no traceback)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.lower().endswith((".jpg", ".jpeg")) else []
+    try:
+        written = cv2.imwrite(path, image, params)
+    except cv2.error as exc:
+        raise EnvironmentFailure(f"{path}: cannot write the image ({' '.join(str(exc).split())[:120]})") from exc
+    if not written:
+        raise EnvironmentFailure(f"{path}: cannot write the image (disk full or not writable)")
+
+
 def _make_job(job: Dict) -> Dict:
     """Render and write one video (runs in a worker process); returns its label statistics."""
     cv2.setNumThreads(1)
@@ -124,8 +136,7 @@ def _make_job(job: Dict) -> Dict:
     for i, image in enumerate(video["frames"]):
         if image is not None:
             path = os.path.join(folder, image_name(i + 1))
-            if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
-                raise RuntimeError(f"{path}: cv2.imwrite failed")
+            write_image(path, image)
     labels, invalid = video["labels"], video["invalid"]
     rows = len(labels) - job["unlabelled_tail"]  # images at the end without an annotation row
     if job["split"] == "test":

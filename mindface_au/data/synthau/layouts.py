@@ -21,12 +21,11 @@ import os
 import shutil
 from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 
 from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS, au_number
 from mindface_au.data import bp4d, disfa
-from mindface_au.data.synthau.dataset import GENERATOR, SUMMARY_FILE, _spans, generate, synth_video
+from mindface_au.data.synthau.dataset import GENERATOR, SUMMARY_FILE, _spans, generate, synth_video, write_image
 from mindface_au.data.synthau.face import EXTRA_AUS
 from mindface_au.errors import UserError
 
@@ -96,7 +95,7 @@ def _write_bp4d(tmp: str, per_part: int, tasks: int, frames: int, seed: int) -> 
                 if image is not None:
                     out = bp4d.image_path(tmp, subject, task, number)
                     os.makedirs(os.path.dirname(out), exist_ok=True)
-                    cv2.imwrite(out, image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    write_image(out, image)
             counts[f"{subject}_{task}"] = int(item["has_image"].sum())
     return counts
 
@@ -116,7 +115,7 @@ def _write_disfa(tmp: str, per_part: int, frames: int, seed: int) -> Dict:
         os.makedirs(folder, exist_ok=True)
         for t, image in enumerate(video["frames"]):
             if image is not None:
-                cv2.imwrite(os.path.join(folder, f"{t}{disfa.IMAGE_EXT}"), image)
+                write_image(os.path.join(folder, f"{t}{disfa.IMAGE_EXT}"), image)
         counts[subject] = int((~video["no_face"]).sum())
     return counts
 
@@ -131,7 +130,7 @@ def _write_list(tmp: str, per_part: int, frames: int, seed: int) -> Dict:
             if image is not None:
                 path = os.path.join("img", name, f"{item['numbers'][i]}.jpg")
                 os.makedirs(os.path.join(tmp, os.path.dirname(path)), exist_ok=True)
-                cv2.imwrite(os.path.join(tmp, path), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                write_image(os.path.join(tmp, path), image)
                 rel.append((path.replace(os.sep, "/"), item["labels"][i]))
         items[subject] = rel
     for fold in range(1, 4):
