@@ -281,14 +281,14 @@ def test_check_folds_refuses_before_training_the_first_fold(tmp_path):
 
 
 def test_cv_checks_every_fold_before_the_first_one_trains(tmp_path):
-    """`run_cv` refuses fold2 (no test subject) before fold1 trains: the train function is never called."""
-    from mindface_au.engine.cv import run_cv
+    """`mindface-au cv` refuses fold2 (no test subject) before fold1 trains: one line, exit 2, no run folder."""
+    from conftest import run_cli_in_process
 
     for subject in ("F001", "F007"):
         write(f"{tmp_path}/AUCoding/AU_OCC/{subject}_T1.csv", BP4D_HEADER + "\n" + bp4d_row(1) + "\n")
         image(f"{tmp_path}/{subject}/T1/1.jpg")
-    cfg = cfg_for("bp4d", tmp_path)
-    trained = []
-    with pytest.raises(UserError, match=r"fold2 tests on part2, which has none"):
-        run_cv(cfg, str(tmp_path / "cv"), ["fold1", "fold2", "fold3"], train_fn=lambda c, **kw: trained.append(c))
-    assert trained == []
+    sets = ["data.format=bp4d", f"data.root={tmp_path}", f"model.au_names=[{', '.join(BP4D_AUS)}]"]
+    proc = run_cli_in_process("cv", *[arg for s in sets for arg in ("--set", s)], "--out", tmp_path / "cv")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "fold2 tests on part2, which has none" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "cv").exists()

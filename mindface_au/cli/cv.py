@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
     from mindface_au.config import load_config
+    from mindface_au.data.formats import check_folds
     from mindface_au.engine.cv import cv_splits, format_table1, run_cv
     from mindface_au.errors import UserError
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--splits: unknown split {unknown[0]!r} for data.format {cfg.data.format}; valid: {', '.join(valid)}"
         )
+    check_folds(cfg.data, splits)  # every fold's test subjects, before the first fold trains
     echo_config(cfg)
     summary = run_cv(cfg, args.out, splits)
     print(format_table1(summary["splits"], mean_row=True))

@@ -79,13 +79,11 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Optional[Sequenc
     already finished (metrics.json with every epoch) are not retrained; an unfinished one (with
     checkpoints/resume.ckpt) is resumed.
     """
-    from mindface_au.data.formats import check_folds
     from mindface_au.engine.trainer import RUN_FILES, train
     from mindface_au.engine.validation import EmptyValidationPart
 
     train_fn = train_fn or train
     splits = cv_splits(cfg) if splits is None else splits
-    check_folds(cfg.data, splits)  # every fold's test subjects before the first fold trains
     out_root = out_root or cfg.train.out_dir
     rows: Dict[str, Dict[str, Optional[float]]] = {}
     ckpts: List[str] = []
