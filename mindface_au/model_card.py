@@ -93,6 +93,8 @@ def format_card(card: Optional[dict], au_names: Sequence[str], crop: str) -> str
         return "\n".join(lines)
     f1 = card.get("val_mean_f1")
     score = f"validation mean F1 {100 * f1:.2f} on {card.get('val_split')}" if f1 is not None else "not validated"
+    if f1 is not None and card.get("val_subset"):
+        score += f" (over {card['val_subset']})"
     lines.append(f"# trained on {card.get('dataset')} ({card.get('data_format')} format); {score}")
     if card.get("note"):
         lines.append(f"# note: {card['note']}")
