@@ -1,13 +1,29 @@
+import os
+import re
+
 from setuptools import find_packages, setup
+
+
+def read_version() -> str:
+    """mindface_au.__version__, read from the file (importing the package would need its dependencies): the one
+    place the version is written; tests check that CITATION.cff says the same."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mindface_au", "__init__.py")
+    with open(path, encoding="utf-8") as handle:
+        match = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M)
+    if not match:
+        raise RuntimeError(f'{path}: no __version__ = "X.Y.Z" line')
+    return match.group(1)
+
 
 setup(
     name="mindface-au",
-    version="0.1.0",
+    version=read_version(),
     description="Facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)",
     license="Apache-2.0",
     license_files=["LICENSE", "THIRD_PARTY_NOTICES.md"],
     packages=find_packages(include=["mindface_au", "mindface_au.*"]),
-    package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml"]},  # `--config NAME` works once installed
+    # configs: `--config NAME` works once installed; py.typed: type checkers read the package's annotations (PEP 561)
+    package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml", "py.typed"]},
     python_requires=">=3.10,<3.13",  # the CPython versions MindSpore 2.10 ships wheels for
     classifiers=[
         "Development Status :: 3 - Alpha",
