@@ -71,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace):
     """The checks that need no model: required flags, input and model files that exist, option values in range,
-    the shard. `detect` runs them first; `launch ... -- detect` runs them before msrun starts any worker."""
+    the shard. `detect` runs them first; `launch ... -- detect` runs them before msrun starts any worker. Returns
+    the DetectOptions the flags give."""
     import os
 
     from mindface_au.errors import UserError
@@ -92,9 +93,10 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag}: got {value}, expected a positive integer")
     if args.threads < 0:
         raise UserError(f"--threads: got {args.threads}, expected 0 (all cores) or a positive integer")
-    detect_options(args)
+    options = detect_options(args)
     if args.shard != "auto":
         parse_shard(args.shard)
+    return options
 
 
 def detect_options(args: argparse.Namespace):
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         summary = merge_summaries(args.merge_summaries, overwrite=args.overwrite)
         print(json.dumps(summary))
         return 1 if summary.get("failed") else 0
-    check_args(args)
+    opts = check_args(args)
     under_msrun = args.shard == "auto"
     if under_msrun:
         from mindface_au.inference.detect.collection import msrun_shard
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         config=config,
         progress=not args.no_progress,
-        options=detect_options(args),
+        options=opts,
         **options(args, "ckpt device batch_size threads resume plot overlay report workers shard overwrite"),
     )
     print(json.dumps(summary))

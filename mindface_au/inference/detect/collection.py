@@ -233,7 +233,10 @@ def detect_videos(
         from mindface_au.inference.model_file import read_model_file
 
         keys = ("config", "device", "threads")
-        mf = read_model_file(model_path, **{k: model_options[k] for k in keys if k in model_options})
+        given = {k: model_options[k] for k in keys if k in model_options}
+        if workers != 1:  # only its settings are read here: the workers each open it on the device
+            given["device"] = "CPU"
+        mf = read_model_file(model_path, **given)
     opts = opts.resolve(model_threshold(model.file if model is not None else mf))
     if not options.get("model_sha256"):  # once per run
         options["model_sha256"] = model.sha256 if model is not None else mf.sha256

@@ -60,7 +60,6 @@ __all__ = [
     "detect_one",
     "DetectJob",
     "DetectOptions",
-    "model_file",
     "check_working_names",
     "open_input",
 ]
@@ -183,11 +182,6 @@ def iter_detections(
     run_batch()
     while queue:
         yield queue.popleft()
-
-
-def model_file(predictor) -> str:
-    """The model file a loaded model (InferenceModel or Predictor) came from ("" when unknown)."""
-    return detect_model(predictor).path or ""
 
 
 def _utf8(path: str) -> bool:
