@@ -405,7 +405,7 @@ def test_threshold_defaults_to_the_model_files(tmp_path):
         flags = [header.index(au) for au in cfg.au_names]
         written = np.array([[float(r[i]) for i in probs] for r in rows])
         labelled = np.array([[int(r[i]) for i in flags] for r in rows])
-        assert written.shape == (len(crops), len(cfg.au_names))
+        assert written.shape[1] == len(cfg.au_names) and len(written) > 0
         with open(out + ".json") as handle:
             return written, labelled, json.load(handle)["settings"]["threshold"]
 
@@ -423,3 +423,16 @@ def test_threshold_defaults_to_the_model_files(tmp_path):
     written, flags, recorded = labels(str(tmp_path / "given.csv"))
     assert recorded == 0.5
     np.testing.assert_array_equal(flags, (written >= 0.5).astype(int))
+
+    # a folder of videos: every video's CSV at the file's threshold, and a re-run keeps them
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    clip(videos / "a.avi", frames=3)
+    base = ["detect", "--input", videos, "--out", tmp_path / "per_video", "--model", ckpt, "--aligned", "--no-progress"]
+    for status in ("ok", "done before"):
+        proc = run_cli_in_process(*base, "--device", "CPU", "--resume")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert statuses(json.loads(proc.stdout)) == {"a.avi": status}
+    written, flags, recorded = labels(str(tmp_path / "per_video" / "a.csv"))
+    assert recorded == pytest.approx(threshold)
+    np.testing.assert_array_equal(flags, (written >= threshold).astype(int))

@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, sidecar_path
@@ -180,6 +180,21 @@ def _one(task: Tuple[str, str, str, DetectOptions, dict]) -> dict:
     return dict(record, status="ok")
 
 
+def _model_facts(predictor, model_options: dict, workers: int) -> Tuple[str, float, Optional[str], Any]:
+    """(model path, the threshold it was validated with, its sha256, the ModelFile a one-process run loads it from
+    or None): the model file is read once here, for every video."""
+    if predictor is not None:
+        model = detect_model(predictor)
+        return model.path, model_threshold(model.file), model.sha256, None
+    from mindface_au.inference.model_file import read_model_file
+
+    given = {k: model_options[k] for k in ("config", "device", "threads") if k in model_options}
+    if workers != 1:  # only its settings are read here: the workers each open it on the device
+        given["device"] = "CPU"
+    mf = read_model_file(model_options.get("path") or "", **given)
+    return mf.path, model_threshold(mf), mf.sha256, mf if workers == 1 else None
+
+
 def detect_videos(
     input_dir: str,
     output_dir: str,
@@ -221,27 +236,15 @@ def detect_videos(
     mine = shard_videos(sizes, shard)
     names = output_names(videos)
     overwrite = bool(options.get("overwrite"))
-    model, mf = detect_model(predictor) if predictor is not None else None, None
-    model_path = model.path if model is not None else model_options.get("path") or ""
+    model_path, threshold, sha256, mf = _model_facts(predictor, model_options, workers)
     inputs = [input_dir, model_path]
     name = SUMMARY_NAME if shard is None else SHARD_SUMMARY.format(i=shard[0], n=shard[1])
     summary_path = os.path.join(output_dir, name)
     guard.check_not_input(summary_path, inputs)
     outs = [os.path.join(output_dir, names[v]) for v in videos]
     check_working_names([summary_path, report], outs + [summary_path])
-    if model is None:  # read once here: its threshold and sha256 (and the model of a one-process run)
-        from mindface_au.inference.model_file import read_model_file
-
-        keys = ("config", "device", "threads")
-        given = {k: model_options[k] for k in keys if k in model_options}
-        if workers != 1:  # only its settings are read here: the workers each open it on the device
-            given["device"] = "CPU"
-        mf = read_model_file(model_path, **given)
-    opts = opts.resolve(model_threshold(model.file if model is not None else mf))
-    if not options.get("model_sha256"):  # once per run
-        options["model_sha256"] = model.sha256 if model is not None else mf.sha256
-    if workers != 1:
-        mf = None  # each worker reads the model itself: no parameters held here meanwhile
+    opts = opts.resolve(threshold)
+    options["model_sha256"] = options.get("model_sha256") or sha256  # once per run
     old = _read_json(summary_path)
     own_summary = (
         isinstance(old, dict)
@@ -288,7 +291,7 @@ def detect_videos(
     try:
         return _run_tasks(
             tasks, kept + failed, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor,
-            dict(model_options, path=mf) if mf is not None and workers == 1 else model_options, progress, report, opts,
+            model_options if mf is None else dict(model_options, path=mf), progress, report, opts,
         )  # fmt: skip
     finally:
         lock.release()
