@@ -52,7 +52,16 @@ setup(
         "torch": ["torch==2.13.0"],
         "onnx": ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy<2"],  # numpy<2: MindSpore 2.10 needs numpy 1.x
         # scikit-learn: an independent F1 oracle in the tests only (the package computes its own F1)
-        "dev": ["pytest>=8,<10", "black>=24", "isort>=5", "flake8>=7", "scikit-learn>=1.3,<2"],
+        # import-linter: `make lint` checks the import layers (setup.cfg); ruff: configured in pyproject.toml
+        "dev": [
+            "pytest>=8,<10",
+            "black>=24",
+            "isort>=5",
+            "flake8>=7",
+            "scikit-learn>=1.3,<2",
+            "import-linter==2.17",
+            "ruff==0.17.6",
+        ],
         "video": ["av>=14,<19", "numpy<2"],  # detect --overlay: PyAV's wheel ships libx264 (browser-playable H.264)
         "pandas": ["pandas>=2,<3", "numpy<2"],  # detect's to_dataframe (py-feat Fex users)
     },

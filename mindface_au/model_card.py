@@ -46,7 +46,7 @@ def run_settings(model_cfg, eval_cfg=None, crop: str = "arcface5") -> dict:
     """{"preprocessing": {input_size, mean, std, crop}, "eval": {prob_k, label_k, threshold}}: how to feed and score
     the model of ModelConfig `model_cfg` (`eval_cfg` an EvalConfig, None: the packaged defaults; `crop` the method)."""
     from mindface_au.config import EvalConfig
-    from mindface_au.data.transforms import face_input
+    from mindface_au.models import face_input
 
     spec = face_input(model_cfg)
     eval_cfg = eval_cfg if eval_cfg is not None else EvalConfig()
