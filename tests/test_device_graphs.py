@@ -45,6 +45,7 @@ RECIPE_SETTINGS = {
     "affwild2/fixed_fusion": ["train.optimizer=sgd", "train.sync_bn=false", "train.freeze_bn=false"],
     "bp4d/full_network": [],  # the paper's full network on the BP4D AU set (12 outputs, its own rare AUs)
     "disfa/full_network": [],  # and on the DISFA set (8 outputs)
+    "quick": [],  # the demo network, 6 epochs
 }
 # amp O0 and O2 are also compiled by the IR-dump test below (default config at tiny widths)
 
