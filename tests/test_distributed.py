@@ -144,7 +144,7 @@ def test_data_parallel_equals_one_big_batch_resumes_and_validates_like_eval(tmp_
     single = tmp_path / "single"
     proc = cli("train", "--config", config, "--out", single, "--device", "CPU", "--set", f"data.batch_size={2 * BATCH}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert _digests(proc.stdout)[0] == d0[0]
+    assert _digests(proc.stderr)[0] == d0[0]
     a, b = _trainable(run / "checkpoints" / "epoch_001.ckpt"), _trainable(single / "checkpoints" / "epoch_001.ckpt")
     assert set(a) == set(b)
     worst = max(float(np.abs(a[n] - b[n]).max() / max(np.abs(b[n]).max(), 1e-12)) for n in a)

@@ -82,7 +82,7 @@ def test_cpu_reports_no_device_memory():
 
 
 def test_train_prints_the_estimate_at_start(trained_tiny_run):
-    lines = trained_tiny_run.proc.stdout.splitlines()
+    lines = trained_tiny_run.proc.stderr.splitlines()  # the log goes to stderr (and train.log)
     estimate = [i for i, line in enumerate(lines) if line.startswith("memory estimate: activations ")]
     epochs = [i for i, line in enumerate(lines) if line.startswith("epoch ")]
     assert estimate and (not epochs or estimate[0] < epochs[0]), lines[:30]
