@@ -83,10 +83,10 @@ def test_eval_model_alone_equals_eval_with_its_run_config(small_model, tiny_synt
     assert (alone["prob_k"], alone["label_k"]) == (1, 2)
     for key in ("mean_f1", "mean_f1_smoothed", "per_au", "per_au_smoothed", "frames"):
         assert alone[key] == with_config[key], key  # to the last digit
-    # the echoed config is what runs: the file's input size and smoothing, not the packaged 112 / 8
+    # the echoed config (stderr) is what runs: the file's input size and smoothing, not the packaged 112 / 8
     text = run_cli_in_process("eval", "--model", ckpt, "--set", f"data.root={tiny_synthau}")
     assert text.returncode == 0, text.stderr[-1500:]
-    assert "input_size: 32" in text.stdout and "prob_k: 1" in text.stdout and "threshold: 0.45" in text.stdout
+    assert "input_size: 32" in text.stderr and "prob_k: 1" in text.stderr and "threshold: 0.45" in text.stderr
 
 
 def test_trained_run_eval_without_config_gives_the_run_numbers(trained_tiny_run):
