@@ -70,21 +70,11 @@ def export_network(
     if quantize and fmt != "ONNX":
         raise UserError(f"--quantize {quantize}: only with --format ONNX")
     run_net = inference_network(net, model_cfg)
+    meta = {"source": source, "card": card, "settings": settings}
     if fmt == "MINDIR":
-        return write_mindir(run_net, model_cfg, out, batch_size, source, card=card, settings=settings)
-    return write_onnx(
-        run_net,
-        model_cfg,
-        out,
-        batch_size,
-        quantize,
-        calib_images,
-        held_out_images,
-        source=source,
-        calib_source=calib_source,
-        card=card,
-        settings=settings,
-    )
+        return write_mindir(run_net, model_cfg, out, batch_size, **meta)
+    calibration = (calib_images, held_out_images, calib_source)
+    return write_onnx(run_net, model_cfg, out, batch_size, quantize, calibration, **meta)
 
 
 def export_model(

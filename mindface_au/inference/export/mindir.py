@@ -3,7 +3,6 @@ reading the written graph back and running it against the network."""
 
 import os
 import shutil
-from typing import Optional
 
 import numpy as np
 
@@ -21,16 +20,15 @@ def write_mindir(
     model_cfg: ModelConfig,
     out: str,
     batch_size: int,
-    source: str = "",
-    card: Optional[dict] = None,
-    settings: Optional[dict] = None,
+    **meta,
 ) -> dict:
     """Write inference network `run_net` (loader.inference_network) to MindIR file `out` with batch `batch_size`;
-    returns its metadata plus `max_abs_diff_vs_mindspore` (the graph read back against `run_net`)."""
+    returns its metadata (`meta`: source, card, settings, as `model_metadata` takes them) plus
+    `max_abs_diff_vs_mindspore` (the graph read back against `run_net`)."""
     import mindspore as ms
 
     size = int(model_cfg.input_size)
-    info = model_metadata(model_cfg, int(batch_size), source, card=card, settings=settings)
+    info = model_metadata(model_cfg, int(batch_size), **meta)
     dummy = ms.Tensor(np.zeros((batch_size, 3, size, size), np.float32))
 
     def add_info(proto) -> None:

@@ -11,7 +11,7 @@
 import os
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -188,25 +188,24 @@ def write_onnx(
     out: str,
     batch_size: int,
     quantize: Optional[str] = None,
-    calib_images: Optional[np.ndarray] = None,
-    held_out_images: Optional[np.ndarray] = None,
-    source: str = "",
-    calib_source: str = "",
-    card: Optional[dict] = None,
-    settings: Optional[dict] = None,
+    calibration: Optional[Tuple[Optional[np.ndarray], Optional[np.ndarray], str]] = None,
+    **meta,
 ) -> dict:
     """Write inference network `run_net` (loader.inference_network) to ONNX file `out` (dynamic batch axis,
-    traced at `batch_size`); returns its metadata plus `max_abs_diff_vs_mindspore`.
+    traced at `batch_size`); returns its metadata (`meta`: source, card, settings, as `model_metadata` takes
+    them) plus `max_abs_diff_vs_mindspore`.
 
-    `quantize="int8"` calibrates on `calib_images` (normalised float32 (N, 3, S, S)) and compares with float32 on
-    `held_out_images`; the returned dict then has "int8": {time ratio, max_diff, ...}.
+    `quantize="int8"` takes `calibration` = (calibration crops, held-out crops, their description), as
+    `calibration_crops` returns them (normalised float32 (N, 3, S, S)): it calibrates on the first and compares
+    with float32 on the second; the returned dict then has "int8": {time ratio, max_diff, ...}.
     """
     import mindspore as ms
 
     onnx = onnx_modules()
     size = int(model_cfg.input_size)
     output_name = "embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"
-    info = model_metadata(model_cfg, None, source, card=card, settings=settings)
+    info = model_metadata(model_cfg, None, **meta)
+    calib_images, held_out_images, calib_source = calibration or (None, None, "")
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
