@@ -59,7 +59,8 @@ def test_cv_prints_three_folds_per_au_and_the_mean(disfa_cv):
 
 
 def test_card_eval_predict_and_onnx_follow_the_disfa_set(disfa_cv, tmp_path):
-    from mindface_au.inference.loader import MODEL_INFO_KEY, load_inference_model
+    from mindface_au.inference.loader import load_inference_model
+    from mindface_au.inference.metadata import MODEL_INFO_KEY
     from mindface_au.model_card import read_card
 
     best, config = disfa_cv["best"], disfa_cv["config"]

@@ -48,14 +48,15 @@ def _identity_onnx(path):
 
 def test_onnx_sessions_default_threads_without_affinity(tmp_path, monkeypatch):
     """The ONNX path of `detect` (threads 0) and of export's int8 calibration: no crash, os.cpu_count threads."""
-    from mindface_au.inference import export, model_file
+    from mindface_au.inference import model_file
+    from mindface_au.inference.export import onnx as export_onnx
 
     path = _identity_onnx(tmp_path / "id.onnx")
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     assert model_file.onnx_session(path, 0, "CPU").get_session_options().intra_op_num_threads == 3
     assert model_file.onnx_session(path, 2, "CPU").get_session_options().intra_op_num_threads == 2
-    assert export._onnx_session(path).get_session_options().intra_op_num_threads == 3
+    assert export_onnx._session(path).get_session_options().intra_op_num_threads == 3
 
 
 def test_no_unguarded_affinity_call_in_the_package():

@@ -256,3 +256,30 @@ def test_eval_normalises_with_the_file_mean_and_std():
     np.testing.assert_allclose(remapped, normalise(stored), atol=1e-5)
     same = normalise(packaged).astype(np.float32)
     assert _normalisation_remap(packaged)(same) is same
+
+
+def test_export_metadata_reads_back_as_written():
+    """One schema (mindface_au.inference.metadata): what the exporters write is what the model-file reader parses."""
+    from mindface_au.config import section_from_dict
+    from mindface_au.inference.metadata import (
+        FORMAT_VERSION,
+        encode_metadata,
+        model_metadata,
+        parse_metadata,
+        stored_settings,
+    )
+
+    cfg = section_from_dict("model", TINY_AUNET)
+    settings = {"preprocessing": {"mean": [0.4, 0.5, 0.6], "crop": "box@32"}, "eval": {"prob_k": 3}}
+    card = {"data": "synthau"}
+    info = parse_metadata(encode_metadata(model_metadata(cfg, None, "/runs/x/best.ckpt", card=card, settings=settings)),
+                          "m.onnx", "ONNX")  # fmt: skip
+    assert info["format_version"] == FORMAT_VERSION and info["batch_size"] is None
+    assert info["source_checkpoint"] == "best.ckpt" and info["model"]["name"] == cfg.name
+    assert info["au_names"] == list(cfg.au_names) and info["out_dim"] == cfg.num_classes
+    got_card, stored = stored_settings(info)
+    assert got_card == card and stored["eval"] == {"prob_k": 3}
+    assert stored["preprocessing"]["mean"] == [0.4, 0.5, 0.6] and stored["preprocessing"]["crop"] == "box@32"
+    for raw, problem in (("", "no mindface-au metadata"), ("{", "not valid JSON"), ("{}", "lacks the model")):
+        with pytest.raises(UserError, match=problem):
+            parse_metadata(raw, "m.onnx", "ONNX")

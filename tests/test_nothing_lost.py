@@ -276,11 +276,11 @@ def test_nan_checkpoint_is_refused_naming_the_parameter(files, nan_ckpt, tmp_pat
 
 
 def test_export_check_fails_on_a_nan_difference(tmp_path):
-    from mindface_au.inference.export import _checked_diff
+    from mindface_au.inference.export.checks import checked_diff
 
-    assert _checked_diff(np.ones(3), np.ones(3) + 0.5, "x") == pytest.approx(0.5)
+    assert checked_diff(np.ones(3), np.ones(3) + 0.5, "x") == pytest.approx(0.5)
     with pytest.raises(UserError, match="NaN"):
-        _checked_diff(np.array([np.nan, 1.0]), np.ones(2), "m.mindir")
+        checked_diff(np.array([np.nan, 1.0]), np.ones(2), "m.mindir")
 
 
 def test_mindir_export_and_detect_at_a_path_with_space_and_non_ascii(files, tmp_path, capsys):

@@ -241,7 +241,8 @@ def test_unknown_model_config_key_in_each_format(files, tmp_path):
     """One strict rule for the model config stored in a checkpoint, a MindIR file and an ONNX file."""
     import cv2
 
-    from mindface_au.inference.loader import MODEL_INFO_KEY, build_network, inference_network, model_metadata
+    from mindface_au.inference.loader import build_network, inference_network
+    from mindface_au.inference.metadata import MODEL_INFO_KEY, model_metadata
     from mindface_au.models.checkpoint import save_checkpoint_atomic
 
     cfg = files["cfg"]

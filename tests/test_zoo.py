@@ -175,3 +175,18 @@ def test_release_file_name_hash_is_checked(tiny_ckpt, tmp_path):
     for name in ("epoch_001.ckpt", "iresnet18-best.ckpt", "r18-ABCDEF12.ckpt"):
         shutil.copy(path, tmp_path / name)
         create_model("iresnet18", checkpoint_path=str(tmp_path / name), **TINY)
+
+
+def test_release_names_are_read_as_they_are_written():
+    """One home for the naming (mindface_au.release): the name the CKPT export writes is the one create_model checks."""
+    from mindface_au.release import check_spec, named_hash, recipe_name, release_name
+
+    sha = hashlib.sha256(b"weights").hexdigest()
+    name = release_name("aunet_iresnet18", "tiny_cpu.v1", sha)
+    assert name == f"aunet_iresnet18_tiny_cpu.v1-{sha[:8]}.ckpt" and named_hash(f"/any/{name}") == sha[:8]
+    assert recipe_name("aunet_iresnet18", "tiny_cpu.v1") == "aunet_iresnet18_tiny_cpu.v1.yaml"
+    assert [named_hash(n) for n in ("epoch_001.ckpt", "r18-ABCDEF12.ckpt", "x-0123456.ckpt")] == [None] * 3
+    check_spec("tiny_cpu.v1")
+    for bad in ("tiny cpu", "_tiny", "tiny-cpu", ""):
+        with pytest.raises(UserError, match="--spec"):
+            check_spec(bad)

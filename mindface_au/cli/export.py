@@ -8,7 +8,8 @@ import os
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mindface_au.cli.common import add_config_args
-    from mindface_au.inference.export import FORMATS, QUANTIZE, SPEC_CHARS
+    from mindface_au.inference.export import FORMATS, QUANTIZE
+    from mindface_au.release import SPEC_CHARS
 
     add_config_args(parser)
     parser.add_argument(

@@ -14,13 +14,14 @@ described by `model.face_input` (the file's input size, mean and std; the packag
 it stored them), the same for every format.
 
 Model configs, one strict rule: a training checkpoint embeds its ModelConfig (JSON), an exported MindIR or ONNX
-file carries it in its metadata (`MODEL_INFO_KEY`, with the input size, batch size and output). An unknown key or a
-mistyped value in any of them is a one-line error naming the key; a `config` given by the caller is the model
-section only of a checkpoint without an embedded one (the embedded config is what the weights were trained with),
-and a Config whose `--config`/`--set` values contradict the file's input size or AU set is refused.
+file carries it in its metadata (`MODEL_INFO_KEY`, with the input size, batch size and output; the layout is
+mindface_au.inference.metadata, whose `MODEL_INFO_KEY`, `model_metadata`, `is_backbone` and `output_width` this
+module re-exports). An unknown key or a mistyped value in any of them is a one-line error naming the key; a
+`config` given by the caller is the model section only of a checkpoint without an embedded one (the embedded
+config is what the weights were trained with), and a Config whose `--config`/`--set` values contradict the
+file's input size or AU set is refused.
 """
 
-import dataclasses
 import os
 from typing import Optional, Union
 
@@ -28,8 +29,8 @@ import numpy as np
 
 from mindface_au.config import AU_NAMES, Config, ModelConfig
 from mindface_au.errors import UserError
+from mindface_au.inference.metadata import MODEL_INFO_KEY, is_backbone, model_metadata, output_width
 from mindface_au.inference.model_file import (
-    MODEL_INFO_KEY,
     ONNX_EXTRA,
     ModelFile,
     check_config,
@@ -55,21 +56,11 @@ __all__ = [
     "model_metadata",
 ]
 
-FORMAT_VERSION = 1
 BACKENDS = {".ckpt": "mindspore", ".mindir": "mindir", ".onnx": "onnxruntime"}
 _KINDS = {"mindspore": "ckpt", "mindir": "mindir", "onnxruntime": "onnx"}
 
 
 # ------------------------------------------------------------------------------------------------ model configs
-def is_backbone(model_cfg: ModelConfig) -> bool:
-    """True for a bare IResNet (outputs its embedding), False for an AU network (outputs probabilities)."""
-    return model_cfg.name.startswith("iresnet")
-
-
-def output_width(model_cfg: ModelConfig) -> int:
-    return int(model_cfg.embedding_size if is_backbone(model_cfg) else model_cfg.num_classes)
-
-
 def checkpoint_model_config(path: str, config=None) -> ModelConfig:
     """The ModelConfig of a training checkpoint: the embedded one (strictly parsed), else `config` (YAML path,
     Config or ModelConfig); `backbone_checkpoint` cleared (the trained checkpoint holds the backbone). Reads the
@@ -120,41 +111,6 @@ def inference_network(net, model_cfg: ModelConfig):
     out = net if is_backbone(model_cfg) else AUProbabilities(net)
     out.set_train(False)
     return out
-
-
-def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: str = "", **extra) -> dict:
-    """The JSON metadata stored in exported MindIR and ONNX files (one layout for both).
-
-    `settings` (ModelFile.settings() of the source checkpoint) gives the preprocessing and evaluation settings;
-    without it the packaged defaults' preprocessing and no evaluation settings are stored.
-    """
-    from mindface_au.data.transforms import face_input
-
-    settings = extra.pop("settings", None) or {}
-    spec = face_input(model_cfg).as_dict()
-    spec.update((settings.get("preprocessing") or {}))
-    backbone = is_backbone(model_cfg)
-    size = int(spec["input_size"])
-    info = {
-        "format_version": FORMAT_VERSION,
-        "input_size": size,
-        "batch_size": batch_size,  # None: dynamic batch axis
-        "mean": list(spec["mean"]),
-        "std": list(spec["std"]),
-        "input": f"float32 (B, 3, {size}, {size}) RGB, (x / 255 - mean) / std",
-        "output": "embedding" if backbone else "probabilities",
-        "out_dim": output_width(model_cfg),
-        "model": dataclasses.asdict(dataclasses.replace(model_cfg, backbone_checkpoint="")),
-        "source_checkpoint": os.path.basename(source) if source else "",
-    }
-    if not backbone:
-        info["au_names"] = list(model_cfg.au_names or AU_NAMES)
-    card = extra.pop("card", None)
-    info["card"] = card  # the model card (model_card.py) of the source checkpoint; None for an older one
-    info["crop"] = spec.get("crop") or (card or {}).get("crop") or default_crop(size)
-    info["eval"] = settings.get("eval")  # prob_k, label_k, threshold it was validated with; None: not known
-    info.update(extra)
-    return info
 
 
 # ------------------------------------------------------------------------------------------------ the model

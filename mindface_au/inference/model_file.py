@@ -12,8 +12,9 @@
 
 Where each is stored: a training checkpoint embeds its ModelConfig (JSON) and its card, which holds
 `preprocessing` and `eval` (model_card.run_settings); an exported MindIR or ONNX file carries both in its
-metadata (`MODEL_INFO_KEY`: model config, input size, mean, std, crop, card, eval). A stored value of the wrong
-type or out of range is a one-line error naming the key, as in a YAML config.
+metadata (`MODEL_INFO_KEY`: model config, input size, mean, std, crop, card, eval; the layout is
+mindface_au.inference.metadata). A stored value of the wrong type or out of range is a one-line error naming the
+key, as in a YAML config.
 
 `apply_model_file(mf, cfg)` resolves a Config against the file, for eval, predict, detect and export: the model
 section, input size and evaluation settings are the file's. A value given by `--config`/`--set`
@@ -30,12 +31,12 @@ from typing import Any, List, Optional, Tuple
 from mindface_au.config import AU_NAMES, Config, EvalConfig, ModelConfig, load_config, section_from_dict
 from mindface_au.data.transforms import FaceInput, face_input
 from mindface_au.errors import UserError
+from mindface_au.inference.metadata import MODEL_INFO_KEY, is_backbone, parse_metadata, stored_settings
 from mindface_au.model_card import CARD_KEY, default_crop
 from mindface_au.utils.cpus import available_cpus
 
 __all__ = ["MODEL_INFO_KEY", "ONNX_EXTRA", "ModelFile", "read_model_file", "apply_model_file", "parse_model_config"]
 
-MODEL_INFO_KEY = "mindface_au"  # MindIR user_info / ONNX metadata_props key of the JSON metadata
 ONNX_EXTRA = 'pip install "mindface-au[onnx]"'
 KINDS = {".ckpt": "ckpt", ".mindir": "mindir", ".onnx": "onnx"}
 EVAL_KEYS = ("prob_k", "label_k", "threshold")
@@ -65,7 +66,7 @@ class ModelFile:
     @property
     def is_backbone(self) -> bool:
         """True for a bare IResNet (outputs its embedding), False for an AU network (outputs probabilities)."""
-        return self.model_config.name.startswith("iresnet")
+        return is_backbone(self.model_config)
 
     @property
     def au_names(self) -> List[str]:
@@ -196,18 +197,6 @@ def _crop(stored, card: Optional[dict], size: int) -> str:
     return crop
 
 
-def _parse_info(raw, path: str, kind: str) -> dict:
-    if not raw:
-        raise UserError(f"{path}: {kind} file has no mindface-au metadata; export it with `mindface-au export`")
-    try:
-        info = json.loads(raw)
-    except ValueError as exc:
-        raise UserError(f"{path}: {kind} metadata is not valid JSON ({exc})") from exc
-    if not isinstance(info, dict) or "model" not in info or "input_size" not in info:
-        raise UserError(f"{path}: {kind} metadata lacks the model config or input size")
-    return info
-
-
 # ------------------------------------------------------------------------------------------------ opening files
 def onnx_session(path: str, threads: int = 0, device: str = "auto"):
     """An ONNX Runtime session of `path` (intra-op `threads`, 0 = every core; device auto, CPU or GPU)."""
@@ -286,8 +275,7 @@ def _read_export(path: str, kind: str, info: dict, handle) -> ModelFile:
             f"{path}: metadata input_size {info['input_size']} differs from its model config's "
             f"model.input_size {model_cfg.input_size}"
         )
-    card = info.get("card") if isinstance(info.get("card"), dict) else None
-    stored = {"preprocessing": info, "eval": info.get("eval", (card or {}).get("eval"))}
+    card, stored = stored_settings(info)
     return _record(path, kind, model_cfg, card, stored, info=info, handle=handle)
 
 
@@ -316,9 +304,9 @@ def read_model_file(path: str, config=None, device: str = "auto", threads: int =
     if ext == ".onnx":
         session = onnx_session(path, threads, device)
         raw = session.get_modelmeta().custom_metadata_map.get(MODEL_INFO_KEY, "")
-        return _read_export(path, "onnx", _parse_info(raw, path, "ONNX"), session)
+        return _read_export(path, "onnx", parse_metadata(raw, path, "ONNX"), session)
     graph, raw = _open_mindir(path, device)
-    return _read_export(path, "mindir", _parse_info(raw, path, "MindIR"), graph)
+    return _read_export(path, "mindir", parse_metadata(raw, path, "MindIR"), graph)
 
 
 # ------------------------------------------------------------------------------------------------ a run's config

@@ -1,7 +1,6 @@
 """`create_model`: build a registered model by name and optionally load a local checkpoint strictly."""
 
 import os
-import re
 from dataclasses import fields
 from typing import Optional
 
@@ -16,24 +15,23 @@ from mindface_au.models.checkpoint import (
     sha256_file,
 )
 from mindface_au.models.registry import get_default_cfg, get_model_factory
+from mindface_au.release import named_hash
 from mindface_au.utils.device import prefer_gemm_convolutions
 from mindface_au.weights.torch_reader import is_torch_file
 
 BACKBONE_KEYS = ("widths", "layers", "embedding_size", "input_size", "dropout")  # what a bare IResNet takes
 
-# mindcv's release names: {model}_{spec}-{first 8 hex digits of the file's sha256}.ckpt
-_RELEASE_NAME = re.compile(r"^.+-([0-9a-f]{8})\.ckpt$")
-
 
 def check_release_hash(path: str) -> Optional[str]:
-    """If `path`'s file name carries a mindcv-style hash, check it against the file; the hash, or None if none."""
-    match = _RELEASE_NAME.match(os.path.basename(path))
-    if not match or not os.path.isfile(path):
+    """If `path`'s file name carries a mindcv-style hash (mindface_au.release), check it against the file; the
+    hash, or None if none."""
+    named = named_hash(path)
+    if named is None or not os.path.isfile(path):
         return None
     actual = sha256_file(path)[:8]
-    if actual != match.group(1):
+    if actual != named:
         raise UserError(
-            f"{path}: the file name says sha256 {match.group(1)}..., the file's sha256 is {actual}... "
+            f"{path}: the file name says sha256 {named}..., the file's sha256 is {actual}... "
             "(a corrupt or renamed release file)"
         )
     return actual

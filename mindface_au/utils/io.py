@@ -1,6 +1,7 @@
 """Atomic output: write to a temporary name beside the target and rename, so no half-written file remains."""
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -30,12 +31,34 @@ def ensure_output_folder(path: str) -> str:
     return folder
 
 
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path (same folder, same suffix) that replaces `path` only if the block succeeds.
+def share(path: str) -> None:
+    """Give `path` the permissions a new file gets (0666 less the umask): mkstemp makes files 0600 and MindSpore
+    leaves checkpoints owner-read-only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
-    A failure of the environment while writing (disk full, permissions) is an `EnvironmentFailure` naming `path`;
-    the temporary file, and the `.tmp` MindSpore writes beside a checkpoint's name, are removed either way.
+
+@dataclasses.dataclass
+class PendingFile:
+    """A file being written at `tmp`, renamed onto `path` when its `atomic_file` block succeeds.
+
+    `path` may be set inside the block to another name in the same folder: a name known only once the file is
+    written (a release file's name carries the sha256 of its bytes).
+    """
+
+    tmp: str
+    path: str
+
+
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[PendingFile]:
+    """Yield a PendingFile: a temporary name (same folder, same suffix as `path`) that replaces its `path` only if
+    the block succeeds.
+
+    A failure of the environment while writing (disk full, permissions) is an `EnvironmentFailure` naming `path`
+    as first given; the temporary file, and the `.tmp` MindSpore writes beside a checkpoint's name, are removed
+    either way.
     """
     path = os.path.abspath(path)
     folder = ensure_output_folder(path)
@@ -44,17 +67,27 @@ def atomic_path(path: str) -> Iterator[str]:
     with writing(path):
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=folder)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the final file the usual permissions
+    share(tmp)  # give the final file the usual permissions
+    pending = PendingFile(tmp, path)
     try:
         with writing(path):
-            yield tmp
-            os.replace(tmp, path)
+            yield pending
+            final = os.path.abspath(pending.path)
+            if os.path.dirname(final) != folder:  # a rename stays on one file system
+                raise ValueError(f"atomic_file: {final} is not in the folder of {path}")
+            os.replace(tmp, final)
     finally:
         for leftover in (tmp, os.path.splitext(tmp)[0] + ".tmp"):  # ours, and MindSpore's save_checkpoint's
             if os.path.exists(leftover):
                 os.remove(leftover)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path (same folder, same suffix) that replaces `path` only if the block succeeds
+    (atomic_file with a fixed name)."""
+    with atomic_file(path) as pending:
+        yield pending.tmp
 
 
 @contextlib.contextmanager

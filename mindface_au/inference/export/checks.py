@@ -1,0 +1,46 @@
+"""What every export format checks: the output path for the format, the source file, and the exported graph's
+outputs against MindSpore's."""
+
+import os
+
+import numpy as np
+
+from mindface_au.errors import UserError
+
+__all__ = ["FORMATS", "EXTENSIONS", "check_out", "check_source", "checked_diff"]
+
+FORMATS = ("MINDIR", "ONNX", "CKPT")
+EXTENSIONS = {"MINDIR": ".mindir", "ONNX": ".onnx"}  # CKPT: `out` is a folder, the file name is derived
+
+
+def checked_diff(got: np.ndarray, reference: np.ndarray, out: str) -> float:
+    """The largest difference between the exported file's outputs and MindSpore's; not a number is an error."""
+    diff = float(np.abs(np.asarray(got, np.float64) - np.asarray(reference, np.float64)).max())
+    if not np.isfinite(diff):
+        raise UserError(f"{out}: the export check gives {diff} (the model outputs NaN/Inf); file not written")
+    return diff
+
+
+def check_out(out: str, fmt: str) -> None:
+    """Refuse an output path that does not suit format `fmt`: a file name with its extension, or a folder (CKPT)."""
+    if fmt == "CKPT":
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UserError(f"--out {out}: is a file; --format CKPT writes into a folder (the file name is derived)")
+        if out.lower().endswith((".ckpt", ".yaml")):
+            raise UserError(f"--out {out}: --format CKPT takes a folder (the file name is derived), not a file name")
+        return
+    ext = EXTENSIONS[fmt]
+    if not out.lower().endswith(ext):
+        raise UserError(f"--out {out}: expected a file name ending in {ext} for --format {fmt}")
+    if os.path.isdir(out):
+        raise UserError(f"--out {out}: is a folder; give a {ext} file name")
+
+
+def check_source(ckpt: str) -> None:
+    """Refuse a source that is not a training checkpoint (an exported file, another type)."""
+    kinds = {".mindir": "MindIR", ".onnx": "ONNX"}
+    ext = os.path.splitext(ckpt)[1].lower()
+    if ext in kinds:
+        raise UserError(f"{ckpt}: already an exported {kinds[ext]} file; export needs a training checkpoint (.ckpt)")
+    if ext != ".ckpt":
+        raise UserError(f"{ckpt}: export needs a training checkpoint (.ckpt)")
