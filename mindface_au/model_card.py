@@ -17,11 +17,11 @@ import os
 from typing import Optional, Sequence
 
 from mindface_au.au_sets import au_set_of
+from mindface_au.utils.ckpt_file import CARD_KEY
 
 __all__ = ["CARD_KEY", "SYNTHAU_NOTE", "make_card", "run_settings", "crop_spec", "default_crop", "parse_crop"]
 __all__ += ["format_card", "read_card"]
 
-CARD_KEY = "mindface_au_model_card"  # checkpoint entry (JSON string), and the "card" field of export metadata
 SYNTHAU_NOTE = "trained on SynthAU (procedural faces): its outputs on real faces are not validated"
 _SYNTHAU_SUMMARY = "synthau.json"
 

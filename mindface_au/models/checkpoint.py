@@ -123,7 +123,7 @@ def save_checkpoint_atomic(
     if model_config is not None:
         append[MODEL_CONFIG_KEY] = json.dumps(model_config)
     if card is not None:
-        from mindface_au.model_card import CARD_KEY
+        from mindface_au.utils.ckpt_file import CARD_KEY
 
         append[CARD_KEY] = json.dumps(card)
     with atomic_path(path) as tmp:

@@ -1,21 +1,22 @@
-"""Reading a MindSpore .ckpt file and the key under which mindface-au embeds its model config.
+"""Reading a MindSpore .ckpt file and the keys under which mindface-au embeds its model config and card.
 
 Below both `models.checkpoint` (strict loading into a network) and `weights.layouts` (recognising checkpoint
 layouts), so neither imports the other.
 """
 
 import os
-from typing import Dict
-
-import mindspore as ms
+from typing import Any, Dict
 
 from mindface_au.errors import UserError
 
 MODEL_CONFIG_KEY = "mindface_au_model_config"  # JSON of the ModelConfig, stored inside training checkpoints
+CARD_KEY = "mindface_au_model_card"  # the model card (JSON, mindface_au.model_card), and the card field of exports
 
 
-def read_checkpoint(path: str) -> Dict[str, ms.Parameter]:
+def read_checkpoint(path: str) -> Dict[str, Any]:
     """Read a MindSpore .ckpt into {name: Parameter}, with a one-line error for a missing or broken file."""
+    import mindspore as ms  # here, so that the keys above import without MindSpore (model_card uses them)
+
     if not os.path.isfile(path):
         raise UserError(f"{path}: checkpoint not found")
     try:
