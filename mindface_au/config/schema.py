@@ -63,7 +63,7 @@ class DataConfig:
     au_names: List[str] = field(default_factory=list)  # AUs of the labels; empty = the format's set (list: model's)
     intensity_threshold: int = 2  # disfa: an AU occurs when its intensity (0-5) is at least this
     disfa_image_index: str = "line"  # disfa: image {SN}/{t}.png from the 0-based line index t, or "frame" number
-    crop: str = ""  # face crop of the images: "" = the format's (FORMAT_CROPS) | arcface5 | box | other
+    crop: str = ""  # face crop of the images: "" = the format's (data.registry) | arcface5 | box | other
     split: str = ""  # "" = official (affwild2) or fold1 | official (affwild2 only) | fold1 .. fold<the format's count>
     folds_file: str = ""  # written by `mindface-au folds`; empty = computed on the fly
     image_size: int = 0  # 0 = model.input_size; any other value must equal it
