@@ -1,10 +1,12 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+# `make lint`: black, isort and flake8 as configured in pyproject.toml / setup.cfg, then the import layers
+# (lint-imports, setup.cfg [importlinter]); `make test-fast`: the tests not marked slow.
 # `make bench`: the benchmark suite of benchmarks/ (not installed; `mindface-au bench` times the installed backends).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +28,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q --durations=25 tests
 
+# test-fast: the suite without the end-to-end tests marked slow (pytest -m "not slow")
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -m "not slow" --durations=10 tests
+
 lint: $(VENV)/.installed-dev
 	$(PY) -m black --check mindface_au benchmarks tools tests
 	$(PY) -m isort --check-only mindface_au benchmarks tools tests
 	$(PY) -m flake8 mindface_au benchmarks tools tests
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed-dev
 	$(PY) -m black mindface_au benchmarks tools tests

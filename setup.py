@@ -1,13 +1,29 @@
+import os
+import re
+
 from setuptools import find_packages, setup
+
+
+def read_version() -> str:
+    """mindface_au.__version__, read from the file (importing the package would need its dependencies): the one
+    place the version is written; tests check that CITATION.cff says the same."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mindface_au", "__init__.py")
+    with open(path, encoding="utf-8") as handle:
+        match = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M)
+    if not match:
+        raise RuntimeError(f'{path}: no __version__ = "X.Y.Z" line')
+    return match.group(1)
+
 
 setup(
     name="mindface-au",
-    version="0.1.0",
+    version=read_version(),
     description="Facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)",
     license="Apache-2.0",
     license_files=["LICENSE", "THIRD_PARTY_NOTICES.md"],
     packages=find_packages(include=["mindface_au", "mindface_au.*"]),
-    package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml"]},  # `--config NAME` works once installed
+    # configs: `--config NAME` works once installed; py.typed: type checkers read the package's annotations (PEP 561)
+    package_data={"mindface_au": ["configs/*.yaml", "configs/*/*.yaml", "py.typed"]},
     python_requires=">=3.10,<3.13",  # the CPython versions MindSpore 2.10 ships wheels for
     classifiers=[
         "Development Status :: 3 - Alpha",
@@ -36,7 +52,16 @@ setup(
         "torch": ["torch==2.13.0"],
         "onnx": ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy<2"],  # numpy<2: MindSpore 2.10 needs numpy 1.x
         # scikit-learn: an independent F1 oracle in the tests only (the package computes its own F1)
-        "dev": ["pytest>=8,<10", "black>=24", "isort>=5", "flake8>=7", "scikit-learn>=1.3,<2"],
+        # import-linter: `make lint` checks the import layers (setup.cfg); ruff: configured in pyproject.toml
+        "dev": [
+            "pytest>=8,<10",
+            "black>=24",
+            "isort>=5",
+            "flake8>=7",
+            "scikit-learn>=1.3,<2",
+            "import-linter==2.17",
+            "ruff==0.17.6",
+        ],
         "video": ["av>=14,<19", "numpy<2"],  # detect --overlay: PyAV's wheel ships libx264 (browser-playable H.264)
         "pandas": ["pandas>=2,<3", "numpy<2"],  # detect's to_dataframe (py-feat Fex users)
     },

@@ -1,5 +1,6 @@
 """mindface-au: facial action unit detection on MindSpore (LRP + graph ARL + feature fusion, ABAW5)."""
 
+# The one place the version is written: setup.py reads this line; a test checks CITATION.cff against it.
 __version__ = "0.1.0"
 
 __all__ = ["AU_NAMES", "__version__", "Predictor"]

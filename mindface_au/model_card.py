@@ -46,7 +46,7 @@ def run_settings(model_cfg, eval_cfg=None, crop: str = "arcface5") -> dict:
     """{"preprocessing": {input_size, mean, std, crop}, "eval": {prob_k, label_k, threshold}}: how to feed and score
     the model of ModelConfig `model_cfg` (`eval_cfg` an EvalConfig, None: the packaged defaults; `crop` the method)."""
     from mindface_au.config import EvalConfig
-    from mindface_au.data.transforms import face_input
+    from mindface_au.models import face_input
 
     spec = face_input(model_cfg)
     eval_cfg = eval_cfg if eval_cfg is not None else EvalConfig()
@@ -93,6 +93,8 @@ def format_card(card: Optional[dict], au_names: Sequence[str], crop: str) -> str
         return "\n".join(lines)
     f1 = card.get("val_mean_f1")
     score = f"validation mean F1 {100 * f1:.2f} on {card.get('val_split')}" if f1 is not None else "not validated"
+    if f1 is not None and card.get("val_subset"):
+        score += f" (over {card['val_subset']})"
     lines.append(f"# trained on {card.get('dataset')} ({card.get('data_format')} format); {score}")
     if card.get("note"):
         lines.append(f"# note: {card['note']}")

@@ -1,7 +1,7 @@
 """The AU set and the model card travel with the model, end to end on tiny SynthAU in the DISFA and BP4D layouts
 (the CLI run in-process to keep the added time small): cv on the 3 DISFA folds, eval (incl. --shared-aus with an
 ABAW model), predict headers, ONNX metadata, detect columns, check-data / synth --format, the fold count from the
-data format, and a checkpoint from the old main."""
+data format, and a model file without an embedded card (saved before model.au_names existed)."""
 
 import json
 import os
@@ -17,7 +17,7 @@ from mindface_au.data.synthau import write_synthau
 from mindface_au.errors import UserError
 from mindface_au.model_card import SYNTHAU_NOTE
 
-OLD_MAIN_CKPT = os.path.join(os.path.dirname(__file__), "fixtures", "aunet_tiny_main.ckpt")  # ABAW 12, no card
+NO_CARD_CKPT = os.path.join(os.path.dirname(__file__), "fixtures", "aunet_tiny_no_card.ckpt")  # ABAW 12, no card
 
 
 def _config(path, root, fmt, names, rare):
@@ -125,11 +125,11 @@ def test_detect_csv_columns_follow_the_model(disfa_cv, tmp_path):
 
 def test_abaw_model_on_disfa_data_scores_only_with_shared_aus(disfa_cv):
     config = disfa_cv["config"]
-    proc = run_cli_in_process("eval", "--config", config, "--model", OLD_MAIN_CKPT)
+    proc = run_cli_in_process("eval", "--config", config, "--model", NO_CARD_CKPT)
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert ", ".join(ABAW_AUS) in line and ", ".join(DISFA_AUS) in line and "--shared-aus" in line
-    proc = run_cli_in_process("eval", "--config", config, "--model", OLD_MAIN_CKPT, "--shared-aus")
+    proc = run_cli_in_process("eval", "--config", config, "--model", NO_CARD_CKPT, "--shared-aus")
     assert proc.returncode == 0, proc.stderr[-2000:]
     shared = ["AU1", "AU2", "AU4", "AU6", "AU12", "AU25", "AU26"]
     assert "scored the 7 AUs shared by the model" in proc.stdout and proc.stdout.count(", ".join(shared)) >= 1
@@ -138,14 +138,14 @@ def test_abaw_model_on_disfa_data_scores_only_with_shared_aus(disfa_cv):
     assert "model card: none" in proc.stderr
 
 
-def test_checkpoint_from_old_main_loads_as_abaw_12():
+def test_checkpoint_without_a_card_loads_as_abaw_12():
     from mindface_au.inference.loader import load_inference_model
 
-    model = load_inference_model(OLD_MAIN_CKPT, device="CPU")
+    model = load_inference_model(NO_CARD_CKPT, device="CPU")
     assert model.au_names == list(ABAW_AUS) and model.card is None and model.crop == "arcface5@32"
     assert model.crop_problem() is None  # detect aligns faces the way this model expects
     probs = model.predict(np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32))
-    expected = np.load(os.path.join(os.path.dirname(OLD_MAIN_CKPT), "aunet_tiny_main_probs.npy"))
+    expected = np.load(os.path.join(os.path.dirname(NO_CARD_CKPT), "aunet_tiny_no_card_probs.npy"))
     np.testing.assert_allclose(probs, expected, atol=1e-4)
 
 
@@ -153,7 +153,7 @@ def test_bp4d_train_fold_from_the_format_and_predict_header(tmp_path):
     write_synthau(str(tmp_path / "data"), format="bp4d", frames=16, seed=4, subjects_per_part=1)
     config = _config(tmp_path / "bp4d.yaml", tmp_path / "data", "bp4d", BP4D_AUS, ["AU14", "AU17"])
     for command in ("train", "eval"):
-        extra = ["--out", tmp_path / "x"] if command == "train" else ["--model", OLD_MAIN_CKPT]
+        extra = ["--out", tmp_path / "x"] if command == "train" else ["--model", NO_CARD_CKPT]
         proc = run_cli_in_process(command, "--config", config, "--fold", "4", *extra)
         assert proc.returncode == 2 and "--fold 4: data.format bp4d has folds 1 to 3" in proc.stderr, proc.stderr
     proc = run_cli_in_process("train", "--config", config, "--fold", "3", "--out", tmp_path / "run")

@@ -59,18 +59,18 @@ def test_build_network_outputs_follow_au_names():
 
 
 def test_checkpoint_from_before_au_names_loads_as_abaw():
-    """tests/fixtures/aunet_tiny_main.ckpt was saved by the code before model.au_names (make_aunet_tiny_main.py):
+    """tests/fixtures/aunet_tiny_no_card.ckpt was saved by the code before model.au_names (make_aunet_tiny_no_card.py):
     its embedded config has no au_names, so it is the ABAW 12 and predicts what it predicted then."""
     import os
 
     from mindface_au.inference.loader import checkpoint_model_config, load_inference_model
 
     fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
-    ckpt = os.path.join(fixtures, "aunet_tiny_main.ckpt")
+    ckpt = os.path.join(fixtures, "aunet_tiny_no_card.ckpt")
     cfg = checkpoint_model_config(ckpt)
     assert cfg.au_names == list(ABAW_AUS) and cfg.num_classes == 12
     model = load_inference_model(ckpt, device="cpu")
     assert list(model.au_names) == list(ABAW_AUS)
     x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
-    expect = np.load(os.path.join(fixtures, "aunet_tiny_main_probs.npy"))
+    expect = np.load(os.path.join(fixtures, "aunet_tiny_no_card_probs.npy"))
     np.testing.assert_allclose(model.predict(x, pad=True), expect, atol=1e-5)

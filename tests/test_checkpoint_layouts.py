@@ -27,11 +27,12 @@ from test_convert import (
 )
 
 from mindface_au.config import ModelConfig
-from mindface_au.convert import ACCEPTED, convert_checkpoint, read_backbone_state, torch_reader, torch_to_mindspore
+from mindface_au.convert import ACCEPTED, convert_checkpoint, read_backbone_state, torch_to_mindspore
 from mindface_au.errors import UserError
 from mindface_au.models import create_model_from_config
 from mindface_au.models.checkpoint import load_checkpoint_strict
 from mindface_au.models.iresnet import create_iresnet
+from mindface_au.weights import torch_reader
 
 NUM_CLASSES = 10  # the recognition head's classes; its fc.weight is (NUM_CLASSES, 16), the backbone's (16, 1568)
 RTOL = 1e-5  # max |reference - mindspore| relative to the reference embedding's scale

@@ -160,3 +160,45 @@ def test_folds_refuses_any_count_but_the_supported_one(tmp_path):
     with pytest.raises(UserError, match=f"3 folds, expected {NUM_FOLDS}"):
         read_folds(str(out))
     assert run_cli("train", "--fold", NUM_FOLDS + 1).returncode == 2
+
+
+def test_launch_writes_the_worker_logs_under_the_run_output(tmp_path):
+    import dataclasses
+
+    import cv2
+    import numpy as np
+    from conftest import TINY_AUNET, run_cli_in_process
+
+    from mindface_au.config import ModelConfig
+    from mindface_au.models import create_model_from_config
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+    def log_dir(*args):
+        proc = run_cli_in_process("launch", "--workers", "2", "--dry-run", *args)
+        assert proc.returncode == 0, proc.stderr
+        flags = [a for a in proc.stdout.split() if a.startswith("--log_dir=")]
+        assert len(flags) == 1, proc.stdout
+        return flags[0].split("=", 1)[1]
+
+    out = str(tmp_path / "run")
+    assert log_dir("--", "--config", "table3_6_ff", "--out", out) == os.path.join(out, "msrun_log")
+    assert log_dir("--", "train", "--config", "table3_6_ff", f"--out={out}") == os.path.join(out, "msrun_log")
+    assert log_dir("--", "--resume", out) == os.path.join(out, "msrun_log")
+    assert log_dir("--", "--set", f"train.out_dir={out}") == os.path.join(out, "msrun_log")
+    baseline = log_dir("--", "--config", "affwild2/table3_1_baseline")
+    assert baseline == os.path.join("runs/table3_1_baseline", "msrun_log")
+    assert log_dir("--", "--config", str(tmp_path / "missing.yaml")) == os.path.join("runs", "msrun_log")
+    assert log_dir("--log-dir", str(tmp_path / "logs"), "--", "--out", out) == str(tmp_path / "logs")
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    writer = cv2.VideoWriter(str(videos / "a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (48, 40))
+    for frame in np.random.default_rng(0).integers(0, 255, (4, 40, 48, 3), dtype=np.uint8):
+        writer.write(frame)
+    writer.release()
+    cfg = ModelConfig(**TINY_AUNET)
+    ckpt = str(tmp_path / "tiny.ckpt")
+    save_checkpoint_atomic(create_model_from_config(cfg), ckpt, model_config=dataclasses.asdict(cfg))
+    detect_out = str(tmp_path / "detections")
+    detect = ["--", "detect", "--input", str(videos), "--out", detect_out, "--model", ckpt]
+    assert log_dir(*detect) == os.path.join(detect_out, "msrun_log")

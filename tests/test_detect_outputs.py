@@ -365,3 +365,74 @@ def test_start_past_the_end_of_a_video_says_so(model, tmp_path, capsys):
     summary = detect(video, str(tmp_path / "v.csv"), predictor=model["predictor"], aligned=True, start_time=5)
     assert "--start 5" in capsys.readouterr().err and summary["frames"] == 0
     assert "past the end of the video (8 frames, 0.32 s)" in summary["notes"][0]
+
+
+def test_threshold_defaults_to_the_model_files(tmp_path):
+    """Without --threshold the 0/1 columns (and the sidecar) use the threshold the model file was validated with;
+    an explicit --threshold wins and stderr says it differs from the file's."""
+    import mindspore as ms
+
+    from mindface_au.config import EvalConfig, ModelConfig
+    from mindface_au.inference.predictor import Predictor
+    from mindface_au.model_card import run_settings
+    from mindface_au.models import create_model_from_config
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+    ms.set_seed(5)
+    cfg = ModelConfig(**TINY_AUNET)
+    net = randomise_params(create_model_from_config(cfg), seed=5)
+    plain = str(tmp_path / "plain.ckpt")
+    save_checkpoint_atomic(net, plain, model_config=dataclasses.asdict(cfg))
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    crops = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(folder / f"{i}.png"), crop)
+    probs = Predictor(plain, device="CPU", show_card=False).predict_faces(crops)
+    quartiles = [round(float(q), 3) + 0.0005 for q in np.quantile(probs, [0.25, 0.75])]  # between written values
+    threshold = max(quartiles, key=lambda q: abs(q - 0.5))  # a quarter of the values or more lie between it and 0.5
+    assert np.any((probs >= threshold) != (probs >= 0.5))  # the two thresholds give other labels
+    ckpt = str(tmp_path / "tuned.ckpt")  # the same network, validated with `threshold`
+    card = run_settings(cfg, EvalConfig(threshold=threshold))
+    save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg), card=card)
+
+    def labels(out):
+        """(written probabilities, their 0/1 columns, the sidecar's threshold) of CSV `out`."""
+        with open(out, newline="") as handle:
+            header, *rows = list(csv.reader(handle))
+        probs = [header.index(f"{au}_prob") for au in cfg.au_names]
+        flags = [header.index(au) for au in cfg.au_names]
+        written = np.array([[float(r[i]) for i in probs] for r in rows])
+        labelled = np.array([[int(r[i]) for i in flags] for r in rows])
+        assert written.shape[1] == len(cfg.au_names) and len(written) > 0
+        with open(out + ".json") as handle:
+            return written, labelled, json.load(handle)["settings"]["threshold"]
+
+    base = ["detect", "--input", folder, "--model", ckpt, "--aligned", "--no-progress", "--device", "CPU"]
+    proc = run_cli_in_process(*base, "--out", tmp_path / "default.csv")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--threshold" not in proc.stderr
+    written, flags, recorded = labels(str(tmp_path / "default.csv"))
+    assert recorded == pytest.approx(threshold)
+    np.testing.assert_array_equal(flags, (written >= threshold).astype(int))
+    assert np.any(flags != (written >= 0.5))
+    proc = run_cli_in_process(*base, "--out", tmp_path / "given.csv", "--threshold", "0.5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"--threshold 0.5 (the model file was validated with {threshold})" in proc.stderr
+    written, flags, recorded = labels(str(tmp_path / "given.csv"))
+    assert recorded == 0.5
+    np.testing.assert_array_equal(flags, (written >= 0.5).astype(int))
+
+    # a folder of videos: every video's CSV at the file's threshold, and a re-run keeps them
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    clip(videos / "a.avi", frames=3)
+    base = ["detect", "--input", videos, "--out", tmp_path / "per_video", "--model", ckpt, "--aligned", "--no-progress"]
+    for status in ("ok", "done before"):
+        proc = run_cli_in_process(*base, "--device", "CPU", "--resume")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert statuses(json.loads(proc.stdout)) == {"a.avi": status}
+    written, flags, recorded = labels(str(tmp_path / "per_video" / "a.csv"))
+    assert recorded == pytest.approx(threshold)
+    np.testing.assert_array_equal(flags, (written >= threshold).astype(int))

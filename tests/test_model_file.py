@@ -17,7 +17,7 @@ from mindface_au.config import Config, EvalConfig, ModelConfig, load_config
 from mindface_au.errors import UserError
 from mindface_au.inference.model_file import read_model_file
 
-OLD_MAIN_CKPT = os.path.join(os.path.dirname(__file__), "fixtures", "aunet_tiny_main.ckpt")  # no card, no settings
+NO_CARD_CKPT = os.path.join(os.path.dirname(__file__), "fixtures", "aunet_tiny_no_card.ckpt")  # no card, no settings
 
 
 def _json(proc):
@@ -136,15 +136,15 @@ def test_smoothing_override_is_allowed_and_said(small_model, tiny_synthau):
 
 
 def test_older_file_reads_with_the_packaged_defaults_and_says_which(tiny_synthau):
-    mf = read_model_file(OLD_MAIN_CKPT)
+    mf = read_model_file(NO_CARD_CKPT)
     assert mf.eval == EvalConfig() and "eval.prob_k" in mf.defaults and "preprocessing.mean" in mf.defaults
-    proc = run_cli_in_process("eval", "--model", OLD_MAIN_CKPT, "--set", f"data.root={tiny_synthau}", "--json")
+    proc = run_cli_in_process("eval", "--model", NO_CARD_CKPT, "--set", f"data.root={tiny_synthau}", "--json")
     out = _json(proc)
     assert (out["prob_k"], out["label_k"]) == (8, 6)
     (line,) = [line for line in proc.stderr.splitlines() if "packaged defaults" in line and "prob_k" in line]
     assert "prob_k 8, label_k 6, threshold 0.5, mean 0.5, 0.5, 0.5, std 0.5, 0.5, 0.5" in line, line
     # a value the user gives is not a default, and is not reported as overriding anything
-    proc = run_cli_in_process("eval", "--model", OLD_MAIN_CKPT, "--set", f"data.root={tiny_synthau}", "--prob-k", "1")
+    proc = run_cli_in_process("eval", "--model", NO_CARD_CKPT, "--set", f"data.root={tiny_synthau}", "--prob-k", "1")
     assert proc.returncode == 0 and "override" not in proc.stderr
     assert "prob_k 8" not in proc.stderr and "label_k 6, threshold 0.5" in proc.stderr
 

@@ -531,7 +531,7 @@ def test_export_disk_full_is_one_line(files, tmp_path, capsys, monkeypatch, fmt)
         monkeypatch.setattr(onnx, "save", save)
     else:  # MindSpore reports a failed write as RuntimeError; the free space decides
         monkeypatch.setattr(ms, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("write failed")))
-        monkeypatch.setattr(_guard(), "_disk_full", lambda folder: True)
+        monkeypatch.setattr("mindface_au.utils.messages._disk_full", lambda folder: True)
     out = tmp_path / ("m." + fmt.lower())
     code, err = cli(capsys, "export", "--ckpt", files["ckpt"], "--out", out, "--format", fmt, "--device", "CPU")
     assert code == 1 and one_line(err).endswith(f"{out}: cannot write (disk full)")
@@ -549,7 +549,7 @@ def test_checkpoint_save_disk_full_leaves_no_temporaries(tmp_path, monkeypatch):
         raise RuntimeError("Failed to save the checkpoint file")
 
     monkeypatch.setattr(ms, "save_checkpoint", full)
-    monkeypatch.setattr(_guard(), "_disk_full", lambda folder: True)
+    monkeypatch.setattr("mindface_au.utils.messages._disk_full", lambda folder: True)
     with pytest.raises(_guard().EnvironmentFailure, match=r"best.ckpt: cannot write \(disk full\)"):
         save_checkpoint_atomic({"w": np.ones(2, np.float32)}, str(tmp_path / "best.ckpt"))
     assert os.listdir(tmp_path) == []

@@ -82,6 +82,19 @@ def test_checkpoints_rebuild_their_network(trained):
     assert steps > 0 and int(state["global_step"].asnumpy()[0]) == 2 * steps
 
 
+def test_best_checkpoint_card_says_which_frames_its_f1_covers(trained):
+    """The card's validation F1 names the frames it covered (metrics.json's val_subset of the best epoch), and the
+    card text every command prints says so."""
+    from mindface_au.model_card import format_card, read_card
+
+    run, _, _ = trained
+    metrics = json.load(open(run / "metrics.json"))
+    best = next(e for e in metrics["epochs"] if e["epoch"] == metrics["best"]["epoch"])
+    card = read_card(str(run / "checkpoints" / "best.ckpt"))
+    assert card["val_subset"] == best["val_subset"] and card["val_mean_f1"] == best["val_mean_f1"]
+    assert f"(over {best['val_subset']})" in format_card(card, card["au_names"], card["crop"])
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(trained, tmp_path, cli):
     run, _, _ = trained
     copy = tmp_path / "run"

@@ -9,7 +9,10 @@ import sys
 import zipfile
 
 import pytest
+import yaml
 from conftest import TINY_WIDTHS
+
+import mindface_au
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(ROOT, "mindface_au", "configs")
@@ -36,7 +39,9 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     yamls = sorted(
         os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True)
     )
-    assert len(yamls) == 11 and [y for y in yamls if y not in names] == []
+    assert len(yamls) == 12 and [y for y in yamls if y not in names] == []
+    assert "mindface_au/py.typed" in names  # PEP 561: type checkers use the package's annotations
+    assert os.path.basename(wheel).startswith(f"mindface_au-{mindface_au.__version__}-")
 
     site = tmp_path / "site"
     _run([*pip, "install", "--no-index", "--no-deps", "--target", str(site), wheel])
@@ -66,3 +71,11 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     results = json.load(open(work / "demo" / "results.json"))
     assert results["epochs"] == 1 and results["data"]["videos"] == 4 and "val_mean_f1" in results
     assert os.path.isfile(work / "demo" / "run" / "checkpoints" / "best.ckpt")
+
+
+def test_the_version_is_written_once():
+    """setup.py reads mindface_au.__version__ (without importing the package) and CITATION.cff says the same."""
+    proc = _run([sys.executable, os.path.join(ROOT, "setup.py"), "--version"], cwd=ROOT)
+    assert proc.stdout.strip().splitlines()[-1] == mindface_au.__version__
+    with open(os.path.join(ROOT, "CITATION.cff"), encoding="utf-8") as handle:
+        assert str(yaml.safe_load(handle)["version"]) == mindface_au.__version__

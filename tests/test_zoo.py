@@ -117,8 +117,27 @@ def test_model_table_rows_and_markdown(monkeypatch):
     assert rows[0]["checkpoint"] == "aunet_iresnet18_affwild2.ckpt" and rows[0]["synthau_f1"] == 70.1
     text = format_model_table(rows)
     lines = text.splitlines()
-    assert lines[0].startswith("| name | params_m | gmacs | gflops | checkpoint | sha256 | synthau_f1")
+    assert lines[0].startswith("| name | params_m | gmacs | gflops | checkpoint | weights | synthau_f1")
     assert len(lines) == 4 and "| iresnet18 |" in lines[3] and lines[3].rstrip().endswith("| - |")
+
+
+def test_models_table_shows_which_weights_exist_and_how_to_make_the_others(tmp_path):
+    """No weights ship: `models --table` says which files are in --weights-dir and how to make each missing one."""
+    from conftest import run_cli
+
+    from mindface_au.models.zoo import weights_status
+
+    (tmp_path / "glint360k_r18.ckpt").write_bytes(b"weights")
+    proc = run_cli("models", "--table", "*iresnet18", "--weights-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split(" | ")[0].strip("| "): line for line in proc.stdout.splitlines() if "resnet18 |" in line}
+    assert sorted(rows) == ["aunet_iresnet18", "iresnet18"]
+    assert f"| found: {tmp_path / 'glint360k_r18.ckpt'} |" in rows["iresnet18"]
+    assert "| not shipped: train one (mindface-au train) |" in rows["aunet_iresnet18"]
+    assert "No weights ship with mindface-au" in proc.stdout
+    missing = weights_status("iresnet100", "glint360k_r100.ckpt", str(tmp_path))
+    out = tmp_path / "glint360k_r100.ckpt"
+    assert missing == f"not shipped: mindface-au convert --src GLINT360K.pth --arch iresnet100 --out {out}"
 
 
 def test_mac_count_matches_pytorch_flop_counter():

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         input_size=cfg.input_size,
         device=args.device,
     )
-    from mindface_au.convert.layouts import summarise_names
+    from mindface_au.weights.layouts import summarise_names
 
     ignored = f"; ignored {summarise_names(summary['ignored'])}" if summary["ignored"] else ""
     print(f"layout: {summary['layout']}{ignored}")

@@ -37,7 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prob-k", type=int, default=0, help="smooth probabilities over 2k+1 processed frames per face track"
     )
     parser.add_argument("--max-gap", type=int, default=30, help="processed frames a face may vanish, keeping its id")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the 0/1 columns")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="probability threshold of the 0/1 columns (default: the one the model file was validated with, else 0.5)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (CSV, sidecar, plot, overlay, report)"
@@ -66,14 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace):
     """The checks that need no model: required flags, input and model files that exist, option values in range,
-    the shard. `detect` runs them first; `launch ... -- detect` runs them before msrun starts any worker."""
+    the shard. `detect` runs them first; `launch ... -- detect` runs them before msrun starts any worker. Returns
+    the DetectOptions the flags give."""
     import os
 
     from mindface_au.errors import UserError
     from mindface_au.inference.detect.collection import parse_shard
-    from mindface_au.inference.detect.run import check_options
 
     for value, flag in ((args.input, "--input"), (args.output, "--out"), (args.ckpt, "--model")):
         if not value:
@@ -88,12 +93,22 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag}: got {value}, expected a positive integer")
     if args.threads < 0:
         raise UserError(f"--threads: got {args.threads}, expected 0 (all cores) or a positive integer")
-    check_options(
-        args.prob_k, args.threshold, args.detector, args.min_face_size, args.max_gap, args.every, args.detect_size,
-        args.keyframe_every, args.start, args.end,
-    )  # fmt: skip
+    options = detect_options(args)
     if args.shard != "auto":
         parse_shard(args.shard)
+    return options
+
+
+def detect_options(args: argparse.Namespace):
+    """The DetectOptions the flags give (checked: a bad value is one line naming its flag)."""
+    from mindface_au.inference.detect.options import DetectOptions
+
+    return DetectOptions(
+        aligned=args.aligned, detector=args.detector, all_faces=args.all_faces, prob_k=args.prob_k,
+        threshold=args.threshold, min_face_size=args.min_face_size, max_gap=args.max_gap, every=args.every,
+        detect_size=args.detect_size, track=not args.no_track, keyframe_every=args.keyframe_every,
+        start_time=args.start, end_time=args.end,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         summary = merge_summaries(args.merge_summaries, overwrite=args.overwrite)
         print(json.dumps(summary))
         return 1 if summary.get("failed") else 0
-    check_args(args)
+    opts = check_args(args)
     under_msrun = args.shard == "auto"
     if under_msrun:
         from mindface_au.inference.detect.collection import msrun_shard
@@ -116,19 +131,14 @@ def run(args: argparse.Namespace) -> int:
         if shard is None:  # msrun's scheduler process: the workers do the videos
             return 0
         args.shard = f"{shard[0]}/{shard[1]}"
-    args.track, args.start_time, args.end_time = not args.no_track, args.start, args.end
     config = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
     summary = detect(
         args.input,
         args.output,
         config=config,
         progress=not args.no_progress,
-        **options(
-            args,
-            "ckpt device batch_size aligned detector all_faces prob_k threshold resume plot min_face_size max_gap "
-            "every detect_size threads track keyframe_every start_time end_time overlay report workers shard "
-            "overwrite",
-        ),
+        options=opts,
+        **options(args, "ckpt device batch_size threads resume plot overlay report workers shard overwrite"),
     )
     print(json.dumps(summary))
     if under_msrun and summary.get("failed"):

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import mindface_au
 from mindface_au.engine.distributed import check_local_workers
@@ -27,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-workers", type=int, default=0, help="workers on this machine (default: --workers)")
     parser.add_argument("--port", type=int, default=8118, help="msrun --master_port (default 8118)")
     parser.add_argument(
-        "--log-dir", default="msrun_log", help="msrun --log_dir: one log per worker (default msrun_log)"
+        "--log-dir",
+        default=None,
+        help="msrun --log_dir: one log per worker (default: msrun_log in the run directory, train's --out or "
+        "train.out_dir, or in detect's --out; runs/msrun_log when the command does not tell)",
     )
     parser.add_argument(
         "--msrun-arg",
@@ -49,11 +52,12 @@ def msrun_command(
     train_args: Sequence[str],
     local_workers: int = 0,
     port: int = 8118,
-    log_dir: str = "msrun_log",
+    log_dir: Optional[str] = None,
     msrun_args: Sequence[str] = (),
 ) -> List[str]:
     """The msrun command line that runs `mindface-au train --distributed TRAIN_ARGS` on `workers` workers, or
-    `mindface-au detect --shard auto DETECT_ARGS` when `train_args` start with "detect"."""
+    `mindface-au detect --shard auto DETECT_ARGS` when `train_args` start with "detect"; the worker logs go to
+    `log_dir`, by default `default_log_dir` (under the run's output folder)."""
     if workers < 1 or local_workers < 0:
         raise UserError(f"--workers {workers} / --local-workers {local_workers}: expected positive worker counts")
     if local_workers > workers:
@@ -80,6 +84,7 @@ def msrun_command(
     else:
         extra = [] if "--distributed" in args else ["--distributed"]
     check_local_workers(local_workers or workers, _flag_value(args, "--device") or "auto")  # GPU/Ascend: <= devices
+    log_dir = log_dir or default_log_dir(command, args)
     script = os.path.join(os.path.dirname(os.path.abspath(mindface_au.__file__)), "__main__.py")
     return [
         msrun, f"--worker_num={workers}", f"--local_worker_num={local_workers or workers}", f"--master_port={port}",
@@ -88,11 +93,52 @@ def msrun_command(
     ]  # fmt: skip
 
 
-class _DetectParser(argparse.ArgumentParser):
-    """detect's own parser, with its errors (unknown flag, bad value) as a UserError: one line, exit 2."""
+LOG_DIR_NAME = "msrun_log"
+FALLBACK_LOG_DIR = os.path.join("runs", LOG_DIR_NAME)
+
+
+def default_log_dir(command: str, args: Sequence[str]) -> str:
+    """Where msrun writes the worker logs unless --log-dir says: LOG_DIR_NAME inside the run's output folder, so
+    the logs stay with the run they belong to. For train that is --resume RUN_DIR, else --out, else the config's
+    train.out_dir (after --set); for detect its --out. FALLBACK_LOG_DIR when the command does not tell (e.g. a
+    config that does not load here: the workers report that themselves)."""
+    if command == "detect":
+        out = _flag_value(args, "--out") or _flag_value(args, "--output")
+    else:
+        out = _train_out_dir(args)
+    return os.path.join(out, LOG_DIR_NAME) if out else FALLBACK_LOG_DIR
+
+
+def _train_out_dir(train_args: Sequence[str]) -> Optional[str]:
+    """The run directory a `mindface-au train` command line writes to, or None when it cannot be known here."""
+    from mindface_au.cli import train
+
+    parser = _QuietParser(prog="mindface-au train", add_help=False)
+    train.add_arguments(parser)
+    try:
+        args, _ = parser.parse_known_args(list(train_args))
+        if args.resume or args.out:
+            return args.resume or args.out
+        from mindface_au.config import load_config
+
+        return load_config(args.config, train.split_overrides(args, fold=False)).train.out_dir or None
+    except UserError:
+        return None
+
+
+class _QuietParser(argparse.ArgumentParser):
+    """An argument parser whose errors are a UserError (one line, exit 2) instead of usage and exit."""
+
+    prefix = "launch"
 
     def error(self, message: str):
-        raise UserError(f"launch detect: {message}")
+        raise UserError(f"{self.prefix}: {message}")
+
+
+class _DetectParser(_QuietParser):
+    """detect's own parser, with its errors (unknown flag, bad value) as a UserError: one line, exit 2."""
+
+    prefix = "launch detect"
 
 
 def check_detect_args(detect_args: Sequence[str]) -> None:

@@ -1,4 +1,5 @@
-"""`mindface-au models`: list registered models; `--table` adds parameters and GFLOPs at 112x112.
+"""`mindface-au models`: list registered models; `--table` adds parameters and GFLOPs at 112x112, and which weights
+files are on disk (in --weights-dir) and how to make the others: no weights ship with the package.
 
 With `--config`, the table describes the config's model section (its widths, heads and input size).
 """
@@ -13,6 +14,12 @@ from mindface_au.config import load_config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'aunet_*'")
     parser.add_argument("--table", action="store_true", help="print a Markdown table with params and GFLOPs (slower)")
+    parser.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="where --table looks for each model's weights file (default: checkpoints, as the recipes use)",
+    )
     add_config_args(parser)
 
 
@@ -24,12 +31,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.table:
         print("\n".join(names))
         return 0
-    from mindface_au.models.zoo import format_model_table, model_stats, model_table
+    from mindface_au.models.zoo import WEIGHTS_DIR, format_model_table, model_stats, model_table
     from mindface_au.utils.device import init_context
 
     init_context("CPU", "graph")
     if model_cfg is None:
-        print(format_model_table(model_table(names)))
+        weights_dir = args.weights_dir or WEIGHTS_DIR
+        print(format_model_table(model_table(names, weights_dir=weights_dir)))
+        print(
+            "\nNo weights ship with mindface-au. 'weights' says which files are in "
+            f"{weights_dir}/ and how to make the others: convert insightface's Glint360K .pth for an iresnet "
+            "backbone (docs/conversion.md), train an AU model (docs/training.md)."
+        )
         return 0
     from mindface_au.models.aunet import check_model_config
 

@@ -6,15 +6,15 @@ checks the backbone against the MindSpore network and writes the checkpoint.
 """
 
 from mindface_au.convert.converter import convert_checkpoint, peak_rss_mb, verify_conversion
-from mindface_au.convert.layouts import (
+from mindface_au.weights.layouts import (
     ACCEPTED,
     BackboneState,
     read_backbone_state,
     read_torch_state_dict,
     select_state_dict,
 )
-from mindface_au.convert.mapping import check_against_model, mindspore_to_torch_name, torch_to_mindspore
-from mindface_au.convert.torch_reader import read_torch_file
+from mindface_au.weights.mapping import check_against_model, mindspore_to_torch_name, torch_to_mindspore
+from mindface_au.weights.torch_reader import read_torch_file
 
 __all__ = [
     "ACCEPTED",

@@ -8,10 +8,10 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.convert.layouts import read_backbone_state, select_state_dict
-from mindface_au.convert.mapping import IRESNET_ARCHS, guess_iresnet_layers
 from mindface_au.errors import UserError
 from mindface_au.utils.memory import peak_rss_mb
+from mindface_au.weights.layouts import read_backbone_state, select_state_dict
+from mindface_au.weights.mapping import IRESNET_ARCHS, guess_iresnet_layers
 
 __all__ = ["convert_checkpoint", "verify_conversion", "peak_rss_mb", "VERIFY_RTOL"]
 

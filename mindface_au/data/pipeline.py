@@ -315,8 +315,8 @@ def _workers(data_cfg) -> int:
 def build_image_ops(spec=None) -> list:
     """Map ops on the HWC uint8 RGB image: normalise with the model's mean/std and HWC -> CHW.
 
-    `spec`: a `mindface_au.data.transforms.FaceInput`; None takes the default model's normalisation (every
-    registered model shares it), so the numbers have one source.
+    `spec`: a `mindface_au.data.transforms.FaceInput` (the caller passes its model's: `mindface_au.models.face_input`);
+    None takes the default model's normalisation (every registered model shares it), so the numbers have one source.
     """
     from mindface_au.data.transforms import default_face_input
 
@@ -335,6 +335,7 @@ def create_train_dataset(
     max_steps: int = 0,
     skip_steps: int = 0,
     process_workers: bool = False,
+    face=None,
 ):
     """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded); same batch count every
     epoch.
@@ -342,7 +343,8 @@ def create_train_dataset(
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
     EpochSampler (its `accounting` counts the frames trained and dropped). `process_workers`: the reader and the
-    Python augmentation run in worker processes instead of threads (see the module docstring).
+    Python augmentation run in worker processes instead of threads (see the module docstring). `face`: the
+    model's FaceInput (its mean/std normalise the images; None: the default model's).
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise UserError(f"data parallel rank {rank} of world size {world_size}: expected 0 <= rank < world size")
@@ -382,7 +384,7 @@ def create_train_dataset(
         num_parallel_workers=workers, python_multiprocessing=process_workers,
     )  # fmt: skip
     dataset = dataset.project(["image", "label"])
-    dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.map(build_image_ops(face), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
     dataset.frame_table = source
     dataset.epoch_sampler = sampler
@@ -404,9 +406,11 @@ def create_eval_dataset(
     batch_size: Optional[int] = None,
     num_aus: int = 0,
     process_workers: bool = False,
+    face=None,
 ):
     """Evaluation batches of every frame with an image, in video/frame order (see the module docstring);
-    `num_aus` is the label width of unlabelled (test) videos, default len(data_cfg.au_names) or 12."""
+    `num_aus` is the label width of unlabelled (test) videos, default len(data_cfg.au_names) or 12; `face` the
+    model's FaceInput (None: the default model's normalisation)."""
     num_aus = num_aus or len(getattr(data_cfg, "au_names", None) or ()) or 12
     source = FrameTable(videos, data_cfg.image_size, "eval", num_aus=num_aus)
     if not len(source):
@@ -421,7 +425,7 @@ def create_eval_dataset(
         _ResizeDecoded(source.image_size), input_columns=["image"], num_parallel_workers=workers,
         python_multiprocessing=process_workers,
     )  # fmt: skip
-    dataset = dataset.map(build_image_ops(), input_columns=["image"], num_parallel_workers=workers)
+    dataset = dataset.map(build_image_ops(face), input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(batch_size or data_cfg.eval_batch_size, drop_remainder=False)
     dataset.frame_table = source
     return dataset

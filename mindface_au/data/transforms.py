@@ -1,10 +1,11 @@
 """The one preprocessing definition: what a face image becomes before the network (as timm's resolve_data_config).
 
-The input side comes from the model config (`ModelConfig.input_size`, the size the checkpoint was trained at)
-and the normalisation from the registered model's default config (`mean`/`std` of `FACE_INPUT_CFG` in
-mindface_au.models, in [0, 1] units): x_norm = (x / 255 - mean) / std per RGB channel. Training (the C++ map
-ops of mindface_au.data.pipeline), evaluation, prediction, detection and exported files all take their numbers
-from `face_input(...)`; `resize_face` is the one resize rule (INTER_AREA to shrink, INTER_LINEAR to enlarge).
+A `FaceInput` is built from numbers its caller passes: the side and the per-channel mean/std in [0, 1] units
+(x_norm = (x / 255 - mean) / std per RGB channel). This module knows no model: the numbers of a model come from
+`mindface_au.models.face_input(model_cfg)` (its `ModelConfig.input_size` and the registered model's default
+config) or from a model file's preprocessing record. Training (the C++ map ops of mindface_au.data.pipeline),
+evaluation, prediction, detection and exported files all use it; `resize_face` is the one resize rule
+(INTER_AREA to shrink, INTER_LINEAR to enlarge).
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 
 from mindface_au.errors import UserError
 
-__all__ = ["FaceInput", "face_input", "default_face_input", "resize_face", "preprocess_faces"]
+__all__ = ["FaceInput", "make_face_input", "face_input", "default_face_input", "resize_face", "preprocess_faces"]
 
 
 @dataclass(frozen=True)
@@ -39,29 +40,24 @@ class FaceInput:
         return {"input_size": self.size, "mean": list(self.mean), "std": list(self.std)}
 
 
-def _registered_cfg(name: str) -> dict:
-    from mindface_au.models import get_default_cfg
-
-    return get_default_cfg(name)
+def make_face_input(size: int, mean: Sequence[float], std: Sequence[float]) -> FaceInput:
+    """A FaceInput from its numbers (`size` from config key model.input_size; mean/std in [0, 1] units)."""
+    side = int(size)
+    if side < 1:
+        raise UserError(f"config key model.input_size: got {side}, expected a positive integer")
+    return FaceInput(side, tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
 
 def face_input(model_cfg=None, size: Optional[int] = None) -> FaceInput:
-    """The FaceInput of a model: `model_cfg` a ModelConfig (or None: the default model); `size` overrides its side.
+    """Deprecated home of `mindface_au.models.face_input` (kept while callers move; the data layer knows no
+    model)."""
+    from mindface_au.models.registry import face_input as model_face_input
 
-    The side is `model_cfg.input_size`; mean and std come from the registered model's default config.
-    """
-    from mindface_au.config import ModelConfig
-
-    model_cfg = model_cfg if model_cfg is not None else ModelConfig()
-    cfg = _registered_cfg(model_cfg.name)
-    side = int(size if size is not None else model_cfg.input_size)
-    if side < 1:
-        raise UserError(f"config key model.input_size: got {side}, expected a positive integer")
-    return FaceInput(side, tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"]))
+    return model_face_input(model_cfg, size)
 
 
 def default_face_input(size: int) -> FaceInput:
-    """FaceInput of the default model at side `size` (training map ops, which see no model config)."""
+    """Deprecated home of `mindface_au.models.default_face_input` (kept while callers move)."""
     return face_input(None, size=size)
 
 

@@ -269,7 +269,9 @@ class EpochValidator(Callback):
             return
         run = self.run_dir
         f1 = record.get("val_mean_f1")
-        self.last_good = run.save_checkpoint(self.net, "epoch", epoch, val_mean_f1=f1)
+        self.last_good = run.save_checkpoint(
+            self.net, "epoch", epoch, val_mean_f1=f1, val_subset=record.get("val_subset")
+        )
         if self.evaluate_fn is None:  # no validation: every epoch replaces the best, the last one stays
             self.best = {"epoch": epoch, "mean_f1": None, "metric": LAST_EPOCH}
             run.save_checkpoint(self.net, "best", epoch)
@@ -278,7 +280,7 @@ class EpochValidator(Callback):
             if "val_subset" in record:
                 metric += f", over {record['val_subset']}"
             self.best = {"epoch": epoch, "mean_f1": f1, "metric": metric}
-            run.save_checkpoint(self.net, "best", epoch, val_mean_f1=f1)
+            run.save_checkpoint(self.net, "best", epoch, val_mean_f1=f1, val_subset=record.get("val_subset"))
             self.logger.info(f"epoch {epoch}: new best checkpoint (val mean F1 {100 * f1:.2f}, {metric})")
         run.prune(epoch)
         run.write_metrics(self.history, self.best)

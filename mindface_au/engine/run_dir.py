@@ -201,16 +201,23 @@ class RunDirectory:
             json.dump({"epochs": history, "best": best}, handle, indent=2)
 
     def save_checkpoint(
-        self, net, kind: str, epoch: int, extra: Optional[dict] = None, val_mean_f1: Optional[float] = None
+        self,
+        net,
+        kind: str,
+        epoch: int,
+        extra: Optional[dict] = None,
+        val_mean_f1: Optional[float] = None,
+        val_subset: Optional[str] = None,
     ) -> Optional[str]:
         """Write `net` as the `kind` checkpoint of `epoch` (with `epoch_num`, `extra` and the model card, its
-        validation mean F1 `val_mean_f1`); its path, None if not written here (rank != 0)."""
+        validation mean F1 `val_mean_f1` over the frames `val_subset` describes); its path, None if not written
+        here (rank != 0)."""
         path = self.checkpoint_path(kind, epoch)
         if not self.writes:
             return None
         from mindface_au.models.checkpoint import save_checkpoint_atomic
 
-        card = dict(self.card, val_mean_f1=val_mean_f1) if self.card is not None else None
+        card = None if self.card is None else dict(self.card, val_mean_f1=val_mean_f1, val_subset=val_subset)
         extra = {"epoch_num": epoch, **(extra or {})}
         save_checkpoint_atomic(net, path, model_config=self.model_config, extra=extra, card=card)
         return path

@@ -124,9 +124,10 @@ class Predictor:
         `detect`.
         """
         from mindface_au.inference.detect import iter_detections
+        from mindface_au.inference.detect.model import model_threshold
 
         if threshold is None:
-            threshold = self.file.eval.threshold if self.file is not None else 0.5
+            threshold = model_threshold(self.file)
         return [row.as_dict(threshold) for row in iter_detections(path, self.model, **options)]
 
     def describe(self) -> str:

@@ -11,6 +11,8 @@ _EXPORTS = {
     "list_models": "registry",
     "register_model": "registry",
     "get_default_cfg": "registry",
+    "face_input": "registry",
+    "default_face_input": "registry",
     "IResNet": "iresnet",
     "create_iresnet": "iresnet",
     "AUNet": "aunet",

@@ -81,7 +81,7 @@ def load_checkpoint_strict(
     """Load a checkpoint file into `net` strictly; check its sha256 when one is given. Returns the layout's name.
 
     Besides MindSpore checkpoints of `net` itself, a backbone (`prefix` "") also loads from the model-zoo
-    layouts in `mindface_au.convert.ACCEPTED`: torch.save files (read without PyTorch) and MindFace
+    layouts in `mindface_au.weights.layouts.ACCEPTED`: torch.save files (read without PyTorch) and MindFace
     `_backbone.*` checkpoints, mapped to `net`'s names and cast to float32 first. `params`: the file's contents
     when already read (`read_checkpoint_contents(path).params`), so the file is not read again.
     """
@@ -89,8 +89,8 @@ def load_checkpoint_strict(
         actual = sha256_file(path)
         if actual != sha256:
             raise UserError(f"{path}: sha256 {actual} does not match the expected {sha256}")
-    from mindface_au.convert.layouts import MINDFACE, mindspore_backbone_state, mindspore_layout, read_backbone_state
-    from mindface_au.convert.torch_reader import is_torch_file
+    from mindface_au.weights.layouts import MINDFACE, mindspore_backbone_state, mindspore_layout, read_backbone_state
+    from mindface_au.weights.torch_reader import is_torch_file
 
     if params is None and prefix == "" and os.path.isfile(path) and is_torch_file(path):
         state = read_backbone_state(path)

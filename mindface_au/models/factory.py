@@ -8,7 +8,6 @@ from typing import Optional
 from mindspore import nn
 
 from mindface_au.config import ModelConfig, section_from_dict
-from mindface_au.convert.torch_reader import is_torch_file
 from mindface_au.errors import UserError
 from mindface_au.models.checkpoint import (
     MODEL_CONFIG_KEY,
@@ -18,6 +17,7 @@ from mindface_au.models.checkpoint import (
 )
 from mindface_au.models.registry import get_default_cfg, get_model_factory
 from mindface_au.utils.device import prefer_gemm_convolutions
+from mindface_au.weights.torch_reader import is_torch_file
 
 BACKBONE_KEYS = ("widths", "layers", "embedding_size", "input_size", "dropout")  # what a bare IResNet takes
 

@@ -65,7 +65,7 @@ def set_prelu_form(net: nn.Cell, form: str) -> int:
     """Compute every PReLU inside `net` in `form` (see PReLU) from its next graph compile on; returns the count.
 
     Same parameters and outputs, so checkpoints do not depend on it. Training (`train.prelu_form`) uses it: at
-    narrow widths MindSpore 2.10's CPU PReLUGrad kernel dominates the step (docs/performance.md section 10).
+    narrow widths MindSpore 2.10's CPU PReLUGrad kernel dominates the step (docs/performance.md, "Narrow networks").
     """
     if form not in PRELU_FORMS:
         raise ValueError(f"PReLU form must be one of {PRELU_FORMS}, got {form!r}")

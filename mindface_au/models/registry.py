@@ -2,8 +2,9 @@
 
 import fnmatch
 import os
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
+from mindface_au.data.transforms import FaceInput, make_face_input
 from mindface_au.errors import UserError
 
 _MODELS: Dict[str, Callable] = {}
@@ -62,3 +63,21 @@ def get_default_cfg(name: str) -> dict:
     """The model's default config (input size, normalisation, checkpoint file name and hash, ...)."""
     get_model_factory(name)
     return dict(_DEFAULT_CFGS[name])
+
+
+def face_input(model_cfg=None, size: Optional[int] = None) -> FaceInput:
+    """The FaceInput of a model: `model_cfg` a ModelConfig (or None: the default model); `size` overrides its side.
+
+    The side is `model_cfg.input_size`; mean and std come from the registered model's default config.
+    """
+    import mindface_au.models.aunet  # noqa: F401  (registers every model)
+    from mindface_au.config import ModelConfig
+
+    model_cfg = model_cfg if model_cfg is not None else ModelConfig()
+    cfg = get_default_cfg(model_cfg.name)
+    return make_face_input(size if size is not None else model_cfg.input_size, cfg["mean"], cfg["std"])
+
+
+def default_face_input(size: int) -> FaceInput:
+    """FaceInput of the default model at side `size`."""
+    return face_input(None, size=size)

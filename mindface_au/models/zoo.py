@@ -6,11 +6,15 @@ hooks on every nn.Conv2d and nn.Dense, adding their multiply-accumulates (MACs).
 fraction of a per cent of the backbone. GFLOPs = 2 x GMACs (insightface's "GFLOPs" column is GMACs).
 """
 
+import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["count_params", "count_macs", "model_stats", "model_table", "format_model_table"]
+__all__ = ["count_params", "count_macs", "model_stats", "model_table", "format_model_table", "weights_status"]
+
+# Where the docs and the packaged recipes keep weights (e.g. model.backbone_checkpoint: checkpoints/glint360k_r100.ckpt)
+WEIGHTS_DIR = "checkpoints"
 
 
 def count_params(net) -> int:
@@ -70,20 +74,36 @@ def model_stats(name: str, input_size: int = 112, **kwargs) -> Dict:
     }
 
 
+def weights_status(name: str, checkpoint: Optional[str], weights_dir: str = WEIGHTS_DIR) -> str:
+    """Whether the weights file `checkpoint` of model `name` is in `weights_dir`, and if not how to make it: no
+    weights ship with the package (a converted Glint360K backbone for `iresnet*`, a trained model for `aunet_*`)."""
+    if not checkpoint:
+        return "-"
+    path = os.path.join(weights_dir, checkpoint)
+    if os.path.isfile(path):
+        return f"found: {path}"
+    if name.startswith("iresnet"):
+        return f"not shipped: mindface-au convert --src GLINT360K.pth --arch {name} --out {path}"
+    return "not shipped: train one (mindface-au train)"
+
+
 def model_table(
-    names: Optional[Sequence[str]] = None, input_size: int = 112, f1: Optional[Dict[str, Dict[str, float]]] = None
+    names: Optional[Sequence[str]] = None,
+    input_size: int = 112,
+    f1: Optional[Dict[str, Dict[str, float]]] = None,
+    weights_dir: str = WEIGHTS_DIR,
 ) -> List[Dict]:
     """One row per model (default: every registered model): name, params (M), GMACs, GFLOPs at `input_size`,
-    checkpoint file name and sha256 from its default config, and F1 columns from `f1` ({name: {column: value}},
-    e.g. {"aunet_iresnet100": {"synthau_f1": 71.2, "affwild2_f1": None}})."""
+    the checkpoint file name from its default config, whether that file is in `weights_dir` or how to make it
+    (`weights_status`), and F1 columns from `f1` ({name: {column: value}}, e.g.
+    {"aunet_iresnet100": {"synthau_f1": 71.2, "affwild2_f1": None}})."""
     from mindface_au.models import get_default_cfg, list_models
 
     rows = []
     for name in names if names is not None else list_models():
         row = model_stats(name, input_size)
-        cfg = get_default_cfg(name)
-        row["checkpoint"] = cfg.get("checkpoint")
-        row["sha256"] = cfg.get("sha256")
+        row["checkpoint"] = get_default_cfg(name).get("checkpoint")
+        row["weights"] = weights_status(name, row["checkpoint"], weights_dir)
         row.update((f1 or {}).get(name, {}))
         rows.append(row)
     return rows

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from mindface_au.models.specs import IRESNET_LAYERS as TORCH_IRESNET_LAYERS
+from mindface_au.config import IRESNET_LAYERS as TORCH_IRESNET_LAYERS
 
 __all__ = [
     "IBasicBlock",

@@ -1,6 +1,6 @@
 """Reading a MindSpore .ckpt file and the key under which mindface-au embeds its model config.
 
-Below both `models.checkpoint` (strict loading into a network) and `convert.layouts` (recognising checkpoint
+Below both `models.checkpoint` (strict loading into a network) and `weights.layouts` (recognising checkpoint
 layouts), so neither imports the other.
 """
 

@@ -4,8 +4,11 @@ The package's parts, one job each:
 - `sources`: frames of a video (container timestamps, --start/--end) or of image files; finding videos in a folder.
 - `tracking`: faces per frame: MTCNN on keyframes and O-Net tracking in between, or detection on every frame.
 - `rows`: the one row schema (CSV writer, CSV reader, Python rows, report), AU columns from the model's AU set.
-- `run`: `iter_detections` (the streaming loop) and `detect` (one input -> one CSV, resumable, sidecar JSON).
-- `csvfile`: the partial file and its resume; reading a CSV back by column name.
+- `options`: `DetectOptions`, the options that decide the rows, checked once; the settings a sidecar records.
+- `model`: `DetectModel`, what detect needs of a loaded model; the model card, sha256 and threshold it records.
+- `run`: `iter_detections` (the streaming loop) and `detect_one` (one input -> one CSV, resumable, sidecar JSON),
+  whose `DetectJob` runs the stages: prepare, resume, stream, write, finish (sidecar, plot, overlay, report).
+- `csvfile`: the partial file and its resume, the names of the working files; reading a CSV back by column name.
 - `tracker_state`: the tracker's state saved with each flush of the partial file, so a resume continues exactly.
 - `smoothing`: `--prob-k`, per face track.
 - `collection`: a folder of videos -> one CSV per video, workers, shards, a summary.
@@ -17,6 +20,7 @@ from typing import Optional
 
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.csvfile import iter_rows, read_detections
+from mindface_au.inference.detect.options import DetectOptions
 from mindface_au.inference.detect.rows import FILE_COLUMN, DetectionRow, RowSchema, prob_fields
 from mindface_au.inference.detect.run import STAGES, StageTimer, detect_one, iter_detections
 from mindface_au.inference.detect.smoothing import smooth_csv
@@ -45,6 +49,7 @@ __all__ = [
     "open_source",
     "find_videos",
     "iter_detections",
+    "DetectOptions",
     "detect",
     "detect_one",
     "detect_videos",
@@ -83,8 +88,9 @@ def detect(
     """Detect AUs on an image, a folder of images, a video (one CSV: `detect_one`) or a folder of videos (one CSV
     per video under the folder `output`: `collection.detect_videos`, with `workers` processes and `shard` "I/N").
 
-    Options are `detect_one`'s (config, device, batch_size, threads, predictor, track, keyframe_every, start_time,
-    end_time, every, all_faces, prob_k, threshold, resume, plot, overlay, report, ...). Returns a summary dict.
+    Options are `detect_one`'s: `options` (a DetectOptions) or its fields (track, keyframe_every, start_time,
+    end_time, every, all_faces, prob_k, threshold, ...), and config, device, batch_size, threads, predictor, resume,
+    plot, overlay, report, ... Returns a summary dict.
     """
     if _is_video_folder(input_path):
         from mindface_au.inference.detect.collection import detect_videos

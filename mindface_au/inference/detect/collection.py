@@ -4,7 +4,7 @@
   `a/b.csv.json`) under the output folder (`a/b.mp4.csv` when two videos share a name up to the extension).
 - Each video is written and resumed on its own, under its own lock (`OUT.csv.lock`). A finished CSV is kept and
   not redone ("done before") only when its content says so (`csvfile.check_finished`): its sidecar names the same
-  settings (see `run.run_settings`, plus `prob_k`), the same inputs (the video's size, modification time and the
+  settings (see `DetectOptions.settings`, plus `prob_k`), the same inputs (the video's size, modification time and the
   hash of its first and last MiB; the model file's sha256, computed once per run) and the CSV's length and sha256.
   The same tool's result whose input changed, whose CSV is damaged, or whose sidecar predates these checks is
   redone, with a note. Any other existing CSV (or sidecar) is refused before anything runs unless `overwrite` (the
@@ -28,11 +28,13 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import check_finished, input_identity, sidecar_path
-from mindface_au.inference.detect.run import check_working_names, detect_one, model_digest, model_file, run_settings
+from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, sidecar_path
+from mindface_au.inference.detect.model import detect_model, model_threshold
+from mindface_au.inference.detect.options import DetectOptions
+from mindface_au.inference.detect.run import check_working_names, detect_one
 from mindface_au.inference.detect.sources import find_videos
 from mindface_au.utils import guard
 from mindface_au.utils.cpus import available_cpus
@@ -160,12 +162,12 @@ def _done_record(rel: str, out: str) -> dict:
     return dict(record, status="done before")
 
 
-def _one(task: Tuple[str, str, str, dict]) -> dict:
+def _one(task: Tuple[str, str, str, DetectOptions, dict]) -> dict:
     """Run one video; never raises (the error becomes the video's status)."""
-    rel, video, out, options = task
+    rel, video, out, options, more = task
     record = _record(rel, out)
     try:
-        summary = detect_one(video, out, predictor=_WORKER["model"], progress=False, **options)
+        summary = detect_one(video, out, options=options, predictor=_WORKER["model"], progress=False, **more)
     except KeyboardInterrupt:
         raise
     except UserError as exc:
@@ -176,6 +178,21 @@ def _one(task: Tuple[str, str, str, dict]) -> dict:
     if summary.get("notes"):
         record["notes"] = summary["notes"]
     return dict(record, status="ok")
+
+
+def _model_facts(predictor, model_options: dict, workers: int) -> Tuple[str, float, Optional[str], Any]:
+    """(model path, the threshold it was validated with, its sha256, the ModelFile a one-process run loads it from
+    or None): the model file is read once here, for every video."""
+    if predictor is not None:
+        model = detect_model(predictor)
+        return model.path, model_threshold(model.file), model.sha256, None
+    from mindface_au.inference.model_file import read_model_file
+
+    given = {k: model_options[k] for k in ("config", "device", "threads") if k in model_options}
+    if workers != 1:  # only its settings are read here: the workers each open it on the device
+        given["device"] = "CPU"
+    mf = read_model_file(model_options.get("path") or "", **given)
+    return mf.path, model_threshold(mf), mf.sha256, mf if workers == 1 else None
 
 
 def detect_videos(
@@ -191,7 +208,9 @@ def detect_videos(
 ) -> dict:
     """Detect AUs in every video under `input_dir`; see the module docstring. `model_options` are
     `load_inference_model`'s arguments (ckpt path, device, threads, config, batch_size); or pass a ready `predictor`
-    (one process only). `options` go to `detect_one`. Returns the summary (videos, failed, summary path)."""
+    (one process only). `options` go to `detect_one` (a DetectOptions, or its fields, and resume, overwrite, ...);
+    the threshold is resolved against the model file once here. Returns the summary (videos, failed, summary
+    path)."""
     if workers < 1:
         raise UserError(f"--workers: got {workers}, expected a positive integer")
     shard = parse_shard(shard)
@@ -199,6 +218,7 @@ def detect_videos(
         raise guard.EnvironmentFailure(
             f"{output_dir}: is a file, not a folder (a folder of videos needs an --out folder)"
         )
+    opts, options = DetectOptions.split(options, options.pop("options", None))
     for key, flag in (("overlay", "--overlay"), ("plot", "--plot")):
         if options.pop(key, None):
             raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")
@@ -216,14 +236,15 @@ def detect_videos(
     mine = shard_videos(sizes, shard)
     names = output_names(videos)
     overwrite = bool(options.get("overwrite"))
-    model_path = model_file(predictor) if predictor is not None else model_options.get("path") or ""
+    model_path, threshold, sha256, mf = _model_facts(predictor, model_options, workers)
     inputs = [input_dir, model_path]
     name = SUMMARY_NAME if shard is None else SHARD_SUMMARY.format(i=shard[0], n=shard[1])
     summary_path = os.path.join(output_dir, name)
     guard.check_not_input(summary_path, inputs)
     outs = [os.path.join(output_dir, names[v]) for v in videos]
     check_working_names([summary_path, report], outs + [summary_path])
-    options["model_sha256"] = options.get("model_sha256") or model_digest(model_path, predictor)  # once per run
+    opts = opts.resolve(threshold)
+    options["model_sha256"] = options.get("model_sha256") or sha256  # once per run
     old = _read_json(summary_path)
     own_summary = (
         isinstance(old, dict)
@@ -241,20 +262,20 @@ def detect_videos(
             continue
         guard.check_not_input(out, [video, model_path])
         if os.path.lexists(out) and not overwrite:
-            settings = run_settings(video, model_path, input_file=input_identity(video, "video"), **options)
-            verdict, why = check_finished(out, settings, options.get("prob_k", 0))
+            settings = opts.settings(video, model_path, input_identity(video, "video"), options["model_sha256"])
+            verdict, why = check_finished(out, settings, opts.prob_k)
             if verdict == "done":
                 kept.append(_done_record(v, out))
                 continue
             if verdict == "redo":  # this tool's own result, no longer right: done again
                 print(f"{out}: redone: {why}", file=sys.stderr)
-                tasks.append((v, video, out, dict(options, overwrite=True)))
+                tasks.append((v, video, out, opts, dict(options, overwrite=True)))
                 continue
             conflicts.append(f"{out}: exists, not this tool's result for these settings ({why})")
         elif os.path.lexists(sidecar_path(out)) and not overwrite:
-            if not (options.get("resume") and os.path.isfile(out + ".partial")):
+            if not (options.get("resume") and os.path.isfile(WorkingFiles(out).partial)):
                 conflicts.append(f"{sidecar_path(out)}: exists without its CSV")
-        tasks.append((v, video, out, options))
+        tasks.append((v, video, out, opts, options))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise UserError(f"{conflicts[0]}{more}; pass --overwrite to replace, or choose another output folder")
@@ -263,14 +284,14 @@ def detect_videos(
         guard.check_outputs([report] + pages, inputs + [os.path.join(input_dir, v) for v in mine], overwrite)
         check_working_names(pages, outs + [summary_path])
     os.makedirs(output_dir, exist_ok=True)
-    for _, _, out, _ in tasks:
+    for _, _, out, _, _ in tasks:
         os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     lock = guard.OutputLock(summary_path)  # one run per shard and output folder; each CSV has its own lock too
     lock.acquire()
     try:
         return _run_tasks(
             tasks, kept + failed, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor,
-            model_options, progress, report, options,
+            model_options if mf is None else dict(model_options, path=mf), progress, report, opts,
         )  # fmt: skip
     finally:
         lock.release()
@@ -278,7 +299,7 @@ def detect_videos(
 
 def _run_tasks(
     tasks, kept, mine, videos, input_dir, output_dir, summary_path, shard, workers, predictor, model_options,
-    progress, report, options,
+    progress, report, options: DetectOptions,
 ) -> dict:  # fmt: skip
     """Run the videos of `tasks` (the output checks done, the summary locked) and write the summary."""
     label = f" (shard {shard[0]}/{shard[1]}: {len(mine)} of {len(videos)} videos)" if shard else ""
@@ -342,8 +363,8 @@ def _run_tasks(
         write_report(
             [r["output"] for r in records if r["status"] != "failed"],
             report,
-            threshold=options.get("threshold", 0.5),
-            k=options.get("prob_k", 0),
+            threshold=options.threshold,
+            k=options.prob_k,
             index=True,
             records=records,
             root=output_dir,

@@ -9,6 +9,7 @@ restored, so the rows equal an uninterrupted run's.
 """
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,10 +17,12 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.rows import RowSchema
-from mindface_au.inference.detect.tracker_state import state_path
+from mindface_au.utils.guard import LOCK_SUFFIX
 
 __all__ = [
+    "WorkingFiles",
     "sidecar_path",
+    "state_path",
     "working_files",
     "read_detections",
     "iter_rows",
@@ -57,17 +60,63 @@ SETTING_NAMES = {
 }
 
 
+# the names of detect's working files beside CSV `out`: written here only (see `WorkingFiles`)
+SIDECAR_SUFFIX = ".json"  # out.json: the finished CSV's settings, model card and facts
+PARTIAL_SUFFIX = ".partial"  # out.partial: the rows so far
+PARTIAL_SETTINGS_SUFFIX = ".json"  # out.partial.json: the partial file's settings
+STATE_SUFFIX = ".state.json"  # out.partial.state.json: the tracker state at the last flush (tracker_state.py)
+SMOOTHED_SUFFIX = ".smoothed"  # out.partial.smoothed: the --prob-k smoothed rows, renamed to out when done
+
+
 def sidecar_path(output: str) -> str:
     """The JSON file beside a detect CSV that records its run's settings and the model card."""
-    return output + ".json"
+    return output + SIDECAR_SUFFIX
+
+
+def state_path(partial: str) -> str:
+    """The tracker state file beside a partial CSV."""
+    return partial + STATE_SUFFIX
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkingFiles:
+    """The files detect keeps beside CSV `output`: the sidecar, the partial file, its settings, tracker state and
+    smoothed copy, and the lock (`guard.OutputLock`'s name)."""
+
+    output: str
+
+    @property
+    def sidecar(self) -> str:
+        return sidecar_path(self.output)
+
+    @property
+    def partial(self) -> str:
+        return self.output + PARTIAL_SUFFIX
+
+    @property
+    def settings(self) -> str:
+        return self.partial + PARTIAL_SETTINGS_SUFFIX
+
+    @property
+    def state(self) -> str:
+        return state_path(self.partial)
+
+    @property
+    def smoothed(self) -> str:
+        return self.partial + SMOOTHED_SUFFIX
+
+    @property
+    def lock(self) -> str:
+        return self.output + LOCK_SUFFIX
+
+    def all(self) -> List[str]:
+        return [self.sidecar, self.partial, self.settings, self.state, self.smoothed, self.lock]
 
 
 def working_files(output: str) -> List[str]:
     """The files detect itself keeps beside CSV `output` (sidecar, partial file, its settings and tracker state,
     lock): no other output of the run may be given one of these names."""
-    partial = output + ".partial"
-    tracking = state_path(partial)
-    return [sidecar_path(output), partial, partial + ".json", tracking, partial + ".smoothed", output + ".lock"]
+    return WorkingFiles(output).all()
 
 
 def input_identity(path: str, kind: str, files: Sequence[str] = ()) -> dict:

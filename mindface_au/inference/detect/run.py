@@ -15,7 +15,6 @@ import collections
 import contextlib
 import csv
 import json
-import math
 import os
 import sys
 import tempfile
@@ -27,21 +26,30 @@ import numpy as np
 from mindface_au.data.transforms import preprocess_faces
 from mindface_au.errors import UserError
 from mindface_au.inference.detect.csvfile import (
+    WorkingFiles,
     check_finished,
     check_resume,
     csv_facts,
     input_identity,
     recover_partial,
-    sidecar_path,
     stale_partial,
     working_files,
 )
+from mindface_au.inference.detect.model import (
+    DetectModel,
+    detect_model,
+    model_au_names,
+    model_card,
+    model_digest,
+    model_threshold,
+)
+from mindface_au.inference.detect.options import DetectOptions
 from mindface_au.inference.detect.rows import DetectionRow, RowSchema
 from mindface_au.inference.detect.smoothing import smooth_csv
 from mindface_au.inference.detect.sources import Frame, FrameSource, open_source
-from mindface_au.inference.detect.tracker_state import StateLog, rewind, state_path
-from mindface_au.inference.detect.tracking import KEYFRAME_EVERY, FaceFinder
-from mindface_au.inference.faces import DETECT_SIZE, Face, IoUTracker, create_detector
+from mindface_au.inference.detect.tracker_state import StateLog, rewind
+from mindface_au.inference.detect.tracking import FaceFinder
+from mindface_au.inference.faces import Face, IoUTracker, create_detector
 from mindface_au.utils import guard
 from mindface_au.utils.io import atomic_write, ensure_output_folder
 
@@ -50,11 +58,8 @@ __all__ = [
     "StageTimer",
     "iter_detections",
     "detect_one",
-    "model_au_names",
-    "check_options",
-    "run_settings",
-    "model_file",
-    "model_digest",
+    "DetectJob",
+    "DetectOptions",
     "check_working_names",
     "open_input",
 ]
@@ -81,57 +86,53 @@ class StageTimer:
         return {k: round(v, 4) for k, v in self.seconds.items()}
 
 
-def model_au_names(model) -> List[str]:
-    """The AU names of a loaded model (InferenceModel or Predictor), the ABAW set when it does not say."""
-    from mindface_au.config import AU_NAMES
-
-    names = getattr(model, "au_names", None) or getattr(getattr(model, "model", None), "au_names", None)
-    return list(names) if names else list(AU_NAMES)
-
-
 def iter_detections(
     path_or_source,
     predictor,
-    aligned: bool = False,
-    detector: str = "mtcnn",
-    all_faces: bool = False,
+    options: Optional[DetectOptions] = None,
+    *,
     start: int = 1,
     tracker: Optional[IoUTracker] = None,
     on_frame: Optional[Callable[[Frame], None]] = None,
-    min_face_size: int = 20,
-    every: int = 1,
-    detect_size: int = DETECT_SIZE,
     timer: Optional[StageTimer] = None,
-    track: bool = True,
-    keyframe_every: int = KEYFRAME_EVERY,
-    start_time: float = 0.0,
-    end_time: Optional[float] = None,
     au_names: Optional[Sequence[str]] = None,
     finder_out: Optional[list] = None,
     states: Optional[StateLog] = None,
     finder_state: Optional[dict] = None,
+    **option_values,
 ) -> Iterator[DetectionRow]:
     """Rows (DetectionRow) for every processed frame and face of an input, in frame order, computed in batches.
 
-    `predictor`: an InferenceModel (mindface_au.inference.loader) or a Predictor. The tracker counts processed
-    frames (frame 1 + k * every is step k + 1), so its `max_age` is in processed frames. `track=False` runs the
-    face detector on every frame; otherwise faces are followed between keyframes (see `tracking`).
-    `au_names` default to the model's. `finder_out`, if given, receives the FaceFinder (for its keyframe count).
-    `states` records the finder's state before each frame; `finder_state` (a saved one) is where a resume starts.
+    `predictor`: an InferenceModel (mindface_au.inference.loader) or a Predictor. `options` (a DetectOptions) or
+    its fields as keywords (aligned, detector, all_faces, min_face_size, every, detect_size, track, keyframe_every,
+    start_time, end_time) say how faces are found. The tracker counts processed frames (frame 1 + k * every is step
+    k + 1), so its `max_age` is in processed frames. `track=False` runs the face detector on every frame; otherwise
+    faces are followed between keyframes (see `tracking`). `au_names` default to the model's. `finder_out`, if
+    given, receives the FaceFinder (for its keyframe count). `states` records the finder's state before each frame;
+    `finder_state` (a saved one) is where a resume starts.
     """
+    opts, unknown = DetectOptions.split(option_values, options)
+    if unknown:
+        raise TypeError(f"iter_detections: unknown option(s) {', '.join(sorted(unknown))}")
+    model = detect_model(predictor)
     source = path_or_source if isinstance(path_or_source, FrameSource) else open_source(path_or_source)
-    det = None if aligned else create_detector(detector, min_face_size=min_face_size, max_side=detect_size)
+    aligned, every = opts.aligned, opts.every
+    det = (
+        None if aligned else create_detector(opts.detector, min_face_size=opts.min_face_size, max_side=opts.detect_size)
+    )
     tracker = tracker or IoUTracker()
-    finder = None if aligned else FaceFinder(det, all_faces, tracker, track=track, keyframe_every=keyframe_every)
+    finder = None
+    if not aligned:
+        finder = FaceFinder(det, opts.all_faces, tracker, track=opts.track, keyframe_every=opts.keyframe_every)
     if finder is not None and finder_state is not None:
         finder.restore(finder_state)
     if finder_out is not None:
         finder_out.append(finder)
     timer = timer if timer is not None else StageTimer()
-    schema = RowSchema(au_names or model_au_names(predictor), with_file=source.kind == "images")
-    spec = predictor.face_input
+    schema = RowSchema(au_names or model_au_names(model), with_file=source.kind == "images")
+    spec = model.face_input
     size = spec.size
-    pad = source.kind == "video" or (source.count or 0) > predictor.batch_size
+    pad = source.kind == "video" or (source.count or 0) > model.batch_size
     queue: Deque[DetectionRow] = collections.deque()
     crops: List[np.ndarray] = []
 
@@ -140,14 +141,14 @@ def iter_detections(
             t = time.perf_counter()
             x = preprocess_faces(crops, spec)
             t = timer.add("align", t)
-            probs = predictor.predict(x, pad=pad)
+            probs = model.predict(x, pad=pad)
             timer.add("network", t)
             for row in queue:
                 if row.slot is not None:
                     row.probs, row.slot = probs[row.slot], None
             crops.clear()
 
-    frames = source.frames(start, every, start_time, end_time)
+    frames = source.frames(start, every, opts.start_time, opts.end_time)
     while True:
         t = time.perf_counter()
         frame = next(frames, None)
@@ -172,7 +173,7 @@ def iter_detections(
             row = DetectionRow(frame.index, frame.timestamp, fid, face, name=frame.name, slot=len(crops), schema=schema)
             queue.append(row)
             crops.append(crop)
-        if len(crops) >= predictor.batch_size or len(queue) > MAX_QUEUE_ROWS:
+        if len(crops) >= model.batch_size or len(queue) > MAX_QUEUE_ROWS:
             run_batch()
         while queue and queue[0].slot is None:
             yield queue.popleft()
@@ -181,103 +182,6 @@ def iter_detections(
     run_batch()
     while queue:
         yield queue.popleft()
-
-
-def check_options(
-    prob_k: int = 0,
-    threshold: float = 0.5,
-    detector: str = "mtcnn",
-    min_face_size: int = 20,
-    max_gap: int = 30,
-    every: int = 1,
-    detect_size: int = DETECT_SIZE,
-    keyframe_every: int = KEYFRAME_EVERY,
-    start_time: float = 0.0,
-    end_time: Optional[float] = None,
-) -> None:
-    """Refuse bad option values with one line naming the option."""
-    if prob_k < 0:
-        raise UserError(f"--prob-k: got {prob_k}, expected an integer >= 0")
-    if not 0.0 <= threshold <= 1.0:
-        raise UserError(f"--threshold: got {threshold}, expected 0 <= t <= 1")
-    if detector not in ("mtcnn", "haar"):
-        raise UserError(f"--detector: got {detector!r}, expected mtcnn or haar")
-    if min_face_size < 12:
-        raise UserError(f"--min-face-size: got {min_face_size}, expected at least 12 pixels")
-    if max_gap < 0:
-        raise UserError(f"--max-gap: got {max_gap}, expected an integer >= 0")
-    if every < 1:
-        raise UserError(f"--every: got {every}, expected a positive integer (1 = every frame)")
-    if detect_size < 0 or 0 < detect_size < 32:
-        raise UserError(f"--detect-size: got {detect_size}, expected 0 (full frame) or at least 32 pixels")
-    if keyframe_every < 1:
-        raise UserError(f"--keyframe-every: got {keyframe_every}, expected a positive integer")
-    if not math.isfinite(start_time) or start_time < 0:
-        raise UserError(f"--start: got {start_time}, expected a finite number of seconds >= 0")
-    if end_time is not None and not math.isfinite(end_time):
-        raise UserError(f"--end: got {end_time}, expected a finite number of seconds (omit --end for the end)")
-    if end_time is not None and end_time < start_time:
-        raise UserError(f"--end: got {end_time}, expected seconds >= --start ({start_time})")
-
-
-def run_settings(
-    input_path: str,
-    model_path: str,
-    aligned: bool = False,
-    detector: str = "mtcnn",
-    all_faces: bool = False,
-    threshold: float = 0.5,
-    min_face_size: int = 20,
-    max_gap: int = 30,
-    every: int = 1,
-    detect_size: int = DETECT_SIZE,
-    track: bool = True,
-    keyframe_every: int = KEYFRAME_EVERY,
-    start_time: float = 0.0,
-    end_time: Optional[float] = None,
-    input_file: Optional[dict] = None,
-    model_sha256: Optional[str] = None,
-    **_ignored,
-) -> dict:
-    """The settings that decide a CSV's rows: what must not change between an interrupted run and its resume, and
-    what a finished CSV's sidecar must hold for a re-run to keep it (with `prob_k`). `input_file` (see
-    `csvfile.input_identity`) and `model_sha256` identify the inputs behind the paths."""
-    return _settings(
-        input_path,
-        model_path,
-        aligned,
-        detector,
-        all_faces=bool(all_faces),
-        threshold=float(threshold),
-        min_face_size=int(min_face_size),
-        max_gap=int(max_gap),
-        every=int(every),
-        detect_size=int(detect_size),
-        track=bool(track) and detector == "mtcnn",
-        keyframe_every=int(keyframe_every),
-        start_time=float(start_time),
-        end_time=None if end_time is None else float(end_time),
-        input_file=input_file,
-        model_sha256=model_sha256,
-    )
-
-
-def model_file(predictor) -> str:
-    """The model file a loaded model (InferenceModel or Predictor) came from ("" when unknown)."""
-    return getattr(getattr(predictor, "model", predictor), "path", "") or ""
-
-
-def model_digest(model_path: str, predictor=None) -> Optional[str]:
-    """The sha256 of the model file (computed once per run: a folder of videos passes it to every video), or the
-    one a loaded model already knows; None when there is no file to hash."""
-    known = getattr(getattr(predictor, "model", predictor), "sha256", None) if predictor is not None else None
-    if known:
-        return str(known)
-    if model_path and os.path.isfile(model_path):
-        from mindface_au.models.checkpoint import sha256_file
-
-        return sha256_file(model_path)
-    return None
 
 
 def _utf8(path: str) -> bool:
@@ -325,69 +229,22 @@ def _read_sidecar(path: str) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
-def _settings(input_path: str, model_path: str, aligned: bool, detector: str, **options) -> dict:
-    settings = {
-        "input": os.path.abspath(input_path),
-        "model": os.path.abspath(model_path),
-        "aligned": bool(aligned),
-        "detector": None if aligned else detector,
-    }
-    settings.update(options)
-    if aligned:
-        settings["detect_size"] = None
-        settings["track"] = None
-    return settings
-
-
-def model_card(model, au_names: Sequence[str]) -> dict:
-    """What is known about the model that made a CSV: its file, backend and AU set; `card` is the model's own
-    description (training data, AU set) when the model file carries one, else None."""
-    return {
-        "file": os.path.basename(getattr(model, "path", "") or ""),
-        "name": getattr(getattr(model, "model_config", None), "name", None),
-        "backend": getattr(model, "backend", None),
-        "au_names": list(au_names),
-        "card": getattr(model, "card", None),
-    }
-
-
 def detect_one(
     input_path: str,
     output: str,
     ckpt: Optional[str] = None,
-    config=None,
-    device: str = "auto",
-    batch_size: int = 32,
-    aligned: bool = False,
-    detector: str = "mtcnn",
-    all_faces: bool = False,
-    prob_k: int = 0,
-    threshold: float = 0.5,
-    resume: bool = False,
-    plot: Optional[str] = None,
-    progress: bool = True,
-    min_face_size: int = 20,
-    max_gap: int = 30,
-    predictor=None,
-    every: int = 1,
-    detect_size: int = DETECT_SIZE,
-    threads: int = 0,
-    track: bool = True,
-    keyframe_every: int = KEYFRAME_EVERY,
-    start_time: float = 0.0,
-    end_time: Optional[float] = None,
-    overlay: Optional[str] = None,
-    report: Optional[str] = None,
-    au_names: Optional[Sequence[str]] = None,
+    options: Optional[DetectOptions] = None,
     source: Optional[FrameSource] = None,
-    overwrite: bool = False,
-    model_sha256: Optional[str] = None,
+    **values,
 ) -> dict:
     """Detect AUs on an image, a folder of images or a video and write one CSV row per processed frame and face.
 
     `ckpt` is a .ckpt, .mindir or .onnx file (or pass a ready `predictor`: an InferenceModel or a Predictor).
-    Beside `output` a sidecar JSON (`output + ".json"`) records the settings and the model card. Returns a summary
-    dict: frames (processed), frames_read, rows, faces, no_face, keyframes, seconds, fps, backend, device,
+    `options` (a DetectOptions) or its fields as keywords say how faces are found and rows written (the threshold
+    defaults to the one the model file was validated with); the other keywords are `DetectJob`'s (config, device,
+    batch_size, threads, predictor, resume, overwrite, progress, plot, overlay, report, au_names, model_sha256).
+    Beside `output` a sidecar JSON (`csvfile.sidecar_path`) records the settings and the model card. Returns a
+    summary dict: frames (processed), frames_read, rows, faces, no_face, keyframes, seconds, fps, backend, device,
     stage_seconds {decode, detect_faces, align, network, write}, output. `overlay` (an .mp4) and `report` (an .html)
     are written from the finished CSV. A folder of videos goes to `mindface_au.inference.detect.collection`.
 
@@ -398,158 +255,228 @@ def detect_one(
     is this tool's result for the same inputs and settings, redone (with a note) when an input changed or the CSV is
     damaged (`csvfile.check_finished`). `model_sha256`: the model file's, when the caller computed it already.
     """
-    check_options(
-        prob_k, threshold, detector, min_face_size, max_gap, every, detect_size, keyframe_every, start_time, end_time
-    )
+    opts, rest = DetectOptions.split(values, options)
     with contextlib.ExitStack() as stack:
         source = source or open_input(input_path, stack)
-        return _detect_one(**{k: v for k, v in locals().items() if k != "stack"})
+        return DetectJob(input_path, output, source, opts, ckpt=ckpt, **rest).run()
 
 
-def _detect_one(
-    input_path, output, ckpt, config, device, batch_size, aligned, detector, all_faces, prob_k, threshold, resume,
-    plot, progress, min_face_size, max_gap, predictor, every, detect_size, threads, track, keyframe_every,
-    start_time, end_time, overlay, report, au_names, source, overwrite, model_sha256,
-) -> dict:  # fmt: skip
-    """`detect_one` with its input open (see there)."""
-    ensure_output_folder(output)
-    partial, meta_path, side = output + ".partial", output + ".partial.json", sidecar_path(output)
-    known_model = model_file(predictor) if predictor is not None else None
-    inputs = [input_path, ckpt, known_model, *source.files]
-    check_working_names([plot, overlay, report], [output])
-    digest = model_sha256 or model_digest(known_model or ckpt or "", predictor)
-    options = dict(all_faces=all_faces, threshold=threshold, min_face_size=min_face_size, max_gap=max_gap)
-    options.update(every=every, detect_size=detect_size, track=track, keyframe_every=keyframe_every)
-    options.update(start_time=start_time, end_time=end_time, model_sha256=digest)
-    identity = input_identity(input_path if source.kind == "video" else source.path, source.kind, source.files)
-    resuming = resume and os.path.isfile(partial)
-    redo = False
-    if resume and not resuming and os.path.lexists(output) and not overwrite:
-        wanted = run_settings(source.path, known_model or ckpt or "", aligned, detector, input_file=identity, **options)
-        verdict, why = check_finished(output, wanted, prob_k)
+class DetectJob:
+    """One input -> one CSV (see `detect_one`). `run` calls the stages in order: prepare (model file, threshold,
+    input identity), done_before (a finished CSV kept), check_outputs, then under the output's lock load_model,
+    start (a fresh partial file, or resume one), stream (rows into the partial file), write (sidecar, CSV) and
+    finish (plot, overlay, report)."""
+
+    def __init__(
+        self,
+        input_path: str,
+        output: str,
+        source: FrameSource,
+        options: DetectOptions,
+        ckpt: Optional[str] = None,
+        config=None,
+        device: str = "auto",
+        batch_size: int = 32,
+        threads: int = 0,
+        predictor=None,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+        plot: Optional[str] = None,
+        overlay: Optional[str] = None,
+        report: Optional[str] = None,
+        au_names: Optional[Sequence[str]] = None,
+        model_sha256: Optional[str] = None,
+    ) -> None:
+        self.input_path, self.output, self.source, self.options = input_path, output, source, options
+        self.ckpt, self.config, self.device, self.batch_size, self.threads = ckpt, config, device, batch_size, threads
+        self.model: Optional[DetectModel] = detect_model(predictor) if predictor is not None else None
+        self.resume, self.overwrite, self.progress = resume, overwrite, progress
+        self.plot, self.overlay, self.report = plot, overlay, report
+        self.au_names = list(au_names) if au_names else None
+        self.digest = model_sha256
+        self.files = WorkingFiles(output)
+        self.model_file = None  # the ModelFile read in `prepare` (when no loaded model was given)
+        self.redo = False  # a finished CSV of this tool's that is no longer right: replaced without --overwrite
+        self.first = 1  # the first frame this run processes (later than 1 when resuming)
+
+    def run(self) -> dict:
+        """All the stages (see the class docstring); returns the summary."""
+        self.prepare()
+        kept = self.done_before()
+        if kept is not None:
+            return kept
+        self.check_outputs()
+        lock = guard.OutputLock(self.output)  # one writer per output
+        lock.acquire()
+        try:
+            self.load_model()
+            self.start()
+            try:
+                summary = self.stream()
+            except BaseException as exc:
+                lock.release()
+                print(
+                    f"partial results kept in {self.files.partial}; run again with --resume to continue",
+                    file=sys.stderr,
+                )
+                guard.reraise_environment(exc, self.files.partial)  # disk full: one line naming the file
+                raise
+            self.write(summary)
+            self.finish(summary)
+            return summary
+        finally:
+            lock.release()  # also after an error: the output is free again
+
+    # ------------------------------------------------------------------------------------------------ stages
+    def prepare(self) -> None:
+        """The output's folder, the names no output may take, the model file read (its sha256 and threshold: the
+        options are resolved against it here) and the input's identity."""
+        ensure_output_folder(self.output)
+        self.inputs = [self.input_path, self.ckpt, self.model.path if self.model else None, *self.source.files]
+        check_working_names([self.plot, self.overlay, self.report], [self.output])
+        if self.threads > 0:  # the face detector's OpenCV DNN pool too, not only the network's
+            import cv2
+
+            cv2.setNumThreads(int(self.threads))
+        if self.model is not None:
+            file = self.model.file
+        else:
+            if not self.ckpt:
+                raise UserError("ckpt: a model file (.ckpt, .mindir or .onnx) is required")
+            from mindface_au.inference.model_file import read_model_file
+
+            file = self.model_file = read_model_file(self.ckpt, self.config, self.device, self.threads)
+        self.options = self.options.resolve(model_threshold(file))
+        self.model_path = self.model.path if self.model is not None else file.path
+        self.digest = self.digest or (file.sha256 if file is not None else model_digest(self.model_path, self.model))
+        source = self.source
+        path = self.input_path if source.kind == "video" else source.path
+        self.identity = input_identity(path, source.kind, source.files)
+        self.resuming = self.resume and os.path.isfile(self.files.partial)
+
+    def settings(self) -> dict:
+        """This run's settings (`DetectOptions.settings`), as its partial file and sidecar record them."""
+        return self.options.settings(self.source.path, self.model_path, self.identity, self.digest)
+
+    def done_before(self) -> Optional[dict]:
+        """With `resume`, an existing `output` that is this tool's finished result for the same inputs and settings
+        is kept: its summary; one to redo is noted (`self.redo`). None: run."""
+        output = self.output
+        if not (self.resume and not self.resuming and os.path.lexists(output) and not self.overwrite):
+            return None
+        verdict, why = check_finished(output, self.settings(), self.options.prob_k)
         if verdict == "done":
-            kept = (_read_sidecar(side) or {}).get("result") or {}
+            kept = (_read_sidecar(self.files.sidecar) or {}).get("result") or {}
             print(f"{output}: done before (same inputs, settings and content), kept", file=sys.stderr)
             return dict(kept, output=output, status="done before")
         if verdict == "redo":
             print(f"{output}: redone: {why}", file=sys.stderr)
-            redo = True
-    own_sidecar = resuming and os.path.exists(side) and not os.path.exists(output)  # left by the interrupted run
-    outputs = [output, plot, overlay, report] + ([] if own_sidecar else [side])
-    guard.check_outputs(outputs, inputs, overwrite=True)  # never an input, never two outputs in one file
-    for out in outputs:  # an existing output needs --overwrite, except this tool's own result being redone
-        if out and not (redo and out in (output, side)):
-            guard.check_new_output(out, overwrite)
-    if own_sidecar:
-        guard.check_not_input(side, inputs)
-    if overlay:
-        from mindface_au.inference.detect.overlay import check_overlay
+            self.redo = True
+        return None
 
-        check_overlay(overlay, source.kind, input_path)
-        ensure_output_folder(overlay)
-    if report:
-        ensure_output_folder(report)
-    lock = guard.OutputLock(output)  # one writer per output
-    lock.acquire()
-    try:
-        if threads > 0:  # the face detector's OpenCV DNN pool too, not only the network's
-            import cv2
+    def check_outputs(self) -> None:
+        """Refuse an output that is an input, two outputs in one file, an existing output without `overwrite`
+        (except this tool's own result being redone, or the sidecar an interrupted run left)."""
+        side = self.files.sidecar
+        own_sidecar = self.resuming and os.path.exists(side) and not os.path.exists(self.output)
+        outputs = [self.output, self.plot, self.overlay, self.report] + ([] if own_sidecar else [side])
+        guard.check_outputs(outputs, self.inputs, overwrite=True)  # never an input, never two outputs in one file
+        for out in outputs:
+            if out and not (self.redo and out in (self.output, side)):
+                guard.check_new_output(out, self.overwrite)
+        if own_sidecar:
+            guard.check_not_input(side, self.inputs)
+        if self.overlay:
+            from mindface_au.inference.detect.overlay import check_overlay
 
-            cv2.setNumThreads(int(threads))
-        if predictor is None:
-            if not ckpt:
-                raise UserError("ckpt: a model file (.ckpt, .mindir or .onnx) is required")
+            check_overlay(self.overlay, self.source.kind, self.input_path)
+            ensure_output_folder(self.overlay)
+        if self.report:
+            ensure_output_folder(self.report)
+
+    def load_model(self) -> None:
+        """Load the model (unless given), say which on stderr, refuse one whose face crops cannot be made here."""
+        if self.model is None:
             from mindface_au.inference.loader import load_inference_model
 
-            predictor = load_inference_model(ckpt, device=device, threads=threads, config=config, batch_size=batch_size)
-        model = getattr(predictor, "model", predictor)  # a Predictor wraps an InferenceModel
-        model_path = getattr(model, "path", ckpt or "")
-        au_names = list(au_names or model_au_names(model))
+            self.model = load_inference_model(
+                self.model_file, device=self.device, threads=self.threads, config=self.config,
+                batch_size=self.batch_size,
+            )  # fmt: skip
+        model = self.model
+        self.au_names = self.au_names or model_au_names(model)
         print(f"detect: {model.describe()}", file=sys.stderr)
-        if hasattr(model, "card_text"):  # what the model was trained on (a SynthAU model says it is not validated)
-            print(model.card_text(), file=sys.stderr)
-        problem = model.crop_problem(aligned) if hasattr(model, "crop_problem") else None
+        print(model.card_text(), file=sys.stderr)  # what it was trained on (a SynthAU model: not validated)
+        problem = model.crop_problem(self.options.aligned)
         if problem:  # a model trained on other face crops than this tool can make
             raise UserError(problem)
-        header = RowSchema(au_names, with_file=source.kind == "images").columns
-        settings = run_settings(source.path, model_path, aligned, detector, input_file=identity, **options)
-        stale = stale_partial(meta_path, settings) if resuming else None
+        self.header = RowSchema(self.au_names, with_file=self.source.kind == "images").columns
+
+    def start(self) -> None:
+        """A fresh partial file (header, settings, tracker state), or the interrupted run's continued (`resume`):
+        checked against this run's settings, cut back to its last saved tracker state."""
+        files, settings = self.files, self.settings()
+        partial, meta_path = files.partial, files.settings
+        stale = stale_partial(meta_path, settings) if self.resuming else None
         if stale:  # the same settings, but not the same inputs: the partial rows are not this input's
             print(f"{partial}: started over, not resumed: {stale}", file=sys.stderr)
-            resuming = False
-        tracker = IoUTracker(max_age=max_gap)
-        start, states, saved = 1, StateLog(state_path(partial)), None
-        if resuming:
-            with guard.damaged_resume(partial, meta_path):  # a partial file that cannot be read back: one line
-                check_resume(meta_path, partial, settings)
-                saved = None if aligned else rewind(partial, states.path)  # back to the last saved tracker state
-                start, tracks, next_id = recover_partial(partial, header)
-            start = start - (start - 1) % every  # a processed frame (the partial file only has those)
-            tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
-            if saved is not None and saved["frame"] != start:  # cannot happen unless the partial file was edited
-                print(
-                    f"note: {states.path} is for frame {saved['frame']}, not {start}: tracking restarts",
-                    file=sys.stderr,
-                )
-                saved = None
-            print(f"resuming {partial} from frame {start}", file=sys.stderr)
-        else:
-            if resume and not stale:
-                print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
-            elif os.path.isfile(partial) and not stale:
-                print(
-                    f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
-                    file=sys.stderr,
-                )
-            with guard.writing(partial), open(partial, "w", newline="", encoding="utf-8") as handle:
-                csv.writer(handle, lineterminator="\n").writerow(header)
-            with atomic_write(meta_path) as handle:
-                json.dump(settings, handle)
-            if not aligned:
-                states.start(os.path.getsize(partial))
+            self.resuming = False
+        self.tracker = IoUTracker(max_age=self.options.max_gap)
+        self.states, self.saved = StateLog(files.state), None
+        if self.resuming:
+            self._resume_partial(settings)
+            return
+        if self.resume and not stale:
+            print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
+        elif os.path.isfile(partial) and not stale:
+            print(
+                f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
+                file=sys.stderr,
+            )
+        with guard.writing(partial), open(partial, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle, lineterminator="\n").writerow(self.header)
+        with atomic_write(meta_path) as handle:
+            json.dump(settings, handle)
+        if not self.options.aligned:
+            self.states.start(os.path.getsize(partial))
 
+    def _resume_partial(self, settings: dict) -> None:
+        partial, every = self.files.partial, self.options.every
+        with guard.damaged_resume(partial, self.files.settings):  # a partial file that cannot be read back: one line
+            check_resume(self.files.settings, partial, settings)
+            self.saved = None if self.options.aligned else rewind(partial, self.states.path)  # the last saved state
+            start, tracks, next_id = recover_partial(partial, self.header)
+        start = start - (start - 1) % every  # a processed frame (the partial file only has those)
+        self.tracker.seed({k: (box, (f - 1) // every + 1) for k, (box, f) in tracks.items()}, next_id)
+        if self.saved is not None and self.saved["frame"] != start:  # cannot happen unless the file was edited
+            print(f"note: {self.states.path} is for frame {self.saved['frame']}, not {start}: tracking restarts",
+                  file=sys.stderr)  # fmt: skip
+            self.saved = None
+        self.first = start
+        print(f"resuming {partial} from frame {start}", file=sys.stderr)
+
+    def stream(self) -> dict:
+        """Append the rows of every frame from `self.first` on to the partial file, flushing (and saving the
+        tracker state) between frames at most every FLUSH_SECONDS; returns the run's counts so far."""
         from tqdm import tqdm
 
+        source, every = self.source, self.options.every
         total = None if source.count is None else -(-source.count // every)
-        bar = tqdm(
-            total=total,
-            initial=(start - 1) // every,
-            unit="frame",
-            desc="detect",
-            file=sys.stderr,
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = tqdm(total=total, initial=(self.first - 1) // every, unit="frame", desc="detect", file=sys.stderr,
+                   disable=not self.progress, dynamic_ncols=True)  # fmt: skip
         stats = {"rows": 0, "faces": 0, "no_face": 0}
-        timer = StageTimer()
-        finders: list = []
-        t0, cpu0 = time.time(), time.process_time()
-        last_flush = t0
+        self.timer, self.finders = StageTimer(), []
+        self.t0, self.cpu0 = time.time(), time.process_time()
+        last_flush, threshold = self.t0, self.options.threshold
         try:
-            with open(partial, "a", newline="", encoding="utf-8") as handle:
+            with open(self.files.partial, "a", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle, lineterminator="\n")
                 rows = iter_detections(
-                    source,
-                    model,
-                    aligned,
-                    detector,
-                    all_faces,
-                    start,
-                    tracker,
-                    lambda f: bar.update(1),
-                    min_face_size,
-                    every=every,
-                    detect_size=detect_size,
-                    timer=timer,
-                    track=track,
-                    keyframe_every=keyframe_every,
-                    start_time=start_time,
-                    end_time=end_time,
-                    au_names=au_names,
-                    finder_out=finders,
-                    states=states,
-                    finder_state=saved and saved["finder"],
-                )
+                    source, self.model, self.options, start=self.first, tracker=self.tracker,
+                    on_frame=lambda f: bar.update(1), timer=self.timer, au_names=self.au_names,
+                    finder_out=self.finders, states=self.states, finder_state=self.saved and self.saved["finder"],
+                )  # fmt: skip
                 last_frame = None
                 for row in rows:
                     t = time.perf_counter()
@@ -557,47 +484,51 @@ def _detect_one(
                         now = time.time()
                         if now - last_flush > FLUSH_SECONDS and last_frame is not None:
                             handle.flush()
-                            states.save(last_frame, os.fstat(handle.fileno()).st_size)
+                            self.states.save(last_frame, os.fstat(handle.fileno()).st_size)
                             last_flush = now
                         last_frame = row.frame
                     writer.writerow(row.fields(threshold))
                     stats["rows"] += 1
                     stats["faces" if row.face is not None else "no_face"] += 1
-                    timer.add("write", t)
-        except BaseException as exc:
-            lock.release()
+                    self.timer.add("write", t)
+        finally:
             bar.close()
-            print(f"partial results kept in {partial}; run again with --resume to continue", file=sys.stderr)
-            guard.reraise_environment(exc, partial)  # disk full: one line naming the file
-            raise
-        bar.close()
+        return stats
+
+    def _notes(self) -> List[str]:
+        """Say on stderr what the input held that was not processed; returns the notes the summary keeps."""
+        source, opts = self.source, self.options
         if source.skipped:
             print(f"skipped {len(source.skipped)} non-image file(s): {', '.join(source.skipped[:5])}", file=sys.stderr)
         if source.unreadable:
-            print(
-                f"{len(source.unreadable)} image(s) could not be decoded (rows with success=0): "
-                f"{', '.join(source.unreadable[:5])}",
-                file=sys.stderr,
-            )
-        if source.kind == "video" and source.count and source.seen != source.count and end_time is None:
+            print(f"{len(source.unreadable)} image(s) could not be decoded (rows with success=0): "
+                  f"{', '.join(source.unreadable[:5])}", file=sys.stderr)  # fmt: skip
+        if source.kind == "video" and source.count and source.seen != source.count and opts.end_time is None:
             print(f"note: read {source.seen} frames, the container announces {source.count}", file=sys.stderr)
         notes = []
-        if source.kind == "video" and source.decoded == 0 and start_time > 0 and start == 1:
+        if source.kind == "video" and source.decoded == 0 and opts.start_time > 0 and self.first == 1:
             length = f"{source.seen} frames" + (f", {source.seen / source.fps:.2f} s" if source.fps else "")
-            notes.append(f"--start {start_time}: past the end of the video ({length}); no frame was processed")
+            notes.append(f"--start {opts.start_time}: past the end of the video ({length}); no frame was processed")
             print(f"note: {notes[-1]}", file=sys.stderr)
+        return notes
+
+    def write(self, summary: dict) -> None:
+        """Complete `summary` (from `stream`) from the finished rows, write the sidecar, then rename the partial
+        (or smoothed) file to the CSV and remove the working files."""
+        source, opts, model, files = self.source, self.options, self.model, self.files
+        notes = self._notes()
         t = time.perf_counter()
-        seconds = time.time() - t0
-        summary = dict(stats, frames_read=source.seen, every=every, seconds=round(seconds, 3))
-        summary["cpu_seconds"] = round(time.process_time() - cpu0, 3)  # the fair speed measure on a busy machine
-        summary["keyframes"] = finders[0].keyframes if finders and finders[0] is not None else 0
-        summary.update(output=output, backend=model.backend, device=model.device)
+        seconds = time.time() - self.t0
+        summary.update(frames_read=source.seen, every=opts.every, seconds=round(seconds, 3))
+        summary["cpu_seconds"] = round(time.process_time() - self.cpu0, 3)  # the fair speed measure on a busy machine
+        summary["keyframes"] = self.finders[0].keyframes if self.finders and self.finders[0] is not None else 0
+        summary.update(output=self.output, backend=model.backend, device=model.device)
         if notes:
             summary["notes"] = notes
-        final = partial
-        if prob_k > 0:  # smoothed into a working file; one rename (after the sidecar) makes the CSV
-            final = partial + ".smoothed"
-            smooth_csv(partial, final, prob_k, threshold, max_gap, every)
+        final = files.partial
+        if opts.prob_k > 0:  # smoothed into a working file; one rename (after the sidecar) makes the CSV
+            final = files.smoothed
+            smooth_csv(files.partial, final, opts.prob_k, opts.threshold, opts.max_gap, opts.every)
         # the counts and checks come from the finished file itself, so a resumed run counts the whole CSV
         facts = csv_facts(final)
         summary.update({k: facts[k] for k in ("rows", "frames", "faces", "no_face")})
@@ -607,38 +538,38 @@ def _detect_one(
             "fps": source.fps or None,
             "width": source.width or None,
             "height": source.height or None,
-            "settings": dict(settings, prob_k=int(prob_k), batch_size=getattr(model, "batch_size", batch_size)),
-            "model_card": model_card(model, au_names),
+            "settings": dict(self.settings(), prob_k=int(opts.prob_k), batch_size=model.batch_size),
+            "model_card": model_card(model, self.au_names),
             "output": {k: facts[k] for k in ("rows", "bytes", "sha256")},
             "result": {k: summary[k] for k in ("frames", "rows", "faces", "no_face", "keyframes", "seconds")},
         }
-        with atomic_write(sidecar_path(output)) as handle:
+        with atomic_write(files.sidecar) as handle:
             json.dump(sidecar, handle, indent=1)
-        with guard.writing(output):
-            os.replace(final, output)
-        if os.path.exists(partial):
-            os.remove(partial)
-        timer.add("write", t)
-        if os.path.exists(meta_path):
-            os.remove(meta_path)
-        states.clear()
-        summary["stage_seconds"] = timer.summary()
+        with guard.writing(self.output):
+            os.replace(final, self.output)
+        if os.path.exists(files.partial):
+            os.remove(files.partial)
+        self.timer.add("write", t)
+        if os.path.exists(files.settings):
+            os.remove(files.settings)
+        self.states.clear()
+        summary["stage_seconds"] = self.timer.summary()
         summary["fps"] = round(source.decoded / seconds, 2) if seconds > 0 else None
-        if plot:
+
+    def finish(self, summary: dict) -> None:
+        """The outputs made from the finished CSV: plot, overlay, report."""
+        if self.plot:
             from mindface_au.inference.detect.plot import plot_detections
 
-            plot_detections(output, plot, video=source.kind == "video", fps=source.fps)
-            summary["plot"] = plot
-        if overlay:
+            plot_detections(self.output, self.plot, video=self.source.kind == "video", fps=self.source.fps)
+            summary["plot"] = self.plot
+        if self.overlay:
             from mindface_au.inference.detect.overlay import write_overlay
 
-            write_overlay(input_path, output, overlay)
-            summary["overlay"] = overlay
-        if report:
+            write_overlay(self.input_path, self.output, self.overlay)
+            summary["overlay"] = self.overlay
+        if self.report:
             from mindface_au.inference.detect.report import write_report
 
-            write_report([output], report, threshold=threshold, k=prob_k)
-            summary["report"] = report
-        return summary
-    finally:
-        lock.release()  # also after an error: the output is free again
+            write_report([self.output], self.report, threshold=self.options.threshold, k=self.options.prob_k)
+            summary["report"] = self.report

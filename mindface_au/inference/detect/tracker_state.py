@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Deque, Optional, Tuple
 
+from mindface_au.inference.detect.csvfile import state_path  # the file's name (re-exported)
 from mindface_au.inference.detect.tracking import FaceFinder, snapshot_json
 from mindface_au.inference.faces import IoUTracker
 from mindface_au.utils.io import atomic_write
@@ -23,11 +24,6 @@ from mindface_au.utils.io import atomic_write
 __all__ = ["state_path", "StateLog", "rewind", "STATE_VERSION"]
 
 STATE_VERSION = 1
-
-
-def state_path(partial: str) -> str:
-    """The tracker state file beside a partial CSV."""
-    return partial + ".state.json"
 
 
 class StateLog:

@@ -11,9 +11,9 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-from mindface_au.convert.mapping import check_against_model, mindspore_to_torch_name, torch_to_mindspore
-from mindface_au.convert.torch_reader import is_tensor, is_torch_file, read_torch_file
 from mindface_au.errors import UserError, listing
+from mindface_au.weights.mapping import check_against_model, mindspore_to_torch_name, torch_to_mindspore
+from mindface_au.weights.torch_reader import is_tensor, is_torch_file, read_torch_file
 
 __all__ = [
     "ACCEPTED",
