@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES
+from mindface_au.au_sets import ABAW_AUS, default_au_names
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_path
 
@@ -24,11 +24,7 @@ def _pyplot():
     return plt
 
 
-def _names(au_names: Optional[Sequence[str]]) -> Sequence[str]:
-    return tuple(au_names) if au_names else AU_NAMES
-
-
-def _as_2d(values, name: str, columns: int = len(AU_NAMES)) -> np.ndarray:
+def _as_2d(values, name: str, columns: int = len(ABAW_AUS)) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != columns:
         raise UserError(f"{name}: expected shape (N, {columns}), got {arr.shape}")
@@ -63,7 +59,7 @@ def plot_au_timeline(
         times: optional (T,) x values (seconds); frame indices otherwise.
         title: figure title.
     """
-    names = _names(au_names)
+    names = default_au_names(au_names)
     series = (
         [_as_2d(p, "probs", len(names)) for p in probs] if labels is not None else [_as_2d(probs, "probs", len(names))]
     )
@@ -102,7 +98,7 @@ def plot_au_bars(
     values, out_png: str, title: str = "", ylabel: str = "F1", au_names: Optional[Sequence[str]] = None
 ) -> None:
     """Bar chart of one value per AU of `au_names` (e.g. per-AU F1), with the mean as a dashed line."""
-    names = _names(au_names)
+    names = default_au_names(au_names)
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if arr.shape != (len(names),):
         raise UserError(f"values: expected {len(names)} values (one per AU), got {arr.size}")
@@ -124,7 +120,7 @@ def plot_image_bars(
     probs, names: Sequence[str], out_png: str, title: str = "", au_names: Optional[Sequence[str]] = None
 ) -> None:
     """Grouped bars: for each image, its AU probabilities (one group per AU of `au_names`, one bar per image)."""
-    aus = _names(au_names)
+    aus = default_au_names(au_names)
     probs = _as_2d(probs, "probs", len(aus))
     names = [str(n) for n in names]
     if len(names) != probs.shape[0]:

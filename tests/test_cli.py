@@ -98,7 +98,7 @@ def test_unknown_config_name_is_one_line_listing_the_packaged_names(tmp_path):
 
 
 def test_an_ambiguous_basename_names_both_configs(tmp_path, monkeypatch):
-    from mindface_au import config
+    from mindface_au.config import loading as config  # CONFIG_DIR is read there
 
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

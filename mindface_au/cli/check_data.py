@@ -12,7 +12,8 @@ import json
 import sys
 
 from mindface_au.cli.common import add_config_args
-from mindface_au.config import FORMAT_AU_SETS, load_config
+from mindface_au.config import load_config
+from mindface_au.data.registry import FORMATS, format_au_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default=None,
-        choices=["affwild2", "bp4d", "disfa", "list"],
+        choices=list(FORMATS),
         help="dataset layout (default: data.format); list files also need data.au_names / model.au_names",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -30,13 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     """The config with data.format / data.root from --format / --root. With --format the model's AU set and rare
     AUs follow the format (no model is involved in checking data); --set values still win."""
-    from mindface_au.au_sets import KNOWN_AU_SETS
-
     implied = []
     if args.format:
         implied += [f"data.format={args.format}", "data.rare_aus=[]"]
-        if args.format in FORMAT_AU_SETS:
-            names = KNOWN_AU_SETS[FORMAT_AU_SETS[args.format]].au_names
+        names = format_au_names(args.format)
+        if names:
             implied += [f"model.au_names=[{', '.join(names)}]", "data.au_names=[]"]
     if args.root:
         implied.append(f"data.root={args.root}")

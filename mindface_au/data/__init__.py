@@ -1,7 +1,9 @@
 """Data: the readers (Aff-Wild2, BP4D, DISFA, list files), sampling and folds, mindspore.dataset pipelines, SynthAU.
 
+- `registry`: one `DatasetFormat` record per `data.format` (AU set, default crop, folds, subject parts, reader).
 - `formats`: the one reader interface chosen by `data.format` (`fold_split`, `num_folds`, `check_format`).
-- `affwild2`: `Video`, `load_split(root, split)`, `check_data(root)`: annotation files and image folders.
+- `video`: `Video`, the record every reader returns.
+- `affwild2`: `load_split(root, split)`, `check_data(root)`: annotation files and image folders.
 - `bp4d`, `disfa`, `listfiles`: the other readers (docs/datasets.md).
 - `sampling`: per-epoch frame subset (1/10, rare AUs 1/5).
 - `folds`: official split, 4-fold cross-validation by video, `get_split(data_cfg)` (any data.format).

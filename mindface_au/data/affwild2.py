@@ -19,13 +19,13 @@ every frame, so a test `Video` lists all frames, with ``None`` as the image path
 """
 
 import os
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES
+from mindface_au.au_sets import ABAW_AUS
 from mindface_au.data.au_txt import read_au_file
+from mindface_au.data.video import Video  # also importable from here, as before
 from mindface_au.errors import UserError
 
 ANNOTATION_DIR = "AU_Detection_Challenge"
@@ -46,36 +46,6 @@ __all__ = [
     "shared_videos",
     "pair_key",
 ]
-
-
-@dataclass
-class Video:
-    """One video of a split.
-
-    frame_ids: 1-based frame numbers of the usable frames (labelled with an image; for test: every frame).
-    labels: int8 (T, 12) 0/1 labels of those frames, None for the test split.
-    image_paths: image of each frame; None for a test frame without an image.
-    num_frames: rows of the annotation file (test: length of the frame list).
-    invalid_rows / missing_images: rows skipped for -1 / labelled rows whose image is missing.
-    Other formats (mindface_au.data.formats) use the same record: -1 in `labels` marks an AU not coded in that
-    frame (BP4D's 9, a list file's -1 or 9), left out of the losses and of that AU's F1.
-    frame_number_mismatch: DISFA rows whose frame number is not the 0-based line index + 1.
-    duplicate_frames: rows skipped because an earlier row of the file has the same frame number (BP4D; DISFA when
-    images are taken by frame number): each image is labelled once, by its first row.
-    """
-
-    name: str
-    frame_ids: np.ndarray
-    labels: Optional[np.ndarray]
-    image_paths: List[Optional[str]]
-    num_frames: int
-    invalid_rows: int = 0
-    missing_images: int = 0
-    frame_number_mismatch: int = 0
-    duplicate_frames: int = 0
-
-    def __len__(self) -> int:
-        return len(self.frame_ids)
 
 
 def image_name(frame_id: int) -> str:
@@ -190,7 +160,7 @@ def load_split(root: str, split: str) -> List[Video]:
     return [_load_labelled_video(root, os.path.join(folder, f)) for f in files]
 
 
-def split_summary(videos: List[Video], au_names: Sequence[str] = AU_NAMES) -> Dict:
+def split_summary(videos: List[Video], au_names: Sequence[str] = ABAW_AUS) -> Dict:
     """Counts of one split: videos, labelled frames, skipped rows, per-AU coded frames and positive rate.
 
     Each AU's rate is over the frames (with an image) where that AU is coded (label >= 0); an AU with no coded

@@ -11,13 +11,13 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES
+from mindface_au.au_sets import ABAW_AUS, default_au_names
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_write
 
 __all__ = ["HEADER", "ANNOTATION_VALUES", "PREDICTION_VALUES", "read_au_file", "write_au_file"]
 
-HEADER = ",".join(AU_NAMES)
+HEADER = ",".join(ABAW_AUS)
 ANNOTATION_VALUES = (-1, 0, 1)
 PREDICTION_VALUES = (0, 1)
 
@@ -29,7 +29,7 @@ def _values_text(allowed: Sequence[int]) -> str:
 
 
 def _parse_row(
-    line: str, path: str, line_no: int, what: str, allowed: Sequence[int], width: int = len(AU_NAMES)
+    line: str, path: str, line_no: int, what: str, allowed: Sequence[int], width: int = len(ABAW_AUS)
 ) -> Tuple[int, ...]:
     values = line.split(",")
     if len(values) != width:
@@ -58,7 +58,7 @@ def read_au_file(
     line ends and trailing blank lines are accepted; a blank line between rows, a row of the wrong width or a value
     outside `allowed` is a UserError naming the file and the 1-based line.
     """
-    names = tuple(au_names) if au_names else AU_NAMES
+    names = default_au_names(au_names)
     header = ",".join(names)
     try:
         with open(path, "rb") as handle:
@@ -93,7 +93,7 @@ def write_au_file(
 ) -> None:
     """Write a (T, C) array of values in `allowed` as an AU txt (header `au_names`, default the ABAW 12; T rows,
     LF line ends), atomically."""
-    names = tuple(au_names) if au_names else AU_NAMES
+    names = default_au_names(au_names)
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[1] != len(names):
         raise ValueError(f"{path}: expected a (T, {len(names)}) label array, got {labels.shape}")

@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from mindface_au.au_sets import BP4D_AUS, au_number
-from mindface_au.data.affwild2 import Video
+from mindface_au.data.video import Video
 from mindface_au.errors import UserError
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import os
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
-from mindface_au.config import FOLD_SPLITS, NUM_FOLDS
 from mindface_au.data.affwild2 import Video, load_split, pair_key, shared_videos
+from mindface_au.data.registry import FOLD_SPLITS, NUM_FOLDS
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_write
 

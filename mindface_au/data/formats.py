@@ -14,10 +14,10 @@ import dataclasses
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from mindface_au.au_sets import KNOWN_AU_SETS
-from mindface_au.config import DATA_FORMATS, FORMAT_AU_SETS
 from mindface_au.data import bp4d, disfa, listfiles
-from mindface_au.data.affwild2 import Video, image_problems, split_summary
+from mindface_au.data.affwild2 import image_problems, split_summary
+from mindface_au.data.registry import DATA_FORMATS, FORMATS, get_format
+from mindface_au.data.video import Video
 from mindface_au.errors import UserError
 
 __all__ = [
@@ -33,41 +33,37 @@ __all__ = [
     "check_folds",
 ]
 
-SUBJECT_PARTS = {"bp4d": bp4d.PARTS, "disfa": disfa.PARTS}
+SUBJECT_PARTS = {name: fmt.subject_parts for name, fmt in FORMATS.items() if fmt.subject_parts}
 
 
 def au_names(data_cfg) -> Tuple[str, ...]:
     """The AU set of the data's label columns: the format's known set, or data.au_names for list files."""
-    if data_cfg.format in FORMAT_AU_SETS:
-        return KNOWN_AU_SETS[FORMAT_AU_SETS[data_cfg.format]].au_names
+    known = get_format(data_cfg.format).au_names
+    if known:
+        return known
     if not data_cfg.au_names:
         raise UserError("config key data.au_names: empty; list files need the AU names of their columns")
     return tuple(data_cfg.au_names)
 
 
-def _check_format(data_cfg) -> None:
-    if data_cfg.format not in DATA_FORMATS:
-        raise UserError(f"config key data.format: got {data_cfg.format!r}, expected one of {', '.join(DATA_FORMATS)}")
-
-
 def num_folds(data_cfg) -> int:
     """Folds of the format: 4 (affwild2), 3 (bp4d, disfa), or the number of list-file folds present."""
-    _check_format(data_cfg)
-    return DATA_FORMATS[data_cfg.format] or len(listfiles.list_folds(data_cfg.root))
+    return get_format(data_cfg.format).num_folds or len(listfiles.list_folds(data_cfg.root))
 
 
 def fold_names(data_cfg) -> List[str]:
     """The `data.split` values of the format: official (affwild2 only) and fold1..fold<num_folds>."""
     folds = [f"fold{k}" for k in range(1, num_folds(data_cfg) + 1)]
-    return (["official"] if data_cfg.format == "affwild2" else []) + folds
+    return (["official"] if get_format(data_cfg.format).official else []) + folds
 
 
 def load_part(data_cfg, subjects: Sequence[str]) -> List[Video]:
     """BP4D / DISFA videos of the given subjects."""
+    reader = get_format(data_cfg.format).reader
     if data_cfg.format == "bp4d":
-        return bp4d.load_bp4d(data_cfg.root, data_cfg.image_root, subjects, au_names(data_cfg))
+        return reader(data_cfg.root, data_cfg.image_root, subjects, au_names(data_cfg))
     if data_cfg.format == "disfa":
-        return disfa.load_disfa(
+        return reader(
             data_cfg.root,
             data_cfg.image_root,
             subjects,
@@ -137,7 +133,7 @@ def fold_split(data_cfg) -> Tuple[List[Video], List[Video]]:
 
     A bp4d / disfa fold whose test subjects are all absent is an error (`check_fold_subjects`); an empty list file
     is an error of `listfiles.load_list`, a test image also trained on or listed twice one of `fold_problem`."""
-    _check_format(data_cfg)
+    get_format(data_cfg.format)  # names a bad data.format
     fold = _fold_number(data_cfg)
     if data_cfg.format == "list":
         names = au_names(data_cfg)

@@ -22,7 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mindface_au.data.affwild2 import Video, is_image_file
+from mindface_au.data.affwild2 import is_image_file
+from mindface_au.data.video import Video
 from mindface_au.errors import UserError
 
 _PATHS = re.compile(r"^(?P<ds>.+)_(?P<part>train|test)_img_path_fold(?P<k>[0-9]+)\.txt$")

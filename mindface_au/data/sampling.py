@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES
+from mindface_au.au_sets import default_au_names
 from mindface_au.errors import UserError
 
 __all__ = ["rare_mask", "uniform_positions", "epoch_size", "sample_epoch", "flat_index"]
@@ -25,7 +25,7 @@ def rare_mask(labels: np.ndarray, rare_aus: Sequence[str], au_names: Optional[Se
     """Boolean (T,) mask of frames where at least one of `rare_aus` is present.
 
     `au_names`: the AUs of the label columns (the dataset's set; None = the ABAW 12)."""
-    au_names = tuple(au_names) if au_names else AU_NAMES
+    au_names = default_au_names(au_names)
     unknown = [au for au in rare_aus if au not in au_names]
     if unknown:
         raise UserError(

@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from mindface_au.config import AU_NAMES, FOLD_SPLITS, Config
+from mindface_au.au_sets import default_au_names
+from mindface_au.config import FOLD_SPLITS, Config
 from mindface_au.metrics import mean_of_coded
 from mindface_au.utils.io import atomic_write
 
@@ -88,7 +89,7 @@ def run_cv(cfg: Config, out_root: Optional[str] = None, splits: Optional[Sequenc
     rows: Dict[str, Dict[str, Optional[float]]] = {}
     ckpts: List[str] = []
     unscored: List[str] = []
-    names = list(cfg.data.au_names or AU_NAMES)
+    names = list(default_au_names(cfg.data.au_names))
     for split in splits:
         split_cfg = copy.deepcopy(cfg)
         split_cfg.data.split = split

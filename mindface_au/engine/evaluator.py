@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES, Config, DataConfig, ModelConfig
+from mindface_au.au_sets import default_au_names
+from mindface_au.config import Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
 from mindface_au.inference.model_file import ModelFile
 from mindface_au.metrics import COUNT_ROWS, F1Accumulator, f1_from_counts, mean_of_coded, per_au_dict
@@ -113,7 +114,7 @@ def _normalisation_remap(spec):
 def _num_aus(model, data_cfg) -> int:
     """Outputs of `model`: its AU set (an InferenceModel, an AUNet, or AUProbabilities around one), else the data's."""
     names = getattr(model, "au_names", None) or getattr(getattr(model, "net", None), "au_names", None)
-    return len(names or getattr(data_cfg, "au_names", None) or AU_NAMES)
+    return len(default_au_names(names or getattr(data_cfg, "au_names", None)))
 
 
 def frame_probs(video, frame_ids: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -143,7 +144,7 @@ def count_videos(
     post-processing each video's full frame list. Counts of disjoint sets of whole videos add up to the counts of
     their union (the sharded validation sums them over ranks). `num_aus` (C) is needed only for no videos."""
     if num_aus is None:
-        num_aus = full_probs[0].shape[1] if len(full_probs) else len(AU_NAMES)
+        num_aus = full_probs[0].shape[1] if len(full_probs) else len(default_au_names(None))
     acc = F1Accumulator(num_aus)
     for video, probs in zip(videos, full_probs):
         labels = video_labels(video, probs, prob_k, label_k, threshold)
@@ -231,7 +232,7 @@ def evaluate_probs(
 ) -> Dict:
     """Raw and post-processed scores from `predict_videos` output (`scores_from_counts`, plus "full_probs");
     per-AU dicts keyed by `au_names` (None: ABAW)."""
-    au_names = tuple(au_names) if au_names else AU_NAMES
+    au_names = default_au_names(au_names)
     counts, full = count_predictions(videos, predictions, prob_k, label_k, threshold, len(au_names))
     result = scores_from_counts(counts, prob_k, label_k, au_names)
     result["full_probs"] = full
@@ -282,7 +283,7 @@ def evaluate(
     model = load_inference_model(mf, device=device, batch_size=cfg.data.eval_batch_size)
     if show_card:
         print("\n".join([model.card_text(), *notes]), file=sys.stderr, flush=True)
-    data_names = tuple(cfg.data.au_names or AU_NAMES)
+    data_names = default_au_names(cfg.data.au_names)
     model_names = tuple(getattr(model, "au_names", None) or data_names)
     scored = tuple(au for au in data_names if au in model_names)
     if model_names != data_names and (not shared_aus or not scored):

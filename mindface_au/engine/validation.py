@@ -138,7 +138,7 @@ def create_validation(
     "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), "subset" (which frames:
     all, or the first data.val_max_frames) and "videos"; logs them to `logger`; leaves `net` in training mode.
     """
-    from mindface_au.config import AU_NAMES
+    from mindface_au.au_sets import default_au_names
     from mindface_au.engine.evaluator import count_predictions, predict_videos, scores_from_counts
     from mindface_au.inference.loader import AUProbabilities
 
@@ -147,7 +147,7 @@ def create_validation(
     eval_videos, kept = truncate_videos(videos, cfg.data.val_max_frames)
     subset = describe_subset(kept, total, cfg.data.val_max_frames)
     mine = shard_videos(eval_videos, rank, world_size)
-    au_names = tuple(cfg.data.au_names or AU_NAMES)
+    au_names = default_au_names(cfg.data.au_names)
     if combine is None and world_size > 1:
         from mindface_au.engine.distributed import all_reduce_sum
 

@@ -1,11 +1,31 @@
-"""Model zoo: IResNet backbones and the AU detection network, built by name through the registry."""
+"""Model zoo: IResNet backbones and the AU detection network, built by name through the registry.
 
-from mindface_au.models import iresnet  # noqa: F401  (registers iresnet18 ... iresnet200)
-from mindface_au.models.aunet import AUNet, create_aunet  # registers aunet_iresnet*
-from mindface_au.models.build import build_network, create_model_from_config
-from mindface_au.models.factory import create_model
-from mindface_au.models.iresnet import IResNet, create_iresnet
-from mindface_au.models.registry import default_face_input, face_input, get_default_cfg, list_models, register_model
+The names below are imported on first use (they import MindSpore), so `mindface_au.models.specs` (the IResNet
+depths) stays importable by the config without MindSpore. Using any of them registers every built-in model.
+"""
 
-__all__ = ["create_model", "list_models", "register_model", "get_default_cfg", "IResNet", "create_iresnet"]
-__all__ += ["AUNet", "create_aunet", "create_model_from_config", "build_network", "face_input", "default_face_input"]
+import importlib
+
+_EXPORTS = {
+    "create_model": "factory",
+    "list_models": "registry",
+    "register_model": "registry",
+    "get_default_cfg": "registry",
+    "face_input": "registry",
+    "default_face_input": "registry",
+    "IResNet": "iresnet",
+    "create_iresnet": "iresnet",
+    "AUNet": "aunet",
+    "create_aunet": "aunet",
+    "create_model_from_config": "build",
+    "build_network": "build",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        importlib.import_module("mindface_au.models.aunet")  # registers iresnet18 ... and aunet_iresnet18 ...
+        return getattr(importlib.import_module(f"mindface_au.models.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'mindface_au.models' has no attribute {name!r}")

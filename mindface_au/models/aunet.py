@@ -31,8 +31,8 @@ from typing import Dict, List, Sequence
 import mindspore as ms
 from mindspore import nn, ops
 
-from mindface_au.config import AU_NAMES, ModelConfig, validate_model_config
-from mindface_au.errors import UserError
+from mindface_au.au_sets import ABAW_AUS, default_au_names
+from mindface_au.config import ModelConfig, validate_model_config
 from mindface_au.models.checkpoint import load_checkpoint_strict
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
@@ -44,9 +44,9 @@ from mindface_au.models.iresnet import (
     glint360k_checkpoint_name,
 )
 from mindface_au.models.lrp import LocalRegionPerception
-from mindface_au.models.registry import is_model, list_models, register_model
+from mindface_au.models.registry import register_model
 
-__all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet", "check_model_config"]
+__all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet"]
 
 FUSIONS = ("none", "fixed", "transformer")
 PARAM_GROUPS = ("backbone", "lrp", "node_features", "graph", "au_head", "backbone_head", "fusion")
@@ -86,7 +86,8 @@ class AUNet(nn.Cell):
         au_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        au_names = tuple(au_names) if au_names else (AU_NAMES if num_classes in (0, len(AU_NAMES)) else ())
+        # no AU names: the ABAW 12 when the output count allows it, else unnamed outputs
+        au_names = default_au_names(au_names) if au_names or num_classes in (0, len(ABAW_AUS)) else ()
         num_classes = num_classes or len(au_names)
         if au_names and len(au_names) != num_classes:
             raise ValueError(f"AUNet num_classes {num_classes} differs from the {len(au_names)} au_names")
@@ -210,7 +211,7 @@ def _register_depths() -> None:
             factory,
             default_cfg={
                 **FACE_INPUT_CFG,
-                "au_names": AU_NAMES,
+                "au_names": ABAW_AUS,
                 "backbone": arch,
                 "backbone_checkpoint": glint360k_checkpoint_name(arch),
                 "checkpoint": f"{name}_affwild2.ckpt",
@@ -223,10 +224,5 @@ _register_depths()
 
 
 def check_model_config(model_cfg: ModelConfig) -> None:
-    """Raise a one-line UserError for a model section that cannot build an AUNet (config.validate_model_config,
-    and the name must be a registered AUNet)."""
-    if not model_cfg.name.startswith("aunet_") or not is_model(model_cfg.name):
-        raise UserError(
-            f"config key model.name: got {model_cfg.name!r}, expected one of {', '.join(list_models('aunet_*'))}"
-        )
-    validate_model_config(model_cfg)
+    """Deprecated alias of `validate_model_config(model_cfg, aunet=True)`, which holds the rule now."""
+    validate_model_config(model_cfg, aunet=True)

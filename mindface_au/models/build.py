@@ -10,7 +10,6 @@ import dataclasses
 from mindspore import nn
 
 from mindface_au.config import ModelConfig, validate_model_config
-from mindface_au.models.aunet import check_model_config
 from mindface_au.models.factory import BACKBONE_KEYS, create_model
 
 __all__ = ["build_network", "create_model_from_config", "BACKBONE_KEYS"]
@@ -25,7 +24,7 @@ def build_network(model_cfg: ModelConfig, return_all: bool = False, load_backbon
     checkpoint about to be loaded holds the backbone already). `return_all` applies to AUNets.
     """
     if model_cfg.name.startswith("aunet_"):
-        check_model_config(model_cfg)
+        validate_model_config(model_cfg, aunet=True)
         kwargs = {key: getattr(model_cfg, key) for key in _AUNET_KEYS}
         if not load_backbone:
             kwargs["backbone_checkpoint"] = ""
@@ -36,5 +35,5 @@ def build_network(model_cfg: ModelConfig, return_all: bool = False, load_backbon
 
 def create_model_from_config(model_cfg: ModelConfig, return_all: bool = False) -> nn.Cell:
     """Build the AUNet a ModelConfig describes and load `backbone_checkpoint` (strictly); see `build_network`."""
-    check_model_config(model_cfg)
+    validate_model_config(model_cfg, aunet=True)
     return build_network(model_cfg, return_all=return_all)

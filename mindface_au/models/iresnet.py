@@ -12,8 +12,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from mindface_au.config import IRESNET_LAYERS
 from mindface_au.models.registry import register_model
+from mindface_au.models.specs import IRESNET_LAYERS
 
 __all__ = [
     "IResNet",

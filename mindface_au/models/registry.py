@@ -70,7 +70,7 @@ def face_input(model_cfg=None, size: Optional[int] = None) -> FaceInput:
 
     The side is `model_cfg.input_size`; mean and std come from the registered model's default config.
     """
-    import mindface_au.models  # noqa: F401  (registers every model)
+    import mindface_au.models.aunet  # noqa: F401  (registers every model)
     from mindface_au.config import ModelConfig
 
     model_cfg = model_cfg if model_cfg is not None else ModelConfig()
