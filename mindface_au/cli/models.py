@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
             "backbone (docs/conversion.md), train an AU model (docs/training.md)."
         )
         return 0
-    from mindface_au.models.aunet import check_model_config
+    from mindface_au.config import validate_model_config
 
-    check_model_config(model_cfg)
+    validate_model_config(model_cfg, aunet=True)
     skip = ("name", "input_size", "backbone_checkpoint")  # the table never loads weights
     kwargs = {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in skip}
     print(format_model_table([model_stats(model_cfg.name, model_cfg.input_size, **kwargs)]))

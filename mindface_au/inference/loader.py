@@ -27,14 +27,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mindface_au.config import AU_NAMES, Config, ModelConfig
+from mindface_au.au_sets import default_au_names
+from mindface_au.config import Config, ModelConfig
 from mindface_au.errors import UserError
 from mindface_au.inference.metadata import MODEL_INFO_KEY, is_backbone, model_metadata, output_width
 from mindface_au.inference.model_file import (
     ONNX_EXTRA,
     ModelFile,
     check_config,
-    parse_model_config,
     read_model_file,
 )
 from mindface_au.model_card import default_crop, format_card, parse_crop
@@ -47,7 +47,6 @@ __all__ = [
     "InferenceModel",
     "load_inference_model",
     "AUProbabilities",
-    "parse_model_config",
     "checkpoint_model_config",
     "is_backbone",
     "output_width",
@@ -148,7 +147,7 @@ class InferenceModel:
         self.batch_size = int(batch_size)
         self.fixed_batch = bool(fixed_batch)
         self.device = "CPU"
-        self.au_names = [] if is_backbone(model_config) else list(model_config.au_names or AU_NAMES)
+        self.au_names = [] if is_backbone(model_config) else list(default_au_names(model_config.au_names))
         self.card = card if isinstance(card, dict) else None  # what the model was trained on (model_card.py)
         self.crop = file.crop if file is not None else (self.card or {}).get("crop") or default_crop(self.input_size)
         self._checked = False

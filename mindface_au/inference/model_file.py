@@ -28,14 +28,15 @@ import json
 import os
 from typing import Any, List, Optional, Tuple
 
-from mindface_au.config import AU_NAMES, Config, EvalConfig, ModelConfig, load_config, section_from_dict
+from mindface_au.au_sets import default_au_names
+from mindface_au.config import Config, EvalConfig, ModelConfig, load_config, section_from_dict
 from mindface_au.data.transforms import FaceInput, face_input
 from mindface_au.errors import UserError
 from mindface_au.inference.metadata import MODEL_INFO_KEY, is_backbone, parse_metadata, stored_settings
 from mindface_au.model_card import CARD_KEY, default_crop
 from mindface_au.utils.cpus import available_cpus
 
-__all__ = ["MODEL_INFO_KEY", "ONNX_EXTRA", "ModelFile", "read_model_file", "apply_model_file", "parse_model_config"]
+__all__ = ["MODEL_INFO_KEY", "ONNX_EXTRA", "ModelFile", "read_model_file", "apply_model_file"]
 
 ONNX_EXTRA = 'pip install "mindface-au[onnx]"'
 KINDS = {".ckpt": "ckpt", ".mindir": "mindir", ".onnx": "onnx"}
@@ -71,7 +72,7 @@ class ModelFile:
     @property
     def au_names(self) -> List[str]:
         """The AUs of the output columns ([] for a bare backbone)."""
-        return [] if self.is_backbone else list(self.model_config.au_names or AU_NAMES)
+        return [] if self.is_backbone else list(default_au_names(self.model_config.au_names))
 
     @property
     def sha256(self) -> str:
@@ -110,24 +111,6 @@ class ModelFile:
 
 
 # ------------------------------------------------------------------------------------------------ stored values
-def parse_model_config(data, source: str) -> ModelConfig:
-    """A ModelConfig from a stored dict (checkpoint, MindIR or ONNX metadata): unknown keys, types and ranges
-    checked as in a YAML config, one line naming the key."""
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: stored model config is not a mapping ({type(data).__name__})")
-    valid = [f.name for f in dataclasses.fields(ModelConfig)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise UserError(
-            f"{source}: stored model config has unknown key model.{unknown[0]}"
-            f"{' (and ' + ', '.join(unknown[1:]) + ')' if unknown[1:] else ''}; valid keys: {', '.join(valid)}"
-        )
-    try:
-        return section_from_dict("model", data)
-    except UserError as exc:
-        raise UserError(f"{source}: {exc}") from exc
-
-
 def _given_config(config) -> Optional[ModelConfig]:
     if config is None or config == "":
         return None
@@ -257,19 +240,19 @@ def _read_ckpt(path: str, config) -> ModelFile:
             data = json.loads(embedded)
         except ValueError as exc:
             raise UserError(f"{path}: embedded model config is not valid JSON ({exc})") from exc
-        model_cfg = parse_model_config(data, f"{path}: embedded")
+        model_cfg = section_from_dict("model", data, f"{path}: embedded")
     else:
         model_cfg = _given_config(config)
         if model_cfg is None:
             raise UserError(f"{path}: checkpoint has no embedded model config; pass --config with its model section")
-        model_cfg = parse_model_config(dataclasses.asdict(model_cfg), path)
+        model_cfg = section_from_dict("model", dataclasses.asdict(model_cfg), path)
     model_cfg = dataclasses.replace(model_cfg, backbone_checkpoint="")  # the trained checkpoint holds the backbone
     card = contents.json(CARD_KEY)
     return _record(path, "ckpt", model_cfg, card, card or {}, params=contents.params)
 
 
 def _read_export(path: str, kind: str, info: dict, handle) -> ModelFile:
-    model_cfg = parse_model_config(info["model"], f"{path}: metadata")
+    model_cfg = section_from_dict("model", info["model"], f"{path}: metadata")
     if info["input_size"] != model_cfg.input_size:
         raise UserError(
             f"{path}: metadata input_size {info['input_size']} differs from its model config's "

@@ -32,7 +32,6 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from mindface_au.au_sets import ABAW_AUS, default_au_names
-from mindface_au.config import ModelConfig, validate_model_config
 from mindface_au.models.checkpoint import load_checkpoint_strict
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
@@ -221,8 +220,3 @@ def _register_depths() -> None:
 
 
 _register_depths()
-
-
-def check_model_config(model_cfg: ModelConfig) -> None:
-    """Deprecated alias of `validate_model_config(model_cfg, aunet=True)`, which holds the rule now."""
-    validate_model_config(model_cfg, aunet=True)

@@ -48,9 +48,9 @@ def detect_model(model) -> DetectModel:
 
 def model_au_names(model: DetectModel) -> List[str]:
     """The AU names of a loaded model, the ABAW set when it has none."""
-    from mindface_au.config import AU_NAMES
+    from mindface_au.au_sets import default_au_names
 
-    return list(model.au_names or AU_NAMES)
+    return list(default_au_names(model.au_names))
 
 
 def model_threshold(model_file) -> float:

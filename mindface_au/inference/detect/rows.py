@@ -70,9 +70,9 @@ class RowSchema:
 
     def __init__(self, au_names: Optional[Sequence[str]] = None, with_file: bool = False) -> None:
         if au_names is None:
-            from mindface_au.config import AU_NAMES
+            from mindface_au.au_sets import default_au_names
 
-            au_names = AU_NAMES
+            au_names = default_au_names(None)
         self.au_names = [str(a) for a in au_names]
         if not self.au_names:
             raise UserError("au_names: the model has no AU outputs (a backbone?); detect needs an AU network")
