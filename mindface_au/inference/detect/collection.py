@@ -31,7 +31,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError
-from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, sidecar_path
+from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, read_json, sidecar_path
 from mindface_au.inference.detect.model import detect_model, model_threshold
 from mindface_au.inference.detect.options import DetectOptions
 from mindface_au.inference.detect.run import check_working_names, detect_one
@@ -135,14 +135,6 @@ def _init_worker(model_options: dict) -> None:
     _WORKER["model"] = _load(model_options)
 
 
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError, UnicodeError):
-        return None
-
-
 def finished_before(out: str, settings: dict, prob_k: int) -> Tuple[bool, str]:
     """(True, "") when `out` is this tool's finished CSV for `settings` and `prob_k` (its sidecar and content say
     so, see `csvfile.check_finished`), else (False, why not)."""
@@ -156,7 +148,7 @@ def _record(rel: str, out: str) -> dict:
 
 def _done_record(rel: str, out: str) -> dict:
     """The record of a CSV kept from an earlier run, with the numbers its sidecar holds."""
-    result = (_read_json(sidecar_path(out)) or {}).get("result") or {}
+    result = (read_json(sidecar_path(out)) or {}).get("result") or {}
     record = _record(rel, out)
     record.update({k: result[k] for k in ("frames", "faces", "no_face", "keyframes", "seconds") if k in result})
     return dict(record, status="done before")
@@ -245,7 +237,7 @@ def detect_videos(
     check_working_names([summary_path, report], outs + [summary_path])
     opts = opts.resolve(threshold)
     options["model_sha256"] = options.get("model_sha256") or sha256  # once per run
-    old = _read_json(summary_path)
+    old = read_json(summary_path)
     own_summary = (
         isinstance(old, dict)
         and isinstance(old.get("input"), str)
@@ -427,7 +419,7 @@ def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
     found: Dict[int, Dict[int, dict]] = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(output_dir), "summary-shard-*-of-*.json"))):
         match = re.fullmatch(r"summary-shard-(\d+)-of-(\d+)\.json", os.path.basename(path))
-        data = _read_json(path)
+        data = read_json(path)
         if match is None:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
@@ -448,7 +440,7 @@ def merge_summaries(output_dir: str, overwrite: bool = False) -> dict:
     input_dir = shards[0].get("input")
     _check_accounted(output_dir, n, shards)
     target = os.path.join(output_dir, SUMMARY_NAME)
-    old = _read_json(target)
+    old = read_json(target)
     own = isinstance(old, dict) and os.path.realpath(str(old.get("input"))) == inputs.pop()
     if not own:
         guard.check_new_output(target, overwrite)

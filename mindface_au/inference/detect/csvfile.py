@@ -22,6 +22,7 @@ from mindface_au.utils.guard import LOCK_SUFFIX
 __all__ = [
     "WorkingFiles",
     "sidecar_path",
+    "read_json",
     "state_path",
     "working_files",
     "read_detections",
@@ -167,7 +168,8 @@ def csv_facts(path: str) -> dict:
     }
 
 
-def _read_json(path: str):
+def read_json(path: str):
+    """The JSON in `path`, or None where it is missing, unreadable or not JSON (a sidecar or summary to redo)."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -195,7 +197,7 @@ def check_finished(out: str, settings: dict, prob_k: int) -> Tuple[str, str]:
     - "other": not this tool's result for these settings (another setting, no readable sidecar): an output that
       only `--overwrite` may replace.
     """
-    side = _read_json(sidecar_path(out))
+    side = read_json(sidecar_path(out))
     if not isinstance(side, dict) or not isinstance(side.get("settings"), dict):
         return "other", f"no readable sidecar {os.path.basename(sidecar_path(out))} beside it"
     theirs = dict(side["settings"])
@@ -298,7 +300,7 @@ def stale_partial(meta_path: str, settings: dict) -> Optional[str]:
     """Why a partial file cannot be continued although its settings are this run's: an input changed since it was
     written (or its settings file predates the input checks). None when it can be continued, or when its settings
     differ (which `check_resume` refuses, naming them)."""
-    saved = _read_json(meta_path)
+    saved = read_json(meta_path)
     if not isinstance(saved, dict):
         return None
     if any(saved.get(k) != settings.get(k) for k in settings if k not in IDENTITY_KEYS):

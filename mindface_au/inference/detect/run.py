@@ -31,6 +31,7 @@ from mindface_au.inference.detect.csvfile import (
     check_resume,
     csv_facts,
     input_identity,
+    read_json,
     recover_partial,
     stale_partial,
     working_files,
@@ -221,11 +222,7 @@ def check_working_names(outputs: Sequence[Optional[str]], owners: Sequence[str])
 
 
 def _read_sidecar(path: str) -> Optional[dict]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError, UnicodeError):
-        return None
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 
