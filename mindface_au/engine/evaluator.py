@@ -101,7 +101,7 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
 def _normalisation_remap(spec):
     """The data pipeline normalises with the packaged mean/std; a model file that stores others gets its own:
     x_file = (x_default * std_default + mean_default - mean_file) / std_file (identity when they agree)."""
-    from mindface_au.data.transforms import default_face_input
+    from mindface_au.models.registry import default_face_input
 
     default = default_face_input(spec.size)
     if (default.mean, default.std) == (spec.mean, spec.std):
