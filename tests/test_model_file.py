@@ -243,8 +243,9 @@ def test_detect_refuses_a_contradicting_set(small_model, tmp_path):
 
 def test_eval_normalises_with_the_file_mean_and_std():
     """The data pipeline normalises with the packaged mean/std; a file storing others is fed its own."""
-    from mindface_au.data.transforms import FaceInput, default_face_input
+    from mindface_au.data.transforms import FaceInput
     from mindface_au.engine.evaluator import _normalisation_remap
+    from mindface_au.models import default_face_input
 
     pixels = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 4)).astype(np.float64)
     packaged, stored = default_face_input(4), FaceInput(4, (0.4, 0.45, 0.5), (0.2, 0.25, 0.3))

@@ -316,11 +316,12 @@ def build_image_ops(spec=None) -> list:
     """Map ops on the HWC uint8 RGB image: normalise with the model's mean/std and HWC -> CHW.
 
     `spec`: a `mindface_au.data.transforms.FaceInput` (the caller passes its model's: `mindface_au.models.face_input`);
-    None takes the default model's normalisation (every registered model shares it), so the numbers have one source.
+    None takes the ArcFace normalisation every registered model uses (`transforms.ARCFACE_MEAN`, `ARCFACE_STD`,
+    which the models register), so the numbers have one source.
     """
-    from mindface_au.data.transforms import default_face_input
+    from mindface_au.data.transforms import ARCFACE_MEAN, ARCFACE_STD, make_face_input
 
-    spec = spec if spec is not None else default_face_input(1)
+    spec = spec if spec is not None else make_face_input(1, ARCFACE_MEAN, ARCFACE_STD)
     return [vision.Normalize(mean=list(spec.mean255), std=list(spec.std255), is_hwc=True), vision.HWC2CHW()]
 
 

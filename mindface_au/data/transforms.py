@@ -9,14 +9,19 @@ evaluation, prediction, detection and exported files all use it; `resize_face` i
 """
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from mindface_au.errors import UserError
 
-__all__ = ["FaceInput", "make_face_input", "face_input", "default_face_input", "resize_face", "preprocess_faces"]
+__all__ = ["FaceInput", "ARCFACE_MEAN", "ARCFACE_STD", "make_face_input", "resize_face", "preprocess_faces"]
+
+# The ArcFace normalisation, (x / 255 - 0.5) / 0.5, that every registered model uses: the models register it in
+# their default config (models.iresnet.FACE_INPUT_CFG); the data pipeline takes it when given no model's FaceInput.
+ARCFACE_MEAN = (0.5, 0.5, 0.5)
+ARCFACE_STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -46,19 +51,6 @@ def make_face_input(size: int, mean: Sequence[float], std: Sequence[float]) -> F
     if side < 1:
         raise UserError(f"config key model.input_size: got {side}, expected a positive integer")
     return FaceInput(side, tuple(float(v) for v in mean), tuple(float(v) for v in std))
-
-
-def face_input(model_cfg=None, size: Optional[int] = None) -> FaceInput:
-    """Deprecated home of `mindface_au.models.face_input` (kept while callers move; the data layer knows no
-    model)."""
-    from mindface_au.models.registry import face_input as model_face_input
-
-    return model_face_input(model_cfg, size)
-
-
-def default_face_input(size: int) -> FaceInput:
-    """Deprecated home of `mindface_au.models.default_face_input` (kept while callers move)."""
-    return face_input(None, size=size)
 
 
 def resize_face(image: np.ndarray, size: int) -> np.ndarray:

@@ -60,7 +60,7 @@ def run_demo(
     from mindface_au.engine.evaluator import evaluate_probs, format_sweep, predict_videos, sweep
     from mindface_au.engine.predict import predict
     from mindface_au.engine.trainer import train
-    from mindface_au.inference.loader import load_inference_model
+    from mindface_au.modelfile.loader import load_inference_model
     from mindface_au.plots import plot_au_bars, plot_au_timeline
     from mindface_au.submission import score_folders
     from mindface_au.utils.device import init_context

@@ -14,8 +14,8 @@ import numpy as np
 from mindface_au.au_sets import default_au_names
 from mindface_au.config import Config, DataConfig, ModelConfig
 from mindface_au.errors import UserError
-from mindface_au.inference.model_file import ModelFile
 from mindface_au.metrics import COUNT_ROWS, F1Accumulator, f1_from_counts, mean_of_coded, per_au_dict
+from mindface_au.modelfile.reader import ModelFile
 from mindface_au.postprocess import fill_nearest, postprocess_video
 
 __all__ = [
@@ -39,7 +39,7 @@ def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
     Read once by the model-file reader (`read_model_file`): the embedded config, strictly parsed, else
     `model_cfg`. For inference use `mindface_au.inference.loader.load_inference_model`.
     """
-    from mindface_au.inference.model_file import read_model_file
+    from mindface_au.modelfile.reader import read_model_file
 
     mf = read_model_file(ckpt, model_cfg)
     return mf.build_network(), mf.model_config
@@ -101,7 +101,7 @@ def predict_videos(model, videos: Sequence, data_cfg: DataConfig, batch_size: Op
 def _normalisation_remap(spec):
     """The data pipeline normalises with the packaged mean/std; a model file that stores others gets its own:
     x_file = (x_default * std_default + mean_default - mean_file) / std_file (identity when they agree)."""
-    from mindface_au.data.transforms import default_face_input
+    from mindface_au.models.registry import default_face_input
 
     default = default_face_input(spec.size)
     if (default.mean, default.std) == (spec.mean, spec.std):
@@ -266,8 +266,8 @@ def evaluate(
     "frames", "au_names"} plus "sweep" (Table 2) when asked.
     """
     from mindface_au.data import get_split, load_split
-    from mindface_au.inference.loader import load_inference_model
-    from mindface_au.inference.model_file import apply_model_file, read_model_file
+    from mindface_au.modelfile.loader import load_inference_model
+    from mindface_au.modelfile.reader import apply_model_file, read_model_file
 
     mf = read_model_file(ckpt, cfg.model, device) if isinstance(ckpt, str) else ckpt
     cfg, notes = apply_model_file(mf, cfg, prob_k, label_k, aus=False)  # the AU sets are compared below

@@ -20,7 +20,7 @@ import numpy as np
 
 from mindface_au.config import Config
 from mindface_au.errors import UserError
-from mindface_au.inference.model_file import ModelFile
+from mindface_au.modelfile.reader import ModelFile
 from mindface_au.postprocess import binarize, postprocess_video
 from mindface_au.utils import guard
 
@@ -98,8 +98,8 @@ def predict(
     from mindface_au.data import bp4d, disfa, get_split, load_split
     from mindface_au.data.affwild2 import ANNOTATION_DIR, SPLIT_DIRS
     from mindface_au.engine.evaluator import frame_probs, predict_videos
-    from mindface_au.inference.loader import load_inference_model
-    from mindface_au.inference.model_file import apply_model_file, check_config, read_model_file
+    from mindface_au.modelfile.loader import load_inference_model
+    from mindface_au.modelfile.reader import apply_model_file, check_config, read_model_file
     from mindface_au.submission import write_prediction
 
     if not ckpts:

@@ -140,7 +140,7 @@ def create_validation(
     """
     from mindface_au.au_sets import default_au_names
     from mindface_au.engine.evaluator import count_predictions, predict_videos, scores_from_counts
-    from mindface_au.inference.loader import AUProbabilities
+    from mindface_au.modelfile.loader import AUProbabilities
 
     prob_net = AUProbabilities(net)
     total = sum(len(v) for v in videos)

@@ -12,6 +12,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from mindface_au.data.transforms import ARCFACE_MEAN, ARCFACE_STD
 from mindface_au.models.registry import register_model
 from mindface_au.models.specs import IRESNET_LAYERS
 
@@ -279,7 +280,7 @@ def fuse_for_inference(net: nn.Cell) -> nn.Cell:
 
 
 # Input every model here expects: 112x112 RGB aligned faces normalised as (x / 255 - 0.5) / 0.5.
-FACE_INPUT_CFG = {"input_size": (3, 112, 112), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+FACE_INPUT_CFG = {"input_size": (3, 112, 112), "mean": ARCFACE_MEAN, "std": ARCFACE_STD}
 
 
 def glint360k_checkpoint_name(arch: str) -> str:
