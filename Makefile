@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
-# `make lint`: black, isort and flake8 as configured in pyproject.toml / setup.cfg, then the import layers
+# `make lint`: black and ruff as configured in pyproject.toml, then the import layers
 # (lint-imports, setup.cfg [importlinter]); `make test-fast`: the tests not marked slow.
 # `make bench`: the benchmark suite of benchmarks/ (not installed; `mindface-au bench` times the installed backends).
 PYTHON ?= python3
@@ -34,13 +34,12 @@ test-fast: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m black --check mindface_au benchmarks tools tests
-	$(PY) -m isort --check-only mindface_au benchmarks tools tests
-	$(PY) -m flake8 mindface_au benchmarks tools tests
+	$(VENV)/bin/ruff check mindface_au benchmarks tools tests
 	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed-dev
 	$(PY) -m black mindface_au benchmarks tools tests
-	$(PY) -m isort mindface_au benchmarks tools tests
+	$(VENV)/bin/ruff check --fix --select I mindface_au benchmarks tools tests
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m benchmarks --quick --cache runs/bench-cache

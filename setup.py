@@ -52,12 +52,10 @@ setup(
         "torch": ["torch==2.13.0"],
         "onnx": ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy<2"],  # numpy<2: MindSpore 2.10 needs numpy 1.x
         # scikit-learn: an independent F1 oracle in the tests only (the package computes its own F1)
-        # import-linter: `make lint` checks the import layers (setup.cfg); ruff: configured in pyproject.toml
+        # ruff and import-linter: `make lint` (pyproject.toml, setup.cfg)
         "dev": [
             "pytest>=8,<10",
             "black>=24",
-            "isort>=5",
-            "flake8>=7",
             "scikit-learn>=1.3,<2",
             "import-linter==2.17",
             "ruff==0.17.6",

@@ -11,8 +11,7 @@ from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
 
-from benchmarks import worker  # noqa: E402
-from benchmarks import deploy, measure  # noqa: E402
+from benchmarks import deploy, measure, worker  # noqa: E402
 from benchmarks import report as bench_report  # noqa: E402
 from benchmarks.run import main as bench_main  # noqa: E402
 

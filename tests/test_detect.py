@@ -19,9 +19,8 @@ from matplotlib import cbook
 
 from mindface_au.config import AU_NAMES, ModelConfig, load_config
 from mindface_au.errors import UserError
-from mindface_au.inference.detect import COLUMNS, detect
+from mindface_au.inference.detect import COLUMNS, detect, smooth_csv
 from mindface_au.inference.detect import run as detect_mod
-from mindface_au.inference.detect import smooth_csv
 from mindface_au.inference.faces import iou
 from mindface_au.postprocess import smooth_probs
 

@@ -95,7 +95,7 @@ def _run(name: str, module, args: argparse.Namespace) -> int:
         return int(module.run(args) or 0)
     except KeyboardInterrupt as exc:
         return _interrupted(name, exc, hint)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a pending signal first; _error re-raises what it does not know
         if pending_signal():  # a library turned the signal into its own error (a failed read): still the signal
             return _interrupted(name, Interrupted(pending_signal()), hint)
         return _error(name, exc)

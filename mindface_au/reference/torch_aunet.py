@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention the reference code follows
 from torch import nn
 
 from mindface_au.reference.torch_iresnet import IResNet, iresnet

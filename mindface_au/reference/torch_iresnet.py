@@ -172,7 +172,7 @@ def calibrate_(model: nn.Module, batch_size: int = 4, seed: int = 0) -> nn.Modul
         if isinstance(module, nn.Conv2d):
             fan_in = module.weight[0].numel()
             module.weight.copy_(torch.randn(module.weight.shape, generator=gen) / fan_in**0.5)
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]  # noqa: SLF001
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
