@@ -8,6 +8,9 @@ outputs and of the label columns. `KNOWN_AU_SETS` holds the field's benchmarks (
 - ``bp4d`` (BP4D, 12 AUs, occurrence 0/1).
 - ``disfa`` (DISFA, 8 AUs, present when the intensity is at least 2).
 
+Intensity (FACS 0-5, `INTENSITY_MAX`): DISFA labels the 12 AUs of `DISFA_INTENSITY_AUS`, BP4D's FERA 2015 subset the
+5 of `BP4D_INTENSITY_AUS`; a model's intensity head has its own list (`model.intensity_au_names`).
+
 A model carries its AU set as `model.au_names`; a dataset reader returns the set its labels are in. Nothing
 here imports MindSpore or the config, so every layer can read it.
 """
@@ -25,6 +28,9 @@ __all__ = [
     "BP4D_AUS",
     "DISFA_AUS",
     "ABAW_RARE_AUS",
+    "DISFA_INTENSITY_AUS",
+    "BP4D_INTENSITY_AUS",
+    "INTENSITY_MAX",
     "default_rare_aus",
     "au_set",
     "au_set_of",
@@ -56,6 +62,9 @@ def _numbers(*numbers: int) -> Tuple[str, ...]:
 ABAW_AUS = _numbers(1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26)
 BP4D_AUS = _numbers(1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 DISFA_AUS = _numbers(1, 2, 4, 6, 9, 12, 25, 26)
+DISFA_INTENSITY_AUS = _numbers(1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)  # every AU DISFA labels 0-5
+BP4D_INTENSITY_AUS = _numbers(6, 10, 12, 14, 17)  # BP4D's intensity labels (the FERA 2015 subset)
+INTENSITY_MAX = 5.0  # FACS intensity scale 0 (absent) .. 5 (maximum); the intensity head's outputs lie in [0, 5]
 ABAW_RARE_AUS = ("AU2", "AU15", "AU23", "AU24", "AU26")  # the paper's rare AUs on Aff-Wild2 (section 3.4.1)
 
 RARE_AUS_OF_SET: Dict[str, Tuple[str, ...]] = {

@@ -11,14 +11,21 @@ Labels are float32 (B, C) in {0, 1}, C the model's AUs. Any entry < 0 (Aff-Wild2
 and a list file's -1 / 9 "not coded", which the readers turn into -1) is masked out of both terms. BCE is the
 mean over the coded entries; the circle loss is the mean, over the frames with at least one coded entry, of the
 per-frame sum over that frame's coded entries. tests/test_losses.py pins both denominators against numpy.
+
+With the intensity head (model.intensity) the network returns (logits (B, C), intensity (B, K)) and a batch's
+label column holds both targets side by side, (B, C + K): the C occurrence labels, then the K intensities on the
+0-5 scale (-1 = not coded). `OccurrenceIntensityLoss` splits them: the occurrence loss above on the first C, plus
+loss.intensity_weight times the mean squared error of intensity / 5 over the coded intensity entries (so a
+perfect guess costs 0 and the worst 1, the scale of the BCE term).
 """
 
 import mindspore as ms
 from mindspore import nn, ops
 
-from mindface_au.config import LossConfig
+from mindface_au.au_sets import INTENSITY_MAX
+from mindface_au.config import LossConfig, ModelConfig
 
-__all__ = ["BCEWithLogits", "MultiLabelCircleLoss", "AULoss", "create_loss"]
+__all__ = ["BCEWithLogits", "MultiLabelCircleLoss", "AULoss", "IntensityLoss", "OccurrenceIntensityLoss", "create_loss"]
 
 _MASKED = -1.0e12  # added to masked scores so exp() underflows to exactly 0
 
@@ -80,6 +87,47 @@ class AULoss(nn.Cell):
         return loss
 
 
-def create_loss(loss_cfg: LossConfig) -> nn.Cell:
-    """The loss a LossConfig describes; construct(logits (B, C), labels float32 (B, C)) -> scalar."""
-    return AULoss(loss_cfg.bce, loss_cfg.circle, loss_cfg.bce_weight, loss_cfg.circle_weight)
+class IntensityLoss(nn.Cell):
+    """Mean of ((prediction - label) / 5)^2 over the coded entries (labels >= 0); 0 when none is coded."""
+
+    def construct(self, intensity: ms.Tensor, labels: ms.Tensor) -> ms.Tensor:
+        p = intensity.astype(ms.float32)
+        y = labels.astype(ms.float32)
+        mask = (y >= 0).astype(ms.float32)
+        err = (p - y) / INTENSITY_MAX
+        return (err * err * mask).sum() / ops.maximum(mask.sum(), 1.0)
+
+
+class OccurrenceIntensityLoss(nn.Cell):
+    """occurrence loss (of the first `num_classes` label columns) + intensity_weight * IntensityLoss (the rest).
+
+    construct((logits, intensity), labels (B, num_classes + K)); `occurrence` None trains the intensity alone."""
+
+    def __init__(self, occurrence, num_classes: int, intensity_weight: float = 1.0) -> None:
+        super().__init__()
+        self.occurrence = occurrence
+        self.use_occurrence = occurrence is not None
+        self.num_classes = int(num_classes)
+        self.intensity_weight = float(intensity_weight)
+        self.intensity = IntensityLoss()
+
+    def construct(self, outputs, labels: ms.Tensor) -> ms.Tensor:
+        logits, intensity = outputs[0], outputs[1]
+        loss = self.intensity_weight * self.intensity(intensity, labels[:, self.num_classes :])
+        if self.use_occurrence:
+            loss = loss + self.occurrence(logits, labels[:, : self.num_classes])
+        return loss
+
+
+def create_loss(loss_cfg: LossConfig, model_cfg: ModelConfig = None, intensity_only: bool = False) -> nn.Cell:
+    """The loss a LossConfig describes for the network of `model_cfg`.
+
+    Occurrence only: construct(logits (B, C), labels float32 (B, C)) -> scalar. With model.intensity:
+    OccurrenceIntensityLoss over (logits, intensity) and labels (B, C + K); `intensity_only` drops the occurrence
+    term (train.intensity_only)."""
+    occurrence = AULoss(loss_cfg.bce, loss_cfg.circle, loss_cfg.bce_weight, loss_cfg.circle_weight)
+    if model_cfg is None or not model_cfg.intensity:
+        return occurrence
+    return OccurrenceIntensityLoss(
+        None if intensity_only else occurrence, model_cfg.num_classes, loss_cfg.intensity_weight
+    )

@@ -248,6 +248,7 @@ def _switch_groups(model_cfg: ModelConfig) -> dict:
         "au_head": model_cfg.arl,
         "backbone_head": backbone_branch,
         "fusion": model_cfg.fusion == "transformer",
+        "intensity_head": model_cfg.intensity,
     }
 
 

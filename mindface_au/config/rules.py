@@ -15,6 +15,7 @@ from mindface_au.utils.guard import short_repr
 SINK_MODES = ("auto", "true", "false")
 JIT_LEVELS = ("", "O0", "O1", "O2")
 TRAIN_PRELU_FORMS = ("native", "relu")  # train.prelu_form; models/iresnet.py PRELU_FORMS adds inference's "auto"
+BEST_METRICS = ("f1", "icc")  # train.best_metric: mean F1, or mean ICC(3,1) of the intensity head
 
 
 # every count, size and window: (section, key) -> (lowest, highest or None, what it means); list keys per item
@@ -34,6 +35,7 @@ RANGES = {
     ("model", "fusion_weight"): (0.0, 1.0, " (the AU logits' weight in fixed fusion)"),
     ("loss", "bce_weight"): (0.0, None, ""),
     ("loss", "circle_weight"): (0.0, None, ""),
+    ("loss", "intensity_weight"): (0.0, None, ""),
     ("data", "image_size"): (0, None, " (0 = model.input_size)"),
     ("data", "sample_rate"): (1e-9, 1.0, " (a fraction of the frames)"),
     ("data", "rare_rate"): (0.0, 1.0, " (a fraction of the frames)"),
@@ -93,6 +95,9 @@ def format_defaults(cfg: Config, explicit: set) -> None:
         model.au_names = list(names)
     if ("data", "rare_aus") not in explicit:
         data.rare_aus = list(default_rare_aus(model.au_names))
+    if model.intensity and not (("model", "intensity_au_names") in explicit and model.intensity_au_names):
+        labelled = FORMATS[data.format].intensity_aus
+        model.intensity_au_names = [au for au in labelled if au in model.au_names] if labelled else []
 
 
 def validate(cfg: Config) -> None:
@@ -114,6 +119,14 @@ def validate(cfg: Config) -> None:
     if not cfg.loss.bce and not cfg.loss.circle:
         raise UserError("config keys loss.bce and loss.circle are both false; enable at least one loss term")
     _validate_train(cfg.train)
+    if not cfg.model.intensity and (cfg.train.best_metric == "icc" or cfg.train.intensity_only):
+        key = "train.best_metric icc" if cfg.train.best_metric == "icc" else "train.intensity_only"
+        raise UserError(f"config key {key} needs the intensity head; set model.intensity true")
+    if cfg.train.intensity_only and not cfg.train.init_checkpoint:
+        raise UserError(
+            "config key train.intensity_only: trains the intensity head on a frozen occurrence model; name that "
+            "model file in train.init_checkpoint"
+        )
 
 
 def _validate_data(data: DataConfig, model: ModelConfig) -> None:
@@ -186,6 +199,7 @@ def validate_model_config(model: ModelConfig, aunet: bool = False) -> None:
         )
     if name == arch:  # a bare backbone: the head keys do not apply
         return
+    _validate_intensity(model)
     if model.fusion not in ("none", "fixed", "transformer"):
         raise UserError(f"config key model.fusion: got {model.fusion!r}, expected none, fixed or transformer")
     if model.fusion != "none" and not model.arl:
@@ -201,6 +215,25 @@ def validate_model_config(model: ModelConfig, aunet: bool = False) -> None:
         )
 
 
+def _validate_intensity(model: ModelConfig) -> None:
+    """model.intensity_au_names: empty = model.au_names when the head is on; each an AU of model.au_names."""
+    if not model.intensity:
+        if model.intensity_au_names:
+            raise UserError(
+                "config key model.intensity_au_names: set while model.intensity is false; set model.intensity true "
+                "for an intensity head, or leave the list empty"
+            )
+        return
+    names = check_au_names(model.intensity_au_names or model.au_names, "model.intensity_au_names")
+    outside = [au for au in names if au not in model.au_names]
+    if outside:
+        raise UserError(
+            f"config key model.intensity_au_names: {outside[0]} is not an AU of model.au_names "
+            f"({', '.join(model.au_names)}); the intensity head reads the occurrence AUs' node features"
+        )
+    model.intensity_au_names = list(names)
+
+
 def _validate_train(train: TrainConfig) -> None:
     """The `train` keys' choices; device-dependent checks (jit O2, sync_bn) are in engine/runtime.py."""
     train.sink_mode = str(train.sink_mode).lower()
@@ -211,6 +244,8 @@ def _validate_train(train: TrainConfig) -> None:
         raise UserError(f'config key train.jit_level: got {train.jit_level!r}, expected "" (default), O0, O1 or O2')
     if train.prelu_form not in TRAIN_PRELU_FORMS:
         raise UserError(f"config key train.prelu_form: got {train.prelu_form!r}, expected native or relu")
+    if train.best_metric not in BEST_METRICS:
+        raise UserError(f"config key train.best_metric: got {train.best_metric!r}, expected f1 or icc")
     if train.sync_bn and train.freeze_bn:
         raise UserError(
             "config keys train.sync_bn and train.freeze_bn are both true; a frozen BatchNorm has no "

@@ -41,6 +41,10 @@ class ModelConfig:
     fusion_layers: int = 2
     fusion_heads: int = 8
     dropout: float = 0.0
+    intensity: bool = False  # AU intensity head (FACS 0-5) beside occurrence; off = the occurrence-only network
+    # AUs of the intensity head, in output order, each one of model.au_names; empty = data.format's intensity AUs
+    # among model.au_names (DISFA: all, BP4D: AU6, AU10, AU12, AU14, AU17), else model.au_names
+    intensity_au_names: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +55,7 @@ class LossConfig:
     circle: bool = True
     bce_weight: float = 1.0
     circle_weight: float = 1.0
+    intensity_weight: float = 1.0  # weight of the intensity regression loss (model.intensity) against occurrence's
 
 
 @dataclass
@@ -103,6 +108,9 @@ class TrainConfig:
     freeze_bn: bool = False  # BatchNorm uses and keeps its running statistics (gamma/beta still train)
     prelu_form: str = "native"  # how PReLU is computed in training: native (ops.PReLU) | relu (see models/iresnet.py)
     device: str = "auto"
+    best_metric: str = "f1"  # what picks checkpoints/best.ckpt: f1 (mean F1) | icc (mean ICC(3,1), model.intensity)
+    intensity_only: bool = False  # train the intensity head alone; every other weight frozen (from init_checkpoint)
+    init_checkpoint: str = ""  # start from this model file's weights (e.g. an occurrence model); "" = from scratch
 
 
 @dataclass

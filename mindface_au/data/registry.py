@@ -9,7 +9,7 @@ imports MindSpore or the config.
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-from mindface_au.au_sets import KNOWN_AU_SETS, default_rare_aus
+from mindface_au.au_sets import BP4D_INTENSITY_AUS, DISFA_INTENSITY_AUS, KNOWN_AU_SETS, default_rare_aus
 from mindface_au.data import affwild2, bp4d, disfa, listfiles
 from mindface_au.errors import UserError
 
@@ -41,7 +41,8 @@ class DatasetFormat:
     present. subject_parts: the subject-exclusive parts fold k tests on (part num_folds + 1 - k), () when folds are
     not by subject. reader: the function that reads it (affwild2.load_split, bp4d.load_bp4d, disfa.load_disfa,
     listfiles.load_list; their parameters differ, mindface_au.data.formats calls them). official: has an official
-    train/val split (data.split official).
+    train/val split (data.split official). intensity_aus: the AUs it labels with 0-5 intensities (the default
+    model.intensity_au_names when model.intensity is on), () when it has none (affwild2) or names its own (list).
     """
 
     name: str
@@ -51,6 +52,7 @@ class DatasetFormat:
     subject_parts: Tuple[Tuple[str, ...], ...]
     reader: Callable
     official: bool = False
+    intensity_aus: Tuple[str, ...] = ()
 
     @property
     def au_names(self) -> Tuple[str, ...]:
@@ -71,8 +73,12 @@ FORMATS: Dict[str, DatasetFormat] = {
     # Cross-validation folds over train+val by video (paper 3.4.2), besides the official split.
     "affwild2": DatasetFormat("affwild2", "abaw", "arcface5", 4, (), affwild2.load_split, official=True),
     # ME-GraphAU's 3-fold subject-exclusive protocol: fold k tests on subject part 4 - k.
-    "bp4d": DatasetFormat("bp4d", "bp4d", "box", 3, _parts(bp4d.PARTS), bp4d.load_bp4d),
-    "disfa": DatasetFormat("disfa", "disfa", "box", 3, _parts(disfa.PARTS), disfa.load_disfa),
+    "bp4d": DatasetFormat(
+        "bp4d", "bp4d", "box", 3, _parts(bp4d.PARTS), bp4d.load_bp4d, intensity_aus=BP4D_INTENSITY_AUS
+    ),
+    "disfa": DatasetFormat(
+        "disfa", "disfa", "box", 3, _parts(disfa.PARTS), disfa.load_disfa, intensity_aus=DISFA_INTENSITY_AUS
+    ),
     # ME-GraphAU list files: fold k trains on its train list and tests on its test list.
     "list": DatasetFormat("list", "", "other", 0, (), listfiles.load_list),
 }

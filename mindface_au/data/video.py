@@ -2,7 +2,7 @@
 subject-task: its usable frames, their labels and image paths, and what was skipped while reading."""
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -20,6 +20,8 @@ class Video:
     invalid_rows / missing_images: rows skipped for -1 / labelled rows whose image is missing.
     Every reader (mindface_au.data.registry) returns this record: -1 in `labels` marks an AU not coded in that
     frame (BP4D's 9, a list file's -1 or 9), left out of the losses and of that AU's F1.
+    intensity: float32 (T, K) FACS 0-5 intensities of the data set's intensity AUs (`intensity_au_names`, in that
+    order), -1 where not coded; None when the data has no intensity labels (Aff-Wild2) or none were asked for.
     frame_number_mismatch: DISFA rows whose frame number is not the 0-based line index + 1.
     duplicate_frames: rows skipped because an earlier row of the file has the same frame number (BP4D; DISFA when
     images are taken by frame number): each image is labelled once, by its first row.
@@ -34,6 +36,8 @@ class Video:
     missing_images: int = 0
     frame_number_mismatch: int = 0
     duplicate_frames: int = 0
+    intensity: Optional[np.ndarray] = None
+    intensity_au_names: Tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.frame_ids)

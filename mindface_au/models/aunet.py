@@ -20,10 +20,15 @@ What each switch combination means (the rows of the paper's Table 3 and the fixe
 - fusion fixed / transformer: both branches are built; fusion needs the AU branch, so arl off with fusion on is
   a configuration error.
 
+With `intensity_au_names` (model.intensity) the network also has an intensity head (models/intensity.py) and
+construct returns (logits, intensity (B, k)) in [0, 5]: on the graph's node features of those AUs with ARL on,
+on the backbone embedding with ARL off. Without it nothing changes: same parameters, same single output.
+
 `return_all=True` makes construct return (logits, backbone_logits, au_logits, fusion_weight (B, 12),
 attention (B, 1, h, w)) so the parts can be inspected and plotted; a branch that is not built reports zeros
 (its fusion weight says it was not used: 1 = AU logits only, 0 = backbone logits only) and attention is all ones
-without LRP, so logits == w * au_logits + (1 - w) * backbone_logits holds in every configuration.
+without LRP, so logits == w * au_logits + (1 - w) * backbone_logits holds in every configuration; with the
+intensity head the intensities follow as a sixth element.
 """
 
 from typing import Dict, List, Sequence
@@ -35,6 +40,7 @@ from mindface_au.au_sets import ABAW_AUS, default_au_names
 from mindface_au.models.checkpoint import load_checkpoint_strict
 from mindface_au.models.fusion import FixedFusion, TransformerFusion
 from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGraph
+from mindface_au.models.intensity import EmbeddingIntensityHead, NodeIntensityHead
 from mindface_au.models.iresnet import (
     FACE_INPUT_CFG,
     IRESNET_LAYERS,
@@ -48,7 +54,7 @@ from mindface_au.models.registry import register_model
 __all__ = ["AUNet", "FUSIONS", "PARAM_GROUPS", "create_aunet"]
 
 FUSIONS = ("none", "fixed", "transformer")
-PARAM_GROUPS = ("backbone", "lrp", "node_features", "graph", "au_head", "backbone_head", "fusion")
+PARAM_GROUPS = ("backbone", "lrp", "node_features", "graph", "au_head", "backbone_head", "fusion", "intensity_head")
 
 
 class AUNet(nn.Cell):
@@ -65,6 +71,7 @@ class AUNet(nn.Cell):
         fusion_weight: AU-logit weight w of the fixed fusion.
         fusion_layers, fusion_heads: encoder layers and attention heads of the transformer fusion.
         return_all: return (logits, backbone_logits, au_logits, fusion_weight, attention) instead of logits.
+        intensity, intensity_au_names: the intensity head switch and its AUs (each one of au_names; empty = all).
     """
 
     def __init__(
@@ -83,6 +90,8 @@ class AUNet(nn.Cell):
         fusion_heads: int = 8,
         return_all: bool = False,
         au_names: Sequence[str] = (),
+        intensity: bool = False,
+        intensity_au_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
         # no AU names: the ABAW 12 when the output count allows it, else unnamed outputs
@@ -120,13 +129,26 @@ class AUNet(nn.Cell):
             self.fusion = FixedFusion(fusion_weight, num_classes)
         else:
             self.fusion = None
+        self.intensity_au_names = tuple(intensity_au_names or au_names) if intensity else ()
+        self.use_intensity = bool(self.intensity_au_names)
+        self.intensity_head = None
+        if self.use_intensity:
+            missing = [au for au in self.intensity_au_names if au not in au_names]
+            if missing:
+                raise ValueError(f"AUNet intensity_au_names {missing} are not among au_names {list(au_names)}")
+            if self.use_arl:
+                indices = [list(au_names).index(au) for au in self.intensity_au_names]
+                self.intensity_head = NodeIntensityHead(head_dim, indices, num_classes)
+            else:
+                self.intensity_head = EmbeddingIntensityHead(embedding_size, len(self.intensity_au_names))
         if not self.use_backbone_branch:
             for cell in (backbone.bn2, backbone.fc, backbone.features):
                 for param in cell.get_parameters():
                     param.requires_grad = False
 
     def param_groups(self) -> Dict[str, List[ms.Parameter]]:
-        """Trainable parameters by module: backbone, lrp, node_features, graph, au_head, backbone_head, fusion."""
+        """Trainable parameters by module: backbone, lrp, node_features, graph, au_head, backbone_head, fusion,
+        intensity_head."""
         groups = {}
         for name in PARAM_GROUPS:
             cell = getattr(self, name)
@@ -168,6 +190,11 @@ class AUNet(nn.Cell):
         else:
             weight = zeros
             logits = backbone_logits
+        if self.use_intensity:
+            intensity = self.intensity_head(nodes if self.use_arl else token)
+            if self.return_all:
+                return logits, backbone_logits, au_logits, weight, attention, intensity
+            return logits, intensity
         if self.return_all:
             return logits, backbone_logits, au_logits, weight, attention
         return logits
