@@ -71,6 +71,7 @@ def checkpoint_model_config(path: str, config=None) -> ModelConfig:
 def AUProbabilities(net):  # noqa: N802 - reads like the class it builds; keeps mindspore out of import time
     """Wrap a logits network: (B, 3, S, S) -> (B, C) sigmoid probabilities (what evaluation and exports run).
 
+    A network with an intensity head (`net.use_intensity`) gives (probabilities (B, C), intensities (B, K)).
     The wrapper keeps the network's parameter names (auto_prefix off), so checkpoints saved through it load.
     """
     return _probabilities_class()(net)
@@ -87,8 +88,12 @@ def _probabilities_class():
             def __init__(self, logits_net) -> None:
                 super().__init__(auto_prefix=False)
                 self.net = logits_net
+                self.use_intensity = bool(getattr(logits_net, "use_intensity", False))
 
             def construct(self, x):
+                if self.use_intensity:
+                    logits, intensity = self.net(x)
+                    return ops.sigmoid(logits), intensity
                 return ops.sigmoid(self.net(x))
 
         _CLASSES["probs"] = _AUProbabilities
