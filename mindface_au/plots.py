@@ -61,8 +61,8 @@ def plot_au_timeline(
         times: optional (T,) x values (seconds); frame indices otherwise.
         title: figure title.
         intensity: optional intensities (FACS 0-5) of `intensity_au_names`, shaped like `probs` with one column per
-            intensity AU: drawn on a right-hand 0-5 axis in those AUs' panels (orange; with `labels`, dashed in each
-            series' colour).
+            intensity AU: drawn dashed on a right-hand 0-5 axis in those AUs' panels (orange; in each series' colour
+            when there are several).
     """
     names = default_au_names(au_names)
     series = (
@@ -96,8 +96,10 @@ def plot_au_timeline(
         if intensity is not None and au in columns:
             right = ax.twinx()
             for line, one in zip(lines, intensity):
-                colour, style = (line.get_color(), "--") if labels is not None else ("tab:orange", "-")
-                right.plot(x, one[:, columns[au]], color=colour, linestyle=style, linewidth=1.0)
+                colour = line.get_color() if len(series) > 1 else "tab:orange"
+                right.plot(x, one[:, columns[au]], color=colour, linestyle="--", linewidth=1.0)
+            ax.set_zorder(right.get_zorder() + 1)  # the probabilities and the legend above the intensity axis
+            ax.patch.set_visible(False)
             right.set_ylim(-0.1, 5.1)
             right.set_yticks([0, 5])
             right.tick_params(labelsize=6)
@@ -109,9 +111,8 @@ def plot_au_timeline(
         ax.set_ylabel(au, rotation=0, ha="right", va="center", fontsize=8)
     axes[-1, 0].set_xlabel("time (s)" if times is not None else "frame")
     if intensity is not None:
-        style = "dashed" if labels is not None else "orange"
         title = f"{title}: " if title else ""
-        title += f"probability (left, 0-1); intensity ({style}, right axis, 0-5)"
+        title += "probability (solid, 0-1); intensity (dashed, right axis, 0-5)"
     if title:
         fig.suptitle(title)
     fig.tight_layout()
