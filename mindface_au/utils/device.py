@@ -160,8 +160,8 @@ def cpu_fallback_problem() -> str:
             }[target]
             return (
                 f"device auto: this machine has {target} hardware ({shown}) but MindSpore's {target} plugin did not "
-                f"load: {plugin_problem(target)}; {hint}, or choose device CPU "
-                f"({param('device')} CPU) to train on the CPU"
+                f"load: {plugin_problem(target)}; {hint}, or choose "
+                f"{param('device')} CPU to train on the CPU"
             )
     return ""
 
