@@ -49,7 +49,7 @@ class DetectOptions:
     resolved: bool = dataclasses.field(default=False, compare=False, repr=False)  # threshold settled by `resolve`
 
     def __post_init__(self) -> None:
-        """Refuse bad values with one line naming the option (as its CLI flag)."""
+        """Refuse bad values with one line naming the option (`errors.param`: the CLI shows its flag)."""
         if self.prob_k < 0:
             raise UserError(f"{param('prob_k')}: got {self.prob_k}, expected an integer >= 0")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
