@@ -1,17 +1,25 @@
 """What detect needs of a model (`DetectModel`), and what it records about one (AU names, card, sha256, threshold).
 
 `mindface_au.inference.loader.InferenceModel` is such a model; a `Predictor` is taken through the InferenceModel
-it wraps (`detect_model`).
+it wraps (`detect_model`, by the `ModelWrapper` protocol: detect does not import the Predictor above it).
 """
 
 import os
-from typing import Any, List, Optional, Protocol, Sequence
+from typing import Any, List, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from mindface_au.inference.detect.options import DEFAULT_THRESHOLD
 
-__all__ = ["DetectModel", "detect_model", "model_au_names", "model_card", "model_digest", "model_threshold"]
+__all__ = [
+    "DetectModel",
+    "ModelWrapper",
+    "detect_model",
+    "model_au_names",
+    "model_card",
+    "model_digest",
+    "model_threshold",
+]
 
 
 class DetectModel(Protocol):
@@ -39,11 +47,17 @@ class DetectModel(Protocol):
     def crop_problem(self, aligned: bool = False) -> Optional[str]: ...
 
 
+@runtime_checkable
+class ModelWrapper(Protocol):
+    """An object wrapping the model detect runs in its `model` attribute (a `Predictor`); detect takes the inner
+    model without importing the wrapper, which sits above detect."""
+
+    model: DetectModel
+
+
 def detect_model(model) -> DetectModel:
     """The model detect runs: an InferenceModel as is, a Predictor's InferenceModel."""
-    from mindface_au.inference.predictor import Predictor
-
-    return model.model if isinstance(model, Predictor) else model
+    return model.model if isinstance(model, ModelWrapper) else model
 
 
 def model_au_names(model: DetectModel) -> List[str]:
