@@ -10,7 +10,7 @@ import os
 import re
 from typing import Optional
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 __all__ = ["SPEC_CHARS", "check_spec", "release_stem", "release_name", "recipe_name", "named_hash"]
 __all__ += ["safe_spec"]
@@ -23,7 +23,7 @@ _RELEASE_NAME = re.compile(r"^.+-([0-9a-f]{8})\.ckpt$")
 def check_spec(spec: str) -> None:
     """Refuse a recipe name that is not filename-safe (SPEC_CHARS, starting with a letter or digit)."""
     if not _SPEC.match(spec):
-        raise UserError(f"--spec {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
+        raise UserError(f"{param('spec')} {spec!r}: expected a name of {SPEC_CHARS}, starting with a letter or digit")
 
 
 def safe_spec(text: str) -> str:

@@ -385,7 +385,7 @@ def test_failed_verify_leaves_no_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(converter, "VERIFY_RTOL", -1.0)  # a negative tolerance: the check must fail
     out = tmp_path / "v.ckpt"
-    with pytest.raises(UserError, match="--verify failed: max"):
+    with pytest.raises(UserError, match=": verify failed: max"):
         convert_checkpoint(FIXTURE_PTH, "iresnet18", str(out), verify=True, **TINY)
     assert os.listdir(tmp_path) == []
 

@@ -446,7 +446,7 @@ def test_resume_refuses_another_every(media, predictor, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         detect(media["video"], out, predictor=predictor, progress=False, every=2)
     monkeypatch.setattr(detect_mod, "iter_detections", real_iter)
-    with pytest.raises(UserError, match=r"other settings \(--every 2 then, 3 now\)"):
+    with pytest.raises(UserError, match=r"other settings \(every 2 then, 3 now\)"):
         detect(media["video"], out, predictor=predictor, progress=False, every=3, resume=True)
     detect(media["video"], out, predictor=predictor, progress=False, every=2, resume=True)
     _, rows = read_csv(out)

@@ -169,7 +169,7 @@ def test_auto_refuses_cpu_where_ascend_hardware_is_but_its_plugin_did_not_load(f
     message = str(err.value)
     assert "\n" not in message and "this machine has Ascend hardware (" in message and "davinci0" in message
     assert "Ascend plugin did not load: could not open libge_runner.so" in message
-    assert "8.2, 8.3, 8.5, 9.0, 9.1" in message and "--device CPU" in message
+    assert "8.2, 8.3, 8.5, 9.0, 9.1" in message and "or choose device CPU to train on the CPU" in message
     assert device._state["device"] is None  # nothing was set
     assert device.init_context("CPU") == "CPU"  # the explicit override
 

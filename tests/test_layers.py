@@ -46,3 +46,27 @@ def test_guard_gathers_outputs_signals_and_messages():
     assert set(guard.__all__) <= set(homes)
     for name in guard.__all__:
         assert getattr(guard, name) is getattr(homes[name], name), name
+
+
+def test_every_built_in_model_is_registered_with_the_face_input_the_registry_knows_unregistered():
+    """registry.face_input does not import the models (they import the registry): its table of built-in names
+    (specs.BUILTIN_MODELS, ArcFace mean/std) must match what the model modules register."""
+    from mindface_au.config import ModelConfig
+    from mindface_au.data.transforms import ARCFACE_MEAN, ARCFACE_STD
+    from mindface_au.models import get_default_cfg, list_models
+    from mindface_au.models.specs import BUILTIN_MODELS
+
+    assert sorted(BUILTIN_MODELS) == list_models()
+    for name in BUILTIN_MODELS:
+        cfg = get_default_cfg(name)
+        assert (tuple(cfg["mean"]), tuple(cfg["std"])) == (ARCFACE_MEAN, ARCFACE_STD), name
+    code = (
+        "import sys; from mindface_au.config import ModelConfig; from mindface_au.models.registry import face_input; "
+        "s = face_input(ModelConfig(input_size=48)); print(s.size, s.mean, 'mindface_au.models.aunet' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["48", "(0.5,", "0.5,", "0.5)", "False"]
+    with pytest.raises(UserError, match=r"^unknown model 'nope'; registered models: aunet_iresnet100, "):
+        from mindface_au.models import face_input
+
+        face_input(ModelConfig(name="nope"))

@@ -116,7 +116,7 @@ def test_rank_other_than_zero_writes_nothing(tmp_path):
 
 def test_resume_state_is_read_once_and_loaded_strictly(tmp_path, monkeypatch):
     run = RunDirectory(str(tmp_path), model_config=MODEL_CONFIG)
-    with pytest.raises(UserError, match=r"--resume .*: no checkpoints/resume.ckpt \(the run did not finish an epoch\)"):
+    with pytest.raises(UserError, match=r"^resume .*: no checkpoints/resume.ckpt \(the run did not finish an epoch\)"):
         run.read_resume_state()
     net, train_net = _train_network()
     train_net(ms.Tensor(np.ones((4, 3), np.float32)), ms.Tensor(np.zeros((4, 2), np.float32)))  # one step: moments

@@ -188,5 +188,5 @@ def test_release_names_are_read_as_they_are_written():
     assert [named_hash(n) for n in ("epoch_001.ckpt", "r18-ABCDEF12.ckpt", "x-0123456.ckpt")] == [None] * 3
     check_spec("tiny_cpu.v1")
     for bad in ("tiny cpu", "_tiny", "tiny-cpu", ""):
-        with pytest.raises(UserError, match="--spec"):
+        with pytest.raises(UserError, match="^spec "):
             check_spec(bad)

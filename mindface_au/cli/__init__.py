@@ -14,7 +14,8 @@ import signal
 import sys
 from typing import List, Optional
 
-from mindface_au.errors import UserError
+from mindface_au.cli.flags import FLAG_NAMES
+from mindface_au.errors import UserError, parameter_names
 from mindface_au.utils.guard import (
     EnvironmentFailure,
     Interrupted,
@@ -70,16 +71,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("GLOG_v", "3")
     previous = install_signal_handlers()  # from the start: a signal during the imports ends the command cleanly too
     try:
-        try:
-            module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
-            parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
-            module.add_arguments(parser)
-            args = parser.parse_args(argv[1:])
-        except KeyboardInterrupt as exc:
-            return _interrupted(name, exc, "")
-        return _run(name, module, args)
+        with parameter_names(FLAG_NAMES):  # library messages name parameters (errors.param); the user typed flags
+            return _parse_and_run(name, argv)
     finally:
         restore_signal_handlers(previous)  # an in-process caller (a test, a notebook) gets its own handlers back
+
+
+def _parse_and_run(name: str, argv: List[str]) -> int:
+    """Import the subcommand, parse its arguments and run it."""
+    try:
+        module = importlib.import_module(f"mindface_au.cli.{COMMANDS[name][0]}")
+        parser = argparse.ArgumentParser(prog=f"mindface-au {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
+    except KeyboardInterrupt as exc:
+        return _interrupted(name, exc, "")
+    return _run(name, module, args)
 
 
 def _interrupted(name: str, exc: BaseException, hint: str) -> int:

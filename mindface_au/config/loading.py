@@ -13,7 +13,7 @@ import yaml
 
 from mindface_au.config.rules import check_ranges, format_defaults, validate, validate_model_config
 from mindface_au.config.schema import Config, _apply, _field_types, _merge
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.utils.guard import short_repr
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -100,13 +100,15 @@ MAX_CONFIG_BYTES = 1 << 20
 def parse_override(text: str) -> Dict[str, Any]:
     """Turn 'section.key=value' (value in YAML syntax) into {'section': {'key': value}}."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise UserError(f"--set {short_repr(text)}: expected section.key=value, e.g. train.epochs=2")
+        raise UserError(f"{param('overrides')} {short_repr(text)}: expected section.key=value, e.g. train.epochs=2")
     dotted, raw = text.split("=", 1)
     section, key = dotted.strip().split(".", 1)
     try:
         value = _yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {short_repr(text)}: value is not valid YAML ({_yaml_problem(exc)})") from exc
+        raise UserError(
+            f"{param('overrides')} {short_repr(text)}: value is not valid YAML ({_yaml_problem(exc)})"
+        ) from exc
     return {section: {key: value}}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from mindface_au.au_sets import check_au_names, default_au_names, default_rare_aus
 from mindface_au.config.schema import Config, DataConfig, ModelConfig, TrainConfig
 from mindface_au.data.registry import CROPS, FORMATS, format_au_names, get_format
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.models.specs import IRESNET_LAYERS
 from mindface_au.utils.guard import short_repr
 
@@ -90,7 +90,7 @@ def format_defaults(cfg: Config, explicit: set) -> None:
         if not names:
             raise UserError(
                 "config key model.au_names: empty or unset, and data.format list names no AUs; name the AU of each "
-                'label column in order, e.g. --set "model.au_names=[AU1, AU2, AU4]"'
+                f'label column in order, e.g. {param("overrides")} "model.au_names=[AU1, AU2, AU4]"'
             )
         model.au_names = list(names)
     if ("data", "rare_aus") not in explicit:

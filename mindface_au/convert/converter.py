@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.utils.memory import peak_rss_mb
 from mindface_au.weights.layouts import read_backbone_state, select_state_dict
 from mindface_au.weights.mapping import IRESNET_ARCHS, guess_iresnet_layers
@@ -24,18 +24,18 @@ def _arch_hint(torch_names, arch: str, layers: Sequence[int]) -> str:
         return ""
     names = [name for name, blocks in IRESNET_ARCHS.items() if blocks == found]
     guess = f"{names[0]}, " if names else ""
-    return f"; the file has {guess}blocks per stage {list(found)}, --arch {arch} expects {list(layers)}"
+    return f"; the file has {guess}blocks per stage {list(found)}, {param('arch')} {arch} expects {list(layers)}"
 
 
 def _build_iresnet(arch: str, widths, layers, embedding_size: int, input_size: int):
     from mindface_au.models.iresnet import IRESNET_LAYERS, create_iresnet
 
     if arch not in IRESNET_LAYERS:
-        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_LAYERS)}")
+        raise UserError(f"{param('arch')}: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_LAYERS)}")
     try:
         return create_iresnet(arch, widths=widths, layers=layers, embedding_size=embedding_size, input_size=input_size)
     except ValueError as exc:
-        raise UserError(f"--arch {arch}: {exc}") from exc
+        raise UserError(f"{param('arch')} {arch}: {exc}") from exc
 
 
 def _parameter_shapes(arch: str, widths, layers, embedding_size: int, input_size: int) -> Dict[str, tuple]:
@@ -77,14 +77,18 @@ def verify_conversion(
     try:
         ref.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise UserError(f"{src}: --verify: PyTorch refuses the state_dict ({str(exc).splitlines()[0]})") from exc
+        raise UserError(
+            f"{src}: {param('verify')}: PyTorch refuses the state_dict ({str(exc).splitlines()[0]})"
+        ) from exc
     del state
     ref.eval()
     x = np.random.RandomState(seed).uniform(-1.0, 1.0, (batch, 3, input_size, input_size)).astype(np.float32)
     with torch.no_grad():
         expected = ref(torch.from_numpy(x)).numpy()
     if not np.isfinite(expected).all():
-        raise UserError(f"{src}: --verify: the PyTorch reference gives non-finite embeddings for these weights")
+        raise UserError(
+            f"{src}: {param('verify')}: the PyTorch reference gives non-finite embeddings for these weights"
+        )
     net = _build_iresnet(arch, widths, layers, embedding_size, input_size)
     load_checkpoint_strict(net, ckpt)
     net.set_train(False)
@@ -94,7 +98,8 @@ def verify_conversion(
     result = {"max_abs_diff": diff, "scale": scale, "tolerance": VERIFY_RTOL * scale, "batch": batch}
     if not diff <= result["tolerance"]:
         raise UserError(
-            f"{src}: --verify failed: max |torch - mindspore| = {diff:.3g} exceeds {VERIFY_RTOL:g} x {scale:.3g}"
+            f"{src}: {param('verify')} failed: max |torch - mindspore| = "
+            f"{diff:.3g} exceeds {VERIFY_RTOL:g} x {scale:.3g}"
         )
     return result
 
@@ -126,7 +131,7 @@ def convert_checkpoint(
 
     start = time.perf_counter()
     if arch not in IRESNET_ARCHS:
-        raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_ARCHS)}")
+        raise UserError(f"{param('arch')}: unknown architecture {arch!r}; expected one of {', '.join(IRESNET_ARCHS)}")
     widths = list(widths or (64, 128, 256, 512))
     layers = list(layers or IRESNET_ARCHS[arch])
     if os.path.isdir(out):
@@ -135,7 +140,7 @@ def convert_checkpoint(
         raise UserError(f"{out}: MindSpore checkpoints must end with .ckpt")
     state = read_backbone_state(src)
     if verify and not state.torch_names:
-        raise UserError(f"{src}: --verify compares with the PyTorch reference, so it needs a torch.save file")
+        raise UserError(f"{src}: {param('verify')} compares with the PyTorch reference, so it needs a torch.save file")
     converted = state.arrays
     if device is not None:
         from mindface_au.utils.device import init_context

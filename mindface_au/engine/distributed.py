@@ -10,7 +10,7 @@ import os
 import re
 from typing import Callable, Tuple
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 _state = {"rank": 0, "world_size": 1}
 
@@ -25,9 +25,9 @@ def init_distributed() -> Tuple[int, int]:
 
     if not any(os.environ.get(k) for k in ("MS_WORKER_NUM", "RANK_TABLE_FILE", "RANK_SIZE")):
         raise UserError(
-            "--distributed needs a launcher: run `mindface-au launch --workers N -- TRAIN_ARGS` (it calls msrun), "
-            "or in a clone `msrun --worker_num=N --local_worker_num=N --master_port=PORT --log_dir=DIR --join=True "
-            "tools/train.py --distributed ...`"
+            f"{param('distributed')} needs a launcher: run `mindface-au launch --workers N -- TRAIN_ARGS` (it calls "
+            "msrun), or in a clone `msrun --worker_num=N --local_worker_num=N --master_port=PORT --log_dir=DIR "
+            "--join=True tools/train.py --distributed ...`"
         )
     init()
     rank, world_size = get_rank(), get_group_size()
@@ -63,7 +63,7 @@ def check_resume_workers(run_root: str, world_size: int) -> None:
     if starts and int(starts[-1]) != world_size:
         saved = int(starts[-1])
         raise UserError(
-            f"--resume {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
+            f"{param('resume')} {run_root}: the run was trained with {saved} worker(s), this run has {world_size}; "
             f"resume it with {saved} (the epoch's shards, steps per epoch and learning-rate schedule count "
             f"steps of {saved} ranks)"
         )
@@ -88,9 +88,9 @@ def parameter_digest(net) -> str:
     import numpy as np
 
     digest = hashlib.sha256()
-    for param in sorted(net.trainable_params(), key=lambda p: p.name):
-        digest.update(param.name.encode())
-        digest.update(np.ascontiguousarray(param.asnumpy(), dtype=np.float32).tobytes())
+    for weight in sorted(net.trainable_params(), key=lambda p: p.name):
+        digest.update(weight.name.encode())
+        digest.update(np.ascontiguousarray(weight.asnumpy(), dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -267,6 +267,7 @@ def check_local_workers(local_workers: int, device: str = "auto") -> None:
     if count is not None and int(local_workers) > count:
         raise UserError(
             f"launch: {local_workers} local workers for {count} {target} device(s) on this machine; msrun gives "
-            f"each local worker its own device, so start at most {count} here (--workers, or --local-workers "
-            "with the total in --workers on several machines)"
+            f"each local worker its own device, so start at most {count} here "
+            f"({param('workers')}, or {param('local_workers')} "
+            f"with the total in {param('workers')} on several machines)"
         )

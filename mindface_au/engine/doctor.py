@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Dict, List
 
+from mindface_au.errors import param, render
 from mindface_au.utils.cpus import cpu_affinity
 from mindface_au.utils.device import (
     ASCEND_CANN_VERSIONS,
@@ -29,7 +30,8 @@ from mindface_au.utils.device import (
 )
 
 SHARED_FOLDER_NOTE = (
-    "multi-machine runs: the run directory (--out, --resume) and the data root must be one shared folder mounted at "
+    f"multi-machine runs: the run directory ({param('out')}, {param('resume')}) and "
+    "the data root must be one shared folder mounted at "
     "the same path on every machine (rank 0 writes checkpoints and logs there, every rank reads resume.ckpt from it)"
 )
 
@@ -261,7 +263,7 @@ def diagnose(device: str = "auto", compile_step: bool = True) -> dict:
         "python": sys.version.split()[0],
         "plugins": plugins,
         "hardware": hardware_present(),
-        "refused": refused,
+        "refused": render(refused),
         "cann": cann_info(),
         "cuda": cuda_info(),
         "device": target,
@@ -270,7 +272,7 @@ def diagnose(device: str = "auto", compile_step: bool = True) -> dict:
         "launcher_env": {
             k: os.environ[k] for k in ("MS_WORKER_NUM", "RANK_TABLE_FILE", "RANK_SIZE") if k in os.environ
         },
-        "shared_folder": SHARED_FOLDER_NOTE,
+        "shared_folder": render(SHARED_FOLDER_NOTE),
     }
     if compile_step:
         report["compile_steps"] = _compile_steps(target)

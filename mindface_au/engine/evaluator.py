@@ -13,7 +13,7 @@ import numpy as np
 
 from mindface_au.au_sets import default_au_names
 from mindface_au.config import Config, DataConfig, ModelConfig
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.metrics import COUNT_ROWS, F1Accumulator, f1_from_counts, mean_of_coded, per_au_dict
 from mindface_au.modelfile.reader import ModelFile
 from mindface_au.postprocess import fill_nearest, postprocess_video
@@ -287,7 +287,7 @@ def evaluate(
     model_names = tuple(getattr(model, "au_names", None) or data_names)
     scored = tuple(au for au in data_names if au in model_names)
     if model_names != data_names and (not shared_aus or not scored):
-        hint = "; shared_aus (eval --shared-aus) scores the AUs both have" if scored else "; they share no AU"
+        hint = f"; {param('shared_aus')} scores the AUs both have" if scored else "; they share no AU"
         raise UserError(
             f"{mf.path}: the model predicts {', '.join(model_names)}; data.format {cfg.data.format} labels "
             f"{', '.join(data_names)}: the AU sets differ{hint}"

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from mindface_au.config import Config
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.modelfile.reader import ModelFile
 from mindface_au.postprocess import binarize, postprocess_video
 from mindface_au.utils import guard
@@ -34,7 +34,7 @@ def vote(
 ) -> np.ndarray:
     """Combine the (T, C) probabilities of several models for one video into post-processed 0/1 labels."""
     if method not in VOTES:
-        raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
+        raise UserError(f"{param('method')}: got {method!r}, expected {' or '.join(VOTES)}")
     stacked = np.stack([np.asarray(p, np.float32) for p in probs])
     mean = stacked.mean(axis=0)
     if method == "mean" or len(probs) == 1:
@@ -105,7 +105,7 @@ def predict(
     if not ckpts:
         raise UserError("ckpts: give at least one model file")
     if method not in VOTES:
-        raise UserError(f"--vote: got {method!r}, expected {' or '.join(VOTES)}")
+        raise UserError(f"{param('method')}: got {method!r}, expected {' or '.join(VOTES)}")
     for ckpt in ckpts:
         if isinstance(ckpt, str) and not os.path.isfile(ckpt):
             raise UserError(f"{ckpt}: checkpoint not found")

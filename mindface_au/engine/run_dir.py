@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 __all__ = ["RUN_FILES", "CHECKPOINT_KINDS", "RunDirectory", "ResumeState"]
 
@@ -258,7 +258,9 @@ class RunDirectory:
         from mindface_au.models.checkpoint import read_checkpoint
 
         if not os.path.isfile(self.resume_path):
-            raise UserError(f"--resume {self.root}: no {RUN_FILES['resume']} (the run did not finish an epoch)")
+            raise UserError(
+                f"{param('resume')} {self.root}: no {RUN_FILES['resume']} (the run did not finish an epoch)"
+            )
         data = read_checkpoint(self.resume_path)
         best, losses = data.get("best"), data.get("epoch_losses")
         return ResumeState(

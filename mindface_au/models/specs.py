@@ -4,7 +4,7 @@ MindSpore or PyTorch."""
 
 from typing import Dict, Tuple
 
-__all__ = ["IRESNET_LAYERS"]
+__all__ = ["BUILTIN_MODELS", "IRESNET_LAYERS"]
 
 IRESNET_LAYERS: Dict[str, Tuple[int, int, int, int]] = {
     "iresnet18": (2, 2, 2, 2),
@@ -13,3 +13,8 @@ IRESNET_LAYERS: Dict[str, Tuple[int, int, int, int]] = {
     "iresnet100": (3, 13, 30, 3),
     "iresnet200": (6, 26, 60, 6),
 }
+
+# Every built-in model name: the backbones (iresnet.py) and the AUNet on each (aunet.py). They all take ArcFace
+# faces (`data.transforms.ARCFACE_MEAN` / `ARCFACE_STD`), so the registry knows their face input without
+# importing the modules that register them.
+BUILTIN_MODELS: Tuple[str, ...] = tuple(IRESNET_LAYERS) + tuple(f"aunet_{arch}" for arch in IRESNET_LAYERS)

@@ -6,7 +6,7 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 DEVICES = ("CPU", "GPU", "Ascend")
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
@@ -160,7 +160,8 @@ def cpu_fallback_problem() -> str:
             }[target]
             return (
                 f"device auto: this machine has {target} hardware ({shown}) but MindSpore's {target} plugin did not "
-                f"load: {plugin_problem(target)}; {hint}, or choose device CPU (--device CPU) to train on the CPU"
+                f"load: {plugin_problem(target)}; {hint}, or choose "
+                f"{param('device')} CPU to train on the CPU"
             )
     return ""
 
@@ -249,7 +250,7 @@ def init_context(device: str = "auto", mode: str = "graph") -> str:
             raise UserError(problem)
     canonical = {d.lower(): d for d in DEVICES}
     if target.lower() not in canonical:
-        raise UserError(f"--device: got {device!r}, expected one of auto, {', '.join(DEVICES)}")
+        raise UserError(f"{param('device')}: got {device!r}, expected one of auto, {', '.join(DEVICES)}")
     target = canonical[target.lower()]
     ms.set_context(mode=ms.GRAPH_MODE if mode_key == "graph" else ms.PYNATIVE_MODE)
     device_id = launcher_device_id()

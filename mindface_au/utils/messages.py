@@ -10,7 +10,7 @@ import errno
 import os
 from typing import Iterator, Optional
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param, render
 
 __all__ = [
     "ENVIRONMENT_ERRORS",
@@ -37,7 +37,12 @@ ENVIRONMENT_ERRORS = {
 
 
 class EnvironmentFailure(Exception):
-    """The machine, not the user's input, stopped the command (disk full, no permission...): one line, exit 1."""
+    """The machine, not the user's input, stopped the command (disk full, no permission...): one line, exit 1.
+
+    Like a `UserError`, its message may name parameters with `errors.param` markers; `str()` spells them."""
+
+    def __str__(self) -> str:
+        return render(super().__str__())
 
 
 def short_repr(value, limit: int = 80) -> str:
@@ -95,7 +100,8 @@ def damaged_resume(*paths: str) -> Iterator[None]:
     except (ValueError, UnicodeError, KeyError, IndexError, TypeError) as exc:
         which = " / ".join(paths)
         raise UserError(
-            f"{which}: damaged, cannot resume from it ({short_repr(str(exc), 100)}); delete it or drop --resume"
+            f"{which}: damaged, cannot resume from it "
+            f"({short_repr(str(exc), 100)}); delete it or drop {param('resume')}"
         ) from exc
 
 

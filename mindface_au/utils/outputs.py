@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Iterable, List, Optional
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.utils.messages import EnvironmentFailure, environment_message
 
 __all__ = [
@@ -54,7 +54,7 @@ def check_new_output(path: str, overwrite: bool = False, what: str = "output") -
     """Refuse to replace an existing `path` unless `overwrite` (the CLI's --overwrite)."""
     if os.path.lexists(path) and not overwrite:
         kind = "folder" if os.path.isdir(path) else "file"
-        raise UserError(f"{path}: the {what} {kind} already exists; choose another path or pass --overwrite")
+        raise UserError(f"{path}: the {what} {kind} already exists; choose another path or pass {param('overwrite')}")
 
 
 def remove_stale_temporaries(folder: str, patterns: Iterable[str]) -> List[str]:

@@ -129,14 +129,14 @@ def moving_video(
 def write_clips(out_dir: str, seed: int = 0, overwrite: bool = False) -> Dict[str, str]:
     """Write the CLIPS into `out_dir` (created); {path: what it shows}. Each clip is written under a temporary name
     and renamed, so a clip that exists is whole; existing clips are refused unless `overwrite`."""
-    from mindface_au.errors import UserError
+    from mindface_au.errors import UserError, param
 
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError(f"{out_dir}: exists and is not a folder")
     paths = {os.path.join(out_dir, name): what for name, what in CLIPS.items()}
     there = [p for p in paths if os.path.exists(p)]
     if there and not overwrite:
-        raise UserError(f"{there[0]}: the clip already exists; choose another folder or pass --overwrite")
+        raise UserError(f"{there[0]}: the clip already exists; choose another folder or pass {param('overwrite')}")
     os.makedirs(out_dir, exist_ok=True)
     makers = {
         "one_face.mp4": lambda p: speed_video(p, frames=120, seed=seed),

@@ -28,7 +28,7 @@ from mindface_au.data.synthau.intensity import (
     extra_intensities,
     labels_from_intensity,
 )
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.utils.guard import EnvironmentFailure, writing
 
 TEST_LABEL_DIR = "synthau_test_labels"
@@ -202,9 +202,9 @@ def generate(
     An existing `out_dir` is replaced only with `overwrite` and only if it holds a previous SynthAU.
     """
     if videos < 2:
-        raise UserError(f"--videos: got {videos}, expected at least 2 (train and val)")
+        raise UserError(f"{param('videos')}: got {videos}, expected at least 2 (train and val)")
     if frames < 10:
-        raise UserError(f"--frames: got {frames}, expected at least 10")
+        raise UserError(f"{param('frames')}: got {frames}, expected at least 10")
     if seed < 0:
         raise UserError(f"seed: got {seed}, expected an integer >= 0")
     if test_videos is not None and test_videos < 0:
@@ -214,7 +214,10 @@ def generate(
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         if not overwrite:
-            raise UserError(f"{out_dir}: already exists and is not empty; choose another --out or pass --overwrite")
+            raise UserError(
+                f"{out_dir}: already exists and is not empty; choose another "
+                f"{param('out_dir')} or pass {param('overwrite')}"
+            )
         if not os.path.isfile(os.path.join(out_dir, SUMMARY_FILE)):
             raise UserError(f"{out_dir}: not a SynthAU folder ({SUMMARY_FILE} missing); refusing to replace it")
     test_videos = max(1, videos // 6) if test_videos is None else int(test_videos)

@@ -18,7 +18,7 @@ The package's parts, one job each:
 import os
 from typing import Optional
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.csvfile import iter_rows, read_detections
 from mindface_au.inference.detect.options import DetectOptions
 from mindface_au.inference.detect.rows import FILE_COLUMN, DetectionRow, RowSchema, prob_fields
@@ -102,7 +102,7 @@ def detect(
         model_options["path"] = ckpt
         return detect_videos(input_path, output, model_options, workers=workers, shard=shard, **options)
     if workers != 1 or shard not in (None, ""):
-        raise UserError("--workers and --shard: need a folder of videos as --input")
+        raise UserError(f"{param('workers')} and {param('shard')}: need a folder of videos as {param('input_path')}")
     return detect_one(input_path, output, ckpt=ckpt, **options)
 
 

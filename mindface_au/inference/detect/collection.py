@@ -30,7 +30,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, current_parameter_names, param, use_parameter_names
 from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, read_json, sidecar_path
 from mindface_au.inference.detect.model import detect_model, model_digest, model_threshold
 from mindface_au.inference.detect.options import DetectOptions
@@ -62,11 +62,11 @@ def parse_shard(shard) -> Optional[Tuple[int, int]]:
         try:
             i, n = (int(v) for v in shard.split("/"))
         except ValueError:
-            raise UserError(f"--shard: got {shard!r}, expected I/N with 0 <= I < N (e.g. 0/4)") from None
+            raise UserError(f"{param('shard')}: got {shard!r}, expected I/N with 0 <= I < N (e.g. 0/4)") from None
     else:
         i, n = (int(v) for v in shard)
     if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard: got {i}/{n}, expected I/N with 0 <= I < N (e.g. 0/4)")
+        raise UserError(f"{param('shard')}: got {i}/{n}, expected I/N with 0 <= I < N (e.g. 0/4)")
     return i, n
 
 
@@ -81,9 +81,10 @@ def msrun_shard() -> Optional[Tuple[int, int]]:
     rank, world = os.environ.get("RANK_ID", ""), os.environ.get("MS_WORKER_NUM", "")
     if not (rank.isdigit() and world.isdigit()):
         raise UserError(
-            "--shard auto: takes this worker's shard from msrun (RANK_ID, MS_WORKER_NUM), which are not set; run "
-            "`mindface-au launch --workers N -- detect ...` (with --msrun-arg=--node_rank=K on several machines), "
-            "or give --shard I/N"
+            f"{param('shard')} auto: takes this worker's shard from msrun (RANK_ID, MS_WORKER_NUM), which are not set; "
+            "run `mindface-au launch --workers N -- detect ...` (with "
+            "`--msrun-arg=--node_rank=K` on several machines), "
+            f"or give {param('shard')} I/N"
         )
     return parse_shard(f"{rank}/{world}")
 
@@ -127,9 +128,10 @@ def _load(model_options: dict):
     return load_inference_model(**model_options)
 
 
-def _init_worker(model_options: dict) -> None:
+def _init_worker(model_options: dict, names: Optional[Dict[str, str]] = None) -> None:
     import cv2
 
+    use_parameter_names(names or {})  # messages spell parameters as the parent does (its CLI flags)
     os.environ.setdefault("GLOG_v", "3")
     cv2.setNumThreads(int(model_options.get("threads") or 1))  # the face detector's pool: the worker's share
     _WORKER["model"] = _load(model_options)
@@ -205,16 +207,18 @@ def detect_videos(
     the threshold is resolved against the model file once here. Returns the summary (videos, failed, summary
     path)."""
     if workers < 1:
-        raise UserError(f"--workers: got {workers}, expected a positive integer")
+        raise UserError(f"{param('workers')}: got {workers}, expected a positive integer")
     shard = parse_shard(shard)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise guard.EnvironmentFailure(
-            f"{output_dir}: is a file, not a folder (a folder of videos needs an --out folder)"
+            f"{output_dir}: is a file, not a folder (a folder of videos needs an {param('output')} folder)"
         )
     opts, options = DetectOptions.split(options, options.pop("options", None))
     for key, flag in (("overlay", "--overlay"), ("plot", "--plot")):
         if options.pop(key, None):
-            raise UserError(f"{flag}: takes one video as --input, not a folder (the report covers folders)")
+            raise UserError(
+                f"{flag}: takes one video as {param('input_path')}, not a folder (the report covers folders)"
+            )
     videos = find_videos(input_dir)
     if not videos:
         raise UserError(f"{input_dir}: folder has no image files and no video files (.mp4, .avi, .mov, ...) under it")
@@ -271,7 +275,7 @@ def detect_videos(
         tasks.append((v, video, out, opts, options))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-        raise UserError(f"{conflicts[0]}{more}; pass --overwrite to replace, or choose another output folder")
+        raise UserError(f"{conflicts[0]}{more}; pass {param('overwrite')} to replace, or choose another output folder")
     if report:
         pages = [os.path.splitext(os.path.join(output_dir, names[v]))[0] + ".html" for v in mine]
         guard.check_outputs([report] + pages, inputs + [os.path.join(input_dir, v) for v in mine], overwrite)
@@ -323,14 +327,18 @@ def _run_tasks(
             _WORKER.clear()
     else:
         if predictor is not None:
-            raise UserError("--workers: each worker loads the model itself; pass a model file, not a predictor")
+            raise UserError(
+                f"{param('workers')}: each worker loads the model itself; pass a model file, not a predictor"
+            )
         import multiprocessing
 
         per_worker = dict(model_options)
         if not per_worker.get("threads"):
             per_worker["threads"] = max(1, available_cpus() // workers)
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(per_worker,)) as pool:
+        with ctx.Pool(
+            min(workers, len(tasks)), initializer=_init_worker, initargs=(per_worker, current_parameter_names())
+        ) as pool:
             for record in pool.imap_unordered(_one, tasks):
                 done(record)
     order = {v: i for i, v in enumerate(mine)}

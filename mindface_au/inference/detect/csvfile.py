@@ -15,7 +15,7 @@ import json
 import os
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.rows import RowSchema
 from mindface_au.utils.guard import LOCK_SUFFIX
 
@@ -33,7 +33,6 @@ __all__ = [
     "csv_facts",
     "check_finished",
     "stale_partial",
-    "SETTING_NAMES",
     "IDENTITY_KEYS",
 ]
 
@@ -41,25 +40,6 @@ MIB = 1 << 20
 # settings that say which inputs made the rows (not how): a change here means the input changed, not the user's
 # choice of settings, so an earlier result is redone (with a note) rather than refused
 IDENTITY_KEYS = ("input_file", "model_sha256")
-
-# how each setting is called where users set it (for "other settings" messages)
-SETTING_NAMES = {
-    "input": "--input",
-    "model": "--model",
-    "aligned": "--aligned",
-    "detector": "--detector",
-    "all_faces": "--all-faces",
-    "threshold": "--threshold",
-    "min_face_size": "--min-face-size",
-    "max_gap": "--max-gap",
-    "every": "--every",
-    "detect_size": "--detect-size",
-    "track": "--no-track",
-    "keyframe_every": "--keyframe-every",
-    "start_time": "--start",
-    "end_time": "--end",
-}
-
 
 # the names of detect's working files beside CSV `out`: written here only (see `WorkingFiles`)
 SIDECAR_SUFFIX = ".json"  # out.json: the finished CSV's settings, model card and facts
@@ -289,11 +269,11 @@ def check_resume(meta_path: str, partial: str, settings: dict) -> None:
         return
     if not isinstance(saved, dict):
         raise UserError(
-            f"{partial}: was written with other settings ({meta_path} is missing); delete it or drop --resume"
+            f"{partial}: was written with other settings ({meta_path} is missing); delete it or drop {param('resume')}"
         )
     keys = [k for k in settings if saved.get(k) != settings[k]] + [k for k in saved if k not in settings]
-    detail = "; ".join(f"{SETTING_NAMES.get(k, k)} {saved.get(k)!r} then, {settings.get(k)!r} now" for k in keys[:3])
-    raise UserError(f"{partial}: was written with other settings ({detail}); delete it or drop --resume")
+    detail = "; ".join(f"{param(k)} {saved.get(k)!r} then, {settings.get(k)!r} now" for k in keys[:3])
+    raise UserError(f"{partial}: was written with other settings ({detail}); delete it or drop {param('resume')}")
 
 
 def stale_partial(meta_path: str, settings: dict) -> Optional[str]:

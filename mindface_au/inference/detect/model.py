@@ -1,12 +1,13 @@
 """What detect needs of a model (`DetectModel`), and what it records about one (AU names, card, sha256, threshold).
 
 `mindface_au.inference.loader.InferenceModel` is such a model; a `Predictor` is taken through the InferenceModel
-it wraps (`detect_model`). A model with an intensity head names its intensity AUs (`intensity_au_names`) and gives
-(probabilities, intensities) from `predict_outputs`; `model_outputs` asks any model for both.
+it wraps (`detect_model`, by the `ModelWrapper` protocol: detect does not import the Predictor above it). A model
+with an intensity head names its intensity AUs (`intensity_au_names`) and gives (probabilities, intensities) from
+`predict_outputs`; `model_outputs` asks any model for both.
 """
 
 import os
-from typing import Any, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from mindface_au.inference.detect.options import DEFAULT_THRESHOLD
 
 __all__ = [
     "DetectModel",
+    "ModelWrapper",
     "detect_model",
     "model_au_names",
     "model_intensity_au_names",
@@ -53,11 +55,17 @@ class DetectModel(Protocol):
     def crop_problem(self, aligned: bool = False) -> Optional[str]: ...
 
 
+@runtime_checkable
+class ModelWrapper(Protocol):
+    """An object wrapping the model detect runs in its `model` attribute (a `Predictor`); detect takes the inner
+    model without importing the wrapper, which sits above detect."""
+
+    model: DetectModel
+
+
 def detect_model(model) -> DetectModel:
     """The model detect runs: an InferenceModel as is, a Predictor's InferenceModel."""
-    from mindface_au.inference.predictor import Predictor
-
-    return model.model if isinstance(model, Predictor) else model
+    return model.model if isinstance(model, ModelWrapper) else model
 
 
 def model_au_names(model: DetectModel) -> List[str]:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional, Tuple
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param, render
 from mindface_au.inference.detect.tracking import KEYFRAME_EVERY
 from mindface_au.inference.faces import DETECT_SIZE
 
@@ -49,30 +49,35 @@ class DetectOptions:
     resolved: bool = dataclasses.field(default=False, compare=False, repr=False)  # threshold settled by `resolve`
 
     def __post_init__(self) -> None:
-        """Refuse bad values with one line naming the option (as its CLI flag)."""
+        """Refuse bad values with one line naming the option (`errors.param`: the CLI shows its flag)."""
         if self.prob_k < 0:
-            raise UserError(f"--prob-k: got {self.prob_k}, expected an integer >= 0")
+            raise UserError(f"{param('prob_k')}: got {self.prob_k}, expected an integer >= 0")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise UserError(f"--threshold: got {self.threshold}, expected 0 <= t <= 1")
+            raise UserError(f"{param('threshold')}: got {self.threshold}, expected 0 <= t <= 1")
         if self.detector not in ("mtcnn", "haar"):
-            raise UserError(f"--detector: got {self.detector!r}, expected mtcnn or haar")
+            raise UserError(f"{param('detector')}: got {self.detector!r}, expected mtcnn or haar")
         if self.min_face_size < 12:
-            raise UserError(f"--min-face-size: got {self.min_face_size}, expected at least 12 pixels")
+            raise UserError(f"{param('min_face_size')}: got {self.min_face_size}, expected at least 12 pixels")
         if self.max_gap < 0:
-            raise UserError(f"--max-gap: got {self.max_gap}, expected an integer >= 0")
+            raise UserError(f"{param('max_gap')}: got {self.max_gap}, expected an integer >= 0")
         if self.every < 1:
-            raise UserError(f"--every: got {self.every}, expected a positive integer (1 = every frame)")
+            raise UserError(f"{param('every')}: got {self.every}, expected a positive integer (1 = every frame)")
         if self.detect_size < 0 or 0 < self.detect_size < 32:
-            raise UserError(f"--detect-size: got {self.detect_size}, expected 0 (full frame) or at least 32 pixels")
+            raise UserError(
+                f"{param('detect_size')}: got {self.detect_size}, expected 0 (full frame) or at least 32 pixels"
+            )
         if self.keyframe_every < 1:
-            raise UserError(f"--keyframe-every: got {self.keyframe_every}, expected a positive integer")
+            raise UserError(f"{param('keyframe_every')}: got {self.keyframe_every}, expected a positive integer")
         start, end = self.start_time, self.end_time
         if not math.isfinite(start) or start < 0:
-            raise UserError(f"--start: got {start}, expected a finite number of seconds >= 0")
+            raise UserError(f"{param('start_time')}: got {start}, expected a finite number of seconds >= 0")
         if end is not None and not math.isfinite(end):
-            raise UserError(f"--end: got {end}, expected a finite number of seconds (omit --end for the end)")
+            raise UserError(
+                f"{param('end_time')}: got {end}, expected a finite number of "
+                f"seconds (omit {param('end_time')} for the end)"
+            )
         if end is not None and end < start:
-            raise UserError(f"--end: got {end}, expected seconds >= --start ({start})")
+            raise UserError(f"{param('end_time')}: got {end}, expected seconds >= {param('start_time')} ({start})")
 
     @classmethod
     def split(cls, values: dict, base: Optional["DetectOptions"] = None) -> Tuple["DetectOptions", dict]:
@@ -93,7 +98,9 @@ class DetectOptions:
             return dataclasses.replace(self, threshold=float(file_threshold), resolved=True)
         if float(self.threshold) != float(file_threshold):
             print(
-                f"note: --threshold {self.threshold} (the model file was validated with {file_threshold})",
+                render(
+                    f"note: {param('threshold')} {self.threshold} (the model file was validated with {file_threshold})"
+                ),
                 file=sys.stderr,
             )
         return dataclasses.replace(self, resolved=True)

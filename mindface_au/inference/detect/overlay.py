@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from mindface_au.au_sets import INTENSITY_MAX
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.csvfile import iter_rows
 from mindface_au.inference.detect.rows import INTENSITY_SUFFIX, LANDMARK_COLUMNS, RowSchema
 from mindface_au.inference.detect.sources import open_source
@@ -80,11 +80,13 @@ def check_overlay(out_path: str, kind: str, input_path: str = ""):
     try:
         import av
     except ImportError as exc:
-        raise UserError("--overlay needs PyAV for H.264 (pip install 'mindface-au[video]' or pip install av)") from exc
+        raise UserError(
+            f"{param('overlay')} needs PyAV for H.264 (pip install 'mindface-au[video]' or pip install av)"
+        ) from exc
     if not out_path.lower().endswith((".mp4", ".m4v", ".mov")):
-        raise UserError(f"{out_path}: --overlay writes H.264 MP4; give a .mp4 file name")
+        raise UserError(f"{out_path}: {param('overlay')} writes H.264 MP4; give a .mp4 file name")
     if kind != "video":
-        raise UserError(f"{input_path}: --overlay needs a video input")
+        raise UserError(f"{input_path}: {param('overlay')} needs a video input")
     return av
 
 

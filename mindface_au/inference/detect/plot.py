@@ -9,7 +9,7 @@ from typing import Dict
 
 import numpy as np
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param, render
 from mindface_au.inference.detect.csvfile import read_detections
 from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
 
@@ -42,9 +42,9 @@ def plot_detections(csv_path: str, out_png: str, video: bool = True, fps: float 
             intensity.append(values)
             names.append(f"{name} face {face}" if faces_per_image[name] > 1 else name)
         if len(found) > MAX_BARS:
-            print(f"--plot: showing the first {MAX_BARS} of {len(found)} faces", file=sys.stderr)
+            print(render(f"{param('plot')}: showing the first {MAX_BARS} of {len(found)} faces"), file=sys.stderr)
         if not probs:
-            raise UserError(f"--plot: no face was found in any image of {csv_path}; nothing to plot")
+            raise UserError(f"{param('plot')}: no face was found in any image of {csv_path}; nothing to plot")
         if has_intensity:
             intensity_args["intensity"] = np.asarray(intensity)
         plot_image_bars(
@@ -60,7 +60,10 @@ def plot_detections(csv_path: str, out_png: str, video: bool = True, fps: float 
             counts[fields[2]] += 1
     faces = sorted(counts, key=lambda f: (-counts[f], int(f) if f.isdigit() else 0))[:MAX_FACES] or ["0"]
     if len(counts) > MAX_FACES:
-        print(f"--plot: showing the {MAX_FACES} faces with most detections of {len(counts)}", file=sys.stderr)
+        print(
+            render(f"{param('plot')}: showing the {MAX_FACES} faces with most detections of {len(counts)}"),
+            file=sys.stderr,
+        )
     step = max(1, -(-frames // max_points))
     probs = np.full((len(faces), (frames + step - 1) // step, len(schema.au_names)), np.nan)
     intensity = np.full(probs.shape[:2] + (len(schema.intensity_au_names),), np.nan)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mindface_au.au_sets import INTENSITY_MAX
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.csvfile import iter_rows, read_detections, sidecar_path
 from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
 from mindface_au.utils.io import atomic_write
@@ -279,7 +279,7 @@ def write_report(
     video, output, status, error) give the index one row per video, named by its path under the input folder, with
     its status and duration; `root` is the output folder. Returns the files written."""
     if not csv_paths and not index:
-        raise UserError("--report: no detect results to report")
+        raise UserError(f"{param('report')}: no detect results to report")
     if not index:
         with atomic_write(out_html, encoding="utf-8") as handle:
             handle.write(video_page(csv_paths[0], threshold, k))

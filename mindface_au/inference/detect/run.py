@@ -24,7 +24,7 @@ from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from mindface_au.data.transforms import preprocess_faces
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param, render
 from mindface_au.inference.detect.csvfile import (
     WorkingFiles,
     check_finished,
@@ -325,7 +325,9 @@ class DetectJob:
             except BaseException as exc:
                 lock.release()
                 print(
-                    f"partial results kept in {self.files.partial}; run again with --resume to continue",
+                    render(
+                        f"partial results kept in {self.files.partial}; run again with {param('resume')} to continue"
+                    ),
                     file=sys.stderr,
                 )
                 guard.reraise_environment(exc, self.files.partial)  # disk full: one line naming the file
@@ -438,10 +440,15 @@ class DetectJob:
             self._resume_partial(settings)
             return
         if self.resume and not stale:
-            print(f"--resume: no partial file {partial}; starting from the first frame", file=sys.stderr)
+            print(
+                render(f"{param('resume')}: no partial file {partial}; starting from the first frame"), file=sys.stderr
+            )
         elif os.path.isfile(partial) and not stale:
             print(
-                f"replacing the partial results of an earlier run in {partial} (use --resume to continue it)",
+                render(
+                    "replacing the partial results of an earlier run in "
+                    f"{partial} (use {param('resume')} to continue it)"
+                ),
                 file=sys.stderr,
             )
         with guard.writing(partial), open(partial, "w", newline="", encoding="utf-8") as handle:

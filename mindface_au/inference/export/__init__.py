@@ -21,7 +21,7 @@ from typing import Optional, Union
 import numpy as np
 
 from mindface_au.config import Config, ModelConfig
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.export.checks import FORMATS, check_out, check_source
 from mindface_au.inference.export.ckpt import default_spec, export_release
 from mindface_au.inference.export.onnx import QUANTIZE, calibration_crops, onnx_modules
@@ -61,14 +61,14 @@ def export_network(
 
     fmt = fmt.upper()
     if fmt not in FORMATS or fmt == "CKPT":  # CKPT needs the recipe: export_release
-        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(f for f in FORMATS if f != 'CKPT')}")
+        raise UserError(f"{param('fmt')}: got {fmt!r}, expected one of {', '.join(f for f in FORMATS if f != 'CKPT')}")
     check_out(out, fmt)
     if batch_size < 1:
-        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+        raise UserError(f"{param('batch_size')}: got {batch_size}, expected a positive integer")
     if quantize is not None and quantize not in QUANTIZE:
-        raise UserError(f"--quantize: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
+        raise UserError(f"{param('quantize')}: got {quantize!r}, expected one of {', '.join(QUANTIZE)}")
     if quantize and fmt != "ONNX":
-        raise UserError(f"--quantize {quantize}: only with --format ONNX")
+        raise UserError(f"{param('quantize')} {quantize}: only with {param('fmt')} ONNX")
     run_net = inference_network(net, model_cfg)
     meta = {"source": source, "card": card, "settings": settings}
     if fmt == "MINDIR":
@@ -103,18 +103,20 @@ def export_model(
 
     fmt = fmt.upper()
     if fmt not in FORMATS:
-        raise UserError(f"--format: got {fmt!r}, expected one of {', '.join(FORMATS)}")
+        raise UserError(f"{param('fmt')}: got {fmt!r}, expected one of {', '.join(FORMATS)}")
     check_out(out, fmt)
     if batch_size < 1:
-        raise UserError(f"--batch-size: got {batch_size}, expected a positive integer")
+        raise UserError(f"{param('batch_size')}: got {batch_size}, expected a positive integer")
     if quantize and fmt != "ONNX":
-        raise UserError(f"--quantize {quantize}: only with --format ONNX")
+        raise UserError(f"{param('quantize')} {quantize}: only with {param('fmt')} ONNX")
     check_source(ckpt)
     if fmt != "CKPT":
         guard.check_outputs([out], [ckpt, calib], overwrite)
     if fmt == "CKPT":
         if isinstance(config, ModelConfig):
-            raise UserError("--format CKPT: the recipe is a whole config (YAML path or Config), not a model section")
+            raise UserError(
+                f"{param('fmt')} CKPT: the recipe is a whole config (YAML path or Config), not a model section"
+            )
         return export_release(ckpt, out, config, spec, device)
     if fmt == "ONNX":
         onnx_modules()

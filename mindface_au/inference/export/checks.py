@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 
 __all__ = ["FORMATS", "EXTENSIONS", "check_out", "check_source", "checked_diff"]
 
@@ -25,15 +25,19 @@ def check_out(out: str, fmt: str) -> None:
     """Refuse an output path that does not suit format `fmt`: a file name with its extension, or a folder (CKPT)."""
     if fmt == "CKPT":
         if os.path.exists(out) and not os.path.isdir(out):
-            raise UserError(f"--out {out}: is a file; --format CKPT writes into a folder (the file name is derived)")
+            raise UserError(
+                f"{param('out')} {out}: is a file; {param('fmt')} CKPT writes into a folder (the file name is derived)"
+            )
         if out.lower().endswith((".ckpt", ".yaml")):
-            raise UserError(f"--out {out}: --format CKPT takes a folder (the file name is derived), not a file name")
+            raise UserError(
+                f"{param('out')} {out}: {param('fmt')} CKPT takes a folder (the file name is derived), not a file name"
+            )
         return
     ext = EXTENSIONS[fmt]
     if not out.lower().endswith(ext):
-        raise UserError(f"--out {out}: expected a file name ending in {ext} for --format {fmt}")
+        raise UserError(f"{param('out')} {out}: expected a file name ending in {ext} for {param('fmt')} {fmt}")
     if os.path.isdir(out):
-        raise UserError(f"--out {out}: is a folder; give a {ext} file name")
+        raise UserError(f"{param('out')} {out}: is a folder; give a {ext} file name")
 
 
 def check_source(ckpt: str) -> None:

@@ -13,7 +13,7 @@ from typing import Optional, Union
 import numpy as np
 
 from mindface_au.config import Config
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.export.checks import check_out, check_source
 from mindface_au.release import SPEC_CHARS, check_spec, recipe_name, release_name, release_stem, safe_spec
 from mindface_au.utils.io import atomic_file, share
@@ -124,14 +124,16 @@ def export_release(
     if differ:
         key = differ[0]
         raise UserError(
-            f"--config: model.{key} is {trained[key]!r} but {ckpt} was trained with {getattr(model_cfg, key)!r}; "
+            f"{param('config')}: model.{key} is {trained[key]!r} but {ckpt} "
+            f"was trained with {getattr(model_cfg, key)!r}; "
             "give the config the run was trained with"
         )
     if spec is None or spec == "":
         spec = default_spec(recipe_cfg, recipe if isinstance(recipe, str) else "")
         if not spec:
             raise UserError(
-                f"--spec: the recipe's name could not be derived from the config; give --spec ({SPEC_CHARS})"
+                f"{param('spec')}: the recipe's name could not be derived from the "
+                f"config; give {param('spec')} ({SPEC_CHARS})"
             )
     else:
         check_spec(spec)
@@ -140,7 +142,7 @@ def export_release(
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from exc
+        raise UserError(f"{param('out')} {out_dir}: cannot create the folder ({exc.strerror})") from exc
     card = mf.card  # the model card travels into the release file; a card from before it held the settings
     if card is not None and "eval" not in card:  # gets the recipe's (what the run was validated with)
         card = {**card, **run_settings(model_cfg, recipe_cfg.eval, recipe_cfg.data.crop)}

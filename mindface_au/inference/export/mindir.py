@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 
 from mindface_au.config import ModelConfig
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.export.checks import checked_diff
 from mindface_au.inference.metadata import MODEL_INFO_KEY, encode_metadata, model_metadata
 from mindface_au.utils.io import atomic_path, mindspore_safe_path
@@ -37,7 +37,7 @@ def write_mindir(
     with atomic_path(out) as tmp, mindspore_safe_path(tmp) as written:  # MindSpore: no spaces, ASCII only
         ms.export(run_net, dummy, file_name=written, file_format="MINDIR", custom_func=add_info)
         if not os.path.isfile(written) or os.path.getsize(written) == 0:
-            raise UserError(f"--out {out}: MindSpore wrote no MindIR file")
+            raise UserError(f"{param('out')} {out}: MindSpore wrote no MindIR file")
         # the file's own check: the graph read back gives the network's outputs (a NaN model fails here)
         check = np.random.default_rng(0).normal(0, 1, (batch_size, 3, size, size)).astype(np.float32)
         got = ms.nn.GraphCell(ms.load(written))(ms.Tensor(check)).asnumpy()

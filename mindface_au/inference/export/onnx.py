@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from mindface_au.config import ModelConfig
-from mindface_au.errors import UserError
+from mindface_au.errors import UserError, param
 from mindface_au.inference.export.checks import checked_diff
 from mindface_au.inference.metadata import MODEL_INFO_KEY, encode_metadata, model_metadata, output_width
 from mindface_au.inference.model_file import ONNX_EXTRA, onnx_session
@@ -36,7 +36,7 @@ def onnx_modules():
         import onnx
         import onnxruntime  # noqa: F401 - the export is checked with it
     except ImportError as exc:
-        raise UserError(f"--format ONNX needs the onnx and onnxruntime packages: {ONNX_EXTRA}") from exc
+        raise UserError(f"{param('fmt')} ONNX needs the onnx and onnxruntime packages: {ONNX_EXTRA}") from exc
     return onnx
 
 
@@ -68,9 +68,9 @@ def _write_float(inference_net, size: int, batch: int, path: str, output_name: s
         )
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/TypeError for unsupported ops
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"--format ONNX: MindSpore could not export the network ({first[:200]})") from exc
+        raise UserError(f"{param('fmt')} ONNX: MindSpore could not export the network ({first[:200]})") from exc
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
-        raise UserError("--format ONNX: MindSpore wrote no ONNX file")
+        raise UserError(f"{param('fmt')} ONNX: MindSpore wrote no ONNX file")
 
 
 def _median_seconds(session, x: np.ndarray, repeats: int = 5) -> float:
@@ -135,17 +135,17 @@ def calibration_crops(spec, calib: Optional[str] = None, frames: int = 256, held
     from mindface_au.data.transforms import preprocess_faces
 
     if frames < 1:
-        raise UserError(f"--calib-frames: got {frames}, expected a positive integer")
+        raise UserError(f"{param('calib_frames')}: got {frames}, expected a positive integer")
     if calib:
         from mindface_au.inference.detect import IMAGE_EXTENSIONS
 
         if not os.path.isdir(calib):
-            raise UserError(f"--calib {calib}: not a folder of aligned face crops")
+            raise UserError(f"{param('calib')} {calib}: not a folder of aligned face crops")
         names = sorted(n for n in os.listdir(calib) if n.lower().endswith(IMAGE_EXTENSIONS))
         images = [cv2.imread(os.path.join(calib, n), cv2.IMREAD_COLOR) for n in names]
         images = [im for im in images if im is not None]
         if len(images) < 2:
-            raise UserError(f"--calib {calib}: found {len(images)} readable images, expected at least 2")
+            raise UserError(f"{param('calib')} {calib}: found {len(images)} readable images, expected at least 2")
         held = min(held_out, max(1, len(images) // 5))
         use = images[: min(frames, len(images) - held)]
         rest = images[len(images) - held :]
@@ -223,7 +223,7 @@ def write_onnx(
                 onnx.save(model, tmp)
             return info
         if calib_images is None or len(calib_images) == 0:
-            raise UserError("--quantize int8: no calibration crops")
+            raise UserError(f"{param('quantize')} int8: no calibration crops")
         quant_tmp = os.path.join(work, "int8.onnx")
         _quantize(float_path, quant_tmp, calib_images, work)
         held = held_out_images if held_out_images is not None and len(held_out_images) else check
