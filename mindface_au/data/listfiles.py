@@ -102,18 +102,19 @@ def _intensity_rows(path: str, paths: List[Tuple[int, str]], paths_file: str, au
         raise UserError(f"{path}: {len(rows)} rows, {paths_file} lists {len(paths)} images; expected one row per image")
     out = np.empty((len(rows), len(au_names)), np.float32)
     for i, ((line, text), (p_line, listed)) in enumerate(zip(rows, paths)):
-        parts = text.rsplit(None, len(au_names))
-        if len(parts) != len(au_names) + 1:
+        rest = text[len(listed) :]
+        if not text.startswith(listed) or (rest and not rest[0].isspace()):
             raise UserError(
-                f"{path}:{line}: {len(parts)} fields, expected the image path then {len(au_names)} values "
+                f"{path}:{line}: row {text[:80]!r} does not start with the image on line {p_line} of {paths_file}, "
+                f"{listed[:80]!r}; rows follow the image list, one per line"
+            )
+        tokens = rest.split()
+        if len(tokens) != len(au_names):
+            raise UserError(
+                f"{path}:{line}: {len(tokens)} values after the image path, expected {len(au_names)} "
                 f"({' '.join(au_names)})"
             )
-        if parts[0] != listed:
-            raise UserError(
-                f"{path}:{line}: image {parts[0][:80]!r}, but line {p_line} of {paths_file} lists {listed[:80]!r}; "
-                "rows follow the image list, one per line"
-            )
-        for j, token in enumerate(parts[1:]):
+        for j, token in enumerate(tokens):
             try:
                 value = float(token)
             except ValueError:
