@@ -232,6 +232,12 @@ def test_intensity_on_affwild2_is_refused_in_one_line(tmp_path):
     with pytest.raises(UserError) as excinfo:
         config("affwild2", tmp_path, "model.intensity=true", "data.split=official")
     assert one_line(excinfo).startswith("config key model.intensity: data.format affwild2 has no intensity labels")
+    with pytest.raises(UserError) as excinfo:
+        config("bp4d", tmp_path, "model.intensity=true", "model.intensity_au_names=[AU6, AU1]")
+    assert one_line(excinfo) == (
+        "config key model.intensity_au_names: data.format bp4d has no intensity labels for AU1; it labels AU6, "
+        "AU10, AU12, AU14, AU17"
+    )
     cfg = config("affwild2", tmp_path, "data.split=official")
     with pytest.raises(UserError, match="data.format affwild2 has no intensity labels"):
         get_split(cfg.data, ["AU12"])

@@ -156,7 +156,7 @@ def _validate_data(data: DataConfig, model: ModelConfig) -> None:
             f"valid: {', '.join(data.au_names)}"
         )
     if model.intensity:
-        check_intensity_format(data.format)  # affwild2 has no intensity labels: refused before any training
+        check_intensity_format(data.format, model.intensity_au_names)  # affwild2 has none: refused before training
     folds = fmt.num_folds
     data.split = data.split or ("official" if fmt.official else "fold1")
     expected = ("official or " if fmt.official else "") + (f"fold1..fold{folds}" if folds else "fold<k>")

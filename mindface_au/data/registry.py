@@ -7,7 +7,7 @@ imports MindSpore or the config.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 from mindface_au.au_sets import BP4D_INTENSITY_AUS, DISFA_INTENSITY_AUS, KNOWN_AU_SETS, default_rare_aus
 from mindface_au.data import affwild2, bp4d, disfa, listfiles
@@ -127,12 +127,19 @@ def format_au_names(data_format: str) -> Tuple[str, ...]:
     return FORMATS[data_format].au_names if data_format in FORMATS else ()
 
 
-def check_intensity_format(data_format: str) -> None:
-    """Refuse intensity labels (model.intensity) from a data format that has none (affwild2), in one line."""
+def check_intensity_format(data_format: str, intensity_au_names: Sequence[str] = ()) -> None:
+    """Refuse intensity labels (model.intensity) from a data format that has none (affwild2), or AUs of
+    `intensity_au_names` that a format with a known intensity set does not label, in one line."""
     fmt = get_format(data_format)
     if not fmt.has_intensity:
         holders = ", ".join(name for name, f in FORMATS.items() if f.has_intensity)
         raise UserError(
             f"config key model.intensity: data.format {data_format} has no intensity labels (formats with them: "
             f"{holders}); set model.intensity false"
+        )
+    outside = [au for au in intensity_au_names if fmt.intensity_aus and au not in fmt.intensity_aus]
+    if outside:
+        raise UserError(
+            f"config key model.intensity_au_names: data.format {data_format} has no intensity labels for "
+            f"{outside[0]}; it labels {', '.join(fmt.intensity_aus)}"
         )
