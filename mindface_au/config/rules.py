@@ -7,7 +7,7 @@ from typing import Any
 
 from mindface_au.au_sets import check_au_names, default_au_names, default_rare_aus
 from mindface_au.config.schema import Config, DataConfig, ModelConfig, TrainConfig
-from mindface_au.data.registry import CROPS, FORMATS, check_intensity_format, format_au_names, get_format
+from mindface_au.data.registry import CROPS, FORMATS, format_au_names, get_format
 from mindface_au.errors import UserError
 from mindface_au.models.specs import IRESNET_LAYERS
 from mindface_au.utils.guard import short_repr
@@ -156,7 +156,7 @@ def _validate_data(data: DataConfig, model: ModelConfig) -> None:
             f"valid: {', '.join(data.au_names)}"
         )
     if model.intensity:
-        check_intensity_format(data.format, model.intensity_au_names)  # affwild2 has none: refused before training
+        fmt.check_intensity(model.intensity_au_names)  # affwild2 has none: refused before any training
     folds = fmt.num_folds
     data.split = data.split or ("official" if fmt.official else "fold1")
     expected = ("official or " if fmt.official else "") + (f"fold1..fold{folds}" if folds else "fold<k>")

@@ -79,6 +79,22 @@ class DatasetFormat:
         """Whether the format can hold 0-5 intensity labels: a known intensity set, or list files (their own)."""
         return bool(self.intensity_aus) or not self.au_set
 
+    def check_intensity(self, intensity_au_names: Sequence[str] = ()) -> None:
+        """Refuse intensity labels (model.intensity) from this format when it has none (affwild2), or AUs of
+        `intensity_au_names` outside its known intensity set, in one line."""
+        if not self.has_intensity:
+            holders = ", ".join(name for name, f in FORMATS.items() if f.has_intensity)
+            raise UserError(
+                f"config key model.intensity: data.format {self.name} has no intensity labels (formats with them: "
+                f"{holders}); set model.intensity false"
+            )
+        outside = [au for au in intensity_au_names if self.intensity_aus and au not in self.intensity_aus]
+        if outside:
+            raise UserError(
+                f"config key model.intensity_au_names: data.format {self.name} has no intensity labels for "
+                f"{outside[0]}; it labels {', '.join(self.intensity_aus)}"
+            )
+
 
 def _parts(parts) -> Tuple[Tuple[str, ...], ...]:
     return tuple(tuple(part) for part in parts)
@@ -128,18 +144,5 @@ def format_au_names(data_format: str) -> Tuple[str, ...]:
 
 
 def check_intensity_format(data_format: str, intensity_au_names: Sequence[str] = ()) -> None:
-    """Refuse intensity labels (model.intensity) from a data format that has none (affwild2), or AUs of
-    `intensity_au_names` that a format with a known intensity set does not label, in one line."""
-    fmt = get_format(data_format)
-    if not fmt.has_intensity:
-        holders = ", ".join(name for name, f in FORMATS.items() if f.has_intensity)
-        raise UserError(
-            f"config key model.intensity: data.format {data_format} has no intensity labels (formats with them: "
-            f"{holders}); set model.intensity false"
-        )
-    outside = [au for au in intensity_au_names if fmt.intensity_aus and au not in fmt.intensity_aus]
-    if outside:
-        raise UserError(
-            f"config key model.intensity_au_names: data.format {data_format} has no intensity labels for "
-            f"{outside[0]}; it labels {', '.join(fmt.intensity_aus)}"
-        )
+    """`DatasetFormat.check_intensity` of format `data_format` (an unknown one is refused naming data.format)."""
+    get_format(data_format).check_intensity(intensity_au_names)
