@@ -3,6 +3,7 @@ files as written, parsed here independently), their one-line errors naming the f
 occurrence on 12 AUs, affwild2 refused with model.intensity), the pipeline's (B, C + K) label column and
 check-data's intensity report."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -264,6 +265,12 @@ def test_pipeline_label_column_is_occurrence_then_intensity(trees):
     batch = next(dataset.create_dict_iterator(num_epochs=1, output_numpy=True))["label"]
     assert batch.dtype == np.float32 and batch.shape == (4, 12 + 5)
     assert all(tuple(r) in rows for r in batch)
+    n = len(val[0]) - 1
+    assert n >= 1
+    cut = dataclasses.replace(val[0], frame_ids=val[0].frame_ids[:n], labels=val[0].labels[:n])
+    cut.image_paths = cut.image_paths[:n]  # a video cut without its intensities is refused, not misread
+    with pytest.raises(ValueError, match=rf"video '{cut.name}': {n + 1} intensity rows for {n} frames"):
+        create_eval_dataset([cut], cfg.data)
     plain = create_train_dataset(get_split(cfg.data)[0], cfg.data, seed=1)  # without intensity: (B, C) as before
     assert next(plain.create_dict_iterator(num_epochs=1, output_numpy=True))["label"].shape == (4, 12)
 

@@ -207,6 +207,11 @@ class FrameTable:
                 rows = np.full((len(keep), width), -1, np.float32)
                 rows[:, : video.labels.shape[1]] = np.asarray(video.labels, np.float32)[keep]
                 if video.intensity is not None:
+                    count = len(video.image_paths)
+                    if len(video.intensity) != count:  # a cut video must cut its intensities too
+                        raise ValueError(
+                            f"video {video.name!r}: {len(video.intensity)} intensity rows for {count} frames"
+                        )
                     rows[:, width - extra :] = np.asarray(video.intensity, np.float32)[keep]
                 labels.append(rows)
             vid.append(np.full(len(keep), v_index, np.int32))
