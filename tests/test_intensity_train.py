@@ -393,3 +393,46 @@ def test_run_cv_carries_intensity_per_fold(tmp_path):
     assert summary["intensity"] == folds and summary["intensity_mean"]["icc"] == {"AU1": 0.375, "AU6": 0.75}
     saved = json.load(open(tmp_path / "cv.json"))
     assert saved["intensity"]["fold1"]["icc"]["AU6"] is None
+
+
+# ---- the evidence baseline ----
+
+
+def test_training_mean_baseline_against_numpy(tmp_path):
+    """Each AU predicted as its coded training mean: MAE as numpy computes it, ICC 0, PCC n/a (constant
+    predictions), AU25 (constant labels) no ICC."""
+    from mindface_au.engine.evaluator import training_mean_baseline
+
+    train, val = _videos(tmp_path, (6, 5), seed=3), _videos(tmp_path, (4, 3), seed=4)
+    result = training_mean_baseline(train, val, HEAD)
+    t_train = np.concatenate([v.intensity for v in train]).astype(np.float64)
+    t_val = np.concatenate([v.intensity for v in val]).astype(np.float64)
+    for k, name in enumerate(HEAD):
+        mean = t_train[t_train[:, k] >= 0, k].mean()
+        keep = t_val[:, k] >= 0
+        assert result["train_mean"][name] == pytest.approx(mean, abs=1e-12)
+        assert result["mae"][name] == pytest.approx(np.mean(np.abs(t_val[keep, k] - np.float32(mean))), abs=1e-6)
+        assert result["pcc"][name] is None
+        assert result["icc"][name] is None if name == "AU25" else result["icc"][name] == pytest.approx(0, abs=1e-6)
+    assert json.loads(json.dumps(result))["mean_pcc"] is None
+
+
+def test_evidence_tool_refuses_a_model_without_the_head(tmp_path):
+    """tools/intensity_evidence.py as a user runs it: an occurrence-only model file is one line, exit 2."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = _save(_net(intensity=False), tmp_path / "occurrence.ckpt", _model_cfg())
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  epochs: 1\n")
+    tool = os.path.join(root, "tools", "intensity_evidence.py")
+    proc = subprocess.run(
+        [sys.executable, tool, "--config", str(config), "--model", path],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": root},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"error: {path}: the model has no intensity head (model.intensity false)"
+    )

@@ -35,6 +35,7 @@ from mindface_au.postprocess import fill_nearest, postprocess_video
 
 __all__ = [
     "load_model",
+    "split_videos",
     "predict_videos",
     "predict_video_outputs",
     "intensity_names",
@@ -42,6 +43,7 @@ __all__ = [
     "intensity_rows",
     "score_intensity",
     "format_intensity_dict",
+    "training_mean_baseline",
     "frame_probs",
     "count_videos",
     "score_videos",
@@ -64,6 +66,16 @@ def load_model(ckpt: str, model_cfg: Optional[ModelConfig] = None):
 
     mf = read_model_file(ckpt, model_cfg)
     return mf.build_network(), mf.model_config
+
+
+def split_videos(cfg: Config) -> Tuple[List, List]:
+    """(train, validation) videos of `cfg.data.split` (`data.get_split`), with the intensity labels of
+    `cfg.model.intensity_au_names` (`Video.intensity`) when the model has the intensity head."""
+    from mindface_au.data import get_split
+
+    if getattr(cfg.model, "intensity", False):
+        return get_split(cfg.data, list(cfg.model.intensity_au_names))
+    return get_split(cfg.data)
 
 
 def _image_only(video):
@@ -300,6 +312,30 @@ def score_intensity(truth: np.ndarray, pred: np.ndarray, names: Sequence[str]) -
     return result
 
 
+def training_mean_baseline(train_videos: Sequence, val_videos: Sequence, names: Sequence[str]) -> Dict:
+    """The trivial intensity baseline: every validation row predicted as the mean of the AU's coded training labels
+    (0 for an AU with none), scored like a model (`score_intensity`) plus "train_mean" per AU. Its ICC(3,1) is 0 and
+    its PCC n/a (the predictions do not vary); its MAE is what a model has to beat."""
+    names = list(names)
+    if train_videos:
+        train = np.concatenate([video_intensity(v, names) for v in train_videos]).astype(np.float64)
+    else:
+        train = np.zeros((0, len(names)))
+    means = []
+    for k in range(len(names)):
+        coded = train[:, k][train[:, k] >= 0]
+        means.append(float(coded.mean()) if coded.size else 0.0)
+    truth = (
+        np.concatenate([video_intensity(v, names) for v in val_videos])
+        if val_videos
+        else np.zeros((0, len(names)), np.float32)
+    )
+    pred = np.broadcast_to(np.asarray(means, np.float32), truth.shape)
+    result = score_intensity(truth, pred, names)
+    result["train_mean"] = dict(zip(names, means))
+    return result
+
+
 def format_intensity_dict(result: Dict, label: str = "intensity") -> str:
     """`metrics.format_intensity`'s table (ICC, PCC, MAE per AU and the mean; n/a: no value) of a
     `score_intensity` dict, e.g. as read back from metrics.json."""
@@ -373,7 +409,7 @@ def evaluate(
     "frames", "au_names"} plus "sweep" (Table 2) when asked, and "intensity" (`score_intensity`: ICC, PCC, MAE
     per AU of the head and their means) for a model with the intensity head.
     """
-    from mindface_au.data import get_split, load_split
+    from mindface_au.data import load_split
     from mindface_au.modelfile.loader import load_inference_model
     from mindface_au.modelfile.reader import apply_model_file, read_model_file
 
@@ -381,7 +417,7 @@ def evaluate(
     cfg, notes = apply_model_file(mf, cfg, prob_k, label_k, aus=False)  # the AU sets are compared below
     prob_k, label_k = cfg.eval.prob_k, cfg.eval.label_k
     if split == "val":
-        videos = get_split(cfg.data)[1]
+        videos = split_videos(cfg)[1]
     elif cfg.data.format != "affwild2":
         raise UserError(f"split {split!r}: {cfg.data.format} data is evaluated on the test part of data.split (val)")
     else:

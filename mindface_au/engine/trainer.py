@@ -214,8 +214,8 @@ def _resumed_config(resume: str, overrides: List[str]) -> Config:
 def _check_run(cfg: Config, resume: Optional[str], distributed: bool, device: Optional[str], overwrite: bool) -> _Setup:
     """Every check that can fail before training, in order, without touching the run directory (so a failed
     command can be run again as it is); builds the network and the datasets on the way."""
-    from mindface_au.data import get_split
     from mindface_au.engine.distributed import check_resume_workers, init_distributed
+    from mindface_au.engine.evaluator import split_videos
     from mindface_au.engine.runtime import resolve_runtime
     from mindface_au.engine.validation import check_validation_part
     from mindface_au.model_card import make_card
@@ -223,7 +223,7 @@ def _check_run(cfg: Config, resume: Optional[str], distributed: bool, device: Op
 
     # First those that need no device: the files the config names and the data.
     check_backbone_checkpoint(cfg.model)
-    train_videos, val_videos = get_split(cfg.data)
+    train_videos, val_videos = split_videos(cfg)  # with intensity labels for a model with the head
     validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
