@@ -436,3 +436,72 @@ def test_evidence_tool_refuses_a_model_without_the_head(tmp_path):
         proc.stderr.strip().splitlines()[-1]
         == f"error: {path}: the model has no intensity head (model.intensity false)"
     )
+
+
+# ---- eval: the command's text and JSON output (the model loader and the data reader stubbed) ----
+
+
+class _StubModel:
+    """What `eval` needs of an InferenceModel with the head (the inference contract: `predict_outputs`,
+    `intensity_au_names`), running a tiny network in memory."""
+
+    def __init__(self, net, mf):
+        from mindface_au.modelfile.loader import AUProbabilities
+
+        self.prob = AUProbabilities(net)
+        self.prob.set_train(False)
+        self.face_input, self.input_size = mf.preprocessing, mf.preprocessing.size
+        self.au_names = list(mf.model_config.au_names)
+        self.intensity_au_names = list(mf.model_config.intensity_au_names)
+
+    def predict_outputs(self, x, pad=False):
+        import mindspore as ms
+
+        probs, levels = self.prob(ms.Tensor(x))
+        return probs.asnumpy(), levels.asnumpy()
+
+    def card_text(self):
+        return "# a tiny model"
+
+
+def test_eval_prints_and_json_carries_intensity(tmp_path, monkeypatch, cli_in_process):
+    """`mindface-au eval` of a model with the head: ICC/PCC/MAE rows after the F1 lines, and --json's "intensity"
+    equal to numpy on the model's predictions, null ICC/PCC for the constant-label AU25."""
+    import mindface_au.engine.evaluator as evaluator
+    import mindface_au.modelfile.loader as loader
+    from mindface_au.modelfile.reader import read_model_file
+
+    net = _net(seed=7)
+    path = _save(net, tmp_path / "head.ckpt", _model_cfg(intensity=True, intensity_au_names=HEAD))
+    videos = _videos(tmp_path, (6, 4), seed=5)
+    stub = _StubModel(net, read_model_file(path))
+    monkeypatch.setattr(evaluator, "split_videos", lambda cfg: ([], videos))
+    monkeypatch.setattr(loader, "load_inference_model", lambda *a, **k: stub)
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  eval_batch_size: 16\n  num_workers: 1\n")
+
+    proc = cli_in_process("eval", "--config", config, "--model", path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["intensity"]
+    from mindface_au.config import load_config
+
+    _, outputs = evaluator.predict_video_outputs(stub, videos, load_config(str(config)).data)
+    pred = np.concatenate([p for _, p in outputs]).astype(np.float64)
+    truth = np.concatenate([v.intensity for v in videos]).astype(np.float64)
+    for k, name in enumerate(HEAD):
+        keep = truth[:, k] >= 0
+        assert result["mae"][name] == pytest.approx(np.mean(np.abs(pred[keep, k] - truth[keep, k])), abs=1e-6)
+        if name != "AU25":
+            assert result["icc"][name] == pytest.approx(_icc_3_1(truth[keep, k], pred[keep, k]), abs=1e-6)
+            assert result["pcc"][name] == pytest.approx(np.corrcoef(truth[keep, k], pred[keep, k])[0, 1], abs=1e-6)
+    assert result["icc"]["AU25"] is None and result["pcc"]["AU25"] is None and '"AU25": null' in proc.stdout
+
+    text = cli_in_process("eval", "--config", config, "--model", path)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("intensity"))
+    assert lines[head].split() == ["intensity", *HEAD, "mean"]
+    icc = lines[head + 1].split()
+    assert icc[0] == "ICC" and icc[4] == "n/a" and "(mean over 3 of 4 AUs)" in lines[head + 1]
+    assert icc[1] == f"{result['icc']['AU1']:.2f}" and icc[5] == f"{result['mean_icc']:.2f}"
+    assert lines[head + 3].split()[0] == "MAE" and "n/a" not in lines[head + 3]
