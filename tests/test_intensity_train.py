@@ -505,3 +505,19 @@ def test_eval_prints_and_json_carries_intensity(tmp_path, monkeypatch, cli_in_pr
     assert icc[0] == "ICC" and icc[4] == "n/a" and "(mean over 3 of 4 AUs)" in lines[head + 1]
     assert icc[1] == f"{result['icc']['AU1']:.2f}" and icc[5] == f"{result['mean_icc']:.2f}"
     assert lines[head + 3].split()[0] == "MAE" and "n/a" not in lines[head + 3]
+
+
+def test_train_refuses_an_init_checkpoint_of_another_network(tiny_synthau, tmp_path, cli):
+    """`mindface-au train` with train.init_checkpoint of another architecture: one line naming both, exit 2, and
+    no run directory written."""
+    from conftest import tiny_config
+
+    path = _save(_net(intensity=False), tmp_path / "other.ckpt", _model_cfg())  # head_dim 16, lrp_num 4
+    config = tiny_config(tiny_synthau, tmp_path / "c.yaml", init_checkpoint=path)
+    run = tmp_path / "run"
+    proc = cli("train", "--config", config, "--out", run, "--device", "CPU")
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"error: {path}: train.init_checkpoint is aunet_iresnet18 on " in last
+    assert last.endswith("no head: the architectures differ (model.input_size 32 in the file, 112 in the config)")
+    assert not run.exists()
