@@ -276,8 +276,8 @@ def _build_network(setup: _Setup) -> None:
     if cfg.train.intensity_only:
         trainable, frozen = freeze_all_but_intensity_head(net)
         notes.append(
-            f"train.intensity_only: only the intensity head trains ({trainable} parameters); every other weight and "
-            f"BatchNorm ({frozen} layers, running statistics kept) is frozen"
+            f"train.intensity_only: only the intensity head trains ({trainable} parameter tensors); every other weight "
+            f"and BatchNorm ({frozen} layers, running statistics kept) is frozen"
         )
     elif cfg.train.sync_bn:
         notes.append(
