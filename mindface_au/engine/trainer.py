@@ -131,8 +131,8 @@ def freeze_all_but_intensity_head(net) -> Tuple[int, int]:
 
     if getattr(net, "intensity_head", None) is None:
         raise UserError("train.intensity_only: the network has no intensity head; set model.intensity true")
-    for name, param in net.parameters_and_names():
-        param.requires_grad = name.startswith(INTENSITY_HEAD)
+    for name, weight in net.parameters_and_names():
+        weight.requires_grad = name.startswith(INTENSITY_HEAD)
     return len(net.trainable_params()), freeze_batchnorm(net)
 
 
