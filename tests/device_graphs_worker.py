@@ -62,10 +62,14 @@ def build_step(cfg, device="CPU", world_size=1):
     manager = runtime.loss_scale_manager()
     kwargs = {"loss_scale_manager": manager} if manager is not None else {}
     with amp_rewrite_folder(runtime.amp_level):
-        model = Model(net, create_loss(cfg.loss), optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
+        loss_fn = create_loss(cfg.loss, cfg.model, intensity_only=cfg.train.intensity_only)
+        model = Model(net, loss_fn, optimizer=optimizer, amp_level=runtime.amp_level, **kwargs)
     rng = np.random.default_rng(0)
     size = cfg.model.input_size
     labels = (rng.random((BATCH, cfg.model.num_classes)) < 0.3).astype(np.float32)
+    if cfg.model.intensity:  # occurrence, then the intensities (0-5) of the head's AUs, as the trainer's batches
+        levels = rng.integers(0, 6, (BATCH, len(cfg.model.intensity_au_names))).astype(np.float32)
+        labels = np.concatenate([labels, levels], axis=1)
     data = ds.NumpySlicesDataset(
         {"image": rng.uniform(-1, 1, (BATCH, 3, size, size)).astype(np.float32), "label": labels}, shuffle=False
     ).batch(BATCH)

@@ -113,7 +113,7 @@ def test_configs_lists_every_packaged_file_and_dump_round_trips(tmp_path):
     from mindface_au.config import CONFIG_DIR, config_to_dict, load_config
 
     files = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
-    assert len(files) == 12  # 7 affwild2 (Table 3 and fixed fusion), ascend_o2, bp4d and disfa, the demo, quick
+    assert len(files) == 14  # 7 affwild2 (Table 3, fixed fusion), ascend_o2, bp4d and disfa (+ intensity), demo, quick
     listing = run_cli("configs")
     assert listing.returncode == 0
     rows = [line.split(None, 1) for line in listing.stdout.strip().splitlines()]

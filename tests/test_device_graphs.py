@@ -45,6 +45,8 @@ RECIPE_SETTINGS = {
     "affwild2/fixed_fusion": ["train.optimizer=sgd", "train.sync_bn=false", "train.freeze_bn=false"],
     "bp4d/full_network": [],  # the paper's full network on the BP4D AU set (12 outputs, its own rare AUs)
     "disfa/full_network": [],  # and on the DISFA set (8 outputs)
+    "bp4d/intensity": [],  # with the intensity head on 5 of its 12 AUs (two outputs)
+    "disfa/intensity": [],  # occurrence and intensity on DISFA's 12 AUs
     "quick": [],  # the demo network, 6 epochs
 }
 # amp O0 and O2 are also compiled by the IR-dump test below (default config at tiny widths)

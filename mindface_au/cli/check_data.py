@@ -5,7 +5,11 @@ and fold<k>_test. Positive rates are keyed by the dataset's AU names, each over 
 and the image exists; an AU
 with no coded frame has no rate (`n/a`, `null` in JSON). Problems that do not stop the reading (an image file
 that is not an image, a list line outside the data root) are listed one line each on stderr and end the command
-with exit 2 after the report."""
+with exit 2 after the report.
+
+Intensity labels (bp4d, disfa, list): with model.intensity, those of model.intensity_au_names (a missing file is an
+error); otherwise those present (bp4d: the AUs whose intensity folder exists; disfa: the AUs with a label file for
+every subject). Each split then reports per AU the frames coded 0-5 and their mean (`n/a` / `null` with none)."""
 
 import argparse
 import json
@@ -58,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.data.formats import check_format
     from mindface_au.errors import UserError
 
-    report = check_data(cfg.data.root) if cfg.data.format == "affwild2" else check_format(cfg.data)
+    if cfg.data.format == "affwild2":
+        report = check_data(cfg.data.root)
+    else:
+        report = check_format(cfg.data, cfg.model.intensity_au_names if cfg.model.intensity else None)
     problems = report.get("problems", [])
     if args.json:
         print(json.dumps(report, indent=1))
@@ -80,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
             )
             rates = info["positive_rate"]
             print("  positive rate: " + " ".join(f"{au}={_rate(rate)}" for au, rate in rates.items()))
+            if info.get("intensity"):
+                print(
+                    "  intensity (coded frames, mean 0-5): "
+                    + " ".join(f"{au}={v['coded_frames']},{_rate(v['mean'])}" for au, v in info["intensity"].items())
+                )
             for key, text in NOTES.items():
                 if info.get(key):
                     print(f"  {info[key]} {text}")

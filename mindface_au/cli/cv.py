@@ -2,7 +2,7 @@
 
 Aff-Wild2: the official split and 4 folds (the paper's Table 1); BP4D, DISFA: the 3 subject folds; list files: one
 run per fold present. The table is ME-GraphAU's layout: a row per fold, a column per AU, the mean F1 last, and a
-mean row over the folds."""
+mean row over the folds. A model with the intensity head adds the ICC(3,1), PCC and MAE tables of its AUs."""
 
 import argparse
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
     from mindface_au.config import load_config
     from mindface_au.data.formats import check_folds
-    from mindface_au.engine.cv import cv_splits, format_table1, run_cv
+    from mindface_au.engine.cv import cv_splits, format_intensity_tables, format_table1, run_cv
     from mindface_au.errors import UserError
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     echo_config(cfg)
     summary = run_cv(cfg, args.out, splits)
     print(format_table1(summary["splits"], mean_row=True))
+    if summary.get("intensity"):
+        tables = format_intensity_tables(summary["intensity"])
+        print(tables or "intensity: no split has intensity scores (no validated epoch)")
     for line in predict_hints(cfg.data.format, summary["best_ckpts"]):
         print(line)
     return 0

@@ -1,4 +1,5 @@
-"""`mindface-au eval`: per-AU F1 of a checkpoint on validation data, raw and smoothed; `--sweep` for Table 2."""
+"""`mindface-au eval`: per-AU F1 of a checkpoint on validation data, raw and smoothed; `--sweep` for Table 2. A
+model with the intensity head also gets ICC(3,1), PCC and MAE per intensity AU and their means."""
 
 import argparse
 import json
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mindface_au.cli.common import echo_config
     from mindface_au.cli.train import load_config_fold
-    from mindface_au.engine.evaluator import evaluate, format_sweep
+    from mindface_au.engine.evaluator import evaluate, format_intensity_dict, format_sweep
     from mindface_au.errors import UserError
     from mindface_au.inference.model_file import apply_model_file, read_model_file
     from mindface_au.metrics import format_f1, format_mean
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     print(smoothed.splitlines()[1] + f"   (prob k {result['prob_k']}, label k {result['label_k']})")
     raw = format_mean([result["per_au"][n] for n in names])
     print(f"mean F1: {raw} raw, {format_mean([result['per_au_smoothed'][n] for n in names])} smoothed")
+    if "intensity" in result:
+        print(format_intensity_dict(result["intensity"]))
     if args.sweep:
         print(format_sweep(result["sweep"], result["prob_k"] or 8))
     return 0

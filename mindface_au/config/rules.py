@@ -130,14 +130,19 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_data(data: DataConfig, model: ModelConfig) -> None:
-    """data.format, its AU set (resolved into data.au_names), split, rare AUs and the DISFA keys."""
-    get_format(data.format)  # names a bad format
-    names = format_au_names(data.format)
-    if data.au_names and names and tuple(data.au_names) != names:
-        raise UserError(
-            f"config key data.au_names: {data.format} labels {', '.join(names)}; got {', '.join(data.au_names)}"
-        )
-    data.au_names = list(check_au_names(data.au_names or names or model.au_names, "data.au_names"))
+    """data.format, its AU set (resolved into data.au_names), split, rare AUs, the DISFA keys, and intensity labels
+    for model.intensity.
+
+    A known format's labels are read in one of its AU sets (`label_au_sets`: DISFA's 8, or all 12 it labels 0-5);
+    data.au_names left empty takes model.au_names when it is one of them, else the format's own set."""
+    fmt = get_format(data.format)  # names a bad format
+    sets = fmt.label_au_sets
+    if data.au_names and sets and tuple(data.au_names) not in sets:
+        labels = " or ".join(", ".join(names) for names in sets)
+        raise UserError(f"config key data.au_names: {data.format} labels {labels}; got {', '.join(data.au_names)}")
+    if not data.au_names and sets:
+        data.au_names = list(model.au_names) if tuple(model.au_names) in sets else list(fmt.au_names)
+    data.au_names = list(check_au_names(data.au_names or model.au_names, "data.au_names"))
     if data.au_names != list(model.au_names):
         raise UserError(
             f"config keys model.au_names ({', '.join(model.au_names)}) and the AUs of data.format {data.format} "
@@ -150,7 +155,8 @@ def _validate_data(data: DataConfig, model: ModelConfig) -> None:
             f"config key data.rare_aus: {unknown[0]!r} is not an AU of data.format {data.format}; "
             f"valid: {', '.join(data.au_names)}"
         )
-    fmt = FORMATS[data.format]
+    if model.intensity:
+        fmt.check_intensity(model.intensity_au_names)  # affwild2 has none: refused before any training
     folds = fmt.num_folds
     data.split = data.split or ("official" if fmt.official else "fold1")
     expected = ("official or " if fmt.official else "") + (f"fold1..fold{folds}" if folds else "fold<k>")

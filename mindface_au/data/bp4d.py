@@ -12,6 +12,18 @@ number an earlier row of the file already has is skipped with a warning naming t
 is labelled once, by its first row) and counted (`duplicate_frames`), as DISFA's shifted frame numbers are.
 Columns of AUs outside the set are ignored. One `Video` per subject-task, frames in file order (`frame_ids` are
 1-based row positions, so smoothing runs over consecutive rows even where frame numbers have gaps).
+
+Intensity (FERA 2015 subset: AU6, AU10, AU12, AU14, AU17, `BP4D_INTENSITY_AUS`), read when `intensity_au_names`
+asks for it (model.intensity_au_names)::
+
+    <root>/AUCoding/AU_INT/AU06/F001_T1_AU06.csv    lines "frame,intensity", 0-5, 9 = not coded
+
+This layout (`INTENSITY_DIR`, `INTENSITY_AU_DIR`, `INTENSITY_FILE`) follows the data set's description and is
+unchecked against a real BP4D tree: if yours differs, change these constants. A first line that is not numeric is
+taken as a header. Each occurrence row gets the intensity of its frame number (`Video.intensity`, float32, in
+`intensity_au_names` order); a frame the intensity file does not list, or lists as 9, is -1 (not coded, left out of
+the intensity loss and metrics, as 9 is in occurrence). Intensity rows of frames without an occurrence row are not
+used. A missing intensity file, a value other than 0-5 or 9, or a malformed line is an error naming the file.
 """
 
 import csv
@@ -21,7 +33,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.au_sets import BP4D_AUS, au_number
+from mindface_au.au_sets import BP4D_AUS, BP4D_INTENSITY_AUS, au_number
 from mindface_au.data.video import Video
 from mindface_au.errors import UserError
 
@@ -36,8 +48,23 @@ PARTS = (
     "F007 F015 F006 F019 M006 M009 F012 M003 F004 F021 F017 M015 F014".split(),
 )
 NOT_CODED = 9
+# The intensity layout (unchecked against a real BP4D tree, see the module docstring): one file per AU and
+# subject-task, e.g. AUCoding/AU_INT/AU06/F001_T1_AU06.csv; {number} is the AU's FACS number.
+INTENSITY_DIR = os.path.join("AUCoding", "AU_INT")
+INTENSITY_AU_DIR = "AU{number:02d}"
+INTENSITY_FILE = "{name}_AU{number:02d}.csv"
 
-__all__ = ["LABEL_DIR", "PARTS", "load_bp4d", "subject_of", "image_path"]
+__all__ = [
+    "LABEL_DIR",
+    "PARTS",
+    "INTENSITY_DIR",
+    "INTENSITY_AU_DIR",
+    "INTENSITY_FILE",
+    "load_bp4d",
+    "subject_of",
+    "image_path",
+    "intensity_path",
+]
 
 
 def subject_of(name: str) -> str:
@@ -47,6 +74,60 @@ def subject_of(name: str) -> str:
 
 def image_path(image_root: str, subject: str, task: str, frame: int) -> str:
     return os.path.join(image_root, subject, task, f"{int(frame)}{IMAGE_EXT}")
+
+
+def intensity_path(root: str, name: str, au: str) -> str:
+    """The intensity file of AU `au` for subject-task `name` (F001_T1) under `root` (see INTENSITY_FILE)."""
+    number = au_number(au)
+    return os.path.join(
+        root, INTENSITY_DIR, INTENSITY_AU_DIR.format(number=number), INTENSITY_FILE.format(name=name, number=number)
+    )
+
+
+def _read_intensity(path: str):
+    """(frame numbers, values with 9 as -1, line numbers) of one intensity file; see the module docstring."""
+    if not os.path.isfile(path):
+        raise UserError(
+            f"{path}: BP4D intensity file not found; expected lines frame,intensity (0-5, 9 = not coded) "
+            "(layout unchecked against real BP4D: docs/datasets.md)"
+        )
+    frames, values, lines = [], [], []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            if line_no == 1 and not cells[0].lstrip("-").isdigit():
+                continue  # a header
+            try:
+                frame, value = int(cells[0]), int(cells[1])
+            except (ValueError, IndexError):
+                raise UserError(f"{path}:{line_no}: expected frame,intensity, got {','.join(row)[:60]!r}") from None
+            if len(cells) != 2 or not (0 <= value <= 5 or value == NOT_CODED):
+                raise UserError(
+                    f"{path}:{line_no}: expected frame,intensity with intensity 0-5 or 9 (not coded), "
+                    f"got {','.join(row)[:60]!r}"
+                )
+            frames.append(frame)
+            values.append(-1 if value == NOT_CODED else value)
+            lines.append(line_no)
+    return np.asarray(frames, np.int64), np.asarray(values, np.float32), lines
+
+
+def _intensity(root: str, name: str, frames: np.ndarray, au_names: Sequence[str]) -> np.ndarray:
+    """(T, K) float32 intensities of the occurrence rows' `frames` (-1 where not coded or not listed)."""
+    out = np.full((len(frames), len(au_names)), -1, np.float32)
+    for j, au in enumerate(au_names):
+        if au not in BP4D_INTENSITY_AUS:
+            raise UserError(
+                f"intensity_au_names: BP4D has no intensity labels for {au}; it has {', '.join(BP4D_INTENSITY_AUS)}"
+            )
+        path = intensity_path(root, name, au)
+        numbers, values, lines = _read_intensity(path)
+        first = ~repeated_frames(path, numbers, lines)  # a frame listed twice: its first row, as in occurrence
+        by_frame = dict(zip(numbers[first].tolist(), values[first].tolist()))
+        out[:, j] = [by_frame.get(int(f), -1.0) for f in frames]
+    return out
 
 
 def _read_csv(path: str, au_names: Sequence[str]):
@@ -110,9 +191,15 @@ def repeated_frames(path: str, frames: np.ndarray, lines: Sequence[int]) -> np.n
 
 
 def load_bp4d(
-    root: str, image_root: str = "", subjects: Optional[Sequence[str]] = None, au_names: Sequence[str] = BP4D_AUS
+    root: str,
+    image_root: str = "",
+    subjects: Optional[Sequence[str]] = None,
+    au_names: Sequence[str] = BP4D_AUS,
+    intensity_au_names: Sequence[str] = (),
 ) -> List[Video]:
-    """One Video per subject-task of `subjects` (all when None), sorted by name; see the module docstring."""
+    """One Video per subject-task of `subjects` (all when None), sorted by name; see the module docstring.
+
+    `intensity_au_names`: the AUs whose 0-5 values fill `Video.intensity` (() = none, `Video.intensity` None)."""
     folder = os.path.join(root, LABEL_DIR)
     if not os.path.isdir(folder):
         raise UserError(f"{root}: not a BP4D tree; expected {LABEL_DIR}/<subject>_<task>.csv (e.g. F001_T1.csv)")
@@ -140,6 +227,7 @@ def load_bp4d(
         has_image = np.array([f"{f}{IMAGE_EXT}" in present for f in frames], bool)
         keep = coded & has_image & ~repeat
         positions = np.flatnonzero(keep) + 1
+        intensity = _intensity(root, stem, frames[keep], intensity_au_names) if intensity_au_names else None
         videos.append(
             Video(
                 name=stem,
@@ -150,6 +238,8 @@ def load_bp4d(
                 invalid_rows=int((~coded & ~repeat).sum()),
                 missing_images=int((coded & ~has_image & ~repeat).sum()),
                 duplicate_frames=int(repeat.sum()),
+                intensity=intensity,
+                intensity_au_names=tuple(intensity_au_names),
             )
         )
     return videos

@@ -1,13 +1,18 @@
-"""DISFA reader: one label file per subject and AU, intensities 0-5 thresholded into occurrence.
+"""DISFA reader: one label file per subject and AU, intensities 0-5: occurrence labels and intensity labels.
 
 Layout (as ME-GraphAU's `tool/DISFA_image_label_process.py` reads it)::
 
     <root>/ActionUnit_Labels/SN001/SN001_au1.txt     lines "frame,intensity", one per video frame
     <image_root>/SN001/0.png                         the crop of line t = 0 (0-based), ...
 
-An AU occurs when its intensity is at least `intensity_threshold` (data.intensity_threshold, 2 as usual);
-intensity estimation is out of scope. The image of line t is `{SN}/{t}.png` with `image_index="line"` (ME-GraphAU:
-the frame number in the file is not used) or `{SN}/{frame}.png` with `image_index="frame"`. Rows whose frame
+DISFA labels 12 AUs 0-5 (`DISFA_INTENSITY_AUS`: AU1 2 4 5 6 9 12 15 17 20 25 26). Occurrence labels are read for
+`au_names` (the 8 of `DISFA_AUS` by default, or all 12): an AU occurs when its intensity is at least
+`intensity_threshold` (data.intensity_threshold, 2 as usual). With `intensity_au_names` (model.intensity_au_names,
+any of the 12) the 0-5 values themselves are returned too (`Video.intensity`, float32, in that order; DISFA codes
+every frame, so none is -1). Only the files of the AUs asked for are opened.
+
+The image of line t is `{SN}/{t}.png` with `image_index="line"` (ME-GraphAU: the frame number in the file is not
+used) or `{SN}/{frame}.png` with `image_index="frame"`. Rows whose frame
 number is not t + 1 are counted (`Video.frame_number_mismatch`) and logged, so a shifted tree is not silent.
 With `image_index="frame"` a frame number that repeats an earlier row's would label one image twice: the later
 rows are skipped with a warning and counted (`Video.duplicate_frames`), as in the BP4D reader.
@@ -22,7 +27,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from mindface_au.au_sets import DISFA_AUS, au_number
+from mindface_au.au_sets import DISFA_AUS, DISFA_INTENSITY_AUS, au_number
 from mindface_au.data.bp4d import repeated_frames
 from mindface_au.data.video import Video
 from mindface_au.errors import UserError
@@ -73,10 +78,20 @@ def load_disfa(
     au_names: Sequence[str] = DISFA_AUS,
     intensity_threshold: int = 2,
     image_index: str = "line",
+    intensity_au_names: Sequence[str] = (),
 ) -> List[Video]:
-    """One Video per subject of `subjects` (all when None), sorted by name; see the module docstring."""
+    """One Video per subject of `subjects` (all when None), sorted by name; see the module docstring.
+
+    `intensity_au_names`: the AUs whose 0-5 values fill `Video.intensity` (() = none, `Video.intensity` None)."""
     if image_index not in ("line", "frame"):
         raise UserError(f"config key data.disfa_image_index: got {image_index!r}, expected line or frame")
+    for key, names in (("au_names", au_names), ("intensity_au_names", intensity_au_names)):
+        outside = [au for au in names if au not in DISFA_INTENSITY_AUS]
+        if outside:
+            raise UserError(
+                f"{key}: DISFA has no label file for {outside[0]}; it labels {', '.join(DISFA_INTENSITY_AUS)}"
+            )
+    wanted = list(dict.fromkeys(list(au_names) + list(intensity_au_names)))  # each file read once
     folder = os.path.join(root, LABEL_DIR)
     if not os.path.isdir(folder):
         raise UserError(f"{root}: not a DISFA tree; expected {LABEL_DIR}/<SN>/<SN>_au<N>.txt (e.g. SN001_au1.txt)")
@@ -88,8 +103,8 @@ def load_disfa(
         names = [n for n in names if n in set(subjects)]
     videos = []
     for subject in names:
-        columns, frames = [], None
-        for au in au_names:
+        values_of, frames = {}, None
+        for au in wanted:
             path = label_path(root, subject, au)
             au_frames, values, au_lines = _read_au(path)
             if frames is None:
@@ -103,8 +118,11 @@ def load_disfa(
                     f"{os.path.basename(first)} is frame {int(frames[i])}; a subject's AU files must list the same "
                     "frames in the same order"
                 )
-            columns.append(values >= int(intensity_threshold))
-        labels = np.stack(columns, axis=1).astype(np.int8)
+            values_of[au] = values
+        labels = np.stack([values_of[au] >= int(intensity_threshold) for au in au_names], axis=1).astype(np.int8)
+        intensity = None
+        if intensity_au_names:
+            intensity = np.stack([values_of[au] for au in intensity_au_names], axis=1).astype(np.float32)
         mismatch = int((frames != np.arange(1, len(frames) + 1)).sum())
         if mismatch:
             logger.warning(
@@ -134,6 +152,8 @@ def load_disfa(
                 missing_images=int((~has_image & ~repeat).sum()),
                 frame_number_mismatch=mismatch,
                 duplicate_frames=int(repeat.sum()),
+                intensity=intensity[keep] if intensity is not None else None,
+                intensity_au_names=tuple(intensity_au_names),
             )
         )
     return videos

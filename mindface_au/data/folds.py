@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
 from mindface_au.data.affwild2 import Video, load_split, pair_key, shared_videos
-from mindface_au.data.registry import FOLD_SPLITS, NUM_FOLDS
+from mindface_au.data.registry import FOLD_SPLITS, NUM_FOLDS, check_intensity_format
 from mindface_au.errors import UserError
 from mindface_au.utils.io import atomic_write
 
@@ -125,14 +125,17 @@ def split_by_folds(
     return train, val
 
 
-def get_split(data_cfg) -> Tuple[List[Video], List[Video]]:
+def get_split(data_cfg, intensity_au_names: Sequence[str] = ()) -> Tuple[List[Video], List[Video]]:
     """(train_videos, val_videos) for `data_cfg.split`: "official" or one of FOLD_SPLITS (see module docstring);
-    bp4d, disfa and list data (`data_cfg.format`) split by their own protocols (mindface_au.data.formats)."""
+    bp4d, disfa and list data (`data_cfg.format`) split by their own protocols (mindface_au.data.formats), with the
+    intensity labels of `intensity_au_names` (model.intensity_au_names; Aff-Wild2 has none and refuses them)."""
     fmt = getattr(data_cfg, "format", "affwild2")
     if fmt != "affwild2":
         from mindface_au.data.formats import fold_split
 
-        return fold_split(data_cfg)
+        return fold_split(data_cfg, intensity_au_names)
+    if intensity_au_names:
+        check_intensity_format(fmt)
     root = data_cfg.root
     if data_cfg.split in ("official", ""):  # "" is a DataConfig not yet validated: the default, official
         return load_train_val(root)

@@ -195,13 +195,25 @@ class FrameTable:
         self.paths: List[Optional[str]] = []
         labels, vid, pos = [], [], []
         width = next((v.labels.shape[1] for v in videos if v.labels is not None and v.labels.ndim == 2), num_aus)
+        # model.intensity: the label column is the occurrence labels then the K intensities (-1: not coded)
+        extra = max((len(v.intensity_au_names) for v in videos if v.intensity is not None), default=0)
+        width = width + extra if any(v.labels is not None for v in videos) else width
         for v_index, video in enumerate(videos):
             keep = [i for i, p in enumerate(video.image_paths) if p is not None]
             self.paths.extend(video.image_paths[i] for i in keep)
             if video.labels is None:
                 labels.append(np.full((len(keep), width), -1, np.float32))
             else:
-                labels.append(np.asarray(video.labels, np.float32)[keep])
+                rows = np.full((len(keep), width), -1, np.float32)
+                rows[:, : video.labels.shape[1]] = np.asarray(video.labels, np.float32)[keep]
+                if video.intensity is not None:
+                    count = len(video.image_paths)
+                    if len(video.intensity) != count:  # a cut video must cut its intensities too
+                        raise ValueError(
+                            f"video {video.name!r}: {len(video.intensity)} intensity rows for {count} frames"
+                        )
+                    rows[:, width - extra :] = np.asarray(video.intensity, np.float32)[keep]
+                labels.append(rows)
             vid.append(np.full(len(keep), v_index, np.int32))
             pos.append(np.asarray(keep, np.int32))
         self.labels = np.concatenate(labels) if labels else np.zeros((0, width), np.float32)
@@ -338,8 +350,9 @@ def create_train_dataset(
     process_workers: bool = False,
     face=None,
 ):
-    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded); same batch count every
-    epoch.
+    """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded; (B, C + K) when the
+    videos carry K intensities (model.intensity): C occurrence labels then the intensities 0-5, -1 = not coded);
+    same batch count every epoch.
 
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the

@@ -12,8 +12,9 @@ import numpy as np
 from mindspore.train import Callback
 
 from mindface_au.data.pipeline import skipped_images
+from mindface_au.engine.evaluator import format_intensity_dict
 from mindface_au.engine.run_dir import RunDirectory
-from mindface_au.metrics import format_f1
+from mindface_au.metrics import INTENSITY_METRICS, format_f1
 from mindface_au.utils.guard import reclaim_signal_handlers
 
 __all__ = [
@@ -142,6 +143,9 @@ class ProgressLogger(Callback):
         }
 
 
+# train.best_metric -> the validation record's score that picks best.ckpt, and its key in `best`
+BEST_KEYS = {"f1": ("val_mean_f1", "mean_f1"), "icc": ("val_mean_icc", "mean_icc")}
+
 LAST_EPOCH = "the last epoch (no validation: train.val_interval 0)"  # `best["metric"]` of a run without validation
 
 
@@ -155,7 +159,21 @@ def describe_best(best: Dict) -> str:
     metric = best.get("metric")
     if metric == LAST_EPOCH:
         return f"best epoch {best['epoch']}: the last epoch (no validation)"
+    if "mean_icc" in best:  # picked by train.best_metric icc
+        icc = "n/a" if best["mean_icc"] is None else f"{best['mean_icc']:.3f}"
+        return f"best epoch {best['epoch']}: val mean ICC {icc}, mean F1 {score}" + (f" ({metric})" if metric else "")
     return f"best epoch {best['epoch']}: val mean F1 {score}" + (f" ({metric})" if metric else "")
+
+
+def _intensity_text(intensity: Dict) -> str:
+    """ "val mean ICC 0.512, PCC 0.601, MAE 0.310" (n/a: no AU has a value; "over n of K AUs" when fewer)."""
+    total = len(intensity["au_names"])
+    parts = []
+    for metric, title in (("icc", "ICC"), ("pcc", "PCC"), ("mae", "MAE")):
+        mean, aus = intensity[f"mean_{metric}"], intensity["mean_aus"][metric]
+        text = "n/a" if mean is None else f"{mean:.3f}" + (f" over {aus} of {total} AUs" if aus < total else "")
+        parts.append(f"{title} {text}")
+    return "val mean " + ", ".join(parts)
 
 
 def _mean_text(mean: Optional[float], aus: Optional[int], total: int) -> str:
@@ -170,7 +188,10 @@ class EpochValidator(Callback):
 
     `val_interval` N validates after every N-th epoch and after `last_epoch`; the best checkpoint is the validated
     epoch with the highest raw validation mean F1 (over the AUs with coded frames; an epoch without validation, or
-    whose validation scored no AU, never replaces it). Without `evaluate_fn` (a run without validation,
+    whose validation scored no AU, never replaces it), or with `best_metric` "icc" (train.best_metric) the highest
+    validation mean ICC(3,1) of the intensity head (over the AUs that have one). A network with the intensity head
+    also logs and records the validation ICC, PCC and MAE per AU and their means ("val_intensity", "val_mean_icc",
+    "val_mean_pcc", "val_mean_mae"; None where there is no value). Without `evaluate_fn` (a run without validation,
     train.val_interval 0) the last epoch is the best checkpoint, as said once at the first epoch.
 
     `evaluate_fn()` returns the `scores_from_counts` dict with "frames" and "subset" (engine/validation.py; on
@@ -195,8 +216,12 @@ class EpochValidator(Callback):
         best: Optional[Dict] = None,
         val_interval: int = 1,
         last_epoch: int = 0,
+        best_metric: str = "f1",
     ) -> None:
         super().__init__()
+        if best_metric not in BEST_KEYS:
+            raise ValueError(f"best_metric must be one of {', '.join(BEST_KEYS)}, got {best_metric!r}")
+        self.best_metric = best_metric
         self.logger = logger
         self.progress = progress
         self.evaluate_fn = evaluate_fn
@@ -218,7 +243,7 @@ class EpochValidator(Callback):
     def _improves(self, score: Optional[float]) -> bool:
         if score is None:
             return False
-        best = self.best.get("mean_f1")
+        best = self.best.get(BEST_KEYS[self.best_metric][1])
         return not self.best.get("epoch") or best is None or score > best
 
     def on_train_epoch_end(self, run_context) -> None:
@@ -244,16 +269,20 @@ class EpochValidator(Callback):
             for key in ("frames", "subset", "mean_aus", "coded_frames"):
                 if key in result:
                     record[f"val_{key}"] = result[key]
-            self.logger.info(
-                f"epoch {epoch} validation ({result.get('subset', 'validation frames')})\n"
-                + format_f1(list(result["per_au"].values()), list(result["per_au"]), label="val")
-            )
+            table = format_f1(list(result["per_au"].values()), list(result["per_au"]), label="val")
+            if "intensity" in result:
+                intensity = result["intensity"]
+                record.update({f"val_mean_{m}": intensity[f"mean_{m}"] for m in INTENSITY_METRICS})
+                record["val_intensity"] = intensity
+                table += "\n" + format_intensity_dict(intensity, label="val intensity")
+            self.logger.info(f"epoch {epoch} validation ({result.get('subset', 'validation frames')})\n" + table)
         if "val_mean_f1" in record:
             total = len(record["val_per_au"])
             aus = record.get("val_mean_aus")
             val_text = (
                 f", val mean F1 {_mean_text(record['val_mean_f1'], aus, total)} (smoothed "
                 f"{_mean_text(record['val_mean_f1_smoothed'], aus, total)})"
+                + (f", {_intensity_text(record['val_intensity'])}" if "val_intensity" in record else "")
                 + (f" over {record['val_subset']}" if "val_subset" in record else "")
             )
         elif self.evaluate_fn is not None:
@@ -275,13 +304,25 @@ class EpochValidator(Callback):
         if self.evaluate_fn is None:  # no validation: every epoch replaces the best, the last one stays
             self.best = {"epoch": epoch, "mean_f1": None, "metric": LAST_EPOCH}
             run.save_checkpoint(self.net, "best", epoch)
-        elif "val_mean_f1" in record and self._improves(f1):  # epochs left out by val_interval never become best
-            metric = "raw val_mean_f1, prob k 0 label k 0"
+        elif "val_mean_f1" in record and self._improves(record.get(BEST_KEYS[self.best_metric][0])):
+            # epochs left out by val_interval never become best
+            if self.best_metric == "icc":
+                icc = record["val_mean_icc"]
+                metric = "val_mean_icc, ICC(3,1) of the intensity head"
+                self.best = {"epoch": epoch, "mean_f1": f1, "mean_icc": icc}
+                said = f"val mean ICC {icc:.3f}"
+            else:
+                metric = "raw val_mean_f1, prob k 0 label k 0"
+                self.best = {"epoch": epoch, "mean_f1": f1}
+                said = f"val mean F1 {100 * f1:.2f}"
             if "val_subset" in record:
                 metric += f", over {record['val_subset']}"
-            self.best = {"epoch": epoch, "mean_f1": f1, "metric": metric}
-            run.save_checkpoint(self.net, "best", epoch, val_mean_f1=f1, val_subset=record.get("val_subset"))
-            self.logger.info(f"epoch {epoch}: new best checkpoint (val mean F1 {100 * f1:.2f}, {metric})")
+            self.best["metric"] = metric
+            run.save_checkpoint(
+                self.net, "best", epoch, val_mean_f1=f1, val_subset=record.get("val_subset"),
+                val_mean_icc=record.get("val_mean_icc"),
+            )  # fmt: skip
+            self.logger.info(f"epoch {epoch}: new best checkpoint ({said}, {metric})")
         run.prune(epoch)
         run.write_metrics(self.history, self.best)
         # last: a resumed run re-reads metrics.json up to this epoch

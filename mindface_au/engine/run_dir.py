@@ -208,16 +208,19 @@ class RunDirectory:
         extra: Optional[dict] = None,
         val_mean_f1: Optional[float] = None,
         val_subset: Optional[str] = None,
+        val_mean_icc: Optional[float] = None,
     ) -> Optional[str]:
         """Write `net` as the `kind` checkpoint of `epoch` (with `epoch_num`, `extra` and the model card, its
-        validation mean F1 `val_mean_f1` over the frames `val_subset` describes); its path, None if not written
-        here (rank != 0)."""
+        validation mean F1 `val_mean_f1` over the frames `val_subset` describes, and for a model with the intensity
+        head its validation mean ICC `val_mean_icc`); its path, None if not written here (rank != 0)."""
         path = self.checkpoint_path(kind, epoch)
         if not self.writes:
             return None
         from mindface_au.models.checkpoint import save_checkpoint_atomic
 
         card = None if self.card is None else dict(self.card, val_mean_f1=val_mean_f1, val_subset=val_subset)
+        if card is not None and (self.model_config or {}).get("intensity"):
+            card["val_mean_icc"] = None if val_mean_icc is None else round(float(val_mean_icc), 6)
         extra = {"epoch_num": epoch, **(extra or {})}
         save_checkpoint_atomic(net, path, model_config=self.model_config, extra=extra, card=card)
         return path

@@ -5,6 +5,11 @@ loss scaling), the run directory (engine/run_dir.py, its layout and writers), th
 per device, synchronised or frozen: engine/distributed.py) and loss, `create_scheduler` / `create_optimizer`
 (engine/optim.py, the lr schedule), the callbacks (engine/callbacks.py) with per-epoch validation
 (engine/validation.py), then `Model.train` (twice when resuming mid-epoch: the rest of that epoch, then the others).
+
+With model.intensity the network also has the intensity head and both heads train together on the occurrence +
+intensity loss; train.init_checkpoint starts from a model file's weights (an occurrence model's into a network
+with the head: every weight but the head's) and train.intensity_only trains the head alone, every other parameter
+and BatchNorm statistic frozen, so the occurrence outputs stay those of that file.
 """
 
 import dataclasses
@@ -21,7 +26,12 @@ from mindface_au.config import Config, config_to_dict, load_config
 from mindface_au.engine.run_dir import RUN_FILES, RunDirectory
 from mindface_au.errors import UserError, param, render
 
-__all__ = ["train", "TrainingDiverged", "RUN_FILES"]
+__all__ = ["train", "TrainingDiverged", "RUN_FILES", "load_init_checkpoint", "freeze_all_but_intensity_head"]
+
+INTENSITY_HEAD = "intensity_head."  # parameter-name prefix of AUNet's intensity head (models/intensity.py)
+# model keys an init_checkpoint may differ in: the intensity head (its weights are left out or kept as built) and
+# where the backbone first came from
+_INIT_FREE_KEYS = ("intensity", "intensity_au_names", "backbone_checkpoint")
 
 
 class TrainingDiverged(UserError):
@@ -56,6 +66,74 @@ def check_backbone_checkpoint(model_cfg) -> None:
         f"(the paper's Table 3: {TABLE3_SCRATCH_F1:.2f} instead of {TABLE3_GLINT360K_F1:.2f} mean F1 on "
         f"Aff-Wild2's official validation, {cost:.2f} points less)"
     )
+
+
+def _architecture(model_cfg) -> Dict:
+    return {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in _INIT_FREE_KEYS}
+
+
+def _describe_architecture(model_cfg) -> str:
+    head = f"intensity head on {', '.join(model_cfg.intensity_au_names)}" if model_cfg.intensity else "no head"
+    return f"{model_cfg.name} on {', '.join(model_cfg.au_names)}, {head}"
+
+
+def load_init_checkpoint(net, model_cfg, path: str) -> str:
+    """Load the weights of model file `path` (train.init_checkpoint, a .ckpt) into `net`, built from `model_cfg`;
+    returns a line saying what was loaded.
+
+    The file's architecture (its embedded model config) must equal `model_cfg` but for the intensity head: a file
+    without the head loads into a network with it (every weight but the head's loads, strictly; the head keeps its
+    initial weights), a file with the head into a network without it (the head's weights are left out). A file whose
+    head covers other AUs, or any other difference, is refused with one line naming both."""
+    from mindface_au.modelfile.reader import read_model_file
+    from mindface_au.models.checkpoint import load_params_strict
+
+    if not os.path.isfile(path):
+        raise UserError(
+            f"{path}: train.init_checkpoint not found; expected a .ckpt model file (e.g. a run's best.ckpt)"
+        )
+    # a file without an embedded model config (none is written so today) is taken as this network without the head
+    mf = read_model_file(path, dataclasses.replace(model_cfg, intensity=False, intensity_au_names=[]))
+    if mf.kind != "ckpt":
+        raise UserError(f"{path}: train.init_checkpoint needs a .ckpt model file; an exported {mf.kind} has no weights")
+    theirs, ours = mf.model_config, model_cfg
+    differ = [k for k, v in _architecture(ours).items() if _architecture(theirs).get(k) != v]
+    if theirs.intensity and ours.intensity and list(theirs.intensity_au_names) != list(ours.intensity_au_names):
+        differ.append("intensity_au_names")
+    if differ:
+        key = differ[0]
+        raise UserError(
+            f"{path}: train.init_checkpoint is {_describe_architecture(theirs)}; the config builds "
+            f"{_describe_architecture(ours)}: the architectures differ (model.{key} {getattr(theirs, key)!r} in the "
+            f"file, {getattr(ours, key)!r} in the config)"
+        )
+    params = dict(mf.params)
+    mf.params = None  # released once loaded
+    note = "every weight"
+    if theirs.intensity and not ours.intensity:
+        params = {k: v for k, v in params.items() if not k.startswith(INTENSITY_HEAD)}
+        note = "every weight but its intensity head's (the config has none)"
+    elif ours.intensity and not theirs.intensity:
+        for name, param in net.parameters_and_names():
+            if name.startswith(INTENSITY_HEAD):
+                params[name] = param  # kept as built: the file has no head
+        note = "every weight but the intensity head's (the file has none; the head starts as built)"
+    load_params_strict(net, params, path)
+    return f"train.init_checkpoint {path}: loaded {note}"
+
+
+def freeze_all_but_intensity_head(net) -> Tuple[int, int]:
+    """train.intensity_only: every parameter outside `net.intensity_head` stops training (requires_grad off, so the
+    optimiser never sees it) and every BatchNorm normalises with, and keeps, its running statistics: the
+    occurrence outputs stay exactly those of the weights loaded. Returns (trainable parameters left, BatchNorms
+    frozen)."""
+    from mindface_au.engine.distributed import freeze_batchnorm
+
+    if getattr(net, "intensity_head", None) is None:
+        raise UserError("train.intensity_only: the network has no intensity head; set model.intensity true")
+    for name, weight in net.parameters_and_names():
+        weight.requires_grad = name.startswith(INTENSITY_HEAD)
+    return len(net.trainable_params()), freeze_batchnorm(net)
 
 
 def settings_warnings(cfg: Config) -> List[str]:
@@ -138,8 +216,8 @@ def _resumed_config(resume: str, overrides: List[str]) -> Config:
 def _check_run(cfg: Config, resume: Optional[str], distributed: bool, device: Optional[str], overwrite: bool) -> _Setup:
     """Every check that can fail before training, in order, without touching the run directory (so a failed
     command can be run again as it is); builds the network and the datasets on the way."""
-    from mindface_au.data import get_split
     from mindface_au.engine.distributed import check_resume_workers, init_distributed
+    from mindface_au.engine.evaluator import split_videos
     from mindface_au.engine.runtime import resolve_runtime
     from mindface_au.engine.validation import check_validation_part
     from mindface_au.model_card import make_card
@@ -147,7 +225,7 @@ def _check_run(cfg: Config, resume: Optional[str], distributed: bool, device: Op
 
     # First those that need no device: the files the config names and the data.
     check_backbone_checkpoint(cfg.model)
-    train_videos, val_videos = get_split(cfg.data)
+    train_videos, val_videos = split_videos(cfg)  # with intensity labels for a model with the head
     validating = check_validation_part(val_videos, cfg)  # an empty validation part stops here (engine/validation.py)
     target = init_context(device or cfg.train.device)
     rank, world_size = init_distributed() if distributed else (0, 1)
@@ -193,9 +271,17 @@ def _build_network(setup: _Setup) -> None:
     ds.config.set_seed(seed)
 
     net = create_model_from_config(cfg.model)
-    apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
     notes = setup.notes
-    if cfg.train.sync_bn:
+    if cfg.train.init_checkpoint:
+        notes.append(load_init_checkpoint(net, cfg.model, cfg.train.init_checkpoint))
+    apply_jit_level(runtime.jit_level, net)  # JitConfig on the network, before its first graph is compiled
+    if cfg.train.intensity_only:
+        trainable, frozen = freeze_all_but_intensity_head(net)
+        notes.append(
+            f"train.intensity_only: only the intensity head trains ({trainable} parameter tensors); every other weight "
+            f"and BatchNorm ({frozen} layers, running statistics kept) is frozen"
+        )
+    elif cfg.train.sync_bn:
         notes.append(
             f"BatchNorm: synchronised over {world_size} devices (nn.SyncBatchNorm, {sync_batchnorm(net)} layers)"
         )
@@ -206,7 +292,8 @@ def _build_network(setup: _Setup) -> None:
     if cfg.train.prelu_form != "native":
         notes.append(f"PReLU: {cfg.train.prelu_form} form in {set_prelu_form(net, cfg.train.prelu_form)} layers")
     notes.append(describe_memory(net, cfg, runtime))  # activation estimate against the device memory, before compiling
-    setup.net, setup.loss_fn = net, create_loss(cfg.loss)
+    setup.net = net
+    setup.loss_fn = create_loss(cfg.loss, cfg.model, intensity_only=cfg.train.intensity_only)
 
 
 def _plan_phases(setup: _Setup) -> None:
@@ -328,7 +415,7 @@ def _wire_callbacks(setup: _Setup, model, lrs, logger: logging.Logger, restored)
     )
     validator = EpochValidator(
         logger, progress, evaluate_fn, setup.run, net, model.train_network, history, lrs, steps, best=best,
-        val_interval=cfg.train.val_interval, last_epoch=cfg.train.epochs,
+        val_interval=cfg.train.val_interval, last_epoch=cfg.train.epochs, best_metric=cfg.train.best_metric,
     )  # fmt: skip
     logger.info(
         f"{len(setup.train_videos)} train videos, {len(setup.val_videos)} val videos, {steps} steps/epoch of "

@@ -11,8 +11,15 @@ graph): counts of disjoint videos add up, so the F1 equals a single-process `eva
 with no video (more ranks than videos) scores nothing and adds zero counts. The ranks wait for each other only at
 that sum, for about the validation time divided by the number of ranks, instead of every other rank waiting at its
 next gradient all-reduce while rank 0 scores everything.
+
+A network with the intensity head is also scored on intensity (ICC(3,1), PCC, MAE per AU: `metrics`). Those are
+not sums of per-video counts, so the ranks gather the predictions instead: every rank knows every validation video
+(all load the whole part), so each places the float32 bit patterns of its videos' predicted intensities at those
+videos' rows of one array over all videos in the single-process order, zeros elsewhere; the same integer sum then
+gives every rank the single-process array bit for bit, and the same ICC.
 """
 
+import dataclasses
 import logging
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +34,7 @@ __all__ = [
     "scorable_frames",
     "check_validation_part",
     "shard_videos",
+    "shard_indices",
     "create_validation",
 ]
 
@@ -47,16 +55,14 @@ def truncate_videos(videos: Sequence[Video], max_frames: int) -> Tuple[List[Vide
     out = []
     for v in videos:
         n = max(1, int(len(v) * max_frames / total))
+        intensity = getattr(v, "intensity", None)
         out.append(
-            Video(
-                v.name,
-                v.frame_ids[:n],
-                None if v.labels is None else v.labels[:n],
-                v.image_paths[:n],
-                v.num_frames,
-                v.invalid_rows,
-                v.missing_images,
-                v.frame_number_mismatch,
+            dataclasses.replace(
+                v,
+                frame_ids=v.frame_ids[:n],
+                labels=None if v.labels is None else v.labels[:n],
+                image_paths=v.image_paths[:n],
+                intensity=None if intensity is None else intensity[:n],
             )
         )
     return out, sum(len(v) for v in out)
@@ -103,15 +109,20 @@ def shard_videos(videos: Sequence[Video], rank: int, world_size: int) -> List[Vi
     """The whole videos rank `rank` of `world_size` scores: each video, longest first, goes to the rank with the
     fewest frames so far (the lowest rank on a tie), so the shards are disjoint, cover every video and hold about
     equal frame counts; a shard keeps the videos' order. A rank may get none (more ranks than videos)."""
+    return [videos[i] for i in shard_indices(videos, rank, world_size)]
+
+
+def shard_indices(videos: Sequence[Video], rank: int, world_size: int) -> List[int]:
+    """The indices into `videos` of `shard_videos(videos, rank, world_size)`, in order."""
     if world_size <= 1:
-        return list(videos)
+        return list(range(len(videos)))
     load = [0] * world_size
     owner = [0] * len(videos)
     for i in sorted(range(len(videos)), key=lambda i: (-len(videos[i]), i)):
         target = min(range(world_size), key=lambda r: (load[r], r))
         owner[i] = target
         load[target] += len(videos[i])
-    return [v for v, r in zip(videos, owner) if r == rank]
+    return [i for i, r in enumerate(owner) if r == rank]
 
 
 def describe_subset(kept: int, total: int, max_frames: int) -> str:
@@ -136,18 +147,33 @@ def create_validation(
     `combine` (default: the sum over the ranks, `all_reduce_sum`) adds the counts of all ranks. It returns the
     `scores_from_counts` dict (the same on every rank), plus "frames" (frames with an image scored) and
     "frames_unscored" (those that got no prediction; 0 unless an image is unreadable), "subset" (which frames:
-    all, or the first data.val_max_frames) and "videos"; logs them to `logger`; leaves `net` in training mode.
+    all, or the first data.val_max_frames) and "videos"; for a network with the intensity head also "intensity"
+    (`evaluator.score_intensity`: ICC, PCC, MAE per AU and their means, over the validation videos' coded
+    intensity rows); logs them to `logger`; leaves `net` in training mode.
     """
     from mindface_au.au_sets import default_au_names
-    from mindface_au.engine.evaluator import count_predictions, predict_videos, scores_from_counts
+    from mindface_au.engine.evaluator import (
+        count_predictions,
+        intensity_names,
+        intensity_rows,
+        predict_video_outputs,
+        score_intensity,
+        scores_from_counts,
+        video_intensity,
+    )
     from mindface_au.modelfile.loader import AUProbabilities
 
     prob_net = AUProbabilities(net)
     total = sum(len(v) for v in videos)
     eval_videos, kept = truncate_videos(videos, cfg.data.val_max_frames)
     subset = describe_subset(kept, total, cfg.data.val_max_frames)
-    mine = shard_videos(eval_videos, rank, world_size)
+    mine_idx = shard_indices(eval_videos, rank, world_size)
+    mine = [eval_videos[i] for i in mine_idx]
     au_names = default_au_names(cfg.data.au_names)
+    head = intensity_names(net)
+    # intensity: the rows of every validation video in order (labels known to every rank), this rank's filled in
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in eval_videos])]).astype(np.int64)
+    truth = np.concatenate([video_intensity(v, head) for v in eval_videos]) if head and eval_videos else None
     if combine is None and world_size > 1:
         from mindface_au.engine.distributed import all_reduce_sum
 
@@ -156,7 +182,7 @@ def create_validation(
     def validate() -> Dict:
         net.set_train(False)
         try:
-            predictions = predict_videos(prob_net, mine, cfg.data)
+            predictions, intensities = predict_video_outputs(prob_net, mine, cfg.data)
         finally:
             net.set_train(True)
         counts, _ = count_predictions(
@@ -164,11 +190,23 @@ def create_validation(
         )
         frames = sum(len(probs) for _, probs in predictions)
         unscored = sum(int(np.isnan(probs).any(axis=1).sum()) for _, probs in predictions)
-        packed = np.concatenate([counts.reshape(-1), [frames, unscored]]).astype(np.int64)
+        bits = np.zeros((0,), np.int64)
+        if truth is not None:  # this rank's predicted intensities, as float32 bit patterns at their global rows
+            rows = np.zeros((int(offsets[-1]), len(head)), np.float32)
+            for i, (video, pair) in zip(mine_idx, zip(mine, intensities)):
+                rows[offsets[i] : offsets[i + 1]] = intensity_rows([video], [pair], head)[1]
+            bits = rows.view(np.int32).astype(np.int64).reshape(-1)
+        packed = np.concatenate([counts.reshape(-1), bits, [frames, unscored]]).astype(np.int64)
         if combine is not None:
             packed = np.asarray(combine(packed)).astype(np.int64).reshape(packed.shape)
-        result = scores_from_counts(packed[:-2].reshape(counts.shape), cfg.eval.prob_k, cfg.eval.label_k, au_names)
+        n_counts = counts.size
+        result = scores_from_counts(
+            packed[:n_counts].reshape(counts.shape), cfg.eval.prob_k, cfg.eval.label_k, au_names
+        )
         result.update(frames=int(packed[-2]), frames_unscored=int(packed[-1]), subset=subset, videos=len(eval_videos))
+        if truth is not None:
+            pred = packed[n_counts:-2].astype(np.int32).view(np.float32).reshape(truth.shape)
+            result["intensity"] = score_intensity(truth, pred, head)
         if logger is not None:
             shard = f"; {world_size} ranks, this one scored {len(mine)} whole videos" if world_size > 1 else ""
             logger.info(

@@ -5,14 +5,18 @@ Each layout holds that data set's AU set and subject names taken from each of it
 
 - ``bp4d``: `AUCoding/AU_OCC/{S}_{T}.csv` (header 0 = frame number, then AU numbers incl. AU5, which is outside
   the set and must be ignored), frame numbers starting anywhere with gaps, spans of 9 ("not coded") in some
-  AUs, and frames without an image; crops `{S}/{T}/{frame}.jpg`.
+  AUs, and frames without an image; crops `{S}/{T}/{frame}.jpg`. Intensity files of AU6, AU10, AU12, AU14, AU17
+  in the reader's layout (`bp4d.intensity_path`: `AUCoding/AU_INT/AU06/{S}_{T}_AU06.csv`, lines frame,intensity)
+  with a span of 9 (not coded) in one AU of each subject-task.
 - ``disfa``: `ActionUnit_Labels/{SN}/{SN}_au{N}.txt` for DISFA's 12 labelled AUs (intensity 0-5; AU5 and AU20
-  all 0), images `{SN}/{t}.png` by 0-based line index, some missing.
+  all 0: SynthAU never moves them), images `{SN}/{t}.png` by 0-based line index, some missing.
 - ``list``: ME-GraphAU list files for the 3 BP4D-set folds (`SynthAU_{train,test}_{img_path,label}_fold{k}.txt`,
-  9 where not coded) with images under `img/`; every listed path has an image.
+  9 where not coded) with images under `img/`; every listed path has an image. Intensity lists beside them
+  (`SynthAU_{train,test}_intensity_fold{k}.txt`: the image path, then the 12 BP4D AUs' intensities in that order,
+  9 where the occurrence label is 9), the default model.intensity_au_names of this list data.
 
-Intensities map to DISFA's 0-5 scale as min(5, floor(a / 0.15)), so intensity >= 2 is the same event as the
-SynthAU label (a >= 0.3). The tree is written in a temporary folder and renamed when complete.
+Intensities map to the FACS 0-5 scale as min(5, floor(a / 0.15)) (`facs_intensity`), so intensity >= 2 is the same
+event as the SynthAU label (a >= 0.3). The tree is written in a temporary folder and renamed when complete.
 """
 
 import hashlib
@@ -23,17 +27,24 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS, au_number
-from mindface_au.data import bp4d, disfa
+from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, BP4D_INTENSITY_AUS, DISFA_AUS, DISFA_INTENSITY_AUS, au_number
+from mindface_au.data import bp4d, disfa, listfiles
 from mindface_au.data.synthau.dataset import GENERATOR, SUMMARY_FILE, _spans, generate, synth_video, write_image
 from mindface_au.data.synthau.face import EXTRA_AUS
 from mindface_au.errors import UserError
 
 FORMATS = ("affwild2", "bp4d", "disfa", "list")
-DISFA_FILE_AUS = tuple(f"AU{n}" for n in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26))  # label files DISFA ships
+DISFA_FILE_AUS = DISFA_INTENSITY_AUS  # label files DISFA ships
 LIST_PREFIX = "SynthAU"
+INTENSITY_STEP = 0.15  # SynthAU intensity a in [0, 1] -> FACS min(5, floor(a / INTENSITY_STEP))
+INTENSITY_AUS = {"bp4d": BP4D_INTENSITY_AUS, "disfa": DISFA_INTENSITY_AUS, "list": BP4D_AUS}  # written per layout
 
-__all__ = ["FORMATS", "write_synthau"]
+__all__ = ["FORMATS", "INTENSITY_AUS", "write_synthau", "facs_intensity"]
+
+
+def facs_intensity(values: np.ndarray) -> np.ndarray:
+    """SynthAU intensities in [0, 1] as FACS 0-5 integers: min(5, floor(a / 0.15)); >= 2 exactly when a >= 0.3."""
+    return np.minimum(5, np.floor(np.asarray(values) / INTENSITY_STEP + 1e-9)).astype(np.int64)
 
 
 def _columns(video: Dict, names) -> np.ndarray:
@@ -73,7 +84,23 @@ def _bp4d_video(root: str, name: str, frames: int, seed: int, image_dir: Optiona
         labels[_spans(rng, frames, 1, (3, max(4, frames // 4))), j] = bp4d.NOT_CODED
     steps = np.where(rng.random(frames) < 0.08, int(rng.integers(2, 5)), 1)  # gaps in the frame numbers
     numbers = int(rng.integers(1, 2000)) + np.cumsum(steps) - steps[0]
-    return {"video": video, "labels": labels, "numbers": numbers, "has_image": ~video["no_face"]}
+    facs = facs_intensity(_columns(video, BP4D_AUS))  # (T, 12) 0-5 of BP4D_AUS
+    facs[labels == bp4d.NOT_CODED] = bp4d.NOT_CODED  # an AU not coded for occurrence has no intensity either
+    return {"video": video, "labels": labels, "numbers": numbers, "has_image": ~video["no_face"], "facs": facs}
+
+
+def _write_bp4d_intensity(tmp: str, name: str, item: Dict, seed: int) -> None:
+    """The intensity files of one subject-task (BP4D_INTENSITY_AUS, the reader's layout), with a span of 9 in one AU
+    drawn from its own stream (the occurrence files do not change with it)."""
+    rng = np.random.default_rng(_seed(seed + 2, name))
+    values = item["facs"][:, [BP4D_AUS.index(au) for au in BP4D_INTENSITY_AUS]].copy()
+    frames = len(values)
+    values[_spans(rng, frames, 1, (3, max(4, frames // 4))), int(rng.integers(len(BP4D_INTENSITY_AUS)))] = 9
+    for j, au in enumerate(BP4D_INTENSITY_AUS):
+        path = bp4d.intensity_path(tmp, name, au)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write("".join(f"{n},{v}\n" for n, v in zip(item["numbers"], values[:, j])))
 
 
 def _write_bp4d(tmp: str, per_part: int, tasks: int, frames: int, seed: int) -> Dict:
@@ -96,6 +123,7 @@ def _write_bp4d(tmp: str, per_part: int, tasks: int, frames: int, seed: int) -> 
                     out = bp4d.image_path(tmp, subject, task, number)
                     os.makedirs(os.path.dirname(out), exist_ok=True)
                     write_image(out, image)
+            _write_bp4d_intensity(tmp, f"{subject}_{task}", item, seed)
             counts[f"{subject}_{task}"] = int(item["has_image"].sum())
     return counts
 
@@ -105,7 +133,7 @@ def _write_disfa(tmp: str, per_part: int, frames: int, seed: int) -> Dict:
     for subject in _subjects(disfa.PARTS, per_part):
         video = synth_video(_seed(seed, subject), frames, extra=True)
         _drop_one_image(video, np.random.default_rng(_seed(seed + 1, subject)))
-        intensity = np.minimum(5, np.floor(_columns(video, DISFA_FILE_AUS) / 0.15 + 1e-9)).astype(int)
+        intensity = facs_intensity(_columns(video, DISFA_FILE_AUS))
         for j, au in enumerate(DISFA_FILE_AUS):
             path = disfa.label_path(tmp, subject, au)
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -131,7 +159,7 @@ def _write_list(tmp: str, per_part: int, frames: int, seed: int) -> Dict:
                 path = os.path.join("img", name, f"{item['numbers'][i]}.jpg")
                 os.makedirs(os.path.join(tmp, os.path.dirname(path)), exist_ok=True)
                 write_image(os.path.join(tmp, path), image)
-                rel.append((path.replace(os.sep, "/"), item["labels"][i]))
+                rel.append((path.replace(os.sep, "/"), item["labels"][i], item["facs"][i]))
         items[subject] = rel
     for fold in range(1, 4):
         test_part = bp4d.PARTS[3 - fold]
@@ -141,9 +169,12 @@ def _write_list(tmp: str, per_part: int, frames: int, seed: int) -> Dict:
         ):
             rows = [r for s in chosen for r in items[s]]
             with open(os.path.join(tmp, f"{LIST_PREFIX}_{part}_img_path_fold{fold}.txt"), "w", encoding="utf-8") as f:
-                f.write("".join(p + "\n" for p, _ in rows))
+                f.write("".join(p + "\n" for p, _, _ in rows))
             with open(os.path.join(tmp, f"{LIST_PREFIX}_{part}_label_fold{fold}.txt"), "w", encoding="utf-8") as f:
-                f.write("".join(" ".join(str(int(v)) for v in lab) + "\n" for _, lab in rows))
+                f.write("".join(" ".join(str(int(v)) for v in lab) + "\n" for _, lab, _ in rows))
+            name = listfiles.INTENSITY_FILE.format(ds=LIST_PREFIX, part=part, k=fold)
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+                f.write("".join(" ".join([p] + [str(int(v)) for v in facs]) + "\n" for p, _, facs in rows))
     return {s: len(r) for s, r in items.items()}
 
 
@@ -184,6 +215,7 @@ def write_synthau(
             counts = _write_list(tmp, subjects_per_part, frames, seed)
         names = {"bp4d": BP4D_AUS, "disfa": DISFA_AUS, "list": BP4D_AUS}[format]
         summary = {"generator": GENERATOR, "format": format, "seed": seed, "frames": frames, "au_names": list(names)}
+        summary["intensity_au_names"] = list(INTENSITY_AUS[format])
         summary["images"] = counts
         with open(os.path.join(tmp, SUMMARY_FILE), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=1)
