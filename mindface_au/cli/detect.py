@@ -1,5 +1,5 @@
-"""`mindface-au detect`: AU probabilities for an image, a folder of images, a video or a folder of videos, one CSV
-row per frame and face (one CSV per video for a folder of videos).
+"""`mindface-au detect`: AU probabilities (and intensities, for a model with the intensity head) for an image, a
+folder of images, a video or a folder of videos, one CSV row per frame and face (one CSV per video for a folder).
 
 The CSV goes to OUT.partial while running and is renamed to OUT when complete; after an interruption run the same
 command with --resume to continue from the last complete frame (see the package mindface_au/inference/detect/).
@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-faces", action="store_true", help="every face with a tracked face_id (default: largest)")
     parser.add_argument("--min-face-size", type=int, default=20, help="smallest face side in pixels (default 20)")
     parser.add_argument(
-        "--prob-k", type=int, default=0, help="smooth probabilities over 2k+1 processed frames per face track"
+        "--prob-k",
+        type=int,
+        default=0,
+        help="smooth probabilities (and intensities) over 2k+1 processed frames per face track",
     )
     parser.add_argument("--max-gap", type=int, default=30, help="processed frames a face may vanish, keeping its id")
     parser.add_argument(

@@ -1,9 +1,10 @@
-"""`mindface-au detect`: AU probabilities for an image, a folder of images, a video or a folder of videos.
+"""`mindface-au detect`: AU probabilities (and intensities, for a model with the intensity head) for an image, a
+folder of images, a video or a folder of videos.
 
 The package's parts, one job each:
 - `sources`: frames of a video (container timestamps, --start/--end) or of image files; finding videos in a folder.
 - `tracking`: faces per frame: MTCNN on keyframes and O-Net tracking in between, or detection on every frame.
-- `rows`: the one row schema (CSV writer, CSV reader, Python rows, report), AU columns from the model's AU set.
+- `rows`: the one row schema (CSV writer, CSV reader, Python rows, report), AU columns from the model's AU sets.
 - `options`: `DetectOptions`, the options that decide the rows, checked once; the settings a sidecar records.
 - `model`: `DetectModel`, what detect needs of a loaded model; the model card, sha256 and threshold it records.
 - `run`: `iter_detections` (the streaming loop) and `detect_one` (one input -> one CSV, resumable, sidecar JSON),

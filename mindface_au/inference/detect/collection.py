@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mindface_au.errors import UserError, current_parameter_names, param, use_parameter_names
 from mindface_au.inference.detect.csvfile import WorkingFiles, check_finished, input_identity, read_json, sidecar_path
-from mindface_au.inference.detect.model import detect_model, model_threshold
+from mindface_au.inference.detect.model import detect_model, model_digest, model_threshold
 from mindface_au.inference.detect.options import DetectOptions
 from mindface_au.inference.detect.run import check_working_names, detect_one
 from mindface_au.inference.detect.sources import find_videos
@@ -179,7 +179,8 @@ def _model_facts(predictor, model_options: dict, workers: int) -> Tuple[str, flo
     or None): the model file is read once here, for every video."""
     if predictor is not None:
         model = detect_model(predictor)
-        return model.path, model_threshold(model.file), model.sha256, None
+        # the sha256 a single-video run records too (the file's, when a model built in memory names one)
+        return model.path, model_threshold(model.file), model_digest(model.path, model), None
     from mindface_au.inference.model_file import read_model_file
 
     given = {k: model_options[k] for k in ("config", "device", "threads") if k in model_options}

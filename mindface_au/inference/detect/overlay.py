@@ -1,4 +1,5 @@
-"""`--overlay out.mp4`: the input video with each face's box, landmarks, face_id and a bar per AU.
+"""`--overlay out.mp4`: the input video with each face's box, landmarks, face_id and a bar per AU (and, for a CSV
+with intensity columns, an orange bar per intensity AU: its length is the intensity on the 0-5 scale).
 
 Drawn from the finished CSV (so `--prob-k` smoothing shows), at the input's frame times (a variable-rate video
 stays variable), encoded as H.264 (yuv420p, MP4), which browsers play. OpenCV's wheel only writes mp4v, which they
@@ -8,19 +9,21 @@ processed ones (`every` > 1) show the last processed frame's faces.
 
 import collections
 import fractions
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np
 
+from mindface_au.au_sets import INTENSITY_MAX
 from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.csvfile import iter_rows
-from mindface_au.inference.detect.rows import LANDMARK_COLUMNS, RowSchema
+from mindface_au.inference.detect.rows import INTENSITY_SUFFIX, LANDMARK_COLUMNS, RowSchema
 from mindface_au.inference.detect.sources import open_source
 from mindface_au.utils.io import atomic_path
 
 __all__ = ["write_overlay", "check_overlay", "draw_faces", "face_colour"]
 
+_INTENSITY_BGR = (13, 115, 217)  # the report's intensity orange (#d9730d)
 _PALETTE = [(66, 135, 245), (60, 180, 75), (230, 159, 0), (204, 121, 167), (0, 158, 115), (213, 94, 0)]
 
 
@@ -30,8 +33,11 @@ def face_colour(face_id) -> tuple:
     return (b, g, r)
 
 
-def draw_faces(image: np.ndarray, rows: List[dict], au_names: List[str]) -> np.ndarray:
-    """Draw the face rows of one frame onto a copy of `image` (BGR)."""
+def draw_faces(
+    image: np.ndarray, rows: List[dict], au_names: List[str], intensity_au_names: Sequence[str] = ()
+) -> np.ndarray:
+    """Draw the face rows of one frame onto a copy of `image` (BGR): a line per AU with its probability bar, and
+    its intensity bar (on a dark 0-5 track) right of it for the AUs of `intensity_au_names`."""
     out = image.copy()
     h, w = out.shape[:2]
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
@@ -46,19 +52,26 @@ def draw_faces(image: np.ndarray, rows: List[dict], au_names: List[str]) -> np.n
         if all(v is not None for v in marks):
             for i in range(0, 10, 2):
                 cv2.circle(out, (int(round(marks[i])), int(round(marks[i + 1]))), 2, (0, 255, 255), -1, cv2.LINE_AA)
-        # a bar per AU: length = probability, green where the 0/1 column is 1
+        # a bar per AU: length = probability, green where the 0/1 column is 1; then its intensity bar
         line, bar = 11, 40
-        panel_w = 38 + bar
+        names = list(au_names) + [a for a in intensity_au_names if a not in au_names]
+        panel_w = 38 + bar + (4 + bar if intensity_au_names else 0)
         px = x + bw + 4 if x + bw + 4 + panel_w <= w else max(0, x - panel_w - 4)
-        py = max(0, min(y, h - line * len(au_names)))
-        for i, au in enumerate(au_names):
+        py = max(0, min(y, h - line * len(names)))
+        for i, au in enumerate(names):
             top = py + i * line
-            p = float(row.get(f"{au}_prob") or 0.0)
-            on = bool(row.get(au))
             cv2.rectangle(out, (px, top), (px + panel_w, top + line - 1), (30, 30, 30), -1)
             cv2.putText(out, au, (px + 2, top + line - 3), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
-            cv2.rectangle(out, (px + 36, top + 2), (px + 36 + int(round(p * bar)), top + line - 3),
-                          (80, 200, 80) if on else (160, 160, 160), -1)  # fmt: skip
+            if au in au_names:
+                p = float(row.get(f"{au}_prob") or 0.0)
+                on = bool(row.get(au))
+                cv2.rectangle(out, (px + 36, top + 2), (px + 36 + int(round(p * bar)), top + line - 3),
+                              (80, 200, 80) if on else (160, 160, 160), -1)  # fmt: skip
+            if au in intensity_au_names:
+                left, value = px + 40 + bar, float(row.get(f"{au}{INTENSITY_SUFFIX}") or 0.0)
+                cv2.rectangle(out, (left, top + 2), (left + bar, top + line - 3), (70, 70, 70), -1)
+                cv2.rectangle(out, (left, top + 2), (left + int(round(value / INTENSITY_MAX * bar)), top + line - 3),
+                              _INTENSITY_BGR, -1)  # fmt: skip
     return out
 
 
@@ -108,7 +121,8 @@ def write_overlay(video_path: str, csv_path: str, out_path: str, crf: int = 23) 
                 if frame.index > last:
                     break
                 current = by_frame.get(frame.index, current)
-                image = draw_faces(frame.image, current, schema.au_names)[: stream.height, : stream.width]
+                image = draw_faces(frame.image, current, schema.au_names, schema.intensity_au_names)
+                image = image[: stream.height, : stream.width]
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
                 ms = (frame.timestamp if frame.timestamp is not None else (frame.index - 1) / fps) * 1000.0
                 pts = max(int(round(ms)), last_pts + 1)  # strictly increasing

@@ -4,6 +4,8 @@ For a video, per face: each AU's probability over time with its smoothed 0/1 per
 face's frames each AU is present (smoothed); the frames without a face (as periods); the run's settings and the
 model card (from the CSV's sidecar JSON). For images (one image or a folder): a bar chart of AU probabilities per
 image with a face, and the images without one. For a folder of videos, an index page links one page per video.
+A CSV with intensity columns (a model with the intensity head) adds, in the same AU panels, each AU's intensity
+over time as an orange line on the 0-5 scale, and per face the mean intensity per AU (per image: its intensities).
 
 The 0/1 periods use `mindface_au.postprocess.smooth_probs` over 2k+1 detections of the face (k = the run's
 `prob_k`, or `DISPLAY_K` when the run did not smooth), thresholded at the run's threshold.
@@ -17,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mindface_au.au_sets import INTENSITY_MAX
 from mindface_au.errors import UserError, param
 from mindface_au.inference.detect.csvfile import iter_rows, read_detections, sidecar_path
 from mindface_au.inference.detect.rows import FILE_COLUMN, RowSchema
@@ -25,6 +28,8 @@ from mindface_au.utils.io import atomic_write
 __all__ = ["write_report", "video_page", "DISPLAY_K"]
 
 DISPLAY_K = 5  # smoothing window half-width of the 0/1 periods when the run itself did not smooth
+PROB_COLOUR = "#1f5fbf"  # probability lines
+INTENSITY_COLOUR = "#d9730d"  # intensity lines and bars (the overlay's and the plot's intensity colour too)
 MAX_POINTS = 1500  # points per plotted line (longer tracks are subsampled for the drawing only)
 _CSS = (
     "body{font-family:sans-serif;margin:16px;color:#222;max-width:1100px}h1{font-size:20px}h2{font-size:17px;"
@@ -55,8 +60,29 @@ def _fmt(seconds: float, is_time: bool) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
-def _au_svg(times, probs, on, t0, t1, threshold, width=860, height=46) -> str:
-    """One AU's probability line over [t0, t1] with its 0/1 periods shaded."""
+def _polylines(times, values, x, y, colour: str) -> List[str]:
+    """A line through (x(t), y(v)), subsampled to MAX_POINTS and broken where the face was away (gaps in its
+    frames)."""
+    step = max(1, -(-len(times) // MAX_POINTS))
+    gap = 3 * step * max(float(np.median(np.diff(times))) if len(times) > 1 else 1.0, 1e-9)
+    segments, seg, last = [], [], None
+    for i in range(0, len(times), step):
+        if last is not None and times[i] - last > gap:
+            segments.append(seg)
+            seg = []
+        seg.append(f"{x(times[i]):.1f},{y(float(values[i])):.1f}")
+        last = times[i]
+    segments.append(seg)
+    return [
+        f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" points="{" ".join(seg)}"/>'
+        for seg in segments
+        if seg
+    ]
+
+
+def _au_svg(times, probs, on, t0, t1, threshold, width=860, height=46, intensity=None) -> str:
+    """One AU's probability line over [t0, t1] with its 0/1 periods shaded, and its intensity line (0-5 from the
+    bottom to the top of the panel) when given; probs None: the intensity line alone."""
     span = max(t1 - t0, 1e-9)
 
     def x(t):
@@ -64,39 +90,42 @@ def _au_svg(times, probs, on, t0, t1, threshold, width=860, height=46) -> str:
 
     parts = [f'<svg width="{width}" height="{height}" role="img">']
     parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fafafa" stroke="#ddd"/>')
-    for a, b in _periods(on, times):
-        parts.append(
-            f'<rect x="{x(a):.1f}" y="0" width="{max(x(b) - x(a), 1.5):.1f}" height="{height}" fill="#b8e0b8"/>'
+    if probs is not None:
+        for a, b in _periods(on, times):
+            parts.append(
+                f'<rect x="{x(a):.1f}" y="0" width="{max(x(b) - x(a), 1.5):.1f}" height="{height}" fill="#b8e0b8"/>'
+            )
+        ty = height - 2 - threshold * (height - 4)
+        parts.append(f'<line x1="0" x2="{width}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" stroke-dasharray="3,3"/>')
+        parts += _polylines(times, probs, x, lambda v: height - 2 - v * (height - 4), PROB_COLOUR)
+    if intensity is not None:
+        parts += _polylines(
+            times, intensity, x, lambda v: height - 2 - v / INTENSITY_MAX * (height - 4), INTENSITY_COLOUR
         )
-    ty = height - 2 - threshold * (height - 4)
-    parts.append(f'<line x1="0" x2="{width}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#999" stroke-dasharray="3,3"/>')
-    step = max(1, -(-len(times) // MAX_POINTS))
-    gap = 3 * step * max(float(np.median(np.diff(times))) if len(times) > 1 else 1.0, 1e-9)
-    segments, seg, last = [], [], None
-    for i in range(0, len(times), step):  # break the line where the face was away (gaps in its frames)
-        if last is not None and times[i] - last > gap:
-            segments.append(seg)
-            seg = []
-        seg.append(f"{x(times[i]):.1f},{height - 2 - float(probs[i]) * (height - 4):.1f}")
-        last = times[i]
-    segments.append(seg)
-    for seg in segments:
-        if seg:
-            parts.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="1.2" points="{" ".join(seg)}"/>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _share_svg(names: Sequence[str], shares: Sequence[float], width=420) -> str:
+def _share_svg(names: Sequence[str], shares: Sequence[float], width=420, texts=None, colour="#3a9a3a") -> str:
+    """Horizontal bars of shares in [0, 1], labelled as percentages (or by `texts`)."""
     row = 16
     parts = [f'<svg width="{width}" height="{row * len(names) + 4}">']
     for i, (name, share) in enumerate(zip(names, shares)):
         y = 2 + i * row
+        text = f"{100 * share:.1f}%" if texts is None else texts[i]
         parts.append(f'<text x="0" y="{y + 12}" font-size="12">{html.escape(name)}</text>')
-        parts.append(f'<rect x="60" y="{y + 2}" width="{share * 300:.1f}" height="{row - 5}" fill="#3a9a3a"/>')
-        parts.append(f'<text x="{66 + share * 300:.1f}" y="{y + 12}" font-size="11">{100 * share:.1f}%</text>')
+        parts.append(f'<rect x="60" y="{y + 2}" width="{share * 300:.1f}" height="{row - 5}" fill="{colour}"/>')
+        parts.append(f'<text x="{66 + share * 300:.1f}" y="{y + 12}" font-size="11">{text}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _intensity_svg(names: Sequence[str], values) -> str:
+    """Horizontal bars of intensities on the 0-5 scale, labelled with their values."""
+    values = [float(v) for v in values]
+    return _share_svg(
+        names, [v / INTENSITY_MAX for v in values], texts=[f"{v:.2f}" for v in values], colour=INTENSITY_COLOUR
+    )
 
 
 def _sidecar(csv_path: str) -> dict:
@@ -159,6 +188,9 @@ def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int
             probs = [r[c] for c in schema.prob_columns]
             body.append(f"<h3>{html.escape(str(r[FILE_COLUMN]))} (face {r['face_id']})</h3>")
             body.append(_share_svg(schema.au_names, probs))
+            if schema.intensity_columns:
+                body.append('<p class="note">Intensity (0-5)</p>')
+                body.append(_intensity_svg(schema.intensity_au_names, [r[c] for c in schema.intensity_columns]))
         if empty:
             names = ", ".join(html.escape(str(r[FILE_COLUMN])) for r in empty)
             body.append(f"<h2>Images without a face</h2><p>{names}</p>")
@@ -171,25 +203,42 @@ def video_page(csv_path: str, threshold: Optional[float] = None, k: Optional[int
         for r in faces:
             tracks[r["face_id"]].append(r)
         unit = "s" if is_time else "frame"
+        intensity_note = (
+            "; orange: intensity on the 0-5 scale (0 at the bottom of the panel, 5 at the top)"
+            if schema.intensity_columns
+            else ""
+        )
         body.append(
             f'<p class="note">Time axis {_fmt(t0, is_time)} - {_fmt(t1, is_time)} ({unit}); green: AU present '
-            f"(probability smoothed over {2 * k_show + 1} detections, threshold {threshold}); dashed: threshold.</p>"
+            f"(probability smoothed over {2 * k_show + 1} detections, threshold {threshold}); dashed: threshold"
+            f"{intensity_note}.</p>"
         )
+        intensity_index = {au: j for j, au in enumerate(schema.intensity_au_names)}
+        only_intensity = [au for au in schema.intensity_au_names if au not in schema.au_names]
         for fid in sorted(tracks):
             track = tracks[fid]
             times = np.array([r[key] for r in track], dtype=np.float64)
             probs = np.array([[r[c] for c in schema.prob_columns] for r in track], dtype=np.float64)
             smooth = smooth_probs(probs, k_show) if len(track) else probs
             on = smooth >= threshold
+            intensity = np.array([[r[c] for c in schema.intensity_columns] for r in track], dtype=np.float64)
             body.append(
                 f"<h2>Face {fid}</h2><p>{len(track)} detections, {_fmt(times[0], is_time)} - "
                 f"{_fmt(times[-1], is_time)}</p>"
             )
             for j, au in enumerate(schema.au_names):
+                line = intensity[:, intensity_index[au]] if au in intensity_index else None
                 body.append(f'<div class="au"><b>{html.escape(au)}</b>')
-                body.append(_au_svg(times, probs[:, j], on[:, j], t0, t1, threshold) + "</div>")
+                body.append(_au_svg(times, probs[:, j], on[:, j], t0, t1, threshold, intensity=line) + "</div>")
+            for au in only_intensity:  # an intensity AU without an occurrence column: its intensity alone
+                body.append(f'<div class="au"><b>{html.escape(au)}</b>')
+                line = intensity[:, intensity_index[au]]
+                body.append(_au_svg(times, None, None, t0, t1, threshold, intensity=line) + "</div>")
             body.append("<h3>Share of the face's frames with the AU present</h3>")
             body.append(_share_svg(schema.au_names, on.mean(axis=0).tolist()))
+            if schema.intensity_columns:
+                body.append("<h3>Mean intensity over the face's frames (0-5)</h3>")
+                body.append(_intensity_svg(schema.intensity_au_names, intensity.mean(axis=0)))
         if not tracks:
             body.append("<p>No face was found.</p>")
         missing = np.array([not r["success"] for r in rows])

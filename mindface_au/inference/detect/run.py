@@ -42,6 +42,8 @@ from mindface_au.inference.detect.model import (
     model_au_names,
     model_card,
     model_digest,
+    model_intensity_au_names,
+    model_outputs,
     model_threshold,
 )
 from mindface_au.inference.detect.options import DetectOptions
@@ -97,6 +99,7 @@ def iter_detections(
     on_frame: Optional[Callable[[Frame], None]] = None,
     timer: Optional[StageTimer] = None,
     au_names: Optional[Sequence[str]] = None,
+    intensity_au_names: Optional[Sequence[str]] = None,
     finder_out: Optional[list] = None,
     states: Optional[StateLog] = None,
     finder_state: Optional[dict] = None,
@@ -108,7 +111,9 @@ def iter_detections(
     its fields as keywords (aligned, detector, all_faces, min_face_size, every, detect_size, track, keyframe_every,
     start_time, end_time) say how faces are found. The tracker counts processed frames (frame 1 + k * every is step
     k + 1), so its `max_age` is in processed frames. `track=False` runs the face detector on every frame; otherwise
-    faces are followed between keyframes (see `tracking`). `au_names` default to the model's. `finder_out`, if
+    faces are followed between keyframes (see `tracking`). `au_names` and `intensity_au_names` (the intensity
+    head's AUs; none without the head) default to the model's; rows carry `intensity` when there are such AUs.
+    `finder_out`, if
     given, receives the FaceFinder (for its keyframe count). `states` records the finder's state before each frame;
     `finder_state` (a saved one) is where a resume starts.
     """
@@ -130,7 +135,10 @@ def iter_detections(
     if finder_out is not None:
         finder_out.append(finder)
     timer = timer if timer is not None else StageTimer()
-    schema = RowSchema(au_names or model_au_names(model), with_file=source.kind == "images")
+    intensity_au_names = model_intensity_au_names(model) if intensity_au_names is None else intensity_au_names
+    schema = RowSchema(
+        au_names or model_au_names(model), with_file=source.kind == "images", intensity_au_names=intensity_au_names
+    )
     spec = model.face_input
     size = spec.size
     pad = source.kind == "video" or (source.count or 0) > model.batch_size
@@ -142,11 +150,13 @@ def iter_detections(
             t = time.perf_counter()
             x = preprocess_faces(crops, spec)
             t = timer.add("align", t)
-            probs = model.predict(x, pad=pad)
+            probs, intensity = model_outputs(model, x, pad=pad)
             timer.add("network", t)
             for row in queue:
                 if row.slot is not None:
-                    row.probs, row.slot = probs[row.slot], None
+                    row.probs = probs[row.slot]
+                    row.intensity = None if intensity is None else intensity[row.slot]
+                    row.slot = None
             crops.clear()
 
     frames = source.frames(start, every, opts.start_time, opts.end_time)
@@ -291,6 +301,7 @@ class DetectJob:
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         self.plot, self.overlay, self.report = plot, overlay, report
         self.au_names = list(au_names) if au_names else None
+        self.intensity_au_names: List[str] = []  # the model's intensity AUs (set by `load_model`)
         self.digest = model_sha256
         self.files = WorkingFiles(output)
         self.model_file = None  # the ModelFile read in `prepare` (when no loaded model was given)
@@ -405,12 +416,14 @@ class DetectJob:
             )  # fmt: skip
         model = self.model
         self.au_names = self.au_names or model_au_names(model)
+        self.intensity_au_names = model_intensity_au_names(model)
         print(f"detect: {model.describe()}", file=sys.stderr)
         print(model.card_text(), file=sys.stderr)  # what it was trained on (a SynthAU model: not validated)
         problem = model.crop_problem(self.options.aligned)
         if problem:  # a model trained on other face crops than this tool can make
             raise UserError(problem)
-        self.header = RowSchema(self.au_names, with_file=self.source.kind == "images").columns
+        schema = RowSchema(self.au_names, self.source.kind == "images", intensity_au_names=self.intensity_au_names)
+        self.header = schema.columns
 
     def start(self) -> None:
         """A fresh partial file (header, settings, tracker state), or the interrupted run's continued (`resume`):
@@ -479,7 +492,8 @@ class DetectJob:
                 rows = iter_detections(
                     source, self.model, self.options, start=self.first, tracker=self.tracker,
                     on_frame=lambda f: bar.update(1), timer=self.timer, au_names=self.au_names,
-                    finder_out=self.finders, states=self.states, finder_state=self.saved and self.saved["finder"],
+                    intensity_au_names=self.intensity_au_names, finder_out=self.finders, states=self.states,
+                    finder_state=self.saved and self.saved["finder"],
                 )  # fmt: skip
                 last_frame = None
                 for row in rows:

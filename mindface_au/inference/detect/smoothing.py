@@ -1,8 +1,10 @@
-"""`--prob-k`: a streaming pass over a detect CSV that smooths each face track's probabilities.
+"""`--prob-k`: a streaming pass over a detect CSV that smooths each face track's probabilities (and intensities).
 
-`smooth_csv` uses `mindface_au.postprocess.smooth_probs` (the evaluation's function) on each row's window of 2k+1
-detections of that track, clipped at the track's ends (identical to smoothing the whole track at once), and
-recomputes the 0/1 columns. A track restarts after a gap of more than `max_gap` processed frames without that
+`smooth_csv` uses `mindface_au.postprocess.smooth_probs` (the evaluation's function: the mean over the window) on
+each row's window of 2k+1 detections of that track, clipped at the track's ends (identical to smoothing the whole
+track at once), and recomputes the 0/1 columns. A CSV with intensity columns gets them smoothed by the same window
+(an intensity jitters from frame to frame like a probability, and a track's mean over 2k+1 frames is the same
+estimate for both). A track restarts after a gap of more than `max_gap` processed frames without that
 face. Memory holds only the rows of the open windows, whatever the video length.
 """
 
@@ -20,7 +22,8 @@ __all__ = ["smooth_csv"]
 
 
 class _Track:
-    """Smoothing state of one face track segment: the last 2k+1 probability rows and the rows awaiting output."""
+    """Smoothing state of one face track segment: the last 2k+1 rows' values (probabilities, then intensities) and
+    the rows awaiting output."""
 
     def __init__(self) -> None:
         self.buf: Deque[Tuple[list, np.ndarray]] = collections.deque()
@@ -31,7 +34,8 @@ class _Track:
 
 
 def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int = 30, every: int = 1) -> int:
-    """Stream `src` (a detect CSV) into `dst` with probabilities smoothed per face track over 2k+1 detections.
+    """Stream `src` (a detect CSV) into `dst` with probabilities (and intensities, where the CSV has them) smoothed
+    per face track over 2k+1 detections.
 
     A track restarts after more than `max_gap` processed frames without its face (`every`: the processing step).
     Returns the number of rows written. `dst` is written atomically.
@@ -40,6 +44,7 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
 
     header, rows = read_detections(src)
     schema = RowSchema.from_header(header, src)
+    n_probs = len(schema.au_names)
     out_queue: Deque[List] = collections.deque()  # [fields, waiting]
     tracks: Dict[str, _Track] = {}
     written = 0
@@ -51,7 +56,9 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
             window = np.stack([track.buf[j - track.base][1] for j in range(lo, hi)])
             smoothed = smooth_probs(window, k)[i - lo]
             entry = track.buf[i - track.base][0]
-            schema.set_probs(entry[0], smoothed, threshold)
+            schema.set_probs(entry[0], smoothed[:n_probs], threshold)
+            if schema.intensity_columns:
+                schema.set_intensities(entry[0], smoothed[n_probs:])
             entry[1] = False
             track.next += 1
             while track.base < track.next - k:
@@ -75,7 +82,10 @@ def smooth_csv(src: str, dst: str, k: int, threshold: float = 0.5, max_gap: int 
                 if track is None:
                     track = tracks[fid] = _Track()
                 entry[1] = True
-                track.buf.append((entry, schema.probs(fields)))
+                values = schema.probs(fields)
+                if schema.intensity_columns:
+                    values = np.concatenate([values, schema.intensities(fields)])
+                track.buf.append((entry, values))
                 track.count += 1
                 track.last_frame = frame
                 out_queue.append(entry)
