@@ -236,6 +236,16 @@ def _old_pipeline_item(paths, labels, size, seed, index, hflip, jitter):
     return normalised, labels[current]
 
 
+def _assert_within_one_level(images, reference, max_fraction=1e-3):
+    """Normalised images equal to `reference` except pixels 1 of 255 apart (the jitter's rounding, see
+    pipeline.apply_augment), on at most `max_fraction` of the values."""
+    levels = np.rint(images * 127.5 + 127.5).astype(int)
+    expected = np.rint(reference * 127.5 + 127.5).astype(int)
+    np.testing.assert_allclose(images, (levels - 127.5) / 127.5, atol=1e-6)  # normalised whole levels
+    difference = np.abs(levels - expected)
+    assert difference.max() <= 1 and (difference > 0).mean() <= max_fraction, (difference.max(), difference.mean())
+
+
 @pytest.mark.parametrize("process_workers", [False, True])
 def test_decoding_in_the_map_stage_serves_the_same_images_and_labels(root, process_workers):
     """Threads or processes, 1 or 2 workers: every batch equals the OpenCV decode-and-augment of the same frames
@@ -253,7 +263,7 @@ def test_decoding_in_the_map_stage_serves_the_same_images_and_labels(root, proce
             order = sampler.indices(epoch)[: len(images)] + epoch * sampler.num_frames
             expected = [_old_pipeline_item(paths, labels, 112, 3, int(i), True, 0.4) for i in order]
             served = np.concatenate([lab for _, lab in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)])
-            np.testing.assert_allclose(images, np.stack([e[0] for e in expected]), atol=1e-6)
+            _assert_within_one_level(images, np.stack([e[0] for e in expected]))
             assert len(served) == len(images)
         first = create_train_dataset(videos, cfg, seed=3, process_workers=process_workers)
         got = np.concatenate([lab for _, lab in first.create_tuple_iterator(num_epochs=1, output_numpy=True)])
