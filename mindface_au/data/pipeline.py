@@ -114,10 +114,11 @@ def apply_augment(image: np.ndarray, params: np.ndarray, jitter: bool) -> np.nda
     if params[0]:
         image = cv2.flip(image, 1)
     if jitter:
-        out = cv2.transform(image.astype(np.float32), jitter_transform(image, params))
-        np.clip(out, 0.0, 255.0, out=out)
-        out += 0.5
-        image = out.astype(np.uint8)
+        transform = jitter_transform(image, params)
+        transform[:, 3] += 0.5  # round half up, as clip(x + 0.5, 0, 255) then truncation
+        out = cv2.transform(image.astype(np.float32), transform)
+        np.minimum(out, 255.0, out=out)
+        image = np.maximum(out, 0.0, out=out).astype(np.uint8)
     return np.ascontiguousarray(image)
 
 
@@ -187,8 +188,10 @@ class BatchImages:
         for i, image in enumerate(images):
             image = resize_face(image, self.size)
             batch[i] = apply_augment(image, params[i], self.jitter) if self.augment else image
-        out = (batch.astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        out = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # CHW in uint8: 5x faster
+        out -= self.mean[:, None, None]
+        out /= self.std[:, None, None]
+        return out
 
 
 class _EvalBatchImages(BatchImages):
