@@ -324,6 +324,9 @@ def test_benchmark_has_a_row_per_worker_count(root):
     assert rates["images_per_s"] > 0 and rates["images_per_cpu_s"] > 0
     result = measure_pipeline(root, batch=8, num_batches=2, threads=2)
     assert [row["workers"] for row in result["by_workers"]] == [1, 2]
+    assert [row["workers"] for row in result["by_process_workers"]] == [1, 2]
+    assert all(row["images_per_cpu_s"] is None and row["images_per_s"] > 0 for row in result["by_process_workers"])
+    assert all(row["load_average"] >= 0 for row in result["by_workers"] + result["by_process_workers"])
     assert result["images_per_s"] == result["by_workers"][-1]["images_per_s"]
 
 
