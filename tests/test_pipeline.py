@@ -327,6 +327,13 @@ def test_benchmark_has_a_row_per_worker_count(root):
     assert [row["workers"] for row in result["by_process_workers"]] == [1, 2]
     assert all(row["images_per_cpu_s"] is None and row["images_per_s"] > 0 for row in result["by_process_workers"])
     assert all(row["load_average"] >= 0 for row in result["by_workers"] + result["by_process_workers"])
+    from benchmarks import report as bench_report
+
+    machine = {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p"}
+    report = {"machine": machine, "matmul": {}, "models": [], "pipeline": {**result, "peak_rss_mb": 1}}
+    table = bench_report.format_table(report)
+    row = result["by_process_workers"][1]
+    assert f"- 2 process worker(s): {row['images_per_s']} images/s, n/a images per CPU second (load average" in table
     assert result["images_per_s"] == result["by_workers"][-1]["images_per_s"]
 
 

@@ -3,17 +3,26 @@
 Train: a random-access `FrameTable` over every labelled frame that reads each image's encoded bytes and draws its
 augmentation parameters (horizontal flip, colour jitter) from a random generator keyed by (seed, epoch, frame);
 an `EpochSampler` choosing the paper's per-epoch subset (see `mindface_au.data.sampling`) and this rank's shard
-of it; then the map stages: MindSpore's C++ `vision.Decode` (outside the GIL, in `data.num_workers` threads), the
-resize to `data.image_size` when needed and the augmentation (`augment_decoded`), C++ normalise
-(x/255 - 0.5)/0.5 and HWC -> CHW, and `batch(drop_remainder=True)`. This is mindcv's layout (a reader of encoded
-bytes, decoding in the map stage): the Python reader does little per image, so more workers give more images/s
-(docs/clusters.md has the rates). The images equal those of decoding with OpenCV (`read_image` + `augment`, the
-reference tests/test_pipeline.py compares with): `vision.Decode` and OpenCV use the same libjpeg-turbo/libpng,
-and bytes `vision.Decode` would not read like OpenCV (other formats, truncated JPEG/PNG, EXIF orientation, CMYK)
-are decoded by OpenCV in the reader and passed on as lossless BMP. Every epoch has the same number of batches, as
-`Model.train` needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted
-run sees. `process_workers=True` runs the reader and the augmentation in worker processes
-(`python_multiprocessing`), the usual choice on Ascend hosts; the table is picklable for that.
+of it; MindSpore's C++ `vision.Decode` (outside the GIL, in `data.num_workers` threads); then `batch` with one
+Python call per batch (`BatchImages`, in `data.num_workers` threads): resize to `data.image_size` when needed, flip
+and colour jitter with each row's parameters, normalise with the model's mean/std and HWC -> CHW. This is mindcv's
+layout (a reader of encoded bytes, decoding in the map stage). No Python function runs per row: MindSpore's
+dispatch of a per-row Python map costs more CPU than the pixel work and holds the GIL, while the pixel work of
+`BatchImages` is OpenCV and NumPy calls that release it, so more workers can use more cores (docs/clusters.md has
+the rates). Per-row parameters are why that stage is Python and not MindSpore's AdjustBrightness/Contrast/
+Saturation ops, which take their factor when built and round to uint8 after each step.
+
+The images equal those of decoding with OpenCV and augmenting step by step (the reference tests/test_pipeline.py
+compares with), but for the jitter's rounding: `vision.Decode` and OpenCV use the same libjpeg-turbo/libpng (bytes
+`vision.Decode` would not read like OpenCV, such as other formats, truncated JPEG/PNG, EXIF orientation or CMYK, are
+decoded by OpenCV in the reader and passed on as lossless BMP); resize (`resize_face`) and flip are the same
+operations; the colour jitter (brightness, then contrast about the mean luma, then saturation about each pixel's
+luma, in float, rounded half up) is computed as one affine map per image (`jitter_transform`, one `cv2.transform`),
+which changes float rounding only: a pixel is at most 1 of 255 from the step-by-step value, on fewer than 0.01 % of
+the values (tested). Every epoch has the same number of batches, as `Model.train` needs. Keying the augmentation by
+epoch makes a resumed run see exactly the images an uninterrupted run sees. `process_workers=True` runs the reader
+and the batch stage in worker processes (`python_multiprocessing`), the usual choice on Ascend hosts; the table and
+`BatchImages` are picklable for that.
 
 Eval: all frames with an image in video/frame order, no augmentation; columns image, label, video_index (index
 into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
@@ -390,7 +399,7 @@ def create_train_dataset(
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
     EpochSampler (its `accounting` counts the frames trained and dropped). `process_workers`: the reader and the
-    Python augmentation run in worker processes instead of threads (see the module docstring). `face`: the
+    batch stage (`BatchImages`) run in worker processes instead of threads (see the module docstring). `face`: the
     model's FaceInput (its mean/std normalise the images; None: the default model's).
     """
     if world_size < 1 or not 0 <= rank < world_size:
