@@ -386,3 +386,17 @@ def test_affine_jitter_matches_the_step_by_step_computation():
         difference = np.abs(apply_augment(image, params, True).astype(int) - expected)
         worst, differing, total = max(worst, difference.max()), differing + (difference > 0).sum(), total + image.size
     assert worst <= 1 and differing / total < 1e-4, (worst, differing / total)
+
+
+def test_batch_normalisation_equals_mindspore_normalize():
+    """BatchImages' NumPy normalisation and CHW give MindSpore's C++ Normalize + HWC2CHW values (ArcFace and an
+    ImageNet-like mean/std), and its resize is resize_face's."""
+    from mindface_au.data.pipeline import BatchImages, build_image_ops
+    from mindface_au.data.transforms import make_face_input, resize_face
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for size in (32, 48, 20)]
+    for spec in (None, make_face_input(32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
+        normalize, to_chw = build_image_ops(spec)
+        expected = np.stack([to_chw(normalize(resize_face(image, 32))) for image in images])
+        np.testing.assert_allclose(BatchImages(32, False, False, spec).images(images), expected, rtol=0, atol=1e-6)
