@@ -352,10 +352,12 @@ def measure_postprocess(frames: int, prob_k: int = 8, label_k: int = 6, repeats:
 
 
 def measure_pipeline(
-    data_root: str, batch: int, num_batches: int, threads: int, synth_frames: int = 200
+    data_root: str, batch: int, num_batches: int, threads: int, synth_frames: int = 200, processes: bool = True
 ) -> Dict[str, Any]:
     """Images/s of the training data pipeline alone (decode, sampling, augmentation, batching): `images_per_s` with
-    `threads` workers, and a row per worker count 1..threads (`by_workers`: images/s and images per CPU second)."""
+    `threads` workers, a row per thread-worker count 1..threads (`by_workers`: images/s, images per CPU second and
+    the 1-minute load average before the row, since other load on the machine slows it) and, with `processes`, a
+    row per process-worker count (`by_process_workers`, `process_workers=True`: no per-CPU rate)."""
     from mindface_au.config import DataConfig
     from mindface_au.data import pipeline
 
@@ -366,16 +368,26 @@ def measure_pipeline(
 
             root = os.path.join(tmp, "synthau")
             synthau.generate(root, videos=4, frames=synth_frames, seed=0)
-        rows = []
-        for workers in range(1, max(1, int(threads)) + 1):
-            cfg = DataConfig(root=root, image_size=112, batch_size=batch, num_workers=workers)
-            rates = pipeline.pipeline_rates(root, cfg, num_batches)
-            per_cpu = rates["images_per_cpu_s"]
-            rows.append(
-                {
-                    "workers": rates["workers"],
-                    "images_per_s": round(rates["images_per_s"], 1),
-                    "images_per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
-                }
-            )
-    return {"images_per_s": rows[-1]["images_per_s"], "batch": batch, "num_batches": num_batches, "by_workers": rows}
+        counts = range(1, max(1, int(threads)) + 1)
+        rows = [_pipeline_row(pipeline, root, DataConfig, batch, num_batches, w, False) for w in counts]
+        by_process = [
+            _pipeline_row(pipeline, root, DataConfig, batch, num_batches, w, True) for w in counts if processes
+        ]
+    result = {"images_per_s": rows[-1]["images_per_s"], "batch": batch, "num_batches": num_batches, "by_workers": rows}
+    if processes:
+        result["by_process_workers"] = by_process
+    return result
+
+
+def _pipeline_row(pipeline, root: str, config, batch: int, num_batches: int, workers: int, processes: bool) -> dict:
+    """One row of `measure_pipeline`: `pipeline_rates` at `workers` (threads, or processes)."""
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    cfg = config(root=root, image_size=112, batch_size=batch, num_workers=workers)
+    rates = pipeline.pipeline_rates(root, cfg, num_batches, process_workers=processes)
+    per_cpu = rates["images_per_cpu_s"]
+    return {
+        "workers": rates["workers"],
+        "images_per_s": round(rates["images_per_s"], 1),
+        "images_per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
+        "load_average": load,
+    }

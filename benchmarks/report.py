@@ -304,10 +304,14 @@ def format_table(report: Dict[str, Any]) -> str:
                 f"Data pipeline (augmented, batch {pipe['batch']}): {pipe['images_per_s']} images/s{extra}; "
                 f"peak RSS {pipe['peak_rss_mb']} MiB"
             )
-            for row in pipe.get("by_workers", ()):
+            rows = [(row, "thread") for row in pipe.get("by_workers", ())]
+            rows += [(row, "process") for row in pipe.get("by_process_workers", ())]
+            for row, kind in rows:
                 per_cpu = "n/a" if row["images_per_cpu_s"] is None else row["images_per_cpu_s"]
+                load = "" if row.get("load_average") is None else f" (load average {row['load_average']})"
                 lines.append(
-                    f"- {row['workers']} worker(s): {row['images_per_s']} images/s, {per_cpu} images per CPU second"
+                    f"- {row['workers']} {kind} worker(s): {row['images_per_s']} images/s, {per_cpu} images per CPU "
+                    f"second{load}"
                 )
     post = report.get("postprocess", {})
     if "error" in post:

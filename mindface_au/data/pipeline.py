@@ -3,17 +3,26 @@
 Train: a random-access `FrameTable` over every labelled frame that reads each image's encoded bytes and draws its
 augmentation parameters (horizontal flip, colour jitter) from a random generator keyed by (seed, epoch, frame);
 an `EpochSampler` choosing the paper's per-epoch subset (see `mindface_au.data.sampling`) and this rank's shard
-of it; then the map stages: MindSpore's C++ `vision.Decode` (outside the GIL, in `data.num_workers` threads), the
-resize to `data.image_size` when needed and the augmentation (`augment_decoded`), C++ normalise
-(x/255 - 0.5)/0.5 and HWC -> CHW, and `batch(drop_remainder=True)`. This is mindcv's layout (a reader of encoded
-bytes, decoding in the map stage): the Python reader does little per image, so more workers give more images/s
-(docs/clusters.md has the rates). The images equal those of decoding with OpenCV (`read_image` + `augment`, the
-reference tests/test_pipeline.py compares with): `vision.Decode` and OpenCV use the same libjpeg-turbo/libpng,
-and bytes `vision.Decode` would not read like OpenCV (other formats, truncated JPEG/PNG, EXIF orientation, CMYK)
-are decoded by OpenCV in the reader and passed on as lossless BMP. Every epoch has the same number of batches, as
-`Model.train` needs. Keying the augmentation by epoch makes a resumed run see exactly the images an uninterrupted
-run sees. `process_workers=True` runs the reader and the augmentation in worker processes
-(`python_multiprocessing`), the usual choice on Ascend hosts; the table is picklable for that.
+of it; MindSpore's C++ `vision.Decode` (outside the GIL, in `data.num_workers` threads); then `batch` with one
+Python call per batch (`BatchImages`, in `data.num_workers` threads): resize to `data.image_size` when needed, flip
+and colour jitter with each row's parameters, normalise with the model's mean/std and HWC -> CHW. This is mindcv's
+layout (a reader of encoded bytes, decoding in the map stage). No Python function runs per row: MindSpore's
+dispatch of a per-row Python map costs more CPU than the pixel work and holds the GIL, while the pixel work of
+`BatchImages` is OpenCV and NumPy calls that release it, so more workers can use more cores (docs/clusters.md has
+the rates). Per-row parameters are why that stage is Python and not MindSpore's AdjustBrightness/Contrast/
+Saturation ops, which take their factor when built and round to uint8 after each step.
+
+The images equal those of decoding with OpenCV and augmenting step by step (the reference tests/test_pipeline.py
+compares with), but for the jitter's rounding: `vision.Decode` and OpenCV use the same libjpeg-turbo/libpng (bytes
+`vision.Decode` would not read like OpenCV, such as other formats, truncated JPEG/PNG, EXIF orientation or CMYK, are
+decoded by OpenCV in the reader and passed on as lossless BMP); resize (`resize_face`) and flip are the same
+operations; the colour jitter (brightness, then contrast about the mean luma, then saturation about each pixel's
+luma, in float, rounded half up) is computed as one affine map per image (`jitter_transform`, one `cv2.transform`),
+which changes float rounding only: a pixel is at most 1 of 255 from the step-by-step value, on fewer than 0.01 % of
+the values (tested). Every epoch has the same number of batches, as `Model.train` needs. Keying the augmentation by
+epoch makes a resumed run see exactly the images an uninterrupted run sees. `process_workers=True` runs the reader
+and the batch stage in worker processes (`python_multiprocessing`), the usual choice on Ascend hosts; the table and
+`BatchImages` are picklable for that.
 
 Eval: all frames with an image in video/frame order, no augmentation; columns image, label, video_index (index
 into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
@@ -55,7 +64,7 @@ __all__ = [
     "pipeline_rates",
     "read_image",
     "read_encoded",
-    "augment_decoded",
+    "BatchImages",
 ]
 
 _ENCODED_PLACEHOLDER = np.zeros(0, np.uint8)  # the "image" of an unreadable eval frame (filtered out before Decode)
@@ -82,18 +91,43 @@ def draw_augment(rng: np.random.Generator, hflip: bool, jitter: float, flip_prob
     return params
 
 
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # the luma weights of the colour jitter (they sum to 1)
+
+
+def jitter_transform(image: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """The 3x4 affine map (RGB -> RGB) of the colour jitter of `image` with parameters from `draw_augment`.
+
+    Brightness b, contrast c about the mean luma, saturation s about each pixel's luma, in that order, is one
+    affine map per image because the luma weights w sum to 1: out = c b (s I + (1 - s) 1 w^T) x + (1 - c) b w.mean(x),
+    where mean(x) is the per-channel mean of the image (of the flipped image: the same)."""
+    brightness, contrast, saturation = (float(np.float32(v)) for v in params[1:4])
+    red, green, blue = cv2.mean(image)[:3]
+    wr, wg, wb = _GRAY_WEIGHTS
+    scale, offset = contrast * brightness, (1 - contrast) * brightness * (wr * red + wg * green + wb * blue)
+    keep, mix = scale * saturation, scale * (1 - saturation)
+    return np.array(
+        [[keep + mix * wr, mix * wg, mix * wb, offset],
+         [mix * wr, keep + mix * wg, mix * wb, offset],
+         [mix * wr, mix * wg, keep + mix * wb, offset]],
+        np.float32,
+    )  # fmt: skip
+
+
 def apply_augment(image: np.ndarray, params: np.ndarray, jitter: bool) -> np.ndarray:
-    """Flip and colour jitter of an RGB uint8 image with parameters from `draw_augment` (`jitter`: apply it)."""
+    """Flip and colour jitter of an RGB uint8 image with parameters from `draw_augment` (`jitter`: apply it).
+
+    OpenCV calls (they release the GIL): `cv2.flip`, the mean, and the jitter as one float32 `cv2.transform`
+    (`jitter_transform`), rounded half up and clipped to uint8. The step-by-step float32 computation (brightness,
+    contrast, saturation, each over the whole image) gives the same pixels up to float rounding: at most 1 of 255
+    apart, on pixels whose value lies within float error of a half (tests/test_pipeline.py)."""
     if params[0]:
-        image = image[:, ::-1]
+        image = cv2.flip(image, 1)
     if jitter:
-        brightness, contrast, saturation = (np.float32(v) for v in params[1:])
-        out = image.astype(np.float32) * brightness
-        gray = out @ np.array([0.299, 0.587, 0.114], np.float32)
-        out = (out - gray.mean()) * contrast + gray.mean()
-        gray = (out @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-        out = (out - gray) * saturation + gray
-        image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        transform = jitter_transform(image, params)
+        transform[:, 3] += 0.5  # round half up, as clip(x + 0.5, 0, 255) then truncation
+        out = cv2.transform(image.astype(np.float32), transform)
+        np.minimum(out, 255.0, out=out)
+        image = np.maximum(out, 0.0, out=out).astype(np.uint8)
     return np.ascontiguousarray(image)
 
 
@@ -137,31 +171,46 @@ def read_encoded(path: Optional[str]) -> Optional[np.ndarray]:
     return encoded.reshape(-1) if ok else None
 
 
-class _AugmentDecoded:
-    """Map stage after `vision.Decode`: resize to `size` when needed, then flip/jitter with the frame's parameters.
+class BatchImages:
+    """The batch stage after `vision.Decode`: each image resized to `size` (`resize_face`) and, with `augment`,
+    flipped and jittered with its row's parameters (`apply_augment`), then the batch normalised with the model's
+    mean/std and HWC -> CHW: (B, 3, size, size) float32.
 
-    A class (not a closure) so that process workers can pickle it."""
+    One Python call per batch (`batch(per_batch_map=...)`): a Python map per row costs more CPU in MindSpore's
+    dispatch than the pixel work itself, and all the pixel work here is OpenCV and NumPy calls that release the GIL,
+    so `data.num_workers` batch threads run in parallel. Called with the image and parameter columns (lists of
+    arrays) and MindSpore's batch info. A class so process workers can pickle it.
+    """
 
-    def __init__(self, size: int, jitter: bool) -> None:
-        self.size, self.jitter = int(size), bool(jitter)
+    def __init__(self, size: int, augment: bool, jitter: bool, spec=None) -> None:
+        spec = _face_spec(spec)
+        self.size, self.augment, self.jitter = int(size), bool(augment), bool(jitter)
+        self.mean = np.asarray(spec.mean255, np.float32)
+        self.std = np.asarray(spec.std255, np.float32)
 
-    def __call__(self, image: np.ndarray, params: np.ndarray):
-        return apply_augment(resize_face(image, self.size), params, self.jitter), params
+    def __call__(self, images, params, batch_info):
+        return (self.images(images, params),)
+
+    def images(self, images, params=None) -> np.ndarray:
+        """The network input of decoded RGB uint8 `images` with their augmentation `params` (None: none)."""
+        batch = np.empty((len(images), self.size, self.size, 3), np.uint8)
+        for i, image in enumerate(images):
+            image = resize_face(image, self.size)
+            batch[i] = apply_augment(image, params[i], self.jitter) if self.augment else image
+        out = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # CHW in uint8: 5x faster
+        out -= self.mean[:, None, None]
+        out /= self.std[:, None, None]
+        return out
 
 
-class _ResizeDecoded:
-    """Map stage after `vision.Decode` in evaluation: resize to `size` when needed."""
+class _EvalBatchImages(BatchImages):
+    """`BatchImages` without augmentation, called with the image column only (evaluation)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = int(size)
+    def __init__(self, size: int, spec=None) -> None:
+        super().__init__(size, False, False, spec)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(resize_face(image, self.size))
-
-
-def augment_decoded(size: int, jitter: float):
-    """The Python map stage of the training pipeline (resize, flip, jitter); picklable."""
-    return _AugmentDecoded(size, jitter > 0)
+    def __call__(self, images, batch_info):
+        return (self.images(images),)
 
 
 class FrameTable:
@@ -171,7 +220,7 @@ class FrameTable:
     readable frame; the index is `epoch * len(self) + frame` (see EpochSampler) and the parameters come from a
     generator keyed by (seed, epoch, frame), so augmentation is reproducible whatever the worker count or a resume;
     mode "eval": (encoded image, label, video_index, frame_index, ok) with ok = False for an unreadable image.
-    The map stages decode the image (`vision.Decode`) and apply the parameters (`augment_decoded`).
+    The map stage decodes the image (`vision.Decode`), the batch stage applies the parameters (`BatchImages`).
     Labels have one column per AU of the videos (-1: not coded); `num_aus` is the width when no video is labelled.
     Picklable (process workers): it holds paths, arrays and counters only.
     """
@@ -324,16 +373,22 @@ def _workers(data_cfg) -> int:
     return max(1, min(int(data_cfg.num_workers), os.cpu_count() or 1))
 
 
-def build_image_ops(spec=None) -> list:
-    """Map ops on the HWC uint8 RGB image: normalise with the model's mean/std and HWC -> CHW.
-
-    `spec`: a `mindface_au.data.transforms.FaceInput` (the caller passes its model's: `mindface_au.models.face_input`);
-    None takes the ArcFace normalisation every registered model uses (`transforms.ARCFACE_MEAN`, `ARCFACE_STD`,
-    which the models register), so the numbers have one source.
-    """
+def _face_spec(spec=None):
+    """`spec`, or the ArcFace normalisation every registered model uses when None (`transforms.ARCFACE_MEAN`,
+    `ARCFACE_STD`, which the models register), so the numbers have one source."""
     from mindface_au.data.transforms import ARCFACE_MEAN, ARCFACE_STD, make_face_input
 
-    spec = spec if spec is not None else make_face_input(1, ARCFACE_MEAN, ARCFACE_STD)
+    return spec if spec is not None else make_face_input(1, ARCFACE_MEAN, ARCFACE_STD)
+
+
+def build_image_ops(spec=None) -> list:
+    """C++ map ops on the HWC uint8 RGB image: normalise with the model's mean/std and HWC -> CHW (the per-image
+    form of `BatchImages`' normalisation, for pipelines of other callers).
+
+    `spec`: a `mindface_au.data.transforms.FaceInput` (the caller passes its model's: `mindface_au.models.face_input`);
+    None takes the ArcFace normalisation every registered model uses (see `_face_spec`).
+    """
+    spec = _face_spec(spec)
     return [vision.Normalize(mean=list(spec.mean255), std=list(spec.std255), is_hwc=True), vision.HWC2CHW()]
 
 
@@ -357,7 +412,7 @@ def create_train_dataset(
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
     EpochSampler (its `accounting` counts the frames trained and dropped). `process_workers`: the reader and the
-    Python augmentation run in worker processes instead of threads (see the module docstring). `face`: the
+    batch stage (`BatchImages`) run in worker processes instead of threads (see the module docstring). `face`: the
     model's FaceInput (its mean/std normalise the images; None: the default model's).
     """
     if world_size < 1 or not 0 <= rank < world_size:
@@ -393,13 +448,12 @@ def create_train_dataset(
     workers = _workers(data_cfg)
     dataset = _reader(source, ["image", "label", "augment"], workers, process_workers, sampler=sampler)
     dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
-    dataset = dataset.map(
-        augment_decoded(source.image_size, source.jitter), input_columns=["image", "augment"],
-        num_parallel_workers=workers, python_multiprocessing=process_workers,
+    dataset = dataset.batch(
+        data_cfg.batch_size, drop_remainder=True, num_parallel_workers=workers, python_multiprocessing=process_workers,
+        per_batch_map=BatchImages(source.image_size, True, source.jitter > 0, face),
+        input_columns=["image", "augment"], output_columns=["image"],
     )  # fmt: skip
     dataset = dataset.project(["image", "label"])
-    dataset = dataset.map(build_image_ops(face), input_columns=["image"], num_parallel_workers=workers)
-    dataset = dataset.batch(data_cfg.batch_size, drop_remainder=True)
     dataset.frame_table = source
     dataset.epoch_sampler = sampler
     return dataset
@@ -435,12 +489,12 @@ def create_eval_dataset(
     dataset = dataset.filter(predicate=lambda ok: bool(ok), input_columns=["ok"])
     dataset = dataset.project(columns[:4])
     dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
-    dataset = dataset.map(
-        _ResizeDecoded(source.image_size), input_columns=["image"], num_parallel_workers=workers,
-        python_multiprocessing=process_workers,
+    dataset = dataset.batch(
+        batch_size or data_cfg.eval_batch_size, drop_remainder=False, num_parallel_workers=workers,
+        python_multiprocessing=process_workers, per_batch_map=_EvalBatchImages(source.image_size, face),
+        input_columns=["image"], output_columns=["image"],
     )  # fmt: skip
-    dataset = dataset.map(build_image_ops(face), input_columns=["image"], num_parallel_workers=workers)
-    dataset = dataset.batch(batch_size or data_cfg.eval_batch_size, drop_remainder=False)
+    dataset = dataset.project(columns[:4])
     dataset.frame_table = source
     return dataset
 

@@ -3,7 +3,7 @@
 A `FaceInput` is built from numbers its caller passes: the side and the per-channel mean/std in [0, 1] units
 (x_norm = (x / 255 - mean) / std per RGB channel). This module knows no model: the numbers of a model come from
 `mindface_au.models.face_input(model_cfg)` (its `ModelConfig.input_size` and the registered model's default
-config) or from a model file's preprocessing record. Training (the C++ map ops of mindface_au.data.pipeline),
+config) or from a model file's preprocessing record. Training (the batch stage of mindface_au.data.pipeline),
 evaluation, prediction, detection and exported files all use it; `resize_face` is the one resize rule
 (INTER_AREA to shrink, INTER_LINEAR to enlarge).
 """
