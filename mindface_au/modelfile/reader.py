@@ -225,6 +225,12 @@ def onnx_session(path: str, threads: int = 0, device: str = "auto"):
         raise UserError(f"{path}: not a readable ONNX model ({first[:200]})") from exc
 
 
+def _mindir_width(output) -> int:
+    """How many tensors one MindIR graph output holds: a tuple (a model with the intensity head) counts its items."""
+    attr = output.attr_info
+    return len(attr.values) if output.denotation == "Tuple" or attr.type == attr.TUPLE else 1
+
+
 def _open_mindir(path: str, device: str):
     import mindspore as ms
 
@@ -236,7 +242,7 @@ def _open_mindir(path: str, device: str):
         with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
             proto = ms.load_mindir(readable)
             raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
-            outputs = len(proto.graph.output)
+            outputs = sum(_mindir_width(o) for o in proto.graph.output)
             graph = ms.load(readable)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
