@@ -4,6 +4,7 @@ reads back, a file whose graph lacks the intensity output is refused in one line
 a model without the head exports and loads as before."""
 
 import dataclasses
+import json
 
 import mindspore as ms
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from conftest import TINY_AUNET, randomise_params
 
 from mindface_au.config import ModelConfig, validate_model_config
+from mindface_au.errors import UserError
 
 HEAD_AUS = ["AU6", "AU12", "AU25"]
 
@@ -123,3 +125,139 @@ def test_metadata_round_trip(head_exports):
         assert mf.info["au_names"] == mf.au_names and len(mf.au_names) == 12
         assert mf.info["outputs"] == ["probabilities", "intensity"]
         assert mf.model_config.intensity and mf.model_config.intensity_au_names == HEAD_AUS
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """A tiny checkpoint without the head and its MindIR and ONNX exports."""
+    from mindface_au.inference.export import export_model
+    from mindface_au.models import create_model_from_config
+    from mindface_au.models.checkpoint import save_checkpoint_atomic
+
+    root = tmp_path_factory.mktemp("plain_export")
+    cfg = _cfg()
+    net = randomise_params(create_model_from_config(cfg))
+    ckpt = str(root / "plain.ckpt")
+    save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg))
+    paths = {"mindir": str(root / "plain.mindir"), "onnx": str(root / "plain.onnx")}
+    infos = {
+        "mindir": export_model(ckpt, paths["mindir"], "MINDIR", batch_size=4, device="CPU"),
+        "onnx": export_model(ckpt, paths["onnx"], "ONNX", batch_size=4, device="CPU"),
+    }
+    return {"root": root, "ckpt": ckpt, "cfg": cfg, "net": net, "paths": paths, "infos": infos}
+
+
+# the metadata keys an export of a model without the head carried before the intensity head existed
+PLAIN_KEYS = {"format_version", "input_size", "batch_size", "mean", "std", "input", "output", "out_dim", "model"}
+PLAIN_KEYS |= {"source_checkpoint", "au_names", "card", "crop", "eval", "max_abs_diff_vs_mindspore"}
+
+
+def test_model_without_the_head_exports_as_before(plain):
+    import onnx
+
+    from mindface_au.modelfile.loader import load_inference_model
+
+    assert [o.name for o in onnx.load(plain["paths"]["onnx"]).graph.output] == ["probs"]
+    x = _faces(5, seed=6)
+    ref_p, ref_i = _reference(plain["net"], x)
+    assert ref_i is None
+    for kind in ("ckpt", "mindir", "onnx"):
+        path = plain["ckpt"] if kind == "ckpt" else plain["paths"][kind]
+        model = load_inference_model(path, device="CPU", batch_size=4)
+        assert model.intensity_au_names == [] and model.file.intensity_au_names == []
+        probs, intensity = model.predict_outputs(x)
+        assert intensity is None and probs.shape == (5, 12)
+        np.testing.assert_allclose(probs, ref_p, rtol=0, atol=1e-4)
+        np.testing.assert_array_equal(model.predict(x), probs)
+        if kind != "ckpt":
+            assert set(model.file.info) == PLAIN_KEYS - {"max_abs_diff_vs_mindspore"}  # added after writing
+            assert set(plain["infos"][kind]) == PLAIN_KEYS
+
+
+def _one_line_refusal(path: str) -> str:
+    from mindface_au.modelfile.reader import read_model_file
+
+    with pytest.raises(UserError) as err:
+        read_model_file(path, device="CPU")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(path)
+    return message
+
+
+def test_metadata_naming_intensity_without_the_output_is_refused(plain, tmp_path):
+    """Metadata of a model with the head over a graph with one output: refused by the reader, in one line."""
+    import onnx
+
+    from mindface_au.inference.export.mindir import write_mindir
+    from mindface_au.inference.metadata import MODEL_INFO_KEY
+    from mindface_au.modelfile.loader import inference_network
+
+    head_cfg = _cfg(intensity=True, intensity_au_names=HEAD_AUS)
+    # ONNX: the plain graph, its metadata rewritten to the head model's
+    model = onnx.load(plain["paths"]["onnx"])
+    entry = [p for p in model.metadata_props if p.key == MODEL_INFO_KEY][0]
+    info = json.loads(entry.value)
+    info.update(model=dataclasses.asdict(head_cfg), intensity_au_names=HEAD_AUS, outputs=["probabilities", "intensity"])
+    entry.value = json.dumps(info)
+    onnx_path = str(tmp_path / "lying.onnx")
+    onnx.save(model, onnx_path)
+    assert "intensity AUs AU6, AU12, AU25" in _one_line_refusal(onnx_path)
+    # MindIR: the plain network written with the head model's metadata
+    mindir_path = str(tmp_path / "lying.mindir")
+    write_mindir(inference_network(plain["net"], plain["cfg"]), head_cfg, mindir_path, 4)
+    assert "the graph has 1 output(s), but its metadata expects 2" in _one_line_refusal(mindir_path)
+    # metadata intensity AUs that contradict the model config
+    info.update(model=dataclasses.asdict(plain["cfg"]))
+    info.pop("outputs")
+    entry.value = json.dumps(info)
+    other = str(tmp_path / "other.onnx")
+    onnx.save(model, other)
+    assert "metadata intensity_au_names AU6, AU12, AU25 differs" in _one_line_refusal(other)
+
+
+def test_predictor_returns_intensities(head_ckpt, plain):
+    from mindface_au.data.transforms import preprocess_faces
+    from mindface_au.inference.predictor import Predictor
+
+    crops = list(np.random.default_rng(7).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8))
+    predictor = Predictor(head_ckpt["ckpt"], device="CPU", batch_size=4, show_card=False)
+    assert predictor.intensity_au_names == HEAD_AUS
+    probs, intensity = predictor.predict_images(crops, aligned=True, intensity=True)
+    ref_p, ref_i = _reference(head_ckpt["net"], preprocess_faces(crops, predictor.face_input))
+    np.testing.assert_allclose(probs, ref_p, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(intensity, ref_i, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(predictor.predict_images(crops, aligned=True), probs)  # the default: probabilities
+    without = Predictor(plain["ckpt"], device="CPU", batch_size=4, show_card=False)
+    assert without.intensity_au_names == []
+    probs, intensity = without.predict_images(crops, aligned=True, intensity=True)
+    assert probs.shape == (3, 12) and intensity is None
+
+
+def test_to_dataframe_puts_intensity_columns_after_the_probabilities(head_ckpt, tmp_path):
+    """Predictor.predict_video rows through to_dataframe: AUxx_intensity columns after the AUxx_prob (and 0/1)
+    columns, equal to predict_outputs at the CSV's 4 decimals."""
+    pytest.importorskip("pandas")
+    import cv2
+
+    from mindface_au.data.transforms import preprocess_faces
+    from mindface_au.inference.detect import to_dataframe
+    from mindface_au.inference.predictor import Predictor
+
+    crops = list(np.random.default_rng(8).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8))
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(folder / f"{i}.png"), crop)
+    predictor = Predictor(head_ckpt["ckpt"], device="CPU", batch_size=4, show_card=False)
+    frame = to_dataframe(predictor.predict_video(str(folder), aligned=True))
+    columns = list(frame.columns)
+    wanted = [f"{au}_intensity" for au in HEAD_AUS]
+    assert [c for c in columns if c.endswith("_intensity")] == wanted
+    last_au_column = max(columns.index(c) for c in columns if c.startswith("AU") and not c.endswith("_intensity"))
+    assert min(columns.index(c) for c in wanted) > last_au_column
+    _, ref_i = predictor.predict_outputs(
+        preprocess_faces([cv2.imread(str(folder / f"{i}.png")) for i in range(2)], predictor.face_input)
+    )
+    np.testing.assert_array_equal(
+        np.round(frame[wanted].to_numpy(np.float64), 4), np.round(ref_i.astype(np.float64), 4)
+    )
