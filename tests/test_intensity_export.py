@@ -36,6 +36,15 @@ def _reference(net, x: np.ndarray):
     return probs, (None if intensity is None else intensity.asnumpy().astype(np.float64))
 
 
+def _card(model_cfg: ModelConfig) -> dict:
+    from mindface_au.config import load_config
+    from mindface_au.model_card import make_card
+
+    cfg = load_config()
+    cfg.model = model_cfg
+    return make_card(cfg)
+
+
 @pytest.fixture(scope="module")
 def head_ckpt(tmp_path_factory):
     """A tiny checkpoint with the intensity head (embedded config, non-trivial BN statistics) and its network."""
@@ -46,7 +55,8 @@ def head_ckpt(tmp_path_factory):
     cfg = _cfg(intensity=True, intensity_au_names=HEAD_AUS)
     net = randomise_params(create_model_from_config(cfg))
     ckpt = str(root / "head.ckpt")
-    save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg))
+    card = dict(_card(cfg), val_mean_f1=0.5, val_mean_icc=0.4321)  # as the trainer writes best.ckpt's card
+    save_checkpoint_atomic(net, ckpt, model_config=dataclasses.asdict(cfg), card=card)
     return {"root": root, "ckpt": ckpt, "cfg": cfg, "net": net}
 
 
@@ -116,11 +126,22 @@ def test_onnx_outputs_are_named_and_int8_stays_near(head_ckpt, head_exports):
     assert np.abs(probs - ref_p).max() < 0.1 and np.abs(intensity - ref_i).max() < 0.5
 
 
+def test_model_card_records_the_intensity_aus_and_icc(head_ckpt):
+    from mindface_au.modelfile.loader import load_inference_model
+
+    card = _card(head_ckpt["cfg"])
+    assert card["intensity_au_names"] == HEAD_AUS and card["val_mean_icc"] is None  # until validation measures it
+    assert "intensity_au_names" not in _card(_cfg()) and "val_mean_icc" not in _card(_cfg())
+    text = load_inference_model(head_ckpt["ckpt"], device="CPU").card_text()
+    assert "# intensity (0-5): 3 AUs (AU6, AU12, AU25); validation mean ICC(3,1) 0.432" in text.splitlines()
+
+
 def test_metadata_round_trip(head_exports):
     from mindface_au.modelfile.reader import read_model_file
 
     for kind in ("mindir", "onnx", "int8"):
         mf = read_model_file(head_exports["paths"][kind], device="CPU")
+        assert mf.card["intensity_au_names"] == HEAD_AUS and mf.card["val_mean_icc"] == 0.4321
         assert mf.info["intensity_au_names"] == HEAD_AUS == mf.intensity_au_names
         assert mf.info["au_names"] == mf.au_names and len(mf.au_names) == 12
         assert mf.info["outputs"] == ["probabilities", "intensity"]

@@ -185,7 +185,7 @@ class InferenceModel:
 
     def card_text(self) -> str:
         """The model card as printed on start by eval, detect and Predictor (stderr)."""
-        text = format_card(self.card, self.au_names, self.crop)
+        text = format_card(self.card, self.au_names, self.crop, self.intensity_au_names)
         if self.file is not None and any(k.startswith("preprocessing.") for k in self.file.defaults):
             spec = self.face_input
             text += (
