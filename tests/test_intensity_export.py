@@ -282,3 +282,33 @@ def test_to_dataframe_puts_intensity_columns_after_the_probabilities(head_ckpt, 
     np.testing.assert_array_equal(
         np.round(frame[wanted].to_numpy(np.float64), 4), np.round(ref_i.astype(np.float64), 4)
     )
+
+
+def test_bench_measures_the_intensity_head_cost():
+    """The benchmark's intensity-head row: both forward medians and their cost, rounded as the report rounds it."""
+    import os
+    import sys
+
+    from conftest import TINY_LAYERS, TINY_WIDTHS
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
+    from benchmarks import measure
+    from benchmarks import report as bench_report
+
+    spec = {"framework": "mindspore", "model": "aunet_iresnet18", "mode": "forward", "batch": 2,
+            "widths": TINY_WIDTHS, "layers": TINY_LAYERS, "input_size": 32, "warmup": 1, "repeats": 2,
+            "device": "CPU", "threads": 1}  # fmt: skip
+    row = measure.measure_intensity_head(spec)
+    assert row["intensity_s"] > 0 and row["aunet_s"] > 0
+    assert row["intensity_cost"] == round(row["intensity_s"] / row["aunet_s"] - 1.0, 3)
+    with pytest.raises(ValueError, match="forward pass only"):
+        measure.measure_intensity_head(dict(spec, mode="train"))
+    rows = [{"framework": "mindspore", "model": "aunet_iresnet18", "mode": "forward", "batch": 8, "intensity_s": 0.105,
+             "aunet_s": 0.1, "intensity_cost": 0.05}, {"framework": "mindspore", "model": "aunet_iresnet50",
+             "mode": "forward", "batch": 8, "error": "boom"}]  # fmt: skip
+    report = {"machine": {"mindspore": "x", "torch": "y", "numpy": "z", "threads": 2, "cpus": 2, "processor": "p"},
+              "matmul": {}, "models": [], "intensity_head": rows}  # fmt: skip
+    assert "| mindspore | aunet_iresnet18 | forward | 8 | 0.1050 | 0.1000 | +5.0% |" in bench_report.format_table(
+        report
+    )
+    assert "intensity head aunet_iresnet50 forward: boom" in bench_report.failures(report)
