@@ -329,7 +329,8 @@ def _load_onnx(mf: ModelFile, batch_size: int) -> InferenceModel:
         out_shape = list(output.shape)
         if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != width):
             raise UserError(
-                f"{path}: graph output {output.name} shape {out_shape}, expected [batch, {width}] for {model_cfg.name}"
+                f"{path}: graph output shape {out_shape}, expected [batch, {width}] for {model_cfg.name} "
+                f"(output {output.name})"
             )
     fixed = isinstance(shape[0], int) and shape[0] > 0
     return _OnnxModel(mf, shape[0] if fixed else batch_size, fixed)
