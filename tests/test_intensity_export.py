@@ -312,3 +312,23 @@ def test_bench_measures_the_intensity_head_cost():
         report
     )
     assert "intensity head aunet_iresnet50 forward: boom" in bench_report.failures(report)
+
+
+def test_release_checkpoint_keeps_the_head(head_ckpt, tmp_path):
+    """--format CKPT: the release file of a model with the head loads with both outputs and its card."""
+    from mindface_au.config import load_config
+    from mindface_au.inference.export import export_model
+    from mindface_au.modelfile.loader import load_inference_model
+
+    recipe = load_config()
+    recipe.model = dataclasses.replace(head_ckpt["cfg"], backbone_checkpoint="")
+    result = export_model(
+        head_ckpt["ckpt"], str(tmp_path / "release"), "CKPT", config=recipe, spec="head", device="CPU"
+    )
+    model = load_inference_model(result["out"], device="CPU", batch_size=4)
+    assert model.intensity_au_names == HEAD_AUS and model.card["intensity_au_names"] == HEAD_AUS
+    x = _faces(3, seed=9)
+    probs, intensity = model.predict_outputs(x)
+    ref_p, ref_i = _reference(head_ckpt["net"], x)
+    np.testing.assert_allclose(probs, ref_p, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(intensity, ref_i, rtol=0, atol=1e-4)
