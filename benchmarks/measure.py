@@ -1,5 +1,5 @@
 """Measurements run inside a bench worker process: matmul rate, MindSpore and PyTorch train/forward steps, the
-heads' cost, the data pipeline, post-processing, and the MAC count of a model.
+heads' cost (and the intensity head's), the data pipeline, post-processing, and the MAC count of a model.
 
 Each function measures in the calling process; `benchmarks.worker` runs each one in a fresh subprocess.
 Warm-up (including graph compilation) is excluded; times are medians of the repeats.
@@ -27,6 +27,7 @@ __all__ = [
     "measure_model",
     "measure_alternating",
     "measure_heads",
+    "measure_intensity_head",
     "measure_macs",
     "measure_postprocess",
     "measure_pipeline",
@@ -132,6 +133,7 @@ def _build_mindspore(spec: Dict[str, Any]):
 
     cfg = ModelConfig(name=spec["model"], widths=list(spec["widths"]), layers=list(spec["layers"]))
     cfg.input_size = spec["input_size"]
+    cfg.intensity = bool(spec.get("intensity", False))  # the intensity head, on every AU (model.intensity)
     return build_network(cfg)
 
 
@@ -156,6 +158,11 @@ def _mindspore_step(spec: Dict[str, Any]) -> Tuple[Callable[[], Any], str]:
 
         def step():
             return net(x).asnumpy()
+
+        if spec.get("intensity"):  # (logits, intensity): both outputs read back, as inference does
+
+            def step():
+                return [out.asnumpy() for out in net(x)]
 
     else:
         net.set_train(True)
@@ -326,6 +333,17 @@ def measure_heads(spec: Dict[str, Any]) -> Dict[str, Any]:
     median = medians(alternate(steps, spec["warmup"], spec["repeats"]))
     aunet_s, backbone_s = median["aunet"], median["backbone"]
     return {"aunet_s": aunet_s, "backbone_s": backbone_s, "heads_cost": round(aunet_s / backbone_s - 1.0, 3)}
+
+
+def measure_intensity_head(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """AUNet with the intensity head (model.intensity, every AU) vs the same AUNet without it, forward, built in one
+    process and timed alternately. Returns both medians and intensity_cost = with / without - 1."""
+    if spec["mode"] != "forward":
+        raise ValueError("the intensity head's cost is measured on the forward pass only")
+    steps = {"intensity": _step_for(dict(spec, intensity=True))[0], "aunet": _step_for(spec)[0]}
+    median = medians(alternate(steps, spec["warmup"], spec["repeats"]))
+    with_s, without_s = median["intensity"], median["aunet"]
+    return {"intensity_s": with_s, "aunet_s": without_s, "intensity_cost": round(with_s / without_s - 1.0, 3)}
 
 
 def measure_macs(spec: Dict[str, Any]) -> Dict[str, Any]:

@@ -197,6 +197,8 @@ def failures(report: Dict[str, Any]) -> List[str]:
     ]
     heads = report.get("heads", [])
     failed += [f"heads {r['framework']} {r['model']} {r['mode']}: {r['error']}" for r in heads if "error" in r]
+    intensity = report.get("intensity_head", [])
+    failed += [f"intensity head {r['model']} {r['mode']}: {r['error']}" for r in intensity if "error" in r]
     for key in ("pipeline", "postprocess"):
         if "error" in report.get(key, {}):
             failed.append(f"{key}: {report[key]['error']}")
@@ -224,7 +226,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def format_table(report: Dict[str, Any]) -> str:
-    """The report as Markdown: machine line, matmul limit, model table, ratios, heads, pipeline, post-processing."""
+    """The report as Markdown: machine line, matmul limit, model table, ratios, heads, the intensity head, pipeline,
+    post-processing."""
     machine = report["machine"]
     lines = [
         f"MindSpore {machine['mindspore']}, PyTorch {machine['torch']}, numpy {machine['numpy']}; "
@@ -287,6 +290,18 @@ def format_table(report: Dict[str, Any]) -> str:
                 cells = f"failed: {r['error']} | | "
             else:
                 cells = f"{r['aunet_s']:.4f} | {r['backbone_s']:.4f} | {r['heads_cost']:+.1%}"
+            lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {cells} |")
+    if report.get("intensity_head"):
+        lines += [
+            "",
+            "| framework | model | mode | batch | with intensity head s | without s | intensity head cost |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in report["intensity_head"]:
+            if "error" in r:
+                cells = f"failed: {r['error']} | | "
+            else:
+                cells = f"{r['intensity_s']:.4f} | {r['aunet_s']:.4f} | {r['intensity_cost']:+.1%}"
             lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {cells} |")
     pipe = report.get("pipeline")
     if pipe is not None:

@@ -1,10 +1,11 @@
 """`run_bench`: which measurements a bench run makes, in which worker processes, and the report they add up to.
 
 Sections: the matmul limit; per framework (MindSpore, PyTorch) the forward and train step of each model, their
-ratio measured in turns in one process, and the AU heads' cost; per inference backend the forward at batch 1, 8
-and 32 in turns in one process (plus each backend's peak RSS alone); end-to-end `detect` on a generated video per
-backend; the data pipeline and post-processing. Exported files and the video are made once per run (or found in
-`--cache`). The thread count is the same for numpy, MindSpore, PyTorch and ONNX Runtime and is stated.
+ratio measured in turns in one process, the AU heads' cost and the intensity head's (MindSpore forward, with it vs
+without it); per inference backend the forward at batch 1, 8 and 32 in turns in one process (plus each backend's
+peak RSS alone); end-to-end `detect` on a generated video per backend; the data pipeline and post-processing.
+Exported files and the video are made once per run (or found in `--cache`). The thread count is the same for
+numpy, MindSpore, PyTorch and ONNX Runtime and is stated.
 """
 
 import dataclasses
@@ -254,7 +255,8 @@ def _model_common(opts: BenchOptions, common: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _framework_rows(report, opts: BenchOptions, common: Dict[str, Any], has_torch: bool, log) -> None:
-    """MindSpore and PyTorch forward/train rows (one process each), their ratios in turns, the heads' cost."""
+    """MindSpore and PyTorch forward/train rows (one process each), their ratios in turns, the heads' cost, and the
+    intensity head's cost (MindSpore forward only: the PyTorch reference has no intensity head)."""
     model_common = _model_common(opts, common)
     modes = ["forward"] + (["train"] if opts.train else [])
     frameworks = ["mindspore"] + (["torch"] if has_torch else [])
@@ -289,7 +291,7 @@ def _framework_rows(report, opts: BenchOptions, common: Dict[str, Any], has_torc
             }
             result = run_worker(spec, opts.timeout)
             ratio["alternating"] = result.get("ratio", result.get("error"))
-    report["heads"] = []
+    report["heads"], report["intensity_head"] = [], []
     for name in [m for m in opts.models if m.startswith("aunet_")]:
         batch = min(opts.batches)
         for mode in modes:
@@ -306,6 +308,12 @@ def _framework_rows(report, opts: BenchOptions, common: Dict[str, Any], has_torc
                 row = {"framework": framework, "model": name, "mode": mode, "batch": batch}
                 row.update(run_worker(spec, opts.timeout))
                 report["heads"].append(row)
+        # the intensity head (model.intensity): MindSpore forward with it vs without, same widths, in turns
+        log(f"bench: intensity head cost mindspore {name} forward batch {batch} ...")
+        spec = {"kind": "intensity_head", "framework": "mindspore", "model": name, "mode": "forward", "batch": batch}
+        row = {k: spec[k] for k in ("framework", "model", "mode", "batch")}
+        row.update(run_worker({**spec, **model_common}, opts.timeout))
+        report["intensity_head"].append(row)
 
 
 def _model_config(name: str, opts: BenchOptions) -> Dict[str, Any]:

@@ -29,6 +29,7 @@ KINDS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model": measure.measure_model,
     "alternating": measure.measure_alternating,
     "heads": measure.measure_heads,
+    "intensity_head": measure.measure_intensity_head,
     "macs": measure.measure_macs,
     "postprocess": lambda s: measure.measure_postprocess(s["frames"]),
     "pipeline": lambda s: measure.measure_pipeline(

@@ -3,9 +3,11 @@
 A card is a small JSON dict: data format, dataset name (the root's folder name, or "SynthAU"), the AU set, the face
 crop the training images were made with (`crop`: "arcface5@112" = five-point alignment onto the ArcFace template
 at 112 px; "box@256" = a detector's face box resized to 256 px; "other@S" = a crop this package cannot redo), the
-validation split and mean F1, and for SynthAU-trained models a note that their outputs on real faces are not
-validated. Exports (MindIR, ONNX metadata) and release files carry it on. A model file without a card (made before
-cards existed) predicts the ABAW 12 from five-point aligned crops at its input size: `default_crop`.
+validation split and mean F1, for a model with the intensity head its intensity AUs (`intensity_au_names`) and
+validation mean ICC(3,1) (`val_mean_icc`, None when not measured), and for SynthAU-trained models a note that their
+outputs on real faces are not validated. Exports (MindIR, ONNX metadata) and release files carry it on. A model
+file without a card (made before cards existed) predicts the ABAW 12 from five-point aligned crops at its input
+size: `default_crop`.
 
 The card also says how to run the model (timm's `pretrained_cfg`): `preprocessing` (input size, mean and std in
 [0, 1] units, crop) and `eval`, the settings it was validated with (prob_k, label_k, threshold). The model-file
@@ -71,6 +73,9 @@ def make_card(cfg, val_mean_f1: Optional[float] = None) -> dict:
         "val_split": cfg.data.split,
         "val_mean_f1": None if val_mean_f1 is None else round(float(val_mean_f1), 6),
     }
+    if getattr(cfg.model, "intensity", False):  # the intensity head: its AUs; the run's validation ICC when known
+        card["intensity_au_names"] = list(cfg.model.intensity_au_names or names)
+        card["val_mean_icc"] = None
     if synth:
         card["note"] = SYNTHAU_NOTE
     card.update(run_settings(cfg.model, cfg.eval, cfg.data.crop))
@@ -85,9 +90,16 @@ def read_card(path: str) -> Optional[dict]:
     return read_checkpoint_contents(path).json(CARD_KEY)
 
 
-def format_card(card: Optional[dict], au_names: Sequence[str], crop: str) -> str:
-    """Two or three lines for stderr: what the model predicts, what it was trained on, and the SynthAU note."""
+def format_card(
+    card: Optional[dict], au_names: Sequence[str], crop: str, intensity_au_names: Sequence[str] = ()
+) -> str:
+    """Two to four lines for stderr: what the model predicts (and, with the intensity head, for which AUs it gives
+    intensities and their validation mean ICC), what it was trained on, and the SynthAU note."""
     lines = [f"# model: {len(au_names)} AUs ({', '.join(au_names)}), face crop {crop}"]
+    if intensity_au_names:
+        icc = (card or {}).get("val_mean_icc")
+        score = f"validation mean ICC(3,1) {icc:.3f}" if isinstance(icc, (int, float)) else "no validation ICC"
+        lines.append(f"# intensity (0-5): {len(intensity_au_names)} AUs ({', '.join(intensity_au_names)}); {score}")
     if not card or "dataset" not in card:  # none, or only how to run it (a file not written by the trainer)
         lines.append("# model card: none (a file from before model cards: ABAW AUs, ArcFace five-point crops)")
         return "\n".join(lines)

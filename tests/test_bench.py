@@ -134,6 +134,10 @@ def test_bench_quick_tiny_framework_rows(tmp_path, capsys):
     assert len(report["heads"]) == 2 * len(frameworks)  # forward and train per framework
     for row in report["heads"]:
         assert row["heads_cost"] == round(row["aunet_s"] / row["backbone_s"] - 1.0, 3)
+    (head,) = report["intensity_head"]  # MindSpore forward, with the intensity head vs without
+    assert (head["framework"], head["mode"], head["batch"]) == ("mindspore", "forward", 8)
+    assert head["intensity_cost"] == round(head["intensity_s"] / head["aunet_s"] - 1.0, 3)
+    assert "| with intensity head s | without s | intensity head cost |" in stdout
     assert len(report["ratios"]) == (2 if has_torch else 0)
     for ratio in report["ratios"]:
         # the report rounds ratios to 3 decimals: compare with the same rounding

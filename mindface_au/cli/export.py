@@ -76,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     keys = ("batch_size", "input_size", "output", "out_dim", "max_abs_diff_vs_mindspore", "int8")
+    keys += ("intensity_au_names", "max_abs_diff_intensity_vs_mindspore")  # a model with the intensity head only
     print(json.dumps({"out": args.out, "format": args.format, **{k: info[k] for k in keys if k in info}}))
     return 0

@@ -1,8 +1,10 @@
-"""`Predictor`: AU probabilities from a checkpoint (.ckpt), a MindIR file or an ONNX file, for Python users.
+"""`Predictor`: AU probabilities (and intensities, for a model with the intensity head) from a checkpoint (.ckpt),
+a MindIR file or an ONNX file, for Python users.
 
     from mindface_au import Predictor
     predictor = Predictor("runs/synthau/best.ckpt")           # or model.mindir, model.onnx
     probs = predictor.predict_images([cv2.imread("face.jpg")])  # (N, C), C = len(predictor.au_names); NaN: no face
+    probs, intensities = predictor.predict_images(images, intensity=True)  # + (N, K) 0-5, K = intensity_au_names
     rows = predictor.predict_video("clip.mp4")                  # one dict per frame and face (the CSV columns)
 
 The model is loaded by `mindface_au.inference.loader.load_inference_model` (the loader `eval`, `predict`,
@@ -12,7 +14,7 @@ model's own input size and normalisation, so every format gives the same numbers
 """
 
 import sys
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from mindface_au.errors import UserError
 from mindface_au.inference.loader import InferenceModel, load_inference_model
 
 __all__ = ["Predictor"]
+
+Outputs = Union[np.ndarray, Tuple[np.ndarray, Optional[np.ndarray]]]  # probabilities, or (probabilities, intensities)
 
 
 class Predictor:
@@ -35,7 +39,9 @@ class Predictor:
         threads: ONNX Runtime threads (0 = all cores).
         show_card: print the model card (AU set, face crop, what it was trained on) to stderr on start.
 
-    Attributes include `au_names` (the output columns), `card` (the model card dict, or None), `crop` and `file`
+    Attributes include `au_names` (the output columns), `intensity_au_names` (the intensity head's columns, 0-5;
+    empty for a model without the head: its `intensity=True` results give None), `card` (the model card dict, or
+    None), `crop` and `file`
     (what the model-file reader read: preprocessing, evaluation settings, sha256; mindface_au.inference.model_file).
     """
 
@@ -61,6 +67,7 @@ class Predictor:
         self.kind = model.kind
         self.device = model.device
         self.au_names = list(model.au_names)
+        self.intensity_au_names = list(model.intensity_au_names)
         self.card = model.card
         self.crop = model.crop
         if show_card:
@@ -85,20 +92,33 @@ class Predictor:
 
     predict_array = predict
 
-    def predict_faces(self, crops: Sequence[np.ndarray], rgb: bool = False) -> np.ndarray:
-        """Aligned face crops (BGR uint8 unless `rgb`) -> (N, C) probabilities, columns `self.au_names`."""
-        return self.predict(preprocess_faces(crops, self.face_input, rgb=rgb))
+    def predict_outputs(self, x: np.ndarray, pad: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """(N, 3, S, S) normalised float32 -> (probabilities (N, C), intensities (N, K) on the 0-5 scale, columns
+        `self.intensity_au_names`, or None for a model without the intensity head)."""
+        return self.model.predict_outputs(x, pad=pad)
+
+    def predict_faces(self, crops: Sequence[np.ndarray], rgb: bool = False, intensity: bool = False) -> Outputs:
+        """Aligned face crops (BGR uint8 unless `rgb`) -> (N, C) probabilities, columns `self.au_names`; with
+        `intensity`, (probabilities, intensities) as `predict_outputs` gives them."""
+        x = preprocess_faces(crops, self.face_input, rgb=rgb)
+        return self.predict_outputs(x) if intensity else self.predict(x)
 
     def predict_images(
-        self, images: Iterable[np.ndarray], aligned: bool = False, detector: str = "mtcnn", rgb: bool = False
-    ) -> np.ndarray:
-        """Whole images (BGR uint8 unless `rgb`) -> (N, C) probabilities of the largest face in each.
+        self,
+        images: Iterable[np.ndarray],
+        aligned: bool = False,
+        detector: str = "mtcnn",
+        rgb: bool = False,
+        intensity: bool = False,
+    ) -> Outputs:
+        """Whole images (BGR uint8 unless `rgb`) -> (N, C) probabilities of the largest face in each; with
+        `intensity`, (probabilities, intensities (N, K) or None without the head).
 
         Rows are NaN where no face was found. `aligned=True` treats each image as an aligned face crop.
         """
         images = list(images)
         if aligned:
-            return self.predict_faces(images, rgb=rgb)
+            return self.predict_faces(images, rgb=rgb, intensity=intensity)
         from mindface_au.inference.faces import create_detector
 
         det = create_detector(detector)
@@ -111,12 +131,19 @@ class Predictor:
                 crops.append(det.crop(bgr, face, self.input_size))
                 where.append(i)
         out = np.full((len(images), len(self.au_names)), np.nan, dtype=np.float32)
+        heads = np.full((len(images), len(self.intensity_au_names)), np.nan, dtype=np.float32)
         if crops:
-            out[where] = self.predict_faces(crops)
-        return out
+            probs, intensities = self.predict_faces(crops, intensity=True)
+            out[where] = probs
+            if intensities is not None:
+                heads[where] = intensities
+        if not intensity:
+            return out
+        return out, (heads if self.intensity_au_names else None)
 
     def predict_video(self, path: str, threshold: Optional[float] = None, **options) -> List[dict]:
-        """Rows ({column: value}, the `detect` CSV columns) for every processed frame and face of a video, image or
+        """Rows ({column: value}, the `detect` CSV columns, with its AUxx_intensity columns for a model with the
+        intensity head) for every processed frame and face of a video, image or
         folder; the 0/1 columns at `threshold` (None: the threshold the model file was validated with).
 
         `options` go to `mindface_au.inference.detect.iter_detections` (aligned, detector, all_faces,

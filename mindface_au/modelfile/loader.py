@@ -4,6 +4,7 @@
     model = load_inference_model("model.mindir")     # nn.GraphCell (fixed batch inside: padded and sliced)
     model = load_inference_model("model.onnx")       # ONNX Runtime (pip install "mindface-au[onnx]")
     probs = model.predict(x)                          # float32 (N, 3, S, S) normalised -> (N, C)
+    probs, intensities = model.predict_outputs(x)     # with the intensity head: (N, K) in [0, 5], else None
 
 The file is opened once, by the model-file reader (mindface_au.modelfile.reader: `read_model_file`), and
 `model.file` is what it read: model config, card, preprocessing, evaluation settings, sha256.
@@ -23,7 +24,7 @@ file's input size or AU set is refused.
 """
 
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,7 +32,13 @@ from mindface_au.au_sets import default_au_names
 from mindface_au.config import Config, ModelConfig
 from mindface_au.errors import UserError
 from mindface_au.model_card import default_crop, format_card, parse_crop
-from mindface_au.modelfile.metadata import MODEL_INFO_KEY, is_backbone, model_metadata, output_width
+from mindface_au.modelfile.metadata import (
+    MODEL_INFO_KEY,
+    intensity_names,
+    is_backbone,
+    model_metadata,
+    output_width,
+)
 from mindface_au.modelfile.reader import (
     ONNX_EXTRA,
     ModelFile,
@@ -119,12 +126,14 @@ def inference_network(net, model_cfg: ModelConfig):
 
 # ------------------------------------------------------------------------------------------------ the model
 class InferenceModel:
-    """A loaded model: `predict` maps float32 (N, 3, S, S) normalised faces, any N >= 1, to (N, out_dim).
+    """A loaded model: `predict` maps float32 (N, 3, S, S) normalised faces, any N >= 1, to (N, out_dim);
+    `predict_outputs` gives the intensity head's (N, K) beside them (None without the head).
 
     Attributes: path, backend ("mindspore" | "mindir" | "onnxruntime"), kind ("ckpt" | "mindir" | "onnx"),
     model_config, face_input (size, mean, std), input_size, out_dim, batch_size (largest forward pass),
     fixed_batch (True when the graph has one batch size: inputs are padded and sliced), device, au_names (the
-    AUs of the output columns; [] for a backbone), card (the model card dict, None for a file from before cards),
+    AUs of the output columns; [] for a backbone), intensity_au_names (the AUs of the intensity head's columns,
+    `predict_outputs`; [] without the head), card (the model card dict, None for a file from before cards),
     crop (the face crop it expects, "<method>@<size>": arcface5 = five-point ArcFace alignment, box, other).
     """
 
@@ -153,6 +162,7 @@ class InferenceModel:
         self.fixed_batch = bool(fixed_batch)
         self.device = "CPU"
         self.au_names = [] if is_backbone(model_config) else list(default_au_names(model_config.au_names))
+        self.intensity_au_names = intensity_names(model_config)  # the intensity head's AUs; [] without the head
         self.card = card if isinstance(card, dict) else None  # what the model was trained on (model_card.py)
         self.crop = file.crop if file is not None else (self.card or {}).get("crop") or default_crop(self.input_size)
         self._checked = False
@@ -175,7 +185,7 @@ class InferenceModel:
 
     def card_text(self) -> str:
         """The model card as printed on start by eval, detect and Predictor (stderr)."""
-        text = format_card(self.card, self.au_names, self.crop)
+        text = format_card(self.card, self.au_names, self.crop, self.intensity_au_names)
         if self.file is not None and any(k.startswith("preprocessing.") for k in self.file.defaults):
             spec = self.face_input
             text += (
@@ -184,11 +194,18 @@ class InferenceModel:
             )
         return text
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - implemented by each backend
+    def _run(self, batch: np.ndarray) -> Sequence[np.ndarray]:  # pragma: no cover - implemented by each backend
+        """The graph's outputs for one batch: (probabilities or embedding,) or (probabilities, intensities)."""
         raise NotImplementedError
 
     def predict(self, x: np.ndarray, pad: bool = False) -> np.ndarray:
-        """(N, 3, S, S) float32 -> (N, out_dim) float32, in forward passes of at most `batch_size`.
+        """(N, 3, S, S) float32 -> (N, out_dim) float32 (probabilities, or a backbone's embedding); see
+        `predict_outputs`, which also gives the intensity head's output."""
+        return self.predict_outputs(x, pad)[0]
+
+    def predict_outputs(self, x: np.ndarray, pad: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """(N, 3, S, S) float32 -> (probabilities (N, out_dim), intensities (N, K) in [0, 5] or None), float32, in
+        forward passes of at most `batch_size`; K = len(intensity_au_names), None for a model without the head.
 
         A fixed-batch graph (MindIR) pads every pass to its batch; a checkpoint pads too when more than one pass is
         needed or `pad` is set (streams), so its GRAPH-mode network compiles for one shape only; ONNX Runtime
@@ -200,26 +217,44 @@ class InferenceModel:
                 f"{self.path}: input of shape {x.shape}, expected (N, 3, {self.input_size}, {self.input_size})"
             )
         n = x.shape[0]
+        width = len(self.intensity_au_names)
         if n == 0:
-            return np.zeros((0, self.out_dim), dtype=np.float32)
+            return np.zeros((0, self.out_dim), np.float32), (np.zeros((0, width), np.float32) if width else None)
         padded = self.fixed_batch or (self.backend == "mindspore" and (pad or n > self.batch_size))
         step = self.batch_size if (padded or n > self.batch_size) else n
-        outs = []
+        probs, intensities = [], []
         for start in range(0, n, step):
             chunk = x[start : start + step]
             real = chunk.shape[0]
             if padded and real < step:
                 chunk = np.concatenate([chunk, np.zeros((step - real,) + chunk.shape[1:], np.float32)])
-            out = np.asarray(self._run(chunk), dtype=np.float32)
+            outs = self._run(chunk)
             if not self._checked:
-                if out.ndim != 2 or out.shape[1] != self.out_dim:
-                    raise UserError(
-                        f"{self.path}: the graph outputs shape {out.shape}, expected (N, {self.out_dim}) for "
-                        f"{self.model_config.name}; the file does not match its metadata"
-                    )
-                self._checked = True
-            outs.append(out[:real])
-        return np.concatenate(outs)
+                self._check_outputs(outs)
+            probs.append(np.asarray(outs[0], dtype=np.float32)[:real])
+            if width:
+                intensities.append(np.asarray(outs[1], dtype=np.float32)[:real])
+        return np.concatenate(probs), (np.concatenate(intensities) if width else None)
+
+    def _check_outputs(self, outs: Sequence[np.ndarray]) -> None:
+        """One line naming the file when the graph's outputs are not what its metadata says (checked once)."""
+        expected = [("probabilities" if self.au_names else "embedding", self.out_dim)]
+        if self.intensity_au_names:
+            expected.append(("intensity", len(self.intensity_au_names)))
+        if len(outs) != len(expected):
+            raise UserError(
+                f"{self.path}: the graph has {len(outs)} output(s), expected {len(expected)} "
+                f"({', '.join(name for name, _ in expected)}) for {self.model_config.name}; "
+                "the file does not match its metadata"
+            )
+        for (name, width), out in zip(expected, outs):
+            shape = np.shape(out)
+            if len(shape) != 2 or shape[1] != width:
+                raise UserError(
+                    f"{self.path}: the graph's {name} output has shape {tuple(shape)}, expected (N, {width}) for "
+                    f"{self.model_config.name}; the file does not match its metadata"
+                )
+        self._checked = True
 
     def describe(self) -> str:
         extra = f", batch {self.batch_size} fixed" if self.fixed_batch else ""
@@ -234,12 +269,12 @@ class _MindSporeModel(InferenceModel):
         super().__init__(mf.path, backend, mf.model_config, batch_size, fixed, mf.card, mf)
         self.net = net
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> Sequence[np.ndarray]:
         import mindspore as ms
 
-        out = self.net(ms.Tensor(batch)).asnumpy()
+        out = self.net(ms.Tensor(batch))
         reclaim_signal_handlers()  # MindSpore re-arms its own SIGINT handler at every graph run (utils/guard.py)
-        return out
+        return [o.asnumpy() for o in out] if isinstance(out, (tuple, list)) else [out.asnumpy()]
 
 
 class _OnnxModel(InferenceModel):
@@ -251,8 +286,8 @@ class _OnnxModel(InferenceModel):
         options = self.session.get_session_options()
         self.threads = int(options.intra_op_num_threads)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
+    def _run(self, batch: np.ndarray) -> Sequence[np.ndarray]:
+        return self.session.run(None, {self.input_name: batch})
 
     def describe(self) -> str:
         return super().describe()[:-1] + f", {self.threads} threads)"
@@ -289,10 +324,14 @@ def _load_onnx(mf: ModelFile, batch_size: int) -> InferenceModel:
     size = model_cfg.input_size
     if len(shape) != 4 or shape[1:] != [3, size, size]:
         raise UserError(f"{path}: graph input shape {shape}, expected [batch, 3, {size}, {size}] (model.input_size)")
-    out_shape = list(outputs[0].shape)
-    width = output_width(model_cfg)
-    if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != width):
-        raise UserError(f"{path}: graph output shape {out_shape}, expected [batch, {width}] for {model_cfg.name}")
+    widths = [output_width(model_cfg)] + ([len(intensity_names(model_cfg))] if intensity_names(model_cfg) else [])
+    for output, width in zip(outputs, widths):  # the count is the reader's check (metadata against graph)
+        out_shape = list(output.shape)
+        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != width):
+            raise UserError(
+                f"{path}: graph output shape {out_shape}, expected [batch, {width}] for {model_cfg.name} "
+                f"(output {output.name})"
+            )
     fixed = isinstance(shape[0], int) and shape[0] > 0
     return _OnnxModel(mf, shape[0] if fixed else batch_size, fixed)
 

@@ -9,24 +9,30 @@ model-file reader (mindface_au.modelfile.reader: `parse_metadata`, `stored_setti
     au_names (AU networks: the AUs of the output columns), card (the model card, None for an older checkpoint),
     crop, eval (prob_k, label_k, threshold it was validated with; None: not known)
 
+and, for a model with the intensity head only (model.intensity), intensity_au_names (the AUs of its columns) and
+outputs ["probabilities", "intensity"]: the graph's two outputs, in that order (the reader refuses a file whose
+graph has another number of outputs than its metadata says),
+
 and what an exporter adds (max_abs_diff_vs_mindspore, the int8 report).
 """
 
 import dataclasses
 import json
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
+from mindface_au.au_sets import default_au_names
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
 from mindface_au.model_card import default_crop
 from mindface_au.models.registry import face_input
 
 __all__ = ["MODEL_INFO_KEY", "FORMAT_VERSION", "is_backbone", "output_width", "model_metadata"]
-__all__ += ["encode_metadata", "parse_metadata", "stored_settings"]
+__all__ += ["intensity_names", "OUTPUT_NAMES", "encode_metadata", "parse_metadata", "stored_settings"]
 
 MODEL_INFO_KEY = "mindface_au"  # MindIR user_info / ONNX metadata_props key of the JSON metadata
 FORMAT_VERSION = 1
+OUTPUT_NAMES = ("probabilities", "intensity")  # the graph outputs of a model with the intensity head, in order
 
 
 def is_backbone(model_cfg: ModelConfig) -> bool:
@@ -37,6 +43,14 @@ def is_backbone(model_cfg: ModelConfig) -> bool:
 def output_width(model_cfg: ModelConfig) -> int:
     """The width of the network's output: its embedding for a bare backbone, one column per AU otherwise."""
     return int(model_cfg.embedding_size if is_backbone(model_cfg) else model_cfg.num_classes)
+
+
+def intensity_names(model_cfg: ModelConfig) -> List[str]:
+    """The AUs of the intensity head's output columns (model.intensity_au_names, empty = model.au_names, as the
+    network reads it); [] for a model without the head (and for a bare backbone)."""
+    if is_backbone(model_cfg) or not model_cfg.intensity:
+        return []
+    return list(model_cfg.intensity_au_names or default_au_names(model_cfg.au_names))
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -66,6 +80,9 @@ def model_metadata(model_cfg: ModelConfig, batch_size: Optional[int], source: st
     }
     if not backbone:
         info["au_names"] = list(model_cfg.au_names or AU_NAMES)
+    if intensity_names(model_cfg):  # a model with the intensity head: a second output, its own AU list
+        info["intensity_au_names"] = intensity_names(model_cfg)
+        info["outputs"] = list(OUTPUT_NAMES)
     card = extra.pop("card", None)
     info["card"] = card  # the model card (model_card.py) of the source checkpoint; None for an older one
     info["crop"] = spec.get("crop") or (card or {}).get("crop") or default_crop(size)

@@ -33,7 +33,14 @@ from mindface_au.config import Config, EvalConfig, ModelConfig, load_config, sec
 from mindface_au.data.transforms import FaceInput
 from mindface_au.errors import UserError, param
 from mindface_au.model_card import CARD_KEY, default_crop
-from mindface_au.modelfile.metadata import MODEL_INFO_KEY, is_backbone, parse_metadata, stored_settings
+from mindface_au.modelfile.metadata import (
+    MODEL_INFO_KEY,
+    OUTPUT_NAMES,
+    intensity_names,
+    is_backbone,
+    parse_metadata,
+    stored_settings,
+)
 from mindface_au.models.registry import face_input
 from mindface_au.utils.cpus import available_cpus
 
@@ -74,6 +81,11 @@ class ModelFile:
     def au_names(self) -> List[str]:
         """The AUs of the output columns ([] for a bare backbone)."""
         return [] if self.is_backbone else list(default_au_names(self.model_config.au_names))
+
+    @property
+    def intensity_au_names(self) -> List[str]:
+        """The AUs of the intensity head's output columns ([] for a model without the head)."""
+        return intensity_names(self.model_config)
 
     @property
     def sha256(self) -> str:
@@ -215,6 +227,12 @@ def onnx_session(path: str, threads: int = 0, device: str = "auto"):
         raise UserError(f"{path}: not a readable ONNX model ({first[:200]})") from exc
 
 
+def _mindir_width(output) -> int:
+    """How many tensors one MindIR graph output holds: a tuple (a model with the intensity head) counts its items."""
+    attr = output.attr_info
+    return len(attr.values) if output.denotation == "Tuple" or attr.type == attr.TUPLE else 1
+
+
 def _open_mindir(path: str, device: str):
     import mindspore as ms
 
@@ -226,11 +244,12 @@ def _open_mindir(path: str, device: str):
         with mindspore_safe_path(path, copy_in=True) as readable:  # MindSpore refuses spaces / non-ASCII paths
             proto = ms.load_mindir(readable)
             raw = dict(proto.user_info).get(MODEL_INFO_KEY, "")
+            outputs = sum(_mindir_width(o) for o in proto.graph.output)
             graph = ms.load(readable)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{path}: not a readable MindIR file ({first})") from exc
-    return graph, raw
+    return graph, raw, outputs
 
 
 def _read_ckpt(path: str, config) -> ModelFile:
@@ -256,13 +275,35 @@ def _read_ckpt(path: str, config) -> ModelFile:
     return _record(path, "ckpt", model_cfg, card, card or {}, params=contents.params)
 
 
-def _read_export(path: str, kind: str, info: dict, handle) -> ModelFile:
+def _check_outputs(path: str, info: dict, model_cfg: ModelConfig, outputs: int) -> None:
+    """Refuse an export whose metadata's AU lists contradict its model config, or whose graph has another number
+    of outputs than they say (an intensity head: probabilities and intensity; else one)."""
+    heads = intensity_names(model_cfg)
+    stored = {"au_names": [] if is_backbone(model_cfg) else list(default_au_names(model_cfg.au_names))}
+    stored["intensity_au_names"] = heads
+    for key, expected in stored.items():
+        if info.get(key) and info[key] != expected:  # absent or empty: a file from before it was stored
+            raise UserError(
+                f"{path}: metadata {key} {_describe(info[key])} differs from its model config's ({_describe(expected)})"
+            )
+    wanted = len(OUTPUT_NAMES) if heads else 1
+    if outputs != wanted:
+        names = ", ".join(OUTPUT_NAMES[:wanted]) if not is_backbone(model_cfg) else "embedding"
+        raise UserError(
+            f"{path}: the graph has {outputs} output(s), but its metadata expects {wanted} ({names}"
+            + (f"; intensity AUs {_describe(heads)}" if heads else "")
+            + "); the file does not match its metadata"
+        )
+
+
+def _read_export(path: str, kind: str, info: dict, handle, outputs: int) -> ModelFile:
     model_cfg = section_from_dict("model", info["model"], f"{path}: metadata")
     if info["input_size"] != model_cfg.input_size:
         raise UserError(
             f"{path}: metadata input_size {info['input_size']} differs from its model config's "
             f"model.input_size {model_cfg.input_size}"
         )
+    _check_outputs(path, info, model_cfg, outputs)
     card, stored = stored_settings(info)
     return _record(path, kind, model_cfg, card, stored, info=info, handle=handle)
 
@@ -292,9 +333,10 @@ def read_model_file(path: str, config=None, device: str = "auto", threads: int =
     if ext == ".onnx":
         session = onnx_session(path, threads, device)
         raw = session.get_modelmeta().custom_metadata_map.get(MODEL_INFO_KEY, "")
-        return _read_export(path, "onnx", parse_metadata(raw, path, "ONNX"), session)
-    graph, raw = _open_mindir(path, device)
-    return _read_export(path, "mindir", parse_metadata(raw, path, "MindIR"), graph)
+        info = parse_metadata(raw, path, "ONNX")
+        return _read_export(path, "onnx", info, session, len(session.get_outputs()))
+    graph, raw, outputs = _open_mindir(path, device)
+    return _read_export(path, "mindir", parse_metadata(raw, path, "MindIR"), graph, outputs)
 
 
 # ------------------------------------------------------------------------------------------------ a run's config

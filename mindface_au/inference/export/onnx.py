@@ -5,7 +5,8 @@
 - int8 (`quantize="int8"`): onnxruntime.quantization, QDQ format, per-channel int8 weights and uint8
   activations, calibrated on aligned face crops (`calibration_crops`: a folder, or SynthAU frames rendered on the
   fly). Per-channel DequantizeLinear needs opset 13, so the float32 graph is converted first. The result reports
-  the int8 file's speed against the float32 file and its largest difference on crops not used for calibration.
+  the int8 file's speed against the float32 file and its largest difference on crops not used for calibration
+  (`max_diff`; with the intensity head also `max_intensity_diff`, on the 0-5 scale).
 """
 
 import os
@@ -17,8 +18,15 @@ import numpy as np
 
 from mindface_au.config import ModelConfig
 from mindface_au.errors import UserError, param
-from mindface_au.inference.export.checks import checked_diff
-from mindface_au.inference.metadata import MODEL_INFO_KEY, encode_metadata, model_metadata, output_width
+from mindface_au.inference.export.checks import record_diffs
+from mindface_au.inference.metadata import (
+    MODEL_INFO_KEY,
+    OUTPUT_NAMES,
+    encode_metadata,
+    intensity_names,
+    model_metadata,
+    output_width,
+)
 from mindface_au.inference.model_file import ONNX_EXTRA, onnx_session
 from mindface_au.utils import guard
 from mindface_au.utils.io import atomic_path
@@ -53,7 +61,7 @@ def _session(path: str):
     return onnx_session(path, 0, "CPU")
 
 
-def _write_float(inference_net, size: int, batch: int, path: str, output_name: str) -> None:
+def _write_float(inference_net, size: int, batch: int, path: str, output_names: list) -> None:
     import mindspore as ms
 
     dummy = ms.Tensor(np.zeros((batch, 3, size, size), np.float32))
@@ -63,7 +71,7 @@ def _write_float(inference_net, size: int, batch: int, path: str, output_name: s
             dummy,
             file_name=path,
             input_names=["input"],
-            output_names=[output_name],
+            output_names=list(output_names),
             dynamic_axes={"input": {0: "batch"}},
         )
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/TypeError for unsupported ops
@@ -164,12 +172,15 @@ def calibration_crops(spec, calib: Optional[str] = None, frames: int = 256, held
 
 
 def _int8_report(float_session, int8_session, held: np.ndarray, batch_size: int, calibration: str) -> dict:
-    """The int8 file against the float32 one: largest difference on `held`, median time of one batch each."""
-    int8_out = int8_session.run(None, {"input": held})[0]
-    diff = float(np.abs(int8_out - float_session.run(None, {"input": held})[0]).max())
+    """The int8 file against the float32 one: largest difference on `held` (of each output: probabilities or
+    embedding, and the intensity head's), median time of one batch each."""
+    int8_outs = int8_session.run(None, {"input": held})
+    float_outs = float_session.run(None, {"input": held})
+    diffs = [float(np.abs(a - b).max()) for a, b in zip(int8_outs, float_outs)]
+    diff = diffs[0]
     timing = np.ascontiguousarray(held[: max(1, min(batch_size, len(held)))])
     t_float, t_int8 = _median_seconds(float_session, timing), _median_seconds(int8_session, timing)
-    return {
+    report = {
         "scheme": "static QDQ, per-channel int8 weights, uint8 activations (onnxruntime.quantization)",
         "opset": QUANT_OPSET,
         "calibration": calibration,
@@ -180,6 +191,9 @@ def _int8_report(float_session, int8_session, held: np.ndarray, batch_size: int,
         "time_ratio_int8_vs_float32": round(t_int8 / t_float, 3) if t_float > 0 else None,
         "timed_batch": int(timing.shape[0]),
     }
+    if len(diffs) > 1:  # the intensity head's output, on the 0-5 scale
+        report["max_intensity_diff"] = round(diffs[1], 6)
+    return report
 
 
 def write_onnx(
@@ -193,7 +207,9 @@ def write_onnx(
 ) -> dict:
     """Write inference network `run_net` (loader.inference_network) to ONNX file `out` (dynamic batch axis,
     traced at `batch_size`); returns its metadata (`meta`: source, card, settings, as `model_metadata` takes
-    them) plus `max_abs_diff_vs_mindspore`.
+    them) plus `max_abs_diff_vs_mindspore`. A model with the intensity head has two outputs, "probabilities"
+    and "intensity" (metadata.OUTPUT_NAMES), both checked (`max_abs_diff_intensity_vs_mindspore`); a model
+    without it keeps its one output "probs" ("embedding" for a bare backbone).
 
     `quantize="int8"` takes `calibration` = (calibration crops, held-out crops, their description), as
     `calibration_crops` returns them (normalised float32 (N, 3, S, S)): it calibrates on the first and compares
@@ -203,21 +219,22 @@ def write_onnx(
 
     onnx = onnx_modules()
     size = int(model_cfg.input_size)
-    output_name = "embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"
+    output_names = ["embedding" if output_width(model_cfg) != model_cfg.num_classes else "probs"]
+    if intensity_names(model_cfg):  # the intensity head: a second output, both named as the metadata says
+        output_names = list(OUTPUT_NAMES)
     info = model_metadata(model_cfg, None, **meta)
     calib_images, held_out_images, calib_source = calibration or (None, None, "")
     check = np.random.default_rng(0).normal(0, 1, (min(batch_size, 4), 3, size, size)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="mindface_au_export_") as work:
         float_path = os.path.join(work, "float32.onnx")
         with guard.writing(float_path):  # the temporary folder may be on another (full) disk
-            _write_float(run_net, size, batch_size, float_path, output_name)
+            _write_float(run_net, size, batch_size, float_path, output_names)
             model = onnx.load(float_path)
             _set_metadata(model, info)
             onnx.save(model, float_path)
-        reference = run_net(ms.Tensor(check)).asnumpy()
+        reference = run_net(ms.Tensor(check))
         float_session = _session(float_path)
-        got = float_session.run(None, {"input": check})[0]
-        info["max_abs_diff_vs_mindspore"] = checked_diff(got, reference, out)
+        record_diffs(info, float_session.run(None, {"input": check}), reference, out)  # every output
         if not quantize:
             with atomic_path(out) as tmp:
                 onnx.save(model, tmp)
