@@ -76,7 +76,7 @@ def test_config_rules():
     with pytest.raises(UserError, match="train.best_metric: got 'map', expected f1 or icc"):
         load_config(None, ["train.best_metric=map"])
     with pytest.raises(UserError, match="name that model file in train.init_checkpoint"):
-        load_config(None, ["model.intensity=true", "train.intensity_only=true"])
+        load_config(None, ["data.format=disfa", "model.intensity=true", "train.intensity_only=true"])
     bp4d = load_config(None, ["data.format=bp4d", "model.intensity=true"])
     assert bp4d.model.intensity_au_names == ["AU6", "AU10", "AU12", "AU14", "AU17"]
     disfa = load_config(None, ["data.format=disfa", "model.intensity=true"])
@@ -95,7 +95,10 @@ def test_intensity_loss_against_numpy():
 
 
 def test_joint_loss_splits_the_label_columns():
-    cfg = load_config(None, ["model.intensity=true", "model.intensity_au_names=[AU6, AU12]", "loss.intensity_weight=2"])
+    cfg = load_config(
+        None,
+        ["data.format=bp4d", "model.intensity=true", "model.intensity_au_names=[AU6, AU12]", "loss.intensity_weight=2"],
+    )
     loss = create_loss(cfg.loss, cfg.model)
     assert isinstance(loss, OccurrenceIntensityLoss)
     rng = np.random.default_rng(1)
@@ -122,7 +125,7 @@ def test_graph_mode_training_step_moves_the_head():
     ms.set_context(mode=ms.GRAPH_MODE)
     cfg = _cfg(intensity=True, intensity_au_names=["AU6", "AU12"])
     net = create_model_from_config(cfg)
-    full = load_config(None, ["model.intensity=true", "model.intensity_au_names=[AU6, AU12]"])
+    full = load_config(None, ["data.format=bp4d", "model.intensity=true", "model.intensity_au_names=[AU6, AU12]"])
     full.model = dataclasses.replace(cfg)
     rng = np.random.default_rng(2)
     images = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
