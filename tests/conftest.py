@@ -16,6 +16,14 @@ from mindface_au.utils.device import init_context  # noqa: E402
 init_context("CPU", "graph")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test on the trained tiny run is a system test (it waits for a `mindface-au train` run): marked slow, so the
+    fast lane (`make test-fast`, -m "not slow") trains nothing."""
+    for item in items:
+        if "trained_tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def cli():
     """helpers.run_cli: `python -m mindface_au ARGS` in a subprocess."""
