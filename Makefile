@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q --durations=25 tests
 
-# test-fast: the suite without the end-to-end tests marked slow (pytest -m "not slow")
+# test-fast: the suite without the system tests marked slow (pytest -m "not slow"): no training run, no msrun
 test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m "not slow" --durations=10 tests
 

@@ -14,25 +14,9 @@ import shutil
 import sys
 
 import numpy as np
+from helpers import load_tiny_config, tiny_aunet  # tests/ is on sys.path: pytest's, or this script's folder
 
 BATCH = 4
-TINY_MODEL = [
-    "model.widths=[8, 16, 16, 32]",
-    "model.layers=[1, 1, 1, 1]",
-    "model.input_size=32",
-    "model.embedding_size=16",
-    "model.head_dim=16",
-    "model.fusion_heads=4",
-    "model.lrp_reduction=4",
-    "model.backbone_checkpoint=",
-]
-
-
-def tiny_config(config=None, overrides=()):
-    """A config (packaged name, path or None for the defaults) at tiny widths, plus `overrides`."""
-    from mindface_au.config import load_config
-
-    return load_config(config, [*TINY_MODEL, "data.image_size=0", *overrides])
 
 
 def build_step(cfg, device="CPU", world_size=1):
@@ -116,17 +100,15 @@ def main(out_dir, kinds):
             from mindface_au.engine.distributed import init_distributed
 
             _, world = init_distributed()
-            train_one_step(tiny_config(), world_size=world)
+            train_one_step(load_tiny_config(), world_size=world)
         else:
-            train_one_step(tiny_config(None, [f"train.amp_level={kind}"]))
+            train_one_step(load_tiny_config(None, [f"train.amp_level={kind}"]))
             _collect(out_dir, kind)
         print(f"compiled {kind}", flush=True)
 
 
 def create_tiny_net():
-    from mindface_au.models import create_model_from_config
-
-    return create_model_from_config(tiny_config().model)
+    return tiny_aunet()
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_AUNET
+from helpers import tiny_overrides
 
 from mindface_au.au_sets import BP4D_AUS, DISFA_AUS
 from mindface_au.config import load_config
 from mindface_au.data.synthau import write_synthau
 from mindface_au.errors import UserError
 
-TINY = [f"model.{k}={v!r}" if isinstance(v, str) else f"model.{k}={v}" for k, v in TINY_AUNET.items()]
+TINY = tiny_overrides()
 
 
 def bp4d_config(tmp_path):

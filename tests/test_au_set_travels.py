@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_AUNET, run_cli_in_process, write_random_crops
+from helpers import TINY_AUNET, run_cli_in_process, write_random_crops
 
 from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS
 from mindface_au.data import disfa

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_AUNET
+from helpers import TINY_AUNET
 
 from mindface_au.au_sets import ABAW_AUS, BP4D_AUS, DISFA_AUS, KNOWN_AU_SETS, au_number, au_set, au_set_of
 from mindface_au.config import AU_NAMES, ModelConfig, load_config, validate_model_config

@@ -6,7 +6,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
+from helpers import TINY_LAYERS, TINY_WIDTHS, tiny_aunet, tiny_model_config, tiny_overrides
 from mindspore import nn
 
 from mindface_au.config import AU_NAMES, CONFIG_DIR, LossConfig, ModelConfig, load_config
@@ -19,13 +19,7 @@ from mindface_au.models.graph import AUClassifier, AUNodeFeatures, AURelationGra
 from mindface_au.models.lrp import LANet, LocalRegionPerception
 
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "affwild2", "*.yaml")))
-TINY = TINY_AUNET
-TINY_OVERRIDES = [f"model.{k}={v}" for k, v in TINY.items()]
 EPS = 1e-5
-
-
-def tiny_cfg(**kwargs) -> ModelConfig:
-    return ModelConfig(**{**TINY, **kwargs})
 
 
 def randomise(cell: nn.Cell, seed: int = 0) -> None:
@@ -201,7 +195,7 @@ def test_transformer_fusion_matches_pytorch():
     ids=["baseline", "lrp-only", "arl", "fixed", "transformer"],
 )
 def test_return_all_parts_are_consistent(switches):
-    cfg = tiny_cfg(**switches)
+    cfg = tiny_model_config(**switches)
     net = create_model_from_config(cfg, return_all=True)
     net.set_train(False)
     logits, backbone_logits, au_logits, weight, attention = (t.asnumpy() for t in net(ms.Tensor(rand(2, 3, 32, 32))))
@@ -267,7 +261,7 @@ def test_ablation_config_builds_and_trains(path):
     assert bool(cfg.model.backbone_checkpoint) == (not os.path.basename(path).startswith(("table3_1", "table3_2")))
     assert cfg.loss.bce and cfg.loss.circle == (not os.path.basename(path).startswith("table3_1"))
 
-    tiny = load_config(path, TINY_OVERRIDES)
+    tiny = load_config(path, tiny_overrides())
     net = create_model_from_config(tiny.model)
     groups = net.param_groups()
     assert {k: bool(v) for k, v in groups.items()} == _switch_groups(tiny.model)
@@ -297,7 +291,7 @@ def test_full_network_trains_with_mixed_precision(amp):
     import mindspore.dataset as ds
     from mindspore.train import Model
 
-    net = create_model_from_config(tiny_cfg())
+    net = tiny_aunet()
     before = net.fusion.weight_token.asnumpy().copy()
     data = ds.NumpySlicesDataset(
         {"image": rand(4, 3, 32, 32), "label": np.eye(12, dtype=np.float32)[:4]}, shuffle=False
@@ -318,7 +312,7 @@ def test_backbone_checkpoint_is_loaded(tmp_path):
     randomise(backbone, 12)
     path = str(tmp_path / "glint_tiny.ckpt")
     save_checkpoint_atomic(backbone, path)
-    net = create_model_from_config(tiny_cfg(backbone_checkpoint=path))
+    net = tiny_aunet(backbone_checkpoint=path)
     own = dict(net.parameters_and_names())
     for name, param in backbone.parameters_and_names():
         np.testing.assert_array_equal(own["backbone." + name].asnumpy(), param.asnumpy(), err_msg=name)
@@ -327,12 +321,12 @@ def test_backbone_checkpoint_is_loaded(tmp_path):
 def test_backbone_checkpoint_errors_name_the_file(tmp_path):
     missing = str(tmp_path / "nope.ckpt")
     with pytest.raises(UserError, match="nope.ckpt: checkpoint not found"):
-        create_model_from_config(tiny_cfg(backbone_checkpoint=missing))
+        tiny_aunet(backbone_checkpoint=missing)
     wrong = create_iresnet("iresnet18", widths=[8, 16, 16, 48], layers=TINY_LAYERS, embedding_size=16, input_size=32)
     path = str(tmp_path / "wrong.ckpt")
     save_checkpoint_atomic(wrong, path)
     with pytest.raises(UserError, match=r"wrong.ckpt: checkpoint does not fit the model \(.*shape mismatch"):
-        create_model_from_config(tiny_cfg(backbone_checkpoint=path))
+        tiny_aunet(backbone_checkpoint=path)
 
 
 @pytest.mark.parametrize(
@@ -351,7 +345,7 @@ def test_backbone_checkpoint_errors_name_the_file(tmp_path):
 )
 def test_bad_model_config_is_one_line_user_error(overrides, key):
     with pytest.raises(UserError) as info:  # load_config checks the model section; the builder checks it again
-        create_model_from_config(load_config(None, TINY_OVERRIDES + overrides).model)
+        create_model_from_config(load_config(None, tiny_overrides() + overrides).model)
     assert key in str(info.value) and "\n" not in str(info.value)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import cv2
 import pytest
-from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS
+from helpers import TINY_LAYERS, TINY_WIDTHS, tiny_set_args
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
 
@@ -398,16 +398,12 @@ def test_bench_deploy_and_detect_tiny(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------- mindface-au bench
-def _tiny_sets():
-    return [arg for key, value in TINY_AUNET.items() for arg in ("--set", f"model.{key}={json.dumps(value)}")]
-
-
 def test_installed_bench_times_each_backend_in_turns(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from mindface_au.cli import main
 
     out = tmp_path / "times.json"
-    args = ["bench", *_tiny_sets(), "--batch-size", "3", "--repeats", "2", "--threads", "1", "--device", "CPU"]
+    args = ["bench", *tiny_set_args(), "--batch-size", "3", "--repeats", "2", "--threads", "1", "--device", "CPU"]
     assert main([*args, "--backend", "mindspore", "--backend", "onnx", "--json", str(out)]) == 0
     stdout = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -434,7 +430,7 @@ def test_installed_bench_times_each_backend_in_turns(tmp_path, capsys):
 def test_installed_bench_errors_name_the_flag(args, culprit, capsys):
     from mindface_au.cli import main
 
-    assert main(["bench", *_tiny_sets(), *args]) == 2
+    assert main(["bench", *tiny_set_args(), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("mindface-au bench: error:") and culprit in err[-1]
 

@@ -13,7 +13,7 @@ import logging
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS, run_cli
+from helpers import TINY_AUNET, TINY_LAYERS, TINY_WIDTHS, run_cli
 from test_convert import (
     FIXTURE_EMBEDDING,
     FIXTURE_PTH,

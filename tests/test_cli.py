@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 import mindface_au
 from mindface_au.cli import COMMANDS
@@ -61,14 +61,7 @@ def test_image_size_follows_model_input_size_and_rejects_a_mismatch(tmp_path):
 
 def _cli_in(cwd, *args):
     """run_cli from another working directory (relative config paths resolve there)."""
-    return subprocess.run(
-        [sys.executable, "-m", "mindface_au", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=str(cwd),
-        env=dict(os.environ, GLOG_v="3"),
-    )
+    return run_cli(*args, timeout=300, cwd=cwd)
 
 
 def test_config_names_resolve_and_an_existing_file_path_wins(tmp_path, monkeypatch):
@@ -167,7 +160,7 @@ def test_launch_writes_the_worker_logs_under_the_run_output(tmp_path):
 
     import cv2
     import numpy as np
-    from conftest import TINY_AUNET, run_cli_in_process
+    from helpers import TINY_AUNET, run_cli_in_process
 
     from mindface_au.config import ModelConfig
     from mindface_au.models import create_model_from_config

@@ -17,7 +17,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_LAYERS, TINY_WIDTHS, run_cli
+from helpers import TINY_LAYERS, TINY_WIDTHS, run_cli, run_cli_without
 
 from mindface_au.config import load_config
 from mindface_au.convert import convert_checkpoint, read_torch_file, read_torch_state_dict, torch_to_mindspore
@@ -141,11 +141,7 @@ def assert_one_line_failure(proc, out_path, *needles):
 
 def run_cli_without_torch(*args):
     """`mindface-au ARGS` in a process where `import torch` fails, as on a machine without PyTorch."""
-    code = "import sys; sys.modules['torch'] = None; from mindface_au.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = dict(os.environ, GLOG_v="3")
-    return subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, timeout=900
-    )
+    return run_cli_without("torch", *args)
 
 
 def fixture_state():

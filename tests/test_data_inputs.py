@@ -8,7 +8,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from helpers import TINY_AUNET, run_cli
 
 from mindface_au.au_sets import BP4D_AUS, DISFA_AUS
 from mindface_au.config import DataConfig, load_config
@@ -282,7 +282,7 @@ def test_check_folds_refuses_before_training_the_first_fold(tmp_path):
 
 def test_cv_checks_every_fold_before_the_first_one_trains(tmp_path):
     """`mindface-au cv` refuses fold2 (no test subject) before fold1 trains: one line, exit 2, no run folder."""
-    from conftest import run_cli_in_process
+    from helpers import run_cli_in_process
 
     for subject in ("F001", "F007"):
         write(f"{tmp_path}/AUCoding/AU_OCC/{subject}_T1.csv", BP4D_HEADER + "\n" + bp4d_row(1) + "\n")

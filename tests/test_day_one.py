@@ -5,20 +5,17 @@ convention (results on stdout, progress and logs on stderr)."""
 import os
 import re
 import shlex
-import subprocess
-import sys
 
 import cv2
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS, run_cli, run_cli_in_process
+from helpers import run_cli, run_cli_in_process, tiny_overrides
 
 from mindface_au.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # tiny sizes appended to a pasted training command (the network, one short epoch)
 TINY = [
-    f"model.widths={TINY_WIDTHS}", f"model.layers={TINY_LAYERS}", "model.input_size=32", "model.embedding_size=16",
-    "model.head_dim=16", "model.fusion_heads=2", "model.lrp_num=2", "model.lrp_reduction=4", "train.epochs=1",
+    *tiny_overrides(name=None, backbone_checkpoint=None), "train.epochs=1",
     "train.warmup_epochs=0", "train.steps_per_epoch=2", "train.val_interval=1", "data.batch_size=8",
     "data.eval_batch_size=32", "data.val_max_frames=64", "data.num_workers=1", "data.sample_rate=0.5",
 ]  # fmt: skip
@@ -38,10 +35,7 @@ def _command(line: str, prefix: str) -> list:
 
 def _paste(argv, cwd, extra=()):
     """Run a pasted command as a user would (a subprocess in `cwd`)."""
-    return subprocess.run(
-        [sys.executable, "-m", "mindface_au", *argv, *extra], cwd=cwd, capture_output=True, text=True, timeout=900,
-        env=dict(os.environ, GLOG_v="3", PYTHONPATH=ROOT),
-    )  # fmt: skip
+    return run_cli(*argv, *extra, cwd=cwd, env={"PYTHONPATH": ROOT})
 
 
 def _synth(fmt: str, out) -> str:

@@ -14,7 +14,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from helpers import TINY_AUNET, cli_env, run_cli, tiny_overrides
 from matplotlib import cbook
 
 from mindface_au.config import AU_NAMES, ModelConfig, load_config
@@ -378,7 +378,7 @@ def test_aligned_reproduces_predict(media, tmp_path):
 
     root = str(tmp_path / "synthau")
     generate(root, videos=2, frames=12, seed=0)
-    overrides = [f"model.{k}={v}" for k, v in TINY.items() if k != "backbone_checkpoint"]
+    overrides = tiny_overrides()
     overrides += [f"data.root={root}", "data.image_size=32", "data.eval_batch_size=8", "data.num_workers=1"]
     cfg = load_config(None, overrides)
     result = predict(cfg, [media["ckpt"]], str(tmp_path / "pred"), split="val", device="CPU", save_probs=True)
@@ -514,9 +514,7 @@ def test_memory_stays_flat_on_long_videos(media, tmp_path, backend):
         )
         args = ["detect", "--input", video, "--output", out, "--ckpt", model, "--aligned"]
         args += ["--prob-k", "8", "--no-progress", "--device", "CPU"]
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=dict(os.environ, GLOG_v="3")
-        )
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=cli_env())
         assert proc.returncode == 0, proc.stderr
         with open(out) as handle:
             assert sum(1 for _ in handle) == frames + 1

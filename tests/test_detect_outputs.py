@@ -17,7 +17,7 @@ import textwrap
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params, run_cli, run_cli_in_process
+from helpers import TINY_AUNET, randomise_params, run_cli, run_cli_in_process
 
 import mindface_au.inference.detect.run as run_mod
 from mindface_au.errors import UserError

@@ -11,13 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli, run_cli_in_process
+from helpers import TINY_AUNET, run_cli, run_cli_in_process
 
 from mindface_au.data.synthau.clips import scene_video
 from mindface_au.errors import UserError
@@ -276,12 +275,11 @@ def test_launch_detect_two_shards_equal_one_run_and_merge_summaries(media, tmp_p
         writer.release()
     (videos / "broken.mp4").write_bytes(b"\x00not a video" * 50)
     out = tmp_path / "sharded"
-    cmd = [
-        sys.executable, "-m", "mindface_au", "launch", "--workers", "2", f"--port={_free_port()}",
-        f"--log-dir={tmp_path / 'logs'}", "--", "detect", "--input", str(videos), "--out", str(out),
-        "--model", media["ckpt"], "--device", "CPU", "--all-faces", "--no-progress", "--batch-size", "8",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, GLOG_v="3"))
+    proc = run_cli(
+        "launch", "--workers", "2", f"--port={_free_port()}", f"--log-dir={tmp_path / 'logs'}", "--",
+        "detect", "--input", videos, "--out", out, "--model", media["ckpt"], "--device", "CPU", "--all-faces",
+        "--no-progress", "--batch-size", "8", timeout=600,
+    )  # fmt: skip
     logs = {n: open(tmp_path / "logs" / n).read()[-1500:] for n in os.listdir(tmp_path / "logs")}
     assert proc.returncode == 1, proc.stdout[-1500:] + proc.stderr[-1500:] + str(logs)  # the broken video
     shard_files = sorted(n for n in os.listdir(out) if n.startswith("summary-shard-"))

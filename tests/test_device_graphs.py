@@ -23,7 +23,8 @@ import sys
 
 import numpy as np
 import pytest
-from device_graphs_worker import tiny_config, train_one_step  # noqa: I100 - tests/ is on sys.path under pytest
+from device_graphs_worker import train_one_step  # noqa: I100 - tests/ is on sys.path under pytest
+from helpers import load_tiny_config
 
 from mindface_au.config import TRAIN_PRELU_FORMS, packaged_configs
 from mindface_au.engine.optim import OPTIMIZERS
@@ -101,7 +102,7 @@ def test_every_accepted_value_is_carried_by_a_recipe_and_every_recipe_is_listed(
 
 @pytest.mark.parametrize("recipe", sorted(RECIPE_SETTINGS))
 def test_recipe_compiles_one_training_step_on_cpu(recipe):
-    cfg = tiny_config(recipe, RECIPE_SETTINGS[recipe])
+    cfg = load_tiny_config(recipe, RECIPE_SETTINGS[recipe])
     if cfg.train.sync_bn:
         # refused on CPU (and GPU) for its documented reason only: nn.SyncBatchNorm declares Ascend
         with pytest.raises(UserError, match=r"^config key train.sync_bn: nn.SyncBatchNorm runs on Ascend only"):
@@ -118,7 +119,7 @@ def test_recipe_compiles_one_training_step_on_cpu(recipe):
 
 
 def test_adamw_with_amp_on_cpu_is_refused_for_the_fixed_loss_scale_only():
-    cfg = tiny_config("affwild2/table3_4_arl", ["train.optimizer=adamw", "train.amp_level=O2"])
+    cfg = load_tiny_config("affwild2/table3_4_arl", ["train.optimizer=adamw", "train.amp_level=O2"])
     with pytest.raises(UserError, match=r"^config key train.optimizer: adamw takes no loss scale, and amp_level O2"):
         resolve_runtime(cfg.train, "CPU", 1, 4)
     assert resolve_runtime(cfg.train, "GPU", 1, 4).loss_scale == "dynamic"
@@ -245,7 +246,7 @@ def test_float16_checkpoint_loads_for_eval_detect_and_export_on_cpu(tmp_path):
     O2/O3 steps; the float16 file is the case a user brings."""
     import dataclasses
 
-    from conftest import randomise_params
+    from helpers import randomise_params
 
     from mindface_au.engine.evaluator import load_model
     from mindface_au.inference.export import export_model
@@ -253,7 +254,7 @@ def test_float16_checkpoint_loads_for_eval_detect_and_export_on_cpu(tmp_path):
     from mindface_au.models import create_model_from_config
     from mindface_au.models.checkpoint import save_checkpoint_atomic
 
-    cfg = tiny_config()
+    cfg = load_tiny_config()
     net = randomise_params(create_model_from_config(cfg.model), seed=3)
     norm = ("moving_mean", "moving_variance", "gamma", "beta")  # BatchNorm / LayerNorm stay float32
     half = {

@@ -11,12 +11,11 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
-from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
+from helpers import run_cli, tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 BATCH = 4  # per rank
 
@@ -79,12 +78,10 @@ def test_shards_are_disjoint_and_cover_the_epoch_sample(world):
 
 
 def _launch(tmp_path, logs, *train_args):
-    cmd = [
-        sys.executable, "-m", "mindface_au", "launch", "--workers", "2", f"--port={_free_port()}",
-        f"--log-dir={tmp_path / logs}", "--", *map(str, train_args), "--device", "CPU",
-    ]  # fmt: skip
-    env = dict(os.environ, GLOG_v="3")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=str(tmp_path))
+    proc = run_cli(
+        "launch", "--workers", "2", f"--port={_free_port()}", f"--log-dir={tmp_path / logs}", "--", *train_args,
+        "--device", "CPU", cwd=tmp_path,
+    )  # fmt: skip
     found = {n: open(tmp_path / logs / n).read() for n in os.listdir(tmp_path / logs) if n.endswith(".log")}
     assert proc.returncode == 0, (
         proc.stdout[-1500:] + proc.stderr[-1500:] + str({k: v[-1500:] for k, v in found.items()})

@@ -6,7 +6,7 @@ import stat
 import sys
 
 import pytest
-from conftest import run_cli  # noqa: I100 - tests/ is on sys.path under pytest
+from helpers import run_cli  # noqa: I100 - tests/ is on sys.path under pytest
 
 from mindface_au.engine import doctor
 

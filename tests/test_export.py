@@ -12,7 +12,7 @@ import re
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params, run_cli, run_cli_in_process, write_random_crops
+from helpers import TINY_AUNET, randomise_params, run_cli, run_cli_in_process, write_random_crops
 
 from mindface_au.config import AU_NAMES, ModelConfig
 from mindface_au.errors import UserError
@@ -144,8 +144,8 @@ def _last_json(proc) -> dict:
 def release(tmp_path_factory, tiny_synthau):
     """A run folder as training leaves it (config.yaml; best.ckpt; resume.ckpt with Momentum state and counters)
     for a tiny network on a tiny SynthAU set, and its release written by the CLI from best.ckpt."""
+    from helpers import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
     from mindspore import nn
-    from test_train import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
     from mindface_au.config import load_config
     from mindface_au.engine.run_dir import RunDirectory

@@ -3,7 +3,7 @@
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
+from helpers import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
 
 from mindface_au.models import create_model, list_models
 from mindface_au.models.iresnet import IRESNET_LAYERS, PReLU, create_iresnet, fuse_for_inference, set_prelu_form

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_AUNET, run_cli, run_cli_in_process
+from helpers import TINY_AUNET, run_cli, run_cli_in_process
 
 from mindface_au.config import Config, EvalConfig, ModelConfig, load_config
 from mindface_au.errors import UserError
@@ -59,9 +59,10 @@ def test_training_checkpoint_carries_its_settings_and_is_read_once(trained_tiny_
 
     mf = read_model_file(trained_tiny_run.best_ckpt)
     assert mf.defaults == ()  # the trainer wrote preprocessing and evaluation settings
-    assert mf.eval == EvalConfig(threshold=0.5, prob_k=2, label_k=1)  # conftest.tiny_config's
-    assert (mf.input_size, mf.preprocessing.mean, mf.preprocessing.std) == (112, (0.5,) * 3, (0.5,) * 3)
-    assert mf.crop == "arcface5@112" and mf.card["dataset"] == "SynthAU"
+    assert mf.eval == EvalConfig(threshold=0.5, prob_k=2, label_k=1)  # helpers.tiny_config's
+    size = TINY_AUNET["input_size"]  # helpers.tiny_config's model
+    assert (mf.input_size, mf.preprocessing.mean, mf.preprocessing.std) == (size, (0.5,) * 3, (0.5,) * 3)
+    assert mf.crop == f"arcface5@{size}" and mf.card["dataset"] == "SynthAU"
     with open(trained_tiny_run.best_ckpt, "rb") as handle:
         assert mf.sha256 == hashlib.sha256(handle.read()).hexdigest()
     resume = read_model_file(os.path.join(trained_tiny_run.run, "checkpoints", "resume.ckpt"))
@@ -231,7 +232,7 @@ def test_bench_times_the_file_network(small_model):
 
 
 def test_detect_refuses_a_contradicting_set(small_model, tmp_path):
-    from conftest import write_random_crops
+    from helpers import write_random_crops
 
     faces = write_random_crops(str(tmp_path / "faces"), 2, size=32)
     out = tmp_path / "au.csv"

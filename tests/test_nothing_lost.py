@@ -11,7 +11,7 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-from conftest import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
+from helpers import TINY_AUNET, popen_cli, tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
 from mindface_au.cli import main
 from mindface_au.errors import UserError
@@ -39,8 +39,6 @@ def one_line(err: str) -> str:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from conftest import TINY_AUNET
-
     from mindface_au.config import ModelConfig
     from mindface_au.models import create_model_from_config
     from mindface_au.models.checkpoint import save_checkpoint_atomic
@@ -386,11 +384,7 @@ def test_library_names_the_config_key_not_a_flag(files, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ signals
 def _popen_cli(*args):
-    import sys
-
-    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "mindface_au", *map(str, args)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return popen_cli(*args, env={"PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(predicate, proc, timeout=240.0):
@@ -467,8 +461,6 @@ def test_sigterm_to_launch_reaches_every_worker(tmp_path, capsys, monkeypatch):
 
 def test_train_interrupted_after_a_graph_ran_is_resumable(tmp_path):
     import signal
-
-    from test_train import tiny_config
 
     from mindface_au.data.synthau import generate
 

@@ -9,7 +9,7 @@ import os
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli, run_cli_in_process, write_random_crops
+from helpers import TINY_AUNET, run_cli, run_cli_in_process, run_cli_without, write_random_crops
 
 from mindface_au.config import ModelConfig
 
@@ -311,20 +311,12 @@ def test_wrong_onnx_files_fail_on_one_line_without_csv(files, tmp_path, kind):
 
 
 def test_missing_onnxruntime_names_the_extra(files, tmp_path):
-    code = (
-        "import sys\nsys.modules['onnxruntime'] = None\nfrom mindface_au.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    import subprocess
-    import sys
-
     out = str(tmp_path / "o.csv")
     args = ["detect", "--input", str(tmp_path), "--output", out, "--ckpt", files["onnx"], "--aligned"]
     import cv2
 
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=dict(os.environ, GLOG_v="3"))  # fmt: skip
+    proc = run_cli_without("onnxruntime", *args)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and 'pip install "mindface-au[onnx]"' in lines[0], proc.stderr
     assert not os.path.exists(out)

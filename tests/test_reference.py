@@ -3,7 +3,7 @@
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
+from helpers import TINY_LAYERS, TINY_WIDTHS, random_faces, randomise_params
 
 
 def test_torch_twin_matches_mindspore_aunet():

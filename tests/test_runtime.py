@@ -3,6 +3,7 @@
 import mindspore as ms
 import numpy as np
 import pytest
+from helpers import tiny_aunet
 from mindspore import nn
 
 from mindface_au.config import TrainConfig, load_config
@@ -143,15 +144,6 @@ def test_freeze_batchnorm_uses_running_statistics_in_training():
 # ---------------------------------------------------------------- sync_bn and amp_level O1
 
 
-def _tiny_aunet():
-    from conftest import TINY_AUNET  # noqa: I100 - tests/ is on sys.path under pytest
-
-    from mindface_au.config import ModelConfig
-    from mindface_au.models import create_model_from_config
-
-    return create_model_from_config(ModelConfig(**TINY_AUNET))
-
-
 def test_sync_bn_swapped_network_has_no_duplicate_parameters():
     """train.sync_bn's swap on the real network: the SequentialCells run only the new layers.
 
@@ -163,7 +155,7 @@ def test_sync_bn_swapped_network_has_no_duplicate_parameters():
     """
     from mindface_au.engine.distributed import sync_batchnorm
 
-    net = _tiny_aunet()
+    net = tiny_aunet()
     names = sorted(p.name for p in net.get_parameters())
     swapped = sync_batchnorm(net)
     assert swapped > 0
@@ -240,7 +232,7 @@ def test_amp_o1_writes_its_generated_modules_to_a_temporary_folder(tmp_path, mon
     from mindface_au.engine.runtime import amp_rewrite_folder
 
     monkeypatch.chdir(tmp_path)
-    net = _tiny_aunet()
+    net = tiny_aunet()
     with amp_rewrite_folder("O1") as folder:
         from mindspore.train.amp import auto_mixed_precision
 
@@ -268,7 +260,7 @@ def test_sync_bn_stays_float32_under_amp(amp_level):
 
     from mindface_au.engine.distributed import sync_batchnorm
 
-    net = _tiny_aunet()
+    net = tiny_aunet()
     assert sync_batchnorm(net) > 0
     auto_mixed_precision(net, amp_level)
     syncs = [c for _, c in net.cells_and_names() if isinstance(c, nn.SyncBatchNorm)]

@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli_in_process
+from helpers import run_cli_in_process
 from sklearn.metrics import f1_score
 
 from mindface_au.config import AU_NAMES, DataConfig

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_AUNET
+from helpers import TINY_AUNET
 
 from mindface_au.data.synthau.clips import moving_video, scene_video
 from mindface_au.inference.detect import detect

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_LAYERS, TINY_WIDTHS, tiny_config
+from helpers import TINY_LAYERS, TINY_WIDTHS, cli_env, popen_cli, tiny_config, tiny_set_args
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,9 @@ def test_resume_after_kill_matches_uninterrupted_run(synth, tmp_path, cli):
     full = cli("train", "--config", config, "--out", tmp_path / "full", "--device", "CPU")
     assert full.returncode == 0, full.stderr[-2000:]
 
-    env = dict(os.environ, GLOG_v="3")
-    cmd = [sys.executable, "-m", "mindface_au", "train", "--config", config, "--out", str(tmp_path / "cut")]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = popen_cli(
+        "train", "--config", config, "--out", tmp_path / "cut", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = tmp_path / "cut" / "checkpoints" / "resume.ckpt"
     deadline = time.time() + 600
     while not state.exists() and proc.poll() is None and time.time() < deadline:
@@ -187,7 +187,7 @@ def test_resume_mid_epoch_from_a_step_checkpoint_matches_uninterrupted_run(train
     cut = tmp_path / "cut"
     proc = subprocess.run(
         [sys.executable, "-c", _INTERRUPT, config, str(cut), str(saved + 1)],
-        capture_output=True, text=True, timeout=900, env=dict(os.environ, GLOG_v="3"),
+        capture_output=True, text=True, timeout=900, env=cli_env(),
     )  # fmt: skip
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"step {saved} (epoch 2 step {saved - steps})" in proc.stderr
@@ -266,8 +266,7 @@ def test_cv_collects_best_epochs_and_prints_table1(tmp_path):
 def test_demo_end_to_end_small(tmp_path, cli):
     out = tmp_path / "demo"
     proc = cli(
-        "demo", "--out", out, "--videos", "6", "--frames", "60", "--device", "CPU",
-        "--set", f"model.widths={TINY_WIDTHS}", "--set", "model.head_dim=16", "--set", "model.fusion_heads=2",
+        "demo", "--out", out, "--videos", "6", "--frames", "60", "--device", "CPU", *tiny_set_args(),
         "--set", "train.epochs=1", "--set", "data.batch_size=8", "--set", "data.num_workers=1",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

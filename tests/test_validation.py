@@ -156,7 +156,7 @@ def test_an_empty_validation_part_is_refused_and_val_interval_0_means_no_validat
 def test_train_with_an_empty_validation_part_stops_at_start(cli, tmp_path):
     """Issue 26 item 4: every validation label uncoded: one line, exit 2, before any epoch (today: "validation: 0
     frames", F1 0.00 and "new best checkpoint (mean F1 0.00)")."""
-    from conftest import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
+    from helpers import tiny_config  # noqa: I100 - tests/ is on sys.path under pytest
 
     from mindface_au.data.synthau import generate
 

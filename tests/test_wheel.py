@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 import yaml
-from conftest import TINY_WIDTHS
+from helpers import cli_env, run_cli, tiny_set_args
 
 import mindface_au
 
@@ -48,10 +48,10 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     work = tmp_path / "work"  # neither the checkout nor the source copy
     work.mkdir()
     pythonpath = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = dict(os.environ, PYTHONPATH=pythonpath, GLOG_v="3")
+    env = cli_env({"PYTHONPATH": pythonpath})
 
     def cli(*args):
-        return _run([sys.executable, "-m", "mindface_au", *map(str, args)], cwd=str(work), env=env)
+        return run_cli(*args, check=True, cwd=work, env={"PYTHONPATH": pythonpath})
 
     where = _run([sys.executable, "-c", "import mindface_au; print(mindface_au.__file__)"], cwd=str(work), env=env)
     assert where.stdout.strip() == str(site / "mindface_au" / "__init__.py")
@@ -63,8 +63,7 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     assert str(site / "mindface_au" / "__main__.py") in launch
 
     cli(
-        "demo", "--out", "demo", "--videos", "4", "--frames", "30", "--device", "CPU",
-        "--set", f"model.widths={TINY_WIDTHS}", "--set", "model.head_dim=16", "--set", "model.fusion_heads=2",
+        "demo", "--out", "demo", "--videos", "4", "--frames", "30", "--device", "CPU", *tiny_set_args(),
         "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2", "--set", "data.batch_size=8",
         "--set", "data.num_workers=1",
     )  # fmt: skip

@@ -5,7 +5,7 @@ import hashlib
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_LAYERS, TINY_WIDTHS
+from helpers import TINY_LAYERS, TINY_WIDTHS
 
 import mindface_au.models.aunet  # noqa: F401  (registers aunet_*)
 from mindface_au.config import AU_NAMES
@@ -123,7 +123,7 @@ def test_model_table_rows_and_markdown(monkeypatch):
 
 def test_models_table_shows_which_weights_exist_and_how_to_make_the_others(tmp_path):
     """No weights ship: `models --table` says which files are in --weights-dir and how to make each missing one."""
-    from conftest import run_cli
+    from helpers import run_cli
 
     from mindface_au.models.zoo import weights_status
 
