@@ -18,7 +18,7 @@ import tempfile
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, run_cli
+from helpers import TINY_AUNET, run_cli
 
 import mindface_au.inference.detect.run as run_mod
 from mindface_au.errors import UserError

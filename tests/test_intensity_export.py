@@ -9,7 +9,7 @@ import json
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET, randomise_params
+from helpers import TINY_AUNET, randomise_params
 
 from mindface_au.config import ModelConfig, validate_model_config
 from mindface_au.errors import UserError
@@ -289,7 +289,7 @@ def test_bench_measures_the_intensity_head_cost():
     import os
     import sys
 
-    from conftest import TINY_LAYERS, TINY_WIDTHS
+    from helpers import TINY_LAYERS, TINY_WIDTHS
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/ is not installed
     from benchmarks import measure

@@ -5,7 +5,7 @@ import dataclasses
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import TINY_AUNET
+from helpers import TINY_AUNET
 from mindspore import nn
 
 from mindface_au.config import ModelConfig, load_config, validate_model_config

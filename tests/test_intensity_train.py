@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_AUNET
+from helpers import TINY_AUNET
 
 from mindface_au.data.video import Video
 from mindface_au.errors import UserError
@@ -252,7 +252,7 @@ def _save(net, path, model_cfg):
 
 
 def _randomise(net, seed):
-    from conftest import randomise_params
+    from helpers import randomise_params
 
     return randomise_params(net, seed)
 
@@ -510,7 +510,7 @@ def test_eval_prints_and_json_carries_intensity(tmp_path, monkeypatch, cli_in_pr
 def test_train_refuses_an_init_checkpoint_of_another_network(tiny_synthau, tmp_path, cli):
     """`mindface-au train` with train.init_checkpoint of another architecture: one line naming both, exit 2, and
     no run directory written."""
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     path = _save(_net(intensity=False), tmp_path / "other.ckpt", _model_cfg())  # head_dim 16, lrp_num 4
     config = tiny_config(tiny_synthau, tmp_path / "c.yaml", init_checkpoint=path)
