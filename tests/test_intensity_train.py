@@ -512,12 +512,13 @@ def test_train_refuses_an_init_checkpoint_of_another_network(tiny_synthau, tmp_p
     no run directory written."""
     from helpers import tiny_config
 
-    path = _save(_net(intensity=False), tmp_path / "other.ckpt", _model_cfg())  # head_dim 16, lrp_num 4
+    other = dict(input_size=64)  # the config trains the tiny network at 32 px
+    path = _save(_net(intensity=False, **other), tmp_path / "other.ckpt", _model_cfg(**other))
     config = tiny_config(tiny_synthau, tmp_path / "c.yaml", init_checkpoint=path)
     run = tmp_path / "run"
     proc = cli("train", "--config", config, "--out", run, "--device", "CPU")
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert f"error: {path}: train.init_checkpoint is aunet_iresnet18 on " in last
-    assert last.endswith("no head: the architectures differ (model.input_size 32 in the file, 112 in the config)")
+    assert last.endswith("no head: the architectures differ (model.input_size 64 in the file, 32 in the config)")
     assert not run.exists()
