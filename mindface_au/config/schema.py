@@ -79,7 +79,8 @@ class DataConfig:
     color_jitter: float = 0.4  # brightness/contrast/saturation strength; 0 disables
     batch_size: int = 256
     eval_batch_size: int = 256
-    num_workers: int = 2
+    num_workers: int = 2  # decode and batch workers of the data pipeline (threads, or processes: process_workers)
+    process_workers: bool = False  # pipeline workers are processes (python_multiprocessing), not threads
     val_max_frames: int = 0  # 0 = all validation frames
 
 

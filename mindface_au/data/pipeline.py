@@ -20,9 +20,12 @@ operations; the colour jitter (brightness, then contrast about the mean luma, th
 luma, in float, rounded half up) is computed as one affine map per image (`jitter_transform`, one `cv2.transform`),
 which changes float rounding only: a pixel is at most 1 of 255 from the step-by-step value, on fewer than 0.01 % of
 the values (tested). Every epoch has the same number of batches, as `Model.train` needs. Keying the augmentation by
-epoch makes a resumed run see exactly the images an uninterrupted run sees. `process_workers=True` runs the reader
-and the batch stage in worker processes (`python_multiprocessing`), the usual choice on Ascend hosts; the table and
-`BatchImages` are picklable for that.
+epoch makes a resumed run see exactly the images an uninterrupted run sees. `process_workers` (`data.process_workers`)
+runs the reader and the batch stage in processes (`python_multiprocessing`), the usual choice on Ascend hosts; the
+table and `BatchImages` are picklable for that. There is one reader either way (a thread, or one process), and
+`data.num_workers` decode and batch workers: the reader does little per image (about 0.2 ms), while several
+reader processes on a 2-core host made the pipeline 2-3x slower (docs/clusters.md); every device's training process
+has its own reader.
 
 Eval: all frames with an image in video/frame order, no augmentation; columns image, label, video_index (index
 into the list of videos given) and frame_index (0-based position in that video's `frame_ids`). Test frames
@@ -402,7 +405,7 @@ def create_train_dataset(
     flip_prob: float = 0.5,
     max_steps: int = 0,
     skip_steps: int = 0,
-    process_workers: bool = False,
+    process_workers: Optional[bool] = None,
     face=None,
 ):
     """Training batches ("image" float32 (B,3,S,S), "label" float32 (B,C), -1 = not coded; (B, C + K) when the
@@ -412,7 +415,8 @@ def create_train_dataset(
     `max_steps` caps the batches per epoch (`train.steps_per_epoch`); `skip_steps` leaves out the first batches
     of every epoch (the rest of an interrupted epoch, for resuming mid-epoch). `dataset.epoch_sampler` is the
     EpochSampler (its `accounting` counts the frames trained and dropped). `process_workers`: the reader and the
-    batch stage (`BatchImages`) run in worker processes instead of threads (see the module docstring). `face`: the
+    batch stage (`BatchImages`) run in processes instead of threads (see the module docstring); None =
+    data.process_workers. `face`: the
     model's FaceInput (its mean/std normalise the images; None: the default model's).
     """
     if world_size < 1 or not 0 <= rank < world_size:
@@ -446,7 +450,8 @@ def create_train_dataset(
             f"per epoch{' per rank' if world_size > 1 else ''}; lower it or raise data.sample_rate"
         )
     workers = _workers(data_cfg)
-    dataset = _reader(source, ["image", "label", "augment"], workers, process_workers, sampler=sampler)
+    process_workers = _process_workers(data_cfg, process_workers)
+    dataset = _reader(source, ["image", "label", "augment"], process_workers, sampler=sampler)
     dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
     dataset = dataset.batch(
         data_cfg.batch_size, drop_remainder=True, num_parallel_workers=workers, python_multiprocessing=process_workers,
@@ -459,13 +464,18 @@ def create_train_dataset(
     return dataset
 
 
-def _reader(source: FrameTable, columns: List[str], workers: int, process_workers: bool, **kwargs):
-    """The GeneratorDataset over `source`: one reader thread (it reads bytes, the map stages decode; several
-    GeneratorDataset threads contend for the GIL and were 5x slower), or `workers` processes."""
+def _process_workers(data_cfg, process_workers: Optional[bool]) -> bool:
+    """The explicit argument, else data.process_workers (False for configs from before the key)."""
+    return bool(getattr(data_cfg, "process_workers", False) if process_workers is None else process_workers)
+
+
+def _reader(source: FrameTable, columns: List[str], process_workers: bool, **kwargs):
+    """The GeneratorDataset over `source`: one reader, a thread or (process_workers) a process. It reads bytes, the
+    map stages decode; several GeneratorDataset threads contend for the GIL (5x slower), several reader processes
+    on a 2-core host were 2-3x slower than one (docs/clusters.md)."""
     return ds.GeneratorDataset(
-        source, columns, num_parallel_workers=workers if process_workers else 1,
-        python_multiprocessing=bool(process_workers), **kwargs,
-    )  # fmt: skip
+        source, columns, num_parallel_workers=1, python_multiprocessing=bool(process_workers), **kwargs
+    )
 
 
 def create_eval_dataset(
@@ -473,7 +483,7 @@ def create_eval_dataset(
     data_cfg,
     batch_size: Optional[int] = None,
     num_aus: int = 0,
-    process_workers: bool = False,
+    process_workers: Optional[bool] = None,
     face=None,
 ):
     """Evaluation batches of every frame with an image, in video/frame order (see the module docstring);
@@ -484,8 +494,9 @@ def create_eval_dataset(
     if not len(source):
         raise UserError("no frames with images to evaluate")
     workers = _workers(data_cfg)
+    process_workers = _process_workers(data_cfg, process_workers)
     columns = ["image", "label", "video_index", "frame_index", "ok"]
-    dataset = _reader(source, columns, workers, process_workers, shuffle=False)
+    dataset = _reader(source, columns, process_workers, shuffle=False)
     dataset = dataset.filter(predicate=lambda ok: bool(ok), input_columns=["ok"])
     dataset = dataset.project(columns[:4])
     dataset = dataset.map([vision.Decode()], input_columns=["image"], num_parallel_workers=workers)
