@@ -279,30 +279,16 @@ def format_table(report: Dict[str, Any]) -> str:
             lines.append(
                 f"| {r['model']} | {r['mode']} | {r['batch']} | {r['ratio']:.2f} | {alt} | {r['rss_ratio']:.2f} |"
             )
-    if report.get("heads"):
-        lines += [
-            "",
-            "| framework | model | mode | batch | AUNet s | backbone s | heads cost (same process, alternating) |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in report["heads"]:
-            if "error" in r:
-                cells = f"failed: {r['error']} | | "
-            else:
-                cells = f"{r['aunet_s']:.4f} | {r['backbone_s']:.4f} | {r['heads_cost']:+.1%}"
-            lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {cells} |")
-    if report.get("intensity_head"):
-        lines += [
-            "",
-            "| framework | model | mode | batch | with intensity head s | without s | intensity head cost |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in report["intensity_head"]:
-            if "error" in r:
-                cells = f"failed: {r['error']} | | "
-            else:
-                cells = f"{r['intensity_s']:.4f} | {r['aunet_s']:.4f} | {r['intensity_cost']:+.1%}"
-            lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {cells} |")
+    lines += _cost_table(
+        report.get("heads"),
+        "| framework | model | mode | batch | AUNet s | backbone s | heads cost (same process, alternating) |",
+        lambda r: f"{r['aunet_s']:.4f} | {r['backbone_s']:.4f} | {r['heads_cost']:+.1%}",
+    )
+    lines += _cost_table(
+        report.get("intensity_head"),
+        "| framework | model | mode | batch | with intensity head s | without s | intensity head cost |",
+        lambda r: f"{r['intensity_s']:.4f} | {r['aunet_s']:.4f} | {r['intensity_cost']:+.1%}",
+    )
     pipe = report.get("pipeline")
     if pipe is not None:
         lines.append("")
@@ -340,3 +326,15 @@ def format_table(report: Dict[str, Any]) -> str:
     if report.get("failed"):
         lines += ["", "Failed: " + "; ".join(report["failed"])]
     return "\n".join(lines)
+
+
+def _cost_table(rows, header: str, cells) -> list:
+    """The markdown lines of a same-process cost table (heads, intensity head): a row per measurement, `cells(r)`
+    its timing cells, a failed one says why; [] when there are no rows."""
+    if not rows:
+        return []
+    lines = ["", header, "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        timing = f"failed: {r['error']} | | " if "error" in r else cells(r)
+        lines.append(f"| {r['framework']} | {r['model']} | {r['mode']} | {r['batch']} | {timing} |")
+    return lines
