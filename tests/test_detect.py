@@ -483,8 +483,8 @@ def test_model_at_another_input_size_detects_at_that_size(media, tmp_path):
     header, rows = read_csv(out)
     assert [int(r[0]) for r in rows] == [1, 11, 21] and all(r[3] == "1" for r in rows)
     seen = []
-    real = predictor.model.predict
-    predictor.model.predict = lambda x, pad=False: seen.append(x.shape) or real(x, pad=pad)
+    real = predictor.model.predict_outputs
+    predictor.model.predict_outputs = lambda x, pad=False: seen.append(x.shape) or real(x, pad=pad)
     predictor.predict_video(media["video"], every=15)
     assert seen and all(shape[1:] == (3, 64, 64) for shape in seen)
 

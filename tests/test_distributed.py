@@ -204,10 +204,16 @@ def test_resume_with_another_worker_count_is_a_one_line_error(tmp_path):
     check_resume_workers(str(run), 2)
     with pytest.raises(UserError) as info:
         check_resume_workers(str(run), 1)
-    assert str(info.value) == (
-        f"--resume {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
+    expected = (
+        f"{{}} {run}: the run was trained with 2 worker(s), this run has 1; resume it with 2 (the epoch's "
         "shards, steps per epoch and learning-rate schedule count steps of 2 ranks)"
     )
+    assert str(info.value) == expected.format("resume")  # a Python caller sees the parameter
+    from mindface_au.cli.flags import FLAG_NAMES
+    from mindface_au.errors import parameter_names
+
+    with parameter_names(FLAG_NAMES):  # what the CLI prints
+        assert str(info.value) == expected.format("--resume")
 
 
 def test_launch_gives_workers_the_collective_timeouts_unless_set():

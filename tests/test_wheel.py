@@ -39,7 +39,7 @@ def test_wheel_ships_configs_and_runs_the_demo_from_another_folder(tmp_path):
     yamls = sorted(
         os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True)
     )
-    assert len(yamls) == 12 and [y for y in yamls if y not in names] == []
+    assert len(yamls) == 14 and [y for y in yamls if y not in names] == []
     assert "mindface_au/py.typed" in names  # PEP 561: type checkers use the package's annotations
     assert os.path.basename(wheel).startswith(f"mindface_au-{mindface_au.__version__}-")
 
