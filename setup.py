@@ -55,6 +55,7 @@ setup(
         # ruff and import-linter: `make lint` (pyproject.toml, setup.cfg)
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.8,<4",  # `make test` runs the suite in 2 worker processes
             "black>=24",
             "scikit-learn>=1.3,<2",
             "import-linter==2.17",
