@@ -1,32 +1,7 @@
-"""The model loader's former home: it lives in `mindface_au.modelfile.loader` (below the engine); these names stay
-importable from here."""
+"""The model loader's former home: it lives in `mindface_au.modelfile.loader` (below the engine); its public names
+stay importable from here."""
 
-from mindface_au.modelfile.loader import (
-    BACKENDS,
-    MODEL_INFO_KEY,
-    ONNX_EXTRA,
-    AUProbabilities,
-    InferenceModel,
-    build_network,
-    checkpoint_model_config,
-    inference_network,
-    is_backbone,
-    load_inference_model,
-    model_metadata,
-    output_width,
-)
+from mindface_au.modelfile import loader as _loader
+from mindface_au.modelfile.loader import *  # noqa: F403 - the same public names, listed once in modelfile.loader
 
-__all__ = [
-    "MODEL_INFO_KEY",
-    "ONNX_EXTRA",
-    "BACKENDS",
-    "InferenceModel",
-    "load_inference_model",
-    "AUProbabilities",
-    "checkpoint_model_config",
-    "is_backbone",
-    "output_width",
-    "build_network",
-    "inference_network",
-    "model_metadata",
-]
+__all__ = list(_loader.__all__)
