@@ -25,9 +25,9 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/mindface-au detect --model runs/demo/run/checkpoints/best.ckpt --input runs/demo/clips/scene.mp4 \
 		--all-faces --out runs/demo/scene.csv --report runs/demo/scene.html --overwrite
 
-# test: 2 worker processes (pytest-xdist), each test file on one worker (its module fixtures built once)
+# test: 2 worker processes (pytest-xdist); idle workers take tests from the busy one (worksteal)
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=25 tests
 
 # test-fast: the suite without the system tests marked slow (pytest -m "not slow"): no training run, no msrun
 test-fast: $(VENV)/.installed-dev
